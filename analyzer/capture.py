@@ -1,0 +1,255 @@
+"""The columnar Capture: every frame of a capture file as one row of a polars DataFrame.
+
+A reader turns a file into a :class:`Capture`. Frame bytes are never copied: each row holds the
+``offset`` and ``length`` of the frame's payload inside one buffer (usually a memory-mapped file).
+
+Payload convention (what ``offset``/``length`` point at):
+
+* HCI frames (kinds command/event/acl/sco/iso): the HCI packet *without* the H4 packet-type byte
+  and without any container pseudo-header (btsnoop record header, DLT 201 direction word, DLT 254
+  monitor header). ``kind`` carries what the H4 type byte said.
+* LE link-layer frames (ll_adv/ll_data): the LL packet starting at the 4-byte access address,
+  after any RF/sniffer pseudo-header, whose channel and RSSI go to the ``channel``/``rssi`` columns.
+  ``channel`` is the LL channel index 0-39 (37/38/39 = advertising channels).
+* monitor / unknown frames: the whole record payload.
+
+``orig_length`` is the frame's original length with the same header bytes removed, so a frame was
+truncated by the capture tool exactly when ``orig_length > length``.
+"""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+KINDS: tuple[str, ...] = (
+    "command",
+    "event",
+    "acl",
+    "sco",
+    "iso",
+    "ll_adv",
+    "ll_data",
+    "monitor",
+    "unknown",
+)
+DIRECTIONS: tuple[str, ...] = ("sent", "received", "unknown")
+
+KIND_DTYPE = pl.Enum(list(KINDS))
+DIRECTION_DTYPE = pl.Enum(list(DIRECTIONS))
+
+#: H4 packet-type byte -> kind (Core Vol 4 Part A §2). Other values are non-standard: ``unknown``.
+H4_KIND: dict[int, str] = {1: "command", 2: "acl", 3: "sco", 4: "event", 5: "iso"}
+
+FRAME_SCHEMA: dict[str, Any] = {
+    "index": pl.Int64,
+    "time_us": pl.Int64,
+    "direction": DIRECTION_DTYPE,
+    "kind": KIND_DTYPE,
+    "adapter": pl.Int32,
+    "offset": pl.Int64,
+    "length": pl.Int32,
+    "orig_length": pl.Int32,
+    "link_type": pl.Int32,
+    "channel": pl.Int16,
+    "rssi": pl.Int16,
+}
+
+# Integer codes used by readers while building columns (index into KINDS / DIRECTIONS).
+K_COMMAND, K_EVENT, K_ACL, K_SCO, K_ISO, K_LL_ADV, K_LL_DATA, K_MONITOR, K_UNKNOWN = range(9)
+D_SENT, D_RECEIVED, D_UNKNOWN = range(3)
+
+#: lookup table H4 type byte -> kind code, for vectorised classification.
+H4_KIND_CODE = np.full(256, K_UNKNOWN, dtype=np.uint8)
+for _t, _k in H4_KIND.items():
+    H4_KIND_CODE[_t] = KINDS.index(_k)
+
+
+class CaptureError(Exception):
+    """The input is not a capture we can read (the message is one line naming the reason)."""
+
+
+@dataclass
+class CaptureMeta:
+    """What a capture is, beside its frames."""
+
+    format: str  # "btsnoop", "pcap", "pcapng", "btsnooz", "packetlogger", ...
+    link_type: int | None  # btsnoop datalink or pcap link type of the (first) interface
+    link_type_name: str
+    path: str
+    size: int  # bytes on disk
+    compressed: bool = False  # gzip-compressed on disk
+    drops: int = 0  # cumulative drops reported by the container
+    filtered: bool = False  # Android filtered snoop mode (payloads cut, media dropped)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DamagedRange:
+    """A byte range the reader could not parse and skipped."""
+
+    start: int
+    end: int
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"skipped {self.end - self.start} damaged bytes at offset {self.start}"
+            f"-{self.end} ({self.reason})"
+        )
+
+
+@dataclass
+class Capture:
+    """A capture file as a columnar frame table over one byte buffer."""
+
+    meta: CaptureMeta
+    frames: pl.DataFrame
+    buffer: bytes | mmap.mmap | memoryview
+    warnings: list[str] = field(default_factory=list)
+    damaged: list[DamagedRange] = field(default_factory=list)
+    comments: dict[int, str] = field(default_factory=dict)  # frame index -> packet comment
+
+    # -- access -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.frames.height
+
+    @property
+    def data(self) -> np.ndarray:
+        """The buffer as a uint8 numpy array (no copy)."""
+        return np.frombuffer(self.buffer, dtype=np.uint8)
+
+    def payload(self, index: int) -> bytes:
+        """The payload bytes of frame ``index`` (1-based, as Wireshark numbers frames)."""
+        row = index - 1
+        off = int(self.frames["offset"][row])
+        ln = int(self.frames["length"][row])
+        return bytes(self.buffer[off : off + ln])
+
+    def payloads(self, offsets: np.ndarray, lengths: np.ndarray) -> list[bytes]:
+        """Payload bytes for many frames given their offset/length columns."""
+        buf = self.buffer
+        return [
+            bytes(buf[o : o + n]) for o, n in zip(offsets.tolist(), lengths.tolist(), strict=True)
+        ]
+
+    # -- summary ------------------------------------------------------------------------------
+    @property
+    def first_time_us(self) -> int | None:
+        return None if self.frames.height == 0 else int(self.frames["time_us"].min())  # type: ignore[arg-type]
+
+    @property
+    def last_time_us(self) -> int | None:
+        return None if self.frames.height == 0 else int(self.frames["time_us"].max())  # type: ignore[arg-type]
+
+    @property
+    def truncated_count(self) -> int:
+        if self.frames.height == 0:
+            return 0
+        return int((self.frames["orig_length"] > self.frames["length"]).sum())
+
+    def summary(self) -> dict[str, Any]:
+        """The `info` view of this capture, JSON-ready."""
+        f = self.frames
+        by_kind = dict.fromkeys(KINDS, 0)
+        by_dir = dict.fromkeys(DIRECTIONS, 0)
+        if f.height:
+            for k, n in f.group_by("kind").len().iter_rows():
+                by_kind[str(k)] = int(n)
+            for d, n in f.group_by("direction").len().iter_rows():
+                by_dir[str(d)] = int(n)
+        return {
+            "path": self.meta.path,
+            "format": self.meta.format,
+            "link_type": self.meta.link_type,
+            "link_type_name": self.meta.link_type_name,
+            "size": self.meta.size,
+            "compressed": self.meta.compressed,
+            "filtered": self.meta.filtered,
+            "frames": f.height,
+            "frames_by_kind": {k: v for k, v in by_kind.items() if v},
+            "frames_by_direction": {k: v for k, v in by_dir.items() if v},
+            "first_time": iso_utc(self.first_time_us),
+            "last_time": iso_utc(self.last_time_us),
+            "first_time_us": self.first_time_us,
+            "last_time_us": self.last_time_us,
+            "duration_s": (
+                None
+                if self.first_time_us is None or self.last_time_us is None
+                else (self.last_time_us - self.first_time_us) / 1e6
+            ),
+            "truncated": self.truncated_count,
+            "drops": self.meta.drops,
+            "damaged_bytes": sum(d.end - d.start for d in self.damaged),
+            "warnings": list(self.warnings),
+            **({"extra": self.meta.extra} if self.meta.extra else {}),
+        }
+
+
+def iso_utc(time_us: int | None) -> str | None:
+    """Unix microseconds -> ISO 8601 UTC with microseconds and a Z suffix."""
+    if time_us is None:
+        return None
+    try:
+        dt = datetime.fromtimestamp(time_us / 1e6, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    secs, us = divmod(time_us, 1_000_000)
+    dt = datetime.fromtimestamp(secs, tz=UTC).replace(microsecond=us)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def build_frames(
+    *,
+    time_us: np.ndarray,
+    direction: np.ndarray,
+    kind: np.ndarray,
+    offset: np.ndarray,
+    length: np.ndarray,
+    orig_length: np.ndarray,
+    adapter: np.ndarray | int = 0,
+    link_type: np.ndarray | int = 0,
+    channel: np.ndarray | None = None,
+    rssi: np.ndarray | None = None,
+) -> pl.DataFrame:
+    """Assemble the frame table from numpy columns (direction/kind as integer codes)."""
+    n = len(time_us)
+
+    def col(v: np.ndarray | int, dtype: Any) -> np.ndarray:
+        return np.full(n, v, dtype=dtype) if isinstance(v, int) else np.asarray(v, dtype=dtype)
+
+    kinds = pl.Series("kind", np.asarray(kind, dtype=np.uint32)).replace_strict(
+        list(range(len(KINDS))), list(KINDS), return_dtype=KIND_DTYPE
+    )
+    dirs = pl.Series("direction", np.asarray(direction, dtype=np.uint32)).replace_strict(
+        list(range(len(DIRECTIONS))), list(DIRECTIONS), return_dtype=DIRECTION_DTYPE
+    )
+    return pl.DataFrame(
+        {
+            "index": np.arange(1, n + 1, dtype=np.int64),
+            "time_us": np.asarray(time_us, dtype=np.int64),
+            "direction": dirs,
+            "kind": kinds,
+            "adapter": col(adapter, np.int32),
+            "offset": np.asarray(offset, dtype=np.int64),
+            "length": np.asarray(length, dtype=np.int32),
+            "orig_length": np.asarray(orig_length, dtype=np.int32),
+            "link_type": col(link_type, np.int32),
+            "channel": pl.Series("channel", channel, dtype=pl.Int16)
+            if channel is not None
+            else pl.Series("channel", [None] * n, dtype=pl.Int16),
+            "rssi": pl.Series("rssi", rssi, dtype=pl.Int16)
+            if rssi is not None
+            else pl.Series("rssi", [None] * n, dtype=pl.Int16),
+        },
+        schema=FRAME_SCHEMA,
+    )
+
+
+def empty_frames() -> pl.DataFrame:
+    return pl.DataFrame(schema=FRAME_SCHEMA)

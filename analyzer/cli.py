@@ -1,0 +1,48 @@
+"""The ``btanalyze`` command line. Each sub-command lives in ``analyzer/commands/<name>.py`` and
+exposes a click command named ``command``.
+
+Exit codes: 0 success; 1 internal error; 2 unreadable input or not a capture; 3 ``--fail-on`` hit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from analyzer import __version__
+
+COMMAND_MODULES = ("info", "analyze", "convert", "rules", "batch", "dashboard")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="btanalyze")
+def cli() -> None:
+    """btanalyze: read Bluetooth captures, rebuild what happened, say what went wrong."""
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _mod = importlib.import_module(f"analyzer.commands.{_name}")
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"analyzer.commands.{_name}":
+            raise
+        continue
+    cli.add_command(_mod.command)
+
+
+def main() -> None:
+    """Entry point: never lets a traceback reach the user."""
+    try:
+        cli.main(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write("btanalyze: interrupted\n")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # last resort: one line, exit 1
+        sys.stderr.write(f"btanalyze: internal error: {type(exc).__name__}: {exc}\n")
+        sys.exit(1)

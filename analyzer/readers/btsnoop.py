@@ -1,0 +1,260 @@
+"""btsnoop v1 reader (RFC 1761-like format used by Android and BlueZ ``btmon -w``).
+
+File header (16 bytes): ``btsnoop\\0``, version u32 BE (1), datalink u32 BE: 1001 HCI without type
+byte, 1002 HCI H4 UART, 2001 Linux monitor. Records: 24-byte big-endian header (original length,
+included length, flags, cumulative drops, timestamp i64 in µs since 0000-01-01) then the packet.
+
+Flags: 1001/1002: bit 0 received (controller→host), bit 1 command/event. 2001: adapter index in the
+upper 16 bits, monitor opcode in the lower 16 (BlueZ ``monitor/bt.h``: 0/1 new/del index, 2 command,
+3 event, 4/5 ACL TX/RX, 6/7 SCO TX/RX, 8 open index, 9 close index, 10 index info, 11 vendor diag,
+12 system note, 13 user logging, 14-17 control, 18/19 ISO TX/RX).
+
+Damage: a record whose length runs past the end of the file or is implausible is skipped by looking
+for the next plausible record header (sane lengths and flags, timestamp near the last good one, and
+a plausible record after it); each skipped range becomes a :class:`DamagedRange` and a warning.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from array import array
+
+import numpy as np
+
+from analyzer.capture import (
+    D_RECEIVED,
+    D_SENT,
+    D_UNKNOWN,
+    H4_KIND_CODE,
+    K_ACL,
+    K_COMMAND,
+    K_EVENT,
+    K_ISO,
+    K_MONITOR,
+    K_SCO,
+    Capture,
+    CaptureError,
+    CaptureMeta,
+    DamagedRange,
+    build_frames,
+)
+from analyzer.readers import Source
+
+Buffer = bytes | mmap.mmap
+
+MAGIC = b"btsnoop\x00"
+HEADER = struct.Struct(">8sII")
+RECORD = struct.Struct(">IIIIq")
+REC_LEN = RECORD.size  # 24
+
+#: btsnoop timestamps count µs from 0000-01-01 (proleptic); subtract this for Unix µs.
+EPOCH_DELTA_US = 0x00DCDDB30F2F8000
+
+DATALINK_NAMES = {
+    1001: "HCI UART without packet type (btsnoop 1001)",
+    1002: "HCI UART H4 (btsnoop 1002)",
+    1003: "HCI BSCP (btsnoop 1003)",
+    1004: "HCI serial three-wire (btsnoop 1004)",
+    2001: "Linux monitor (btsnoop 2001)",
+}
+
+#: largest plausible record: an HCI packet is at most 65535 + 5 bytes; monitor notes are short.
+MAX_RECORD = 0x10000 + 16
+#: a resynchronised record must lie within this many µs of the last good timestamp.
+RESYNC_WINDOW_US = 48 * 3600 * 1_000_000
+
+# Monitor opcode -> (kind code, direction code)
+MONITOR_OPCODES: dict[int, tuple[int, int]] = {
+    2: (K_COMMAND, D_SENT),
+    3: (K_EVENT, D_RECEIVED),
+    4: (K_ACL, D_SENT),
+    5: (K_ACL, D_RECEIVED),
+    6: (K_SCO, D_SENT),
+    7: (K_SCO, D_RECEIVED),
+    18: (K_ISO, D_SENT),
+    19: (K_ISO, D_RECEIVED),
+}
+MONITOR_MAX_OPCODE = 0x20
+
+
+def sniff(head: bytes) -> bool:
+    return head[:8] == MAGIC
+
+
+def _plausible(
+    buf: Buffer, off: int, size: int, datalink: int, last_ts: int | None, *, strict: bool
+) -> bool:
+    """Is there a plausible record header at ``off``?"""
+    if off + REC_LEN > size:
+        return False
+    orig, incl, flags, _drops, ts = RECORD.unpack_from(buf, off)
+    if incl > orig or incl > MAX_RECORD or off + REC_LEN + incl > size:
+        return False
+    if datalink == 2001:
+        if (flags & 0xFFFF) > MONITOR_MAX_OPCODE:
+            return False
+    elif flags > 3:
+        return False
+    if datalink == 1002 and incl and buf[off + REC_LEN] not in (1, 2, 3, 4, 5):
+        # non-standard H4 types exist in the wild, but a resync anchor should be a standard one
+        return not strict
+    return last_ts is None or abs(ts - last_ts) <= RESYNC_WINDOW_US
+
+
+def _resync(buf: Buffer, start: int, size: int, datalink: int, last_ts: int | None) -> int | None:
+    """Find the next offset >= start where two consecutive plausible records (or one ending
+    exactly at EOF) begin."""
+    for cand in range(start, size - REC_LEN + 1):
+        if not _plausible(buf, cand, size, datalink, last_ts, strict=True):
+            continue
+        incl = RECORD.unpack_from(buf, cand)[1]
+        nxt = cand + REC_LEN + incl
+        if nxt == size or _plausible(buf, nxt, size, datalink, None, strict=False):
+            return cand
+    return None
+
+
+def read(src: Source) -> Capture:
+    buf = src.buffer
+    size = len(buf)
+    if size < HEADER.size:
+        raise CaptureError(f"not a capture file: btsnoop header cut short ({size} of 16 bytes)")
+    _magic, version, datalink = HEADER.unpack_from(buf, 0)
+    if version != 1:
+        raise CaptureError(f"unsupported btsnoop version {version} (only version 1 exists)")
+    if datalink not in (1001, 1002, 2001):
+        raise CaptureError(f"unsupported btsnoop datalink {datalink}")
+
+    warnings: list[str] = []
+    damaged: list[DamagedRange] = []
+    offs = array("q")
+    origs = array("l")
+    incls = array("l")
+    flagss = array("q")
+    drops_col = array("q")
+    tss = array("q")
+
+    unpack = RECORD.unpack_from
+    off = HEADER.size
+    last_ts: int | None = None
+    prev_off: int | None = None
+    max_incl = MAX_RECORD
+    is_monitor = datalink == 2001
+    while off < size:
+        if off + REC_LEN <= size:
+            orig, incl, flags, drops, ts = unpack(buf, off)
+            end = off + REC_LEN + incl
+            ok = (
+                incl <= orig
+                and incl <= max_incl
+                and end <= size
+                and ((flags & 0xFFFF) <= MONITOR_MAX_OPCODE if is_monitor else flags <= 3)
+            )
+            if ok:
+                offs.append(off)
+                origs.append(orig)
+                incls.append(incl)
+                flagss.append(flags)
+                drops_col.append(drops)
+                tss.append(ts)
+                last_ts = ts
+                prev_off = off
+                off = end
+                continue
+        # -- damage: the record at `off` is cut or implausible -------------------------------
+        # The previous record's length may be the corrupt one (it then swallowed real records):
+        # look for a resync point inside it first.
+        search_from = off + 1 if prev_off is None else prev_off + REC_LEN
+        cand = _resync(buf, search_from, size, datalink, last_ts)
+        if cand is None:
+            if off + REC_LEN > size:
+                reason = "record header cut by end of file"
+            else:
+                orig, incl, *_ = unpack(buf, off)
+                cut = off + REC_LEN + incl > size and incl <= orig and incl <= max_incl
+                reason = (
+                    f"last record cut: {incl} bytes announced, {size - off - REC_LEN} present"
+                    if cut
+                    else "no plausible record after this offset"
+                )
+            damaged.append(DamagedRange(off, size, reason))
+            break
+        if prev_off is not None and cand < off:
+            for col in (offs, origs, incls, flagss, drops_col, tss):
+                col.pop()
+            damaged.append(
+                DamagedRange(prev_off, cand, "record length overruns the records after it")
+            )
+        else:
+            damaged.append(DamagedRange(off, cand, "implausible record header"))
+        last_ts = tss[-1] if tss else None
+        prev_off = None
+        off = cand
+
+    n = len(offs)
+    off_np = np.frombuffer(offs, dtype=np.int64) + REC_LEN
+    orig_np = np.asarray(origs, dtype=np.int64)
+    incl_np = np.asarray(incls, dtype=np.int64)
+    flags_np = np.frombuffer(flagss, dtype=np.int64)
+    ts_np = np.frombuffer(tss, dtype=np.int64) - EPOCH_DELTA_US
+    data = np.frombuffer(buf, dtype=np.uint8) if size else np.zeros(0, np.uint8)
+
+    adapter: np.ndarray | int = 0
+    if datalink == 1002:
+        has = incl_np > 0
+        h4 = np.zeros(n, dtype=np.uint8)
+        h4[has] = data[off_np[has]]
+        kind = H4_KIND_CODE[h4]
+        kind[~has] = K_ACL  # an empty record: nothing to say (rare)
+        direction = np.where(flags_np & 1, D_RECEIVED, D_SENT)
+        strip = has.astype(np.int64)
+    elif datalink == 1001:
+        is_ce = (flags_np & 2) != 0
+        kind = np.where(is_ce, np.where(flags_np & 1, K_EVENT, K_COMMAND), K_ACL)
+        direction = np.where(flags_np & 1, D_RECEIVED, D_SENT)
+        strip = np.zeros(n, dtype=np.int64)
+    else:  # 2001 monitor
+        opcode = (flags_np & 0xFFFF).astype(np.int64)
+        adapter = (flags_np >> 16) & 0xFFFF
+        kind_lut = np.full(MONITOR_MAX_OPCODE + 1, K_MONITOR, dtype=np.uint8)
+        dir_lut = np.full(MONITOR_MAX_OPCODE + 1, D_UNKNOWN, dtype=np.uint8)
+        for op, (k_code, d_code) in MONITOR_OPCODES.items():
+            kind_lut[op] = k_code
+            dir_lut[op] = d_code
+        kind = kind_lut[opcode]
+        direction = dir_lut[opcode]
+        strip = np.zeros(n, dtype=np.int64)
+
+    total_drops = int(drops_col[-1]) if n else 0
+    if n and int(drops_col[0]) > total_drops:
+        total_drops = int(max(drops_col))
+    if total_drops:
+        warnings.append(f"the capture reports {total_drops} dropped packets")
+    if n:
+        backwards = int((np.diff(ts_np) < 0).sum())
+        if backwards:
+            warnings.append(f"time goes backwards {backwards} times")
+    for d in damaged:
+        warnings.append(str(d))
+
+    frames = build_frames(
+        time_us=ts_np,
+        direction=direction,
+        kind=kind,
+        offset=off_np + strip,
+        length=incl_np - strip,
+        orig_length=orig_np - strip,
+        adapter=adapter,
+        link_type=datalink,
+    )
+    meta = CaptureMeta(
+        format="btsnoop",
+        link_type=datalink,
+        link_type_name=DATALINK_NAMES.get(datalink, f"btsnoop datalink {datalink}"),
+        path=src.path,
+        size=src.size,
+        compressed=src.compressed,
+        drops=total_drops,
+    )
+    return Capture(meta=meta, frames=frames, buffer=buf, warnings=warnings, damaged=damaged)

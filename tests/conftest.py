@@ -1,0 +1,51 @@
+"""Shared test fixtures: where the real corpus lives and how to ask tshark."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CAPTURES = (REPO / ".." / "shared" / "captures").resolve()
+BUNDLED = REPO / "captures"
+TSHARK = shutil.which("tshark")
+PPI_USER_DLT = 'uat:user_dlts:"User 0 (DLT=147)","btle","0","","0",""'
+
+
+def shared_captures() -> list[Path]:
+    if not SHARED_CAPTURES.is_dir():
+        return []
+    return sorted(p for p in SHARED_CAPTURES.iterdir() if p.is_file() and p.suffix != ".md")
+
+
+def tshark_fields(path: Path, fields: list[str], *extra: str) -> list[list[str]]:
+    """Run tshark -T fields and return one list of values per frame."""
+    if TSHARK is None:
+        pytest.skip("tshark not installed")
+    cmd = [
+        TSHARK,
+        "-n",
+        "-r",
+        str(path),
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=f",
+        "-E",
+        "separator=\t",
+        *extra,
+    ]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED_CAPTURES.is_dir():
+        pytest.skip("../shared/captures not present")
+    return SHARED_CAPTURES

@@ -1,0 +1,121 @@
+"""``btanalyze analyze FILE``: rebuild what happened and diagnose it.
+
+The terminal report leads with the findings (most severe first: message, fix, evidence frames),
+then the story: devices, connections, pairing, SDP, AVDTP/A2DP, HFP, advertisers. ``--json`` prints
+the stable document of docs/json-schema.md. ``--fail-on error|warning`` exits 3 when such a finding
+exists (for lab CI).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from analyzer.commands.common import fail_input, load_or_exit, print_json
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
+
+
+def parse_duration_s(text: str) -> float:
+    """'7s', '7', '500ms', '2m' -> seconds."""
+    m = _DURATION.match(text)
+    if not m:
+        raise click.BadParameter(f"not a duration: {text!r} (try 7s, 500ms, 2m)")
+    value = float(m.group(1))
+    unit = m.group(2) or "s"
+    return value / 1000 if unit == "ms" else value * 60 if unit in ("m", "min") else value
+
+
+def parse_time_us(text: str, first_us: int | None) -> int:
+    """An ISO time (UTC if no zone), or seconds relative to the capture start ('+12.5')."""
+    t = text.strip()
+    if t.startswith("+") or re.fullmatch(r"\d+(\.\d+)?", t):
+        if first_us is None:
+            raise click.BadParameter("relative time on an empty capture")
+        return first_us + round(float(t.lstrip("+")) * 1e6)
+    try:
+        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"not a time: {text!r} (ISO 8601, or +SECONDS from start)"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return round(dt.timestamp() * 1e6)
+
+
+@click.command("analyze")
+@click.argument("file", type=str)
+@click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
+@click.option(
+    "--config",
+    "config_path",
+    type=str,
+    default=None,
+    help="TOML file of rule thresholds ([rule_id] name = value).",
+)
+@click.option(
+    "--deadline",
+    type=str,
+    default=None,
+    help="Response deadline for response_timeout (default 7s).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning"]),
+    default=None,
+    help="Exit 3 when a finding of this severity (or worse) exists.",
+)
+@click.option("--device", type=str, default=None, help="Only this remote address.")
+@click.option(
+    "--from",
+    "time_from",
+    type=str,
+    default=None,
+    help="Start of the window (ISO time or +seconds).",
+)
+@click.option("--to", "time_to", type=str, default=None, help="End of the window.")
+@click.option("--log", default=None, help="Which log to read inside a bugreport or zip.")
+def command(
+    file: str,
+    as_json: bool,
+    config_path: str | None,
+    deadline: str | None,
+    fail_on: str | None,
+    device: str | None,
+    time_from: str | None,
+    time_to: str | None,
+    log: str | None,
+) -> None:
+    """Rebuild what happened in a capture and say what went wrong."""
+    from analyzer.analysis import analyze_capture
+    from analyzer.rules.base import ConfigError, RuleConfig
+
+    try:
+        config = RuleConfig.from_toml(config_path) if config_path else RuleConfig()
+    except ConfigError as exc:
+        fail_input(str(exc))
+    if deadline is not None:
+        config.set("response_timeout", "deadline_s", parse_duration_s(deadline))
+    cap = load_or_exit(file, log=log)
+    first = cap.first_time_us
+    analysis = analyze_capture(
+        cap,
+        config,
+        device=device.upper() if device else None,
+        time_from_us=parse_time_us(time_from, first) if time_from else None,
+        time_to_us=parse_time_us(time_to, first) if time_to else None,
+    )
+    if as_json:
+        print_json(analysis.to_json())
+    else:
+        from analyzer.report import print_report
+
+        print_report(analysis)
+    if fail_on:
+        worst = {"error": ("error",), "warning": ("error", "warning")}[fail_on]
+        if any(f.severity in worst for f in analysis.findings):
+            sys.exit(3)

@@ -1,0 +1,55 @@
+"""``btanalyze convert IN -o OUT [--format btsnoop|pcapng] [--log NAME]`` (issue 3 §5).
+
+Writes whatever we read (btsnoop, pcap/pcapng, btsnooz, PacketLogger, a log inside a bugreport)
+as a file Wireshark opens, keeping every frame's time, direction and bytes (see
+:mod:`analyzer.writers`). Exit 2 with one line on unreadable input or an impossible conversion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import click
+
+from analyzer.commands.common import fail_input, load_or_exit
+from analyzer.writers import WriteError, choose_format, write
+
+
+@click.command("convert")
+@click.argument("file", type=click.Path(dir_okay=True, path_type=str))
+@click.option(
+    "-o", "--output", "output", required=True, type=click.Path(path_type=str), help="File to write."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["btsnoop", "pcapng"]),
+    default=None,
+    help="Output format (default: from OUT's extension, else btsnoop for HCI "
+    "captures and pcapng for air captures).",
+)
+@click.option("--log", default=None, help="Which log to read inside a bugreport or zip.")
+def command(file: str, output: str, fmt: str | None, log: str | None) -> None:
+    """Convert a capture to btsnoop or pcapng."""
+    cap = load_or_exit(file, log=log)
+    fmt = fmt or choose_format(cap, output)
+    tmp = f"{output}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as out:
+            warnings = write(cap, out, fmt)
+        os.replace(tmp, output)
+    except WriteError as exc:
+        _unlink(tmp)
+        fail_input(str(exc))
+    except OSError as exc:
+        _unlink(tmp)
+        fail_input(f"cannot write {output}: {exc.strerror or exc}")
+    for w in warnings:
+        click.echo(f"btanalyze: warning: {w}", err=True)
+    click.echo(f"wrote {len(cap)} frames to {output} ({fmt})", err=True)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -1,0 +1,387 @@
+"""Rebuild what happened: one pass over the signalling frames, columnar work for the bulk.
+
+1. :func:`frame_index` gathers header fields of every HCI frame (numpy).
+2. Pass 1 (Python, signalling only): HCI commands/events (except the bulk Number Of Completed
+   Packets) and the L2CAP signalling channel, in frame order → connections, devices, pairing,
+   HCI transactions, the channel table.
+3. ACL frames are assigned to connections and channels with polars joins; frames of handles with
+   no Connection Complete in the capture get an *inferred* connection.
+4. Pass 2 (Python): PDUs of channels some protocol session consumes (SDP, AVDTP signalling,
+   RFCOMM, ATT, SMP …) are reassembled and dispatched. Media channels stay columnar.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from analyzer.analysis import Analysis
+from analyzer.capture import Capture
+from analyzer.decode.hci import decode_command, decode_event
+from analyzer.sessions import l2cap as l2
+from analyzer.sessions.hci import HciState
+from analyzer.sessions.index import ADV_SUBEVENTS, BULK_EVENTS, frame_index
+from analyzer.sessions.model import Anomaly, Connection
+
+#: session modules that register PDU consumers / post-processing (imported once)
+_SESSION_MODULES_LOADED = False
+POST_PASSES: list[Any] = []  # callables (analysis, ctx) run after pass 2, in registration order
+
+
+def post_pass(fn: Any) -> Any:
+    POST_PASSES.append(fn)
+    return fn
+
+
+def _load_session_modules() -> None:
+    global _SESSION_MODULES_LOADED
+    if _SESSION_MODULES_LOADED:
+        return
+    import analyzer.sessions as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name not in ("build", "model", "index", "hci", "l2cap"):
+            importlib.import_module(f"analyzer.sessions.{mod.name}")
+    _SESSION_MODULES_LOADED = True
+
+
+class BuildContext:
+    """What pass 2 consumers and post passes share."""
+
+    def __init__(self, cap: Capture, idx: pl.DataFrame, hci: HciState, table: l2.ChannelTable,
+                 analysis: Analysis) -> None:  # fmt: skip
+        self.cap = cap
+        self.idx = idx
+        self.hci = hci
+        self.table = table
+        self.analysis = analysis
+        self.consumers: dict[int, Any] = {}  # id(channel) or ("cid", conn, cid) → consumer
+        self.acl: pl.DataFrame = pl.DataFrame()  # ACL frames with conn/channel assignment
+        self.state: dict[str, Any] = {}  # per-protocol shared state
+
+    def anomaly(self, frame: int, layer: str, message: str) -> None:
+        self.analysis.anomalies.append(Anomaly(frame, layer, message))
+
+
+def rebuild(
+    cap: Capture,
+    *,
+    device: str | None = None,
+    time_from_us: int | None = None,
+    time_to_us: int | None = None,
+) -> Analysis:
+    """Rebuild sessions from a capture (optionally narrowed to a device and a time window)."""
+    _load_session_modules()
+    analysis = Analysis(capture=cap)
+    idx = frame_index(cap)
+    if time_from_us is not None:
+        idx = idx.filter(pl.col("time_us") >= time_from_us)
+    if time_to_us is not None:
+        idx = idx.filter(pl.col("time_us") <= time_to_us)
+    hci = HciState()
+    table = l2.ChannelTable()
+    ctx = BuildContext(cap, idx, hci, table, analysis)
+    _pass1(ctx)
+    _assign(ctx)
+    _pass2(ctx)
+    for fn in POST_PASSES:
+        fn(analysis, ctx)
+    _finish(ctx)
+    if device is not None:
+        _narrow(analysis, device)
+    return analysis
+
+
+# -- pass 1 ----------------------------------------------------------------------------------
+
+
+def _pass1(ctx: BuildContext) -> None:
+    idx = ctx.idx
+    sel = idx.filter(
+        (pl.col("kind") == "command")
+        | (
+            (pl.col("kind") == "event")
+            & ~pl.col("code").is_in(list(BULK_EVENTS))
+            & ~pl.col("subevent").is_in(list(ADV_SUBEVENTS))
+        )
+        | ((pl.col("kind") == "acl") & pl.col("cid").is_in(list(l2.SIGNALLING_CIDS)))
+    )
+    buf = ctx.cap.buffer
+    hci, table = ctx.hci, ctx.table
+    reasm = l2.Reassembler(ctx.analysis.anomalies)
+    cols = [sel[c].to_list() for c in ("index", "time_us", "kind", "offset", "length",
+                                        "orig_length", "handle", "pb", "direction")]  # fmt: skip
+    for frame, t, kind, off, ln, orig, handle, pb, direction in zip(*cols, strict=True):
+        raw = bytes(buf[off : off + ln])
+        if kind == "event":
+            ev = decode_event(raw)
+            if ev.anomaly:
+                ctx.anomaly(frame, "hci", f"{ev.name}: {ev.anomaly}")
+            if ev.code == 0x05 and ev.status == 0:
+                c = hci.conn_by_handle(ev.handle)
+                if c is not None:
+                    table.close_connection(c.id, frame)
+            hci.on_event(ev, frame, t)
+        elif kind == "command":
+            cmd = decode_command(raw)
+            if cmd.anomaly:
+                ctx.anomaly(frame, "hci", f"{cmd.name}: {cmd.anomaly}")
+            hci.on_command(cmd, frame, t)
+        else:  # signalling ACL
+            conn = hci.conn_by_handle(handle)
+            if conn is None:
+                conn = hci.inferred_connection(handle, frame, t, le=False)
+            done = reasm.feed(handle, direction, pb, frame, raw[4:], orig > ln)
+            if done is None:
+                continue
+            _first, pdu, _trunc = done
+            ln2 = pdu[0] | (pdu[1] << 8)
+            cid = pdu[2] | (pdu[3] << 8)
+            if cid == 0x0005:
+                conn.transport = "le" if conn.inferred else conn.transport
+            table.on_signalling(conn, direction, frame, t, pdu[4 : 4 + ln2],
+                                ctx.analysis.anomalies)  # fmt: skip
+
+
+# -- assignment ------------------------------------------------------------------------------
+
+
+def _conn_ranges(hci: HciState, last_frame: int) -> pl.DataFrame:
+    rows = [
+        (c.handle, c.start_frame or 0, c.end_frame or last_frame + 1, i)
+        for i, c in enumerate(hci.connections)
+        if c.status == 0 and c.transport in ("br_edr", "le")
+    ]
+    return pl.DataFrame(
+        rows, schema={"handle": pl.Int32, "c_start": pl.Int64, "c_end": pl.Int64,
+                      "conn_no": pl.Int64},
+        orient="row",
+    ).sort("c_start")  # fmt: skip
+
+
+def _assign(ctx: BuildContext) -> None:
+    """Connection and channel of every ACL frame (columnar)."""
+    acl = l2.channel_frames(ctx.idx).sort("index")
+    if acl.height == 0:
+        ctx.acl = acl.with_columns(pl.lit(None, pl.Int64).alias("conn_no"),
+                                   pl.lit(None, pl.Int64).alias("chan_no"))  # fmt: skip
+        return
+    last = int(acl["index"].max())  # type: ignore[arg-type]
+    ranges = _conn_ranges(ctx.hci, last)
+    acl = acl.join_asof(ranges, left_on="index", right_on="c_start", by="handle",
+                        strategy="backward", check_sortedness=False)  # fmt: skip
+    acl = acl.with_columns(
+        pl.when(pl.col("index") <= pl.col("c_end")).then(pl.col("conn_no")).alias("conn_no")
+    )
+    # frames of handles with no known connection: one inferred connection per run of them
+    orphans = acl.filter(pl.col("conn_no").is_null())
+    if orphans.height:
+        hci = ctx.hci
+        for (handle,), grp in orphans.group_by(["handle"], maintain_order=True):
+            first = grp.row(0, named=True)
+            c = hci.inferred_connection(int(handle), first["index"], first["time_us"], le=False)  # type: ignore[call-overload]
+            hci._open.pop(("acl", int(handle)), None)  # type: ignore[call-overload]
+            c.end_frame = None
+            c.start_frame = int(first["index"])
+        ranges = _conn_ranges(ctx.hci, last)
+        acl = acl.drop("c_start", "c_end", "conn_no").join_asof(
+            ranges,
+            left_on="index",
+            right_on="c_start",
+            by="handle",
+            strategy="backward",
+            check_sortedness=False,
+        )
+    # channel of every frame: (connection, side, cid) within the channel's lifetime
+    ch_rows = []
+    conns = ctx.hci.connections
+    conn_no_of = {c.id: i for i, c in enumerate(conns)}
+    for chan_no, ch in enumerate(ctx.table.channels):
+        cn = conn_no_of.get(ch.connection)
+        if cn is None:
+            continue
+        start = ch.request_frame or 0
+        end = ch.close_frame or last + 1
+        if ch.remote_cid is not None:
+            ch_rows.append((cn, "sent", ch.remote_cid, start, end, chan_no))
+        if ch.local_cid is not None:
+            ch_rows.append((cn, "received", ch.local_cid, start, end, chan_no))
+    chans = pl.DataFrame(
+        ch_rows,
+        schema={"conn_no": pl.Int64, "dir": pl.String, "cid": pl.Int32, "ch_start": pl.Int64,
+                "ch_end": pl.Int64, "chan_no": pl.Int64},
+        orient="row",
+    ).sort("ch_start")  # fmt: skip
+    acl = acl.with_columns(pl.col("direction").cast(pl.String).alias("dir"))
+    acl = acl.sort("index").join_asof(
+        chans, left_on="index", right_on="ch_start", by=["conn_no", "dir", "cid"],
+        strategy="backward", check_sortedness=False,
+    )  # fmt: skip
+    acl = acl.with_columns(
+        pl.when(pl.col("index") <= pl.col("ch_end")).then(pl.col("chan_no")).alias("chan_no")
+    )
+    # per-connection ACL totals
+    tot = acl.group_by("conn_no").agg(pl.len().alias("n"), pl.col("length").sum().alias("b"))
+    for cn, n, b in tot.iter_rows():
+        if cn is not None:
+            conns[cn].acl_packets = int(n)
+            conns[cn].acl_bytes = int(b)
+    per_chan = (
+        acl.filter(pl.col("chan_no").is_not_null())
+        .group_by("chan_no")
+        .agg(pl.len().alias("n"), pl.col("length").sum().alias("b"))
+    )
+    for chn, n, b in per_chan.iter_rows():
+        ctx.table.channels[chn].frames = int(n)
+        ctx.table.channels[chn].bytes = int(b)
+    ctx.acl = acl
+
+
+# -- inference of channels whose setup is not in the capture ----------------------------------
+
+
+def infer_protocol(payloads: list[bytes]) -> tuple[int, str | None] | None:
+    """Guess (psm, role) of a dynamic channel from its first PDU payloads."""
+    if not payloads:
+        return None
+    p = payloads[0]
+    big = [x for x in payloads if len(x) > 100]
+    if big and all(x[0] & 0xC0 == 0x80 for x in big):  # RTP version 2: A2DP media
+        return 0x19, "avdtp_media"
+    if len(p) >= 5 and 1 <= p[0] <= 7 and (p[3] << 8 | p[4]) == len(p) - 5:
+        return 0x01, None  # SDP PDU header with a consistent parameter length
+    if len(p) >= 3 and p[0] & 0x01 and (p[1] & 0xEF) in (0x2F, 0x63, 0x0F, 0x43, 0xEF, 0x03):
+        return 0x03, None  # RFCOMM address + control field
+    if len(p) >= 2 and (p[0] >> 2) & 0x3 == 0 and 1 <= (p[1] & 0x3F) <= 0x0D:
+        return 0x19, "avdtp_signalling"
+    return None
+
+
+def _pass2(ctx: BuildContext) -> None:
+    acl = ctx.acl
+    if acl.height == 0:
+        return
+    table = ctx.table
+    consumer_chans = [
+        i for i, ch in enumerate(table.channels)
+        if (ch.psm in l2.PSM_CONSUMERS and ch.role != "avdtp_media")
+    ]  # fmt: skip
+    fixed = [c for c in l2.CID_CONSUMERS if c not in l2.SIGNALLING_CIDS]
+    # dynamic CIDs with no channel: infer from their first PDUs
+    unknown = acl.filter(
+        pl.col("chan_no").is_null() & (pl.col("cid") >= 0x40) & pl.col("conn_no").is_not_null()
+    )
+    if unknown.height:
+        buf = ctx.cap.buffer
+        firsts = (
+            unknown.filter(pl.col("pb") != 1)
+            .group_by(["conn_no", "dir", "cid"], maintain_order=True)
+            .head(4)
+        )
+        for (cn, d, cid), grp in firsts.group_by(["conn_no", "dir", "cid"], maintain_order=True):
+            pls = [bytes(buf[o + 8 : o + n]) for o, n in zip(grp["offset"], grp["length"],
+                                                              strict=True)]  # fmt: skip
+            guess = infer_protocol(pls)
+            if guess is None:
+                continue
+            conn = ctx.hci.connections[int(cn)]  # type: ignore[call-overload]
+            ch = table.infer(conn, str(d), int(cid), guess[0], guess[1], int(grp["index"][0]))  # type: ignore[call-overload]
+            ch.request_frame = int(grp["index"][0])
+        # re-run the channel assignment for the inferred channels
+        _assign(ctx)
+        acl = ctx.acl
+        consumer_chans = [
+            i for i, ch in enumerate(table.channels)
+            if (ch.psm in l2.PSM_CONSUMERS and ch.role != "avdtp_media")
+        ]  # fmt: skip
+    sel = acl.filter(
+        pl.col("chan_no").is_in(consumer_chans)
+        | (pl.col("chan_no").is_null() & pl.col("cid").is_in(fixed))
+    )
+    if sel.height == 0:
+        return
+    buf = ctx.cap.buffer
+    reasm = l2.Reassembler(ctx.analysis.anomalies)
+    conns = ctx.hci.connections
+    cols = [sel[c].to_list() for c in ("index", "time_us", "offset", "length", "orig_length",
+                                        "handle", "pb", "dir", "conn_no", "chan_no")]  # fmt: skip
+    for frame, t, off, ln, orig, handle, pb, d, cn, chn in zip(*cols, strict=True):
+        done = reasm.feed(handle, d, pb, frame, bytes(buf[off + 4 : off + ln]), orig > ln)
+        if done is None or cn is None:
+            continue
+        first, pdu, trunc = done
+        pconn: Connection = conns[cn]
+        pch = table.channels[chn] if chn is not None else None
+        plen = pdu[0] | (pdu[1] << 8)
+        pcid = pdu[2] | (pdu[3] << 8)
+        key: Any = id(pch) if pch is not None else ("cid", cn, pcid)
+        consumer = ctx.consumers.get(key)
+        if consumer is None:
+            factory = (l2.PSM_CONSUMERS.get(pch.psm or -1) if pch is not None
+                       else l2.CID_CONSUMERS.get(pcid))  # fmt: skip
+            if factory is None:
+                continue
+            consumer = ctx.consumers[key] = factory(ctx)
+        consumer.on_pdu(l2.Pdu(pconn, pch, pcid, d, frame, first, t, pdu[4 : 4 + plen], trunc))
+
+
+# -- finishing -------------------------------------------------------------------------------
+
+
+def _finish(ctx: BuildContext) -> None:
+    a, hci = ctx.analysis, ctx.hci
+    a.connections = hci.connections
+    a.pairing = hci.pairing
+    a.l2cap_channels = ctx.table.channels
+    devs = hci.devices
+    if hci.local_address and hci.local_address in devs:
+        devs[hci.local_address].role = "local"
+        if hci.local_version:
+            d = devs[hci.local_address]
+            d.lmp_version = hci.local_version.get("lmp_version")
+            d.lmp_subversion = hci.local_version.get("lmp_subversion")
+            d.manufacturer = hci.local_version.get("manufacturer")
+    for c in a.connections:
+        if c.address and c.address not in devs:
+            hci.device(c.address)
+    a.devices = sorted(devs.values(), key=lambda d: (d.role != "local", d.address))
+    a.timeline = sorted(hci.timeline + a.timeline, key=lambda e: (e.time_us, e.frame))
+    a.extra.setdefault("hci_commands", hci.commands)
+    a.extra.setdefault("controller", {
+        "address": hci.local_address, "version": hci.local_version,
+        "resets": hci.resets, "hardware_errors": hci.hardware_errors,
+    })  # fmt: skip
+    a.extra.setdefault("discovered", hci.discovered)
+
+
+def _narrow(a: Analysis, address: str) -> None:
+    """Keep only what concerns one remote device."""
+    keep = {c.id for c in a.connections if c.address == address}
+    a.connections = [c for c in a.connections if c.id in keep or c.acl in keep]
+    a.devices = [d for d in a.devices if d.address == address or d.role == "local"]
+    a.pairing = [p for p in a.pairing if p.address == address]
+    a.l2cap_channels = [c for c in a.l2cap_channels if c.connection in keep]
+    a.sdp = [s for s in a.sdp if s.connection in keep]
+    a.avdtp_signals = [s for s in a.avdtp_signals if s.connection in keep]
+    a.avdtp_streams = [s for s in a.avdtp_streams if s.connection in keep]
+    a.avdtp_endpoints = [s for s in a.avdtp_endpoints if s.connection in keep]
+    a.timeline = [e for e in a.timeline if e.lane in keep or e.lane == address]
+    a.advertisers = [x for x in a.advertisers if getattr(x, "address", None) == address]
+    a.hfp = [h for h in a.hfp if getattr(h, "connection", None) in keep]
+
+
+def media_frames(ctx: BuildContext, chan_nos: list[int]) -> pl.DataFrame:
+    """Start fragments (= L2CAP PDUs) of the given channels: index, time_us, l2cap_len, chan_no."""
+    if ctx.acl.height == 0:
+        return pl.DataFrame()
+    return ctx.acl.filter(pl.col("chan_no").is_in(chan_nos) & (pl.col("pb") != 1)).select(
+        "index", "time_us", "l2cap_len", "chan_no", "length", "orig_length"
+    )
+
+
+__all__ = ["BuildContext", "infer_protocol", "media_frames", "post_pass", "rebuild"]
+_ = np

@@ -1,0 +1,90 @@
+"""The hot path: header fields of every HCI frame gathered at once (numpy over the buffer).
+
+No Python object is made per frame here. The result says, for every frame, its HCI event code /
+LE subevent, command opcode, ACL handle, packet-boundary flag and the L2CAP CID it belongs to
+(continuation fragments inherit the CID of the fragment that started their PDU, per handle and
+direction).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from analyzer.capture import Capture
+from analyzer.decode.hci import acl_columns, command_columns, event_columns
+
+#: Events too frequent and too dull to decode one by one (counted, not decoded).
+BULK_EVENTS = frozenset({0x13})  # Number Of Completed Packets
+#: LE Meta subevents handled by the (columnar) advertising pass, not the per-event pass.
+ADV_SUBEVENTS = frozenset({0x02, 0x0D, 0x0B})
+
+
+def frame_index(cap: Capture) -> pl.DataFrame:
+    """One row per HCI frame (command/event/acl/sco/iso) with gathered header columns.
+
+    Columns: index, time_us, direction, kind, offset, length, orig_length, code, subevent, opcode,
+    handle, pb, l2cap_len, cid (the PDU's CID, forward-filled over continuation fragments).
+    """
+    f = cap.frames.filter(pl.col("kind").is_in(["command", "event", "acl", "sco", "iso"]))
+    n = f.height
+    data = cap.data
+    off = f["offset"].to_numpy()
+    ln = f["length"].to_numpy()
+    kind = f["kind"].cast(pl.String).to_numpy()
+    code = np.full(n, -1, np.int32)
+    sub = np.full(n, -1, np.int32)
+    opcode = np.full(n, -1, np.int32)
+    handle = np.full(n, -1, np.int32)
+    pb = np.full(n, -1, np.int32)
+    l2len = np.full(n, -1, np.int32)
+    cid = np.full(n, -1, np.int32)
+    if n:
+        ev = kind == "event"
+        if ev.any():
+            cols = event_columns(data, off[ev], ln[ev])
+            code[ev] = cols["code"]
+            sub[ev] = cols["subevent"]
+        cm = kind == "command"
+        if cm.any():
+            opcode[cm] = command_columns(data, off[cm], ln[cm])["opcode"]
+        acl = kind == "acl"
+        if acl.any():
+            cols = acl_columns(data, off[acl], ln[acl])
+            handle[acl] = cols["handle"]
+            pb[acl] = cols["pb"]
+            l2len[acl] = cols["l2cap_len"]
+            cid[acl] = cols["cid"]
+        sco = (kind == "sco") | (kind == "iso")
+        if sco.any():
+            # SCO/ISO headers start with the 12-bit handle too
+            o = off[sco]
+            ok = ln[sco] >= 2
+            lo = np.where(ok, data[np.clip(o, 0, max(len(data) - 1, 0))], 0).astype(np.int32)
+            hi = np.where(ok, data[np.clip(o + 1, 0, max(len(data) - 1, 0))], 0).astype(np.int32)
+            handle[sco] = np.where(ok, lo | ((hi & 0x0F) << 8), -1)
+    df = f.select(
+        "index", "time_us", "direction", "kind", "offset", "length", "orig_length"
+    ).with_columns(
+        pl.Series("code", code),
+        pl.Series("subevent", sub),
+        pl.Series("opcode", opcode),
+        pl.Series("handle", handle),
+        pl.Series("pb", pb),
+        pl.Series("l2cap_len", l2len),
+        pl.Series("cid", cid),
+    )
+    # continuation fragments (pb == 1) inherit the CID of their PDU's start fragment
+    return df.with_columns(
+        pl.when(pl.col("kind") == "acl")
+        .then(
+            pl.when(pl.col("pb") == 1)
+            .then(None)
+            .otherwise(pl.col("cid"))
+            .forward_fill()
+            .over(["kind", "handle", "direction"])
+        )
+        .otherwise(pl.col("cid"))
+        .fill_null(-1)
+        .alias("cid")
+    )

@@ -1,0 +1,265 @@
+"""AVDTP/A2DP sessions: signals with their responses, stream endpoints, stream state machines,
+and the media channel's packet count, rate, bitrate and gaps (columnar).
+
+AVDTP 1.3: a response carries its command's transaction label (§8.4.1); fragmented signals
+(start/continue/end, §8.4.3) are joined first; the ACP SEID of a command is the receiver's
+endpoint; stream states idle → configured → open → streaming (§5.4, §9). The first L2CAP channel
+on PSM 0x19 is signalling, the next one carries the stream's media (§5.4.6). Delay reports are
+big-endian u16 in 0.1 ms (§8.19).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from analyzer.decode.avdtp import AvdtpPdu, decode_avdtp, join_fragments
+from analyzer.sessions.build import BuildContext, media_frames, post_pass
+from analyzer.sessions.l2cap import Pdu, consume_psm
+from analyzer.sessions.model import AvdtpSignal, AvdtpStream, StreamEndpoint, TimelineEvent
+
+RESPONSES = {1: "general_reject", 2: "accept", 3: "reject"}
+#: the state an accepted signal leads to
+NEXT_STATE = {3: "configured", 6: "open", 7: "streaming", 9: "open", 8: "idle", 0x0A: "idle"}
+#: gaps in media shorter than this are not recorded
+MIN_GAP_MS = 100.0
+
+
+@dataclass
+class AvdtpSession:
+    ctx: BuildContext
+    _frags: dict[str, list[bytes]] = field(default_factory=dict)
+    _pending: dict[tuple[str, int], AvdtpSignal] = field(default_factory=dict)
+    _cmd_pdus: dict[int, AvdtpPdu] = field(default_factory=dict)  # id(signal) → command PDU
+
+    def on_pdu(self, pdu: Pdu) -> None:
+        raw = pdu.payload
+        if not raw:
+            return
+        ptype = (raw[0] >> 2) & 3
+        if ptype == 1:
+            self._frags[pdu.direction] = [raw]
+            return
+        if ptype in (2, 3):
+            frags = self._frags.get(pdu.direction)
+            if frags is None:
+                self.ctx.anomaly(pdu.frame, "avdtp", "AVDTP fragment without a start packet")
+                return
+            frags.append(raw)
+            if ptype == 2:
+                return
+            raw, anomaly = join_fragments(self._frags.pop(pdu.direction))
+            if anomaly:
+                self.ctx.anomaly(pdu.frame, "avdtp", f"fragmented signal: {anomaly}")
+        rec = decode_avdtp(raw)
+        if rec.anomaly:
+            self.ctx.anomaly(pdu.frame, "avdtp", rec.anomaly)
+        if rec.message_type is None or rec.label is None:
+            return
+        if rec.message_type == 0:
+            self._command(rec, pdu)
+        else:
+            self._response(rec, pdu)
+
+    # -- commands and responses ---------------------------------------------------------------
+    def _command(self, rec: AvdtpPdu, pdu: Pdu) -> None:
+        sid = rec.signal_id or 0
+        sig = AvdtpSignal(
+            connection=pdu.connection.id, signal=rec.signal_name or f"0x{sid:02X}",
+            signal_id=sid, label=rec.label or 0, direction=pdu.direction,
+            command_frame=pdu.frame, command_time_us=pdu.time_us,
+            seid=rec.acp_seid if rec.acp_seid is not None else (rec.seids[0] if rec.seids else None),
+            int_seid=rec.int_seid,
+        )  # fmt: skip
+        codec = rec.codec
+        if codec is not None:
+            sig.details["codec"] = codec.codec_name
+        if rec.delay is not None:
+            sig.details["delay_ms"] = rec.delay / 10
+        self.ctx.analysis.avdtp_signals.append(sig)
+        self._pending[(pdu.direction, rec.label or 0)] = sig
+        self._cmd_pdus[id(sig)] = rec
+        if sid == 0x0D and rec.delay is not None:  # DELAYREPORT
+            st = self._stream_for(pdu, rec.acp_seid, pdu.direction)
+            if st is not None:
+                st.delay_reports.append({"frame": pdu.frame, "time_us": pdu.time_us,
+                                         "delay_ms": rec.delay / 10})  # fmt: skip
+
+    def _response(self, rec: AvdtpPdu, pdu: Pdu) -> None:
+        cmd_dir = "received" if pdu.direction == "sent" else "sent"
+        sig = self._pending.pop((cmd_dir, rec.label or 0), None)
+        if sig is None or (rec.signal_id is not None and rec.signal_id != sig.signal_id):
+            if sig is not None:
+                self._pending[(cmd_dir, rec.label or 0)] = sig
+            self.ctx.anomaly(pdu.frame, "avdtp",
+                             f"{rec.signal_name} {rec.message_type_name} with no command")  # fmt: skip
+            return
+        sig.response = RESPONSES.get(rec.message_type or 0)
+        sig.response_frame = pdu.frame
+        sig.response_time_us = pdu.time_us
+        sig.latency_ms = (pdu.time_us - (sig.command_time_us or pdu.time_us)) / 1000
+        cmd = self._cmd_pdus.pop(id(sig), None)
+        if rec.message_type == 3:
+            sig.error_code, sig.error_name = rec.error_code, rec.error_name
+            sig.service_category = rec.service_category
+            if rec.acp_seid is not None:
+                sig.details["failing_seid"] = rec.acp_seid
+            self._timeline(pdu, sig, f"AVDTP {sig.signal} rejected: {sig.error_name}", "error")
+            return
+        if rec.message_type == 1:
+            self._timeline(pdu, sig, f"AVDTP {sig.signal}: general reject", "warning")
+            return
+        self._accepted(sig, cmd, rec, pdu)
+
+    def _accepted(self, sig: AvdtpSignal, cmd: AvdtpPdu | None, rsp: AvdtpPdu, pdu: Pdu) -> None:
+        sid = sig.signal_id
+        conn = pdu.connection
+        responder_side = "remote" if pdu.direction == "received" else "local"
+        if sid == 0x01:  # DISCOVER
+            for sep in rsp.seps:
+                self.ctx.analysis.avdtp_endpoints.append(StreamEndpoint(
+                    connection=conn.id, side=responder_side, seid=sep.seid,
+                    media_type={0: "audio", 1: "video", 2: "multimedia"}.get(sep.media_type,
+                                                                              str(sep.media_type)),
+                    tsep="sink" if sep.tsep else "source", in_use=sep.in_use, frame=pdu.frame,
+                ))  # fmt: skip
+        elif sid in (0x02, 0x0C):  # GET_(ALL_)CAPABILITIES
+            ep = self._endpoint(conn.id, responder_side, sig.seid)
+            if ep is not None:
+                ep.capabilities = [c.name for c in rsp.capabilities]
+                ep.codecs = [_codec_json(c.codec) for c in rsp.capabilities if c.codec is not None]
+        elif sid in (0x03, 0x05) and cmd is not None:  # SET_CONFIGURATION / RECONFIGURE
+            codec = cmd.codec
+            if sid == 0x03:
+                st = AvdtpStream(
+                    connection=conn.id, address=conn.address, acp_seid=cmd.acp_seid,
+                    int_seid=cmd.int_seid, codec=codec.codec_name if codec else None,
+                    codec_params=_codec_json(codec) if codec else {},
+                    configured_by="local" if sig.direction == "sent" else "remote",
+                    configure_frame=sig.command_frame,
+                )  # fmt: skip
+                self.ctx.analysis.avdtp_streams.append(st)
+                self._state(st, "configured", pdu)
+            else:
+                st_opt = self._stream_for(pdu, sig.seid, sig.direction)
+                if st_opt is not None and codec is not None:
+                    st_opt.codec = codec.codec_name
+                    st_opt.codec_params = _codec_json(codec)
+        elif sid in NEXT_STATE:
+            seids = cmd.seids if cmd is not None and cmd.seids else [sig.seid]
+            for seid in seids:
+                st2 = self._stream_for(pdu, seid, sig.direction)
+                if st2 is not None:
+                    self._state(st2, NEXT_STATE[sid], pdu)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _endpoint(self, conn_id: str, side: str, seid: int | None) -> StreamEndpoint | None:
+        for ep in reversed(self.ctx.analysis.avdtp_endpoints):
+            if ep.connection == conn_id and ep.side == side and ep.seid == seid:
+                return ep
+        if seid is None:
+            return None
+        ep = StreamEndpoint(connection=conn_id, side=side, seid=seid, media_type="audio",
+                            tsep="unknown", in_use=False)  # fmt: skip
+        self.ctx.analysis.avdtp_endpoints.append(ep)
+        return ep
+
+    def _stream_for(self, pdu: Pdu, acp_seid: int | None, cmd_direction: str) -> AvdtpStream | None:
+        """The stream a command addresses: its ACP SEID is the receiver's endpoint."""
+        receiver = "remote" if cmd_direction == "sent" else "local"
+        for st in reversed(self.ctx.analysis.avdtp_streams):
+            if st.connection != pdu.connection.id:
+                continue
+            remote = st.acp_seid if st.configured_by == "local" else st.int_seid
+            local = st.int_seid if st.configured_by == "local" else st.acp_seid
+            if (
+                acp_seid is None
+                or (receiver == "remote" and remote == acp_seid)
+                or (receiver == "local" and local == acp_seid)
+            ):
+                return st
+        return None
+
+    def _state(self, st: AvdtpStream, state: str, pdu: Pdu) -> None:
+        st.state = state
+        st.states.append({"state": state, "frame": pdu.frame, "time_us": pdu.time_us})
+        self.ctx.analysis.timeline.append(TimelineEvent(
+            pdu.time_us, pdu.frame, pdu.connection.id, "stream_state",
+            f"A2DP stream {st.codec or ''} {state}",
+        ))  # fmt: skip
+
+    def _timeline(self, pdu: Pdu, sig: AvdtpSignal, text: str, sev: str) -> None:
+        self.ctx.analysis.timeline.append(
+            TimelineEvent(pdu.time_us, pdu.frame, pdu.connection.id, "avdtp", text, sev)
+        )
+
+
+def _codec_json(codec: Any) -> dict[str, Any]:
+    if codec is None:
+        return {}
+    out: dict[str, Any] = {"codec": codec.codec_name, "codec_type": codec.codec_type}
+    if codec.vendor_id is not None:
+        out["vendor_id"] = codec.vendor_id
+        out["vendor_codec_id"] = codec.vendor_codec_id
+    out.update({k: v for k, v in codec.fields.items() if not isinstance(v, bytes)})
+    return out
+
+
+@consume_psm(0x19)
+def _factory(ctx: BuildContext) -> AvdtpSession:
+    return AvdtpSession(ctx)
+
+
+@post_pass
+def media_stats(analysis: Any, ctx: BuildContext) -> None:
+    """Tie media channels to streams and count their packets, rate, bitrate and gaps."""
+    chans = ctx.table.channels
+    media = [i for i, ch in enumerate(chans) if ch.role == "avdtp_media"]
+    if not media:
+        return
+    mf = media_frames(ctx, media)
+    by_conn: dict[str, list[int]] = {}
+    for i in media:
+        by_conn.setdefault(chans[i].connection, []).append(i)
+    for conn_id, chan_nos in by_conn.items():
+        streams = [s for s in analysis.avdtp_streams if s.connection == conn_id
+                   and any(x["state"] == "open" for x in s.states)]  # fmt: skip
+        streams.sort(key=lambda s: next(x["frame"] for x in s.states if x["state"] == "open"))
+        for k, chn in enumerate(chan_nos):
+            ch = chans[chn]
+            if k < len(streams):
+                st = streams[k]
+            else:
+                conn = analysis.connection(conn_id)
+                st = AvdtpStream(connection=conn_id, address=conn.address if conn else None,
+                                 acp_seid=None, int_seid=None, codec=None, inferred=True)  # fmt: skip
+                analysis.avdtp_streams.append(st)
+            st.media_channel = {"local_cid": ch.local_cid, "remote_cid": ch.remote_cid,
+                                "inferred": ch.inferred}  # fmt: skip
+            _fill_media(st, mf.filter(pl.col("chan_no") == chn))
+
+
+def _fill_media(st: AvdtpStream, f: pl.DataFrame) -> None:
+    if f.height == 0:
+        return
+    t = f["time_us"].to_numpy()
+    frames = f["index"].to_numpy()
+    st.media_packets = f.height
+    st.media_bytes = int(f["l2cap_len"].clip(lower_bound=0).sum())
+    st.media_first_time_us = int(t[0])
+    st.media_last_time_us = int(t[-1])
+    span = (t[-1] - t[0]) / 1e6
+    if span > 0:
+        st.media_rate_pps = round(f.height / span, 2)
+        st.media_bitrate_kbps = round(st.media_bytes * 8 / span / 1000, 1)
+    if f.height > 1:
+        gaps = np.diff(t) / 1000.0
+        big = np.nonzero(gaps >= MIN_GAP_MS)[0]
+        st.media_gaps = [
+            {"from_frame": int(frames[i]), "to_frame": int(frames[i + 1]),
+             "gap_ms": round(float(gaps[i]), 1), "time_us": int(t[i])}
+            for i in big[:500]
+        ]  # fmt: skip

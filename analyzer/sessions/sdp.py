@@ -1,0 +1,159 @@
+"""SDP transactions (Core v5.4 Vol 3 Part B §4): one per request, with its response(s).
+
+A request and its response share a transaction id (§4.2); a response with a non-empty
+continuation state (§4.3) is followed by the same request repeated with that state, until the
+last response — the partial AttributeLists bytes are joined before the records are parsed. The
+PnP Information record (0x1200) gives the remote's Device ID (vendor, product, version).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from analyzer.decode.sdp import (
+    SdpPdu,
+    decode_sdp,
+    parse_attribute_lists,
+    pnp_info,
+    rfcomm_channel,
+    service_classes,
+    uuid_name,
+)
+from analyzer.sessions.build import BuildContext
+from analyzer.sessions.l2cap import Pdu, consume_psm
+from analyzer.sessions.model import SdpTransaction, TimelineEvent
+
+RESPONSE_OF = {0x02: 0x03, 0x04: 0x05, 0x06: 0x07}
+
+
+@dataclass
+class SdpChannelSession:
+    ctx: BuildContext
+    # (asker direction, tid) → open transaction and its accumulated attribute bytes
+    _open: dict[tuple[str, int], tuple[SdpTransaction, bytearray]] = field(default_factory=dict)
+    # a continued request (same pdu, new tid) continues the previous transaction
+    _continuing: dict[str, tuple[SdpTransaction, bytearray]] = field(default_factory=dict)
+
+    def on_pdu(self, pdu: Pdu) -> None:
+        rec = decode_sdp(pdu.payload)
+        if rec.anomaly:
+            self.ctx.anomaly(pdu.frame, "sdp", f"{rec.name}: {rec.anomaly}")
+        if rec.tid is None:
+            return
+        if rec.is_request:
+            self._request(rec, pdu)
+        else:
+            asker = "received" if pdu.direction == "sent" else "sent"
+            entry = self._open.pop((asker, rec.tid), None)
+            if entry is None:
+                self.ctx.anomaly(pdu.frame, "sdp", f"{rec.name} tid {rec.tid} with no request")
+                return
+            self._response(entry, rec, pdu, asker)
+
+    def _request(self, rec: SdpPdu, pdu: Pdu) -> None:
+        cont = self._continuing.pop(pdu.direction, None)
+        if rec.continuation and cont is not None and cont[0].pdu == rec.name:
+            tx, acc = cont
+            tx.continuations += 1
+            tx.frames.append(pdu.frame)
+        else:
+            tx = SdpTransaction(
+                connection=pdu.connection.id, address=pdu.connection.address, tid=rec.tid or 0,
+                pdu=rec.name, request_frame=pdu.frame, request_time_us=pdu.time_us,
+                direction=pdu.direction, frames=[pdu.frame],
+                uuids=[_uuid_str(u) for u in rec.uuids],
+                attribute_ranges=[
+                    [x, x] if isinstance(x, int) else [x[0], x[1]] for x in rec.attr_ids
+                ],
+            )  # fmt: skip
+            acc = bytearray()
+            self.ctx.analysis.sdp.append(tx)
+        self._open[(pdu.direction, rec.tid or 0)] = (tx, acc)
+
+    def _response(self, entry: tuple[SdpTransaction, bytearray], rec: SdpPdu, pdu: Pdu,
+                  asker: str) -> None:  # fmt: skip
+        tx, acc = entry
+        tx.frames.append(pdu.frame)
+        tx.response_frame = pdu.frame
+        tx.response_time_us = pdu.time_us
+        tx.response_pdu = rec.name
+        tx.latency_ms = (pdu.time_us - tx.request_time_us) / 1000
+        if rec.pdu_id == 0x01:
+            tx.error_code, tx.error_name = rec.error_code, rec.error_name
+            return
+        acc += rec.attribute_bytes
+        if rec.continuation:
+            self._continuing[asker] = (tx, acc)
+            return
+        if rec.pdu_id == 0x03:
+            tx.records = [{"handle": h} for h in rec.handles]
+            return
+        records = (parse_attribute_lists(bytes(acc)) if rec.pdu_id == 0x07
+                   else _single(bytes(acc)))  # fmt: skip
+        if records.anomaly:
+            self.ctx.anomaly(pdu.frame, "sdp", f"attribute lists: {records.anomaly}")
+        self._records(tx, records.records, pdu)
+
+    def _records(self, tx: SdpTransaction, records: list[dict[int, Any]], pdu: Pdu) -> None:
+        hci = self.ctx.hci
+        remote_answered = pdu.direction == "received"
+        dev = hci.device(tx.address) if (tx.address and remote_answered) else None
+        for r in records:
+            classes = service_classes(r)
+            names = [uuid_name(c) for c in classes]
+            summary: dict[str, Any] = {
+                "handle": _num(r.get(0x0000)),
+                "service_classes": [f"0x{c:04X}" for c in classes],
+                "service_names": names,
+            }
+            ch = rfcomm_channel(r)
+            if ch is not None:
+                summary["rfcomm_channel"] = ch
+            name = r.get(0x0100)
+            if isinstance(name, bytes | str):
+                summary["name"] = (
+                    name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+                )
+            pnp = pnp_info(r)
+            if pnp is not None:
+                summary["device_id"] = {
+                    "vendor_id": pnp.vendor_id, "product_id": pnp.product_id,
+                    "version": pnp.version, "vendor_id_source": pnp.vendor_id_source,
+                }  # fmt: skip
+                if dev is not None:
+                    dev.device_id = summary["device_id"]
+                    dev.device_ids_seen.append({
+                        "connection": tx.connection, "frame": pdu.frame, "time_us": pdu.time_us,
+                        **summary["device_id"],
+                    })  # fmt: skip
+            tx.records.append(summary)
+            for n in names:
+                if n not in tx.services:
+                    tx.services.append(n)
+                if dev is not None and n not in dev.services:
+                    dev.services.append(n)
+        self.ctx.analysis.timeline.append(TimelineEvent(
+            pdu.time_us, pdu.frame, tx.connection or "?", "sdp",
+            f"SDP {tx.pdu}: {', '.join(tx.services) or 'no records'}",
+        ))  # fmt: skip
+
+
+def _single(data: bytes) -> Any:
+    from analyzer.decode.sdp import parse_attribute_list
+
+    return parse_attribute_list(data)
+
+
+def _num(v: Any) -> int | None:
+    return v if isinstance(v, int) else None
+
+
+def _uuid_str(u: Any) -> str:
+    name = getattr(u, "name", None)
+    return f"{u} {name}" if name else str(u)
+
+
+@consume_psm(0x0001)
+def _factory(ctx: BuildContext) -> SdpChannelSession:
+    return SdpChannelSession(ctx)

@@ -19,8 +19,10 @@ def _frames(frames: list[int], limit: int = 8) -> str:
 def print_report(a: Analysis, console: Console | None = None) -> None:
     con = console or Console()
     cap = a.capture.summary()
-    con.print(f"[bold]{cap['path']}[/bold]  {cap['format']} {cap['link_type']}  "
-              f"{cap['frames']} frames  {cap['first_time']} → {cap['last_time']}")  # fmt: skip
+    con.print(
+        f"[bold]{cap['path']}[/bold]  {cap['format']} {cap['link_type']}  "
+        f"{cap['frames']} frames  {cap['first_time']} → {cap['last_time']}"
+    )
     if cap["filtered"]:
         con.print("[yellow]filtered Android snoop log: media and some payloads are missing[/]")
     con.print()
@@ -28,8 +30,11 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
         con.print(f"[bold]Findings ({len(a.findings)})[/bold]")
         for f in a.findings:
             count = f" ×{f.count}" if f.count > 1 else ""
-            con.print(f"[{SEV_STYLE[f.severity]}]{f.severity.upper():7}[/] [bold]{f.id}[/]{count}: "
-                      f"{f.message}", highlight=False)  # fmt: skip
+            con.print(
+                f"[{SEV_STYLE[f.severity]}]{f.severity.upper():7}[/] [bold]{f.id}[/]{count}: "
+                f"{f.message}",
+                highlight=False,
+            )
             con.print(f"         fix: {f.fix}", highlight=False)
             if f.frames:
                 con.print(f"         frames: {_frames(f.frames)}", highlight=False)
@@ -37,57 +42,140 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
     else:
         con.print("[green]No findings.[/green]\n")
     if a.devices:
-        t = Table("address", "role", "name", "LMP ver/subver", "manufacturer", "device id",
-                  title="Devices", title_justify="left")  # fmt: skip
+        t = Table(
+            "address",
+            "role",
+            "name",
+            "LMP ver/subver",
+            "manufacturer",
+            "device id",
+            title="Devices",
+            title_justify="left",
+        )
         for d in a.devices:
             ver = "" if d.lmp_version is None else f"{d.lmp_version}/{d.lmp_subversion}"
-            did = "" if not d.device_id else (
-                f"{d.device_id.get('vendor_id', 0):#06x}/{d.device_id.get('product_id', 0):#06x} "
-                f"v{d.device_id.get('version', 0):#06x}")  # fmt: skip
+            did = (
+                ""
+                if not d.device_id
+                else (
+                    f"{d.device_id.get('vendor_id') or 0:#06x}/"
+                    f"{d.device_id.get('product_id') or 0:#06x} "
+                    f"v{d.device_id.get('version') or 0:#06x}"
+                )
+            )
             t.add_row(d.address, d.role, d.name or "", ver, d.manufacturer_name or "", did)
         con.print(t)
     if a.connections:
-        t = Table("id", "transport", "address", "start", "end", "status / reason",
-                  title="Connections", title_justify="left")  # fmt: skip
+        t = Table(
+            "id",
+            "transport",
+            "address",
+            "start",
+            "end",
+            "status / reason",
+            title="Connections",
+            title_justify="left",
+        )
         for c in a.connections:
             why = c.status_name if c.status else (c.disconnect_reason_name or "open")
-            t.add_row(c.id + (" (inferred)" if c.inferred else ""), c.transport, c.address or "?",
-                      str(c.start_frame), str(c.end_frame or ""), why)  # fmt: skip
+            t.add_row(
+                c.id + (" (inferred)" if c.inferred else ""),
+                c.transport,
+                c.address or "?",
+                str(c.start_frame),
+                str(c.end_frame or ""),
+                why,
+            )
         con.print(t)
     if a.pairing:
-        t = Table("address", "method", "link key", "outcome", "status", "frames",
-                  title="Pairing / authentication", title_justify="left")  # fmt: skip
+        t = Table(
+            "address",
+            "method",
+            "link key",
+            "outcome",
+            "status",
+            "frames",
+            title="Pairing / authentication",
+            title_justify="left",
+        )
         for p in a.pairing:
-            t.add_row(p.address or "?", p.method or "?", p.link_key_request or "", p.outcome,
-                      p.status_name or "", _frames(p.frames, 5))  # fmt: skip
+            t.add_row(
+                p.address or "?",
+                p.method or "?",
+                p.link_key_request or "",
+                p.outcome,
+                p.status_name or "",
+                _frames(p.frames, 5),
+            )
         con.print(t)
     if a.sdp:
-        t = Table("req", "rsp", "pdu", "uuids", "latency ms", "services / error",
-                  title="SDP", title_justify="left")  # fmt: skip
+        t = Table(
+            "req",
+            "rsp",
+            "pdu",
+            "uuids",
+            "latency ms",
+            "services / error",
+            title="SDP",
+            title_justify="left",
+        )
         for s in a.sdp:
-            t.add_row(str(s.request_frame), str(s.response_frame or "—"), s.pdu,
-                      ", ".join(s.uuids[:4]),
-                      "" if s.latency_ms is None else f"{s.latency_ms:.1f}",
-                      s.error_name or ", ".join(s.services[:5]))  # fmt: skip
+            t.add_row(
+                str(s.request_frame),
+                str(s.response_frame or "—"),
+                s.pdu,
+                ", ".join(s.uuids[:4]),
+                "" if s.latency_ms is None else f"{s.latency_ms:.1f}",
+                s.error_name or ", ".join(s.services[:5]),
+            )
         con.print(t)
     if a.avdtp_signals:
-        t = Table("cmd", "rsp", "dir", "signal", "response", "error", "latency ms",
-                  title="AVDTP signals", title_justify="left")  # fmt: skip
+        t = Table(
+            "cmd",
+            "rsp",
+            "dir",
+            "signal",
+            "response",
+            "error",
+            "latency ms",
+            title="AVDTP signals",
+            title_justify="left",
+        )
         for sg in a.avdtp_signals:
-            t.add_row(str(sg.command_frame or ""), str(sg.response_frame or "—"), sg.direction,
-                      sg.signal, sg.response or "none", sg.error_name or "",
-                      "" if sg.latency_ms is None else f"{sg.latency_ms:.1f}")  # fmt: skip
+            t.add_row(
+                str(sg.command_frame or ""),
+                str(sg.response_frame or "—"),
+                sg.direction,
+                sg.signal,
+                sg.response or "none",
+                sg.error_name or "",
+                "" if sg.latency_ms is None else f"{sg.latency_ms:.1f}",
+            )
         con.print(t)
     if a.avdtp_streams:
-        t = Table("connection", "SEIDs", "codec", "states", "media pkts", "kbit/s", "delay ms",
-                  title="A2DP streams", title_justify="left")  # fmt: skip
+        t = Table(
+            "connection",
+            "SEIDs",
+            "codec",
+            "states",
+            "media pkts",
+            "kbit/s",
+            "delay ms",
+            title="A2DP streams",
+            title_justify="left",
+        )
         for st in a.avdtp_streams:
             states = " → ".join(s["state"] for s in st.states)
             delay = ", ".join(f"{d['delay_ms']:.1f}" for d in st.delay_reports[:3])
-            t.add_row(st.connection or "?", f"{st.acp_seid}/{st.int_seid}", st.codec or "?",
-                      states, str(st.media_packets),
-                      "" if st.media_bitrate_kbps is None else f"{st.media_bitrate_kbps:.0f}",
-                      delay)  # fmt: skip
+            t.add_row(
+                st.connection or "?",
+                f"{st.acp_seid}/{st.int_seid}",
+                st.codec or "?",
+                states,
+                str(st.media_packets),
+                "" if st.media_bitrate_kbps is None else f"{st.media_bitrate_kbps:.0f}",
+                delay,
+            )
         con.print(t)
     for h in a.hfp:
         con.print(f"HFP: {getattr(h, 'summary', h)}", highlight=False)

@@ -68,12 +68,18 @@ class AvdtpSession:
     def _command(self, rec: AvdtpPdu, pdu: Pdu) -> None:
         sid = rec.signal_id or 0
         sig = AvdtpSignal(
-            connection=pdu.connection.id, signal=rec.signal_name or f"0x{sid:02X}",
-            signal_id=sid, label=rec.label or 0, direction=pdu.direction,
-            command_frame=pdu.frame, command_time_us=pdu.time_us,
-            seid=rec.acp_seid if rec.acp_seid is not None else (rec.seids[0] if rec.seids else None),
+            connection=pdu.connection.id,
+            signal=rec.signal_name or f"0x{sid:02X}",
+            signal_id=sid,
+            label=rec.label or 0,
+            direction=pdu.direction,
+            command_frame=pdu.frame,
+            command_time_us=pdu.time_us,
+            seid=rec.acp_seid
+            if rec.acp_seid is not None
+            else (rec.seids[0] if rec.seids else None),
             int_seid=rec.int_seid,
-        )  # fmt: skip
+        )
         codec = rec.codec
         if codec is not None:
             sig.details["codec"] = codec.codec_name
@@ -85,8 +91,9 @@ class AvdtpSession:
         if sid == 0x0D and rec.delay is not None:  # DELAYREPORT
             st = self._stream_for(pdu, rec.acp_seid, pdu.direction)
             if st is not None:
-                st.delay_reports.append({"frame": pdu.frame, "time_us": pdu.time_us,
-                                         "delay_ms": rec.delay / 10})  # fmt: skip
+                st.delay_reports.append(
+                    {"frame": pdu.frame, "time_us": pdu.time_us, "delay_ms": rec.delay / 10}
+                )
 
     def _response(self, rec: AvdtpPdu, pdu: Pdu) -> None:
         cmd_dir = "received" if pdu.direction == "sent" else "sent"
@@ -94,8 +101,9 @@ class AvdtpSession:
         if sig is None or (rec.signal_id is not None and rec.signal_id != sig.signal_id):
             if sig is not None:
                 self._pending[(cmd_dir, rec.label or 0)] = sig
-            self.ctx.anomaly(pdu.frame, "avdtp",
-                             f"{rec.signal_name} {rec.message_type_name} with no command")  # fmt: skip
+            self.ctx.anomaly(
+                pdu.frame, "avdtp", f"{rec.signal_name} {rec.message_type_name} with no command"
+            )
             return
         sig.response = RESPONSES.get(rec.message_type or 0)
         sig.response_frame = pdu.frame
@@ -120,12 +128,19 @@ class AvdtpSession:
         responder_side = "remote" if pdu.direction == "received" else "local"
         if sid == 0x01:  # DISCOVER
             for sep in rsp.seps:
-                self.ctx.analysis.avdtp_endpoints.append(StreamEndpoint(
-                    connection=conn.id, side=responder_side, seid=sep.seid,
-                    media_type={0: "audio", 1: "video", 2: "multimedia"}.get(sep.media_type,
-                                                                              str(sep.media_type)),
-                    tsep="sink" if sep.tsep else "source", in_use=sep.in_use, frame=pdu.frame,
-                ))  # fmt: skip
+                self.ctx.analysis.avdtp_endpoints.append(
+                    StreamEndpoint(
+                        connection=conn.id,
+                        side=responder_side,
+                        seid=sep.seid,
+                        media_type={0: "audio", 1: "video", 2: "multimedia"}.get(
+                            sep.media_type, str(sep.media_type)
+                        ),
+                        tsep="sink" if sep.tsep else "source",
+                        in_use=sep.in_use,
+                        frame=pdu.frame,
+                    )
+                )
         elif sid in (0x02, 0x0C):  # GET_(ALL_)CAPABILITIES
             ep = self._endpoint(conn.id, responder_side, sig.seid)
             if ep is not None:
@@ -135,12 +150,15 @@ class AvdtpSession:
             codec = cmd.codec
             if sid == 0x03:
                 st = AvdtpStream(
-                    connection=conn.id, address=conn.address, acp_seid=cmd.acp_seid,
-                    int_seid=cmd.int_seid, codec=codec.codec_name if codec else None,
+                    connection=conn.id,
+                    address=conn.address,
+                    acp_seid=cmd.acp_seid,
+                    int_seid=cmd.int_seid,
+                    codec=codec.codec_name if codec else None,
                     codec_params=_codec_json(codec) if codec else {},
                     configured_by="local" if sig.direction == "sent" else "remote",
                     configure_frame=sig.command_frame,
-                )  # fmt: skip
+                )
                 self.ctx.analysis.avdtp_streams.append(st)
                 self._state(st, "configured", pdu)
             else:
@@ -162,8 +180,14 @@ class AvdtpSession:
                 return ep
         if seid is None:
             return None
-        ep = StreamEndpoint(connection=conn_id, side=side, seid=seid, media_type="audio",
-                            tsep="unknown", in_use=False)  # fmt: skip
+        ep = StreamEndpoint(
+            connection=conn_id,
+            side=side,
+            seid=seid,
+            media_type="audio",
+            tsep="unknown",
+            in_use=False,
+        )
         self.ctx.analysis.avdtp_endpoints.append(ep)
         return ep
 
@@ -186,10 +210,15 @@ class AvdtpSession:
     def _state(self, st: AvdtpStream, state: str, pdu: Pdu) -> None:
         st.state = state
         st.states.append({"state": state, "frame": pdu.frame, "time_us": pdu.time_us})
-        self.ctx.analysis.timeline.append(TimelineEvent(
-            pdu.time_us, pdu.frame, pdu.connection.id, "stream_state",
-            f"A2DP stream {st.codec or ''} {state}",
-        ))  # fmt: skip
+        self.ctx.analysis.timeline.append(
+            TimelineEvent(
+                pdu.time_us,
+                pdu.frame,
+                pdu.connection.id,
+                "stream_state",
+                f"A2DP stream {st.codec or ''} {state}",
+            )
+        )
 
     def _timeline(self, pdu: Pdu, sig: AvdtpSignal, text: str, sev: str) -> None:
         self.ctx.analysis.timeline.append(
@@ -225,8 +254,11 @@ def media_stats(analysis: Any, ctx: BuildContext) -> None:
     for i in media:
         by_conn.setdefault(chans[i].connection, []).append(i)
     for conn_id, chan_nos in by_conn.items():
-        streams = [s for s in analysis.avdtp_streams if s.connection == conn_id
-                   and any(x["state"] == "open" for x in s.states)]  # fmt: skip
+        streams = [
+            s
+            for s in analysis.avdtp_streams
+            if s.connection == conn_id and any(x["state"] == "open" for x in s.states)
+        ]
         streams.sort(key=lambda s: next(x["frame"] for x in s.states if x["state"] == "open"))
         for k, chn in enumerate(chan_nos):
             ch = chans[chn]
@@ -234,11 +266,20 @@ def media_stats(analysis: Any, ctx: BuildContext) -> None:
                 st = streams[k]
             else:
                 conn = analysis.connection(conn_id)
-                st = AvdtpStream(connection=conn_id, address=conn.address if conn else None,
-                                 acp_seid=None, int_seid=None, codec=None, inferred=True)  # fmt: skip
+                st = AvdtpStream(
+                    connection=conn_id,
+                    address=conn.address if conn else None,
+                    acp_seid=None,
+                    int_seid=None,
+                    codec=None,
+                    inferred=True,
+                )
                 analysis.avdtp_streams.append(st)
-            st.media_channel = {"local_cid": ch.local_cid, "remote_cid": ch.remote_cid,
-                                "inferred": ch.inferred}  # fmt: skip
+            st.media_channel = {
+                "local_cid": ch.local_cid,
+                "remote_cid": ch.remote_cid,
+                "inferred": ch.inferred,
+            }
             _fill_media(st, mf.filter(pl.col("chan_no") == chn))
 
 
@@ -259,7 +300,11 @@ def _fill_media(st: AvdtpStream, f: pl.DataFrame) -> None:
         gaps = np.diff(t) / 1000.0
         big = np.nonzero(gaps >= MIN_GAP_MS)[0]
         st.media_gaps = [
-            {"from_frame": int(frames[i]), "to_frame": int(frames[i + 1]),
-             "gap_ms": round(float(gaps[i]), 1), "time_us": int(t[i])}
+            {
+                "from_frame": int(frames[i]),
+                "to_frame": int(frames[i + 1]),
+                "gap_ms": round(float(gaps[i]), 1),
+                "time_us": int(t[i]),
+            }
             for i in big[:500]
-        ]  # fmt: skip
+        ]

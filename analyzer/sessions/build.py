@@ -52,8 +52,14 @@ def _load_session_modules() -> None:
 class BuildContext:
     """What pass 2 consumers and post passes share."""
 
-    def __init__(self, cap: Capture, idx: pl.DataFrame, hci: HciState, table: l2.ChannelTable,
-                 analysis: Analysis) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cap: Capture,
+        idx: pl.DataFrame,
+        hci: HciState,
+        table: l2.ChannelTable,
+        analysis: Analysis,
+    ) -> None:
         self.cap = cap
         self.idx = idx
         self.hci = hci
@@ -113,8 +119,20 @@ def _pass1(ctx: BuildContext) -> None:
     buf = ctx.cap.buffer
     hci, table = ctx.hci, ctx.table
     reasm = l2.Reassembler(ctx.analysis.anomalies)
-    cols = [sel[c].to_list() for c in ("index", "time_us", "kind", "offset", "length",
-                                        "orig_length", "handle", "pb", "direction")]  # fmt: skip
+    cols = [
+        sel[c].to_list()
+        for c in (
+            "index",
+            "time_us",
+            "kind",
+            "offset",
+            "length",
+            "orig_length",
+            "handle",
+            "pb",
+            "direction",
+        )
+    ]
     for frame, t, kind, off, ln, orig, handle, pb, direction in zip(*cols, strict=True):
         raw = bytes(buf[off : off + ln])
         if kind == "event":
@@ -143,8 +161,7 @@ def _pass1(ctx: BuildContext) -> None:
             cid = pdu[2] | (pdu[3] << 8)
             if cid == 0x0005:
                 conn.transport = "le" if conn.inferred else conn.transport
-            table.on_signalling(conn, direction, frame, t, pdu[4 : 4 + ln2],
-                                ctx.analysis.anomalies)  # fmt: skip
+            table.on_signalling(conn, direction, frame, t, pdu[4 : 4 + ln2], ctx.analysis.anomalies)
 
 
 # -- assignment ------------------------------------------------------------------------------
@@ -157,23 +174,30 @@ def _conn_ranges(hci: HciState, last_frame: int) -> pl.DataFrame:
         if c.status == 0 and c.transport in ("br_edr", "le")
     ]
     return pl.DataFrame(
-        rows, schema={"handle": pl.Int32, "c_start": pl.Int64, "c_end": pl.Int64,
-                      "conn_no": pl.Int64},
+        rows,
+        schema={"handle": pl.Int32, "c_start": pl.Int64, "c_end": pl.Int64, "conn_no": pl.Int64},
         orient="row",
-    ).sort("c_start")  # fmt: skip
+    ).sort("c_start")
 
 
 def _assign(ctx: BuildContext) -> None:
     """Connection and channel of every ACL frame (columnar)."""
     acl = l2.channel_frames(ctx.idx).sort("index")
     if acl.height == 0:
-        ctx.acl = acl.with_columns(pl.lit(None, pl.Int64).alias("conn_no"),
-                                   pl.lit(None, pl.Int64).alias("chan_no"))  # fmt: skip
+        ctx.acl = acl.with_columns(
+            pl.lit(None, pl.Int64).alias("conn_no"), pl.lit(None, pl.Int64).alias("chan_no")
+        )
         return
     last = int(acl["index"].max())  # type: ignore[arg-type]
     ranges = _conn_ranges(ctx.hci, last)
-    acl = acl.join_asof(ranges, left_on="index", right_on="c_start", by="handle",
-                        strategy="backward", check_sortedness=False)  # fmt: skip
+    acl = acl.join_asof(
+        ranges,
+        left_on="index",
+        right_on="c_start",
+        by="handle",
+        strategy="backward",
+        check_sortedness=False,
+    )
     acl = acl.with_columns(
         pl.when(pl.col("index") <= pl.col("c_end")).then(pl.col("conn_no")).alias("conn_no")
     )
@@ -212,15 +236,25 @@ def _assign(ctx: BuildContext) -> None:
             ch_rows.append((cn, "received", ch.local_cid, start, end, chan_no))
     chans = pl.DataFrame(
         ch_rows,
-        schema={"conn_no": pl.Int64, "dir": pl.String, "cid": pl.Int32, "ch_start": pl.Int64,
-                "ch_end": pl.Int64, "chan_no": pl.Int64},
+        schema={
+            "conn_no": pl.Int64,
+            "dir": pl.String,
+            "cid": pl.Int32,
+            "ch_start": pl.Int64,
+            "ch_end": pl.Int64,
+            "chan_no": pl.Int64,
+        },
         orient="row",
-    ).sort("ch_start")  # fmt: skip
+    ).sort("ch_start")
     acl = acl.with_columns(pl.col("direction").cast(pl.String).alias("dir"))
     acl = acl.sort("index").join_asof(
-        chans, left_on="index", right_on="ch_start", by=["conn_no", "dir", "cid"],
-        strategy="backward", check_sortedness=False,
-    )  # fmt: skip
+        chans,
+        left_on="index",
+        right_on="ch_start",
+        by=["conn_no", "dir", "cid"],
+        strategy="backward",
+        check_sortedness=False,
+    )
     acl = acl.with_columns(
         pl.when(pl.col("index") <= pl.col("ch_end")).then(pl.col("chan_no")).alias("chan_no")
     )
@@ -267,9 +301,10 @@ def _pass2(ctx: BuildContext) -> None:
         return
     table = ctx.table
     consumer_chans = [
-        i for i, ch in enumerate(table.channels)
+        i
+        for i, ch in enumerate(table.channels)
         if (ch.psm in l2.PSM_CONSUMERS and ch.role != "avdtp_media")
-    ]  # fmt: skip
+    ]
     fixed = [c for c in l2.CID_CONSUMERS if c not in l2.SIGNALLING_CIDS]
     # dynamic CIDs with no channel: infer from their first PDUs
     unknown = acl.filter(
@@ -283,8 +318,9 @@ def _pass2(ctx: BuildContext) -> None:
             .head(4)
         )
         for (cn, d, cid), grp in firsts.group_by(["conn_no", "dir", "cid"], maintain_order=True):
-            pls = [bytes(buf[o + 8 : o + n]) for o, n in zip(grp["offset"], grp["length"],
-                                                              strict=True)]  # fmt: skip
+            pls = [
+                bytes(buf[o + 8 : o + n]) for o, n in zip(grp["offset"], grp["length"], strict=True)
+            ]
             guess = infer_protocol(pls)
             if guess is None:
                 continue
@@ -295,9 +331,10 @@ def _pass2(ctx: BuildContext) -> None:
         _assign(ctx)
         acl = ctx.acl
         consumer_chans = [
-            i for i, ch in enumerate(table.channels)
+            i
+            for i, ch in enumerate(table.channels)
             if (ch.psm in l2.PSM_CONSUMERS and ch.role != "avdtp_media")
-        ]  # fmt: skip
+        ]
     sel = acl.filter(
         pl.col("chan_no").is_in(consumer_chans)
         | (pl.col("chan_no").is_null() & pl.col("cid").is_in(fixed))
@@ -307,8 +344,21 @@ def _pass2(ctx: BuildContext) -> None:
     buf = ctx.cap.buffer
     reasm = l2.Reassembler(ctx.analysis.anomalies)
     conns = ctx.hci.connections
-    cols = [sel[c].to_list() for c in ("index", "time_us", "offset", "length", "orig_length",
-                                        "handle", "pb", "dir", "conn_no", "chan_no")]  # fmt: skip
+    cols = [
+        sel[c].to_list()
+        for c in (
+            "index",
+            "time_us",
+            "offset",
+            "length",
+            "orig_length",
+            "handle",
+            "pb",
+            "dir",
+            "conn_no",
+            "chan_no",
+        )
+    ]
     for frame, t, off, ln, orig, handle, pb, d, cn, chn in zip(*cols, strict=True):
         done = reasm.feed(handle, d, pb, frame, bytes(buf[off + 4 : off + ln]), orig > ln)
         if done is None or cn is None:
@@ -321,8 +371,11 @@ def _pass2(ctx: BuildContext) -> None:
         key: Any = id(pch) if pch is not None else ("cid", cn, pcid)
         consumer = ctx.consumers.get(key)
         if consumer is None:
-            factory = (l2.PSM_CONSUMERS.get(pch.psm or -1) if pch is not None
-                       else l2.CID_CONSUMERS.get(pcid))  # fmt: skip
+            factory = (
+                l2.PSM_CONSUMERS.get(pch.psm or -1)
+                if pch is not None
+                else l2.CID_CONSUMERS.get(pcid)
+            )
             if factory is None:
                 continue
             consumer = ctx.consumers[key] = factory(ctx)
@@ -351,10 +404,15 @@ def _finish(ctx: BuildContext) -> None:
     a.devices = sorted(devs.values(), key=lambda d: (d.role != "local", d.address))
     a.timeline = sorted(hci.timeline + a.timeline, key=lambda e: (e.time_us, e.frame))
     a.extra.setdefault("hci_commands", hci.commands)
-    a.extra.setdefault("controller", {
-        "address": hci.local_address, "version": hci.local_version,
-        "resets": hci.resets, "hardware_errors": hci.hardware_errors,
-    })  # fmt: skip
+    a.extra.setdefault(
+        "controller",
+        {
+            "address": hci.local_address,
+            "version": hci.local_version,
+            "resets": hci.resets,
+            "hardware_errors": hci.hardware_errors,
+        },
+    )
     a.extra.setdefault("discovered", hci.discovered)
 
 

@@ -127,26 +127,35 @@ class HciState:
         """A connection seen only through its data (capture started mid-connection)."""
         kind = "le" if le else "acl"
         c = Connection(
-            id=self._new_id(kind, handle), handle=handle, address=None,
-            transport="le" if le else "br_edr", status=0, status_name="Success",
-            start_frame=frame, start_time_us=time_us, inferred=True,
-        )  # fmt: skip
+            id=self._new_id(kind, handle),
+            handle=handle,
+            address=None,
+            transport="le" if le else "br_edr",
+            status=0,
+            status_name="Success",
+            start_frame=frame,
+            start_time_us=time_us,
+            inferred=True,
+        )
         self.connections.append(c)
         self._open[(kind, handle)] = c
         return c
 
-    def _event(self, time_us: int, frame: int, lane: str, kind: str, text: str,
-               severity: str = "info") -> None:  # fmt: skip
+    def _event(
+        self, time_us: int, frame: int, lane: str, kind: str, text: str, severity: str = "info"
+    ) -> None:
         self.timeline.append(TimelineEvent(time_us, frame, lane, kind, text, severity))
 
     def _pair(self, addr: str, frame: int, time_us: int, conn: Connection | None) -> PairingAttempt:
         p = self._pairing_open.get(addr)
         if p is None or p.outcome != "unknown":
             p = PairingAttempt(
-                address=addr, connection=conn.id if conn else None,
+                address=addr,
+                connection=conn.id if conn else None,
                 transport=conn.transport if conn else "br_edr",
-                start_frame=frame, start_time_us=time_us,
-            )  # fmt: skip
+                start_frame=frame,
+                start_time_us=time_us,
+            )
             self.pairing.append(p)
             self._pairing_open[addr] = p
             if addr in self._bonded:
@@ -163,9 +172,14 @@ class HciState:
         if status == 0 and p.address:
             self._bonded.add(p.address)
         what = "succeeded" if status == 0 else f"failed: {p.status_name}"
-        self._event(time_us, frame, p.address or "?", "pair",
-                    f"authentication {what} ({p.method or 'method unknown'})",
-                    "info" if status == 0 else "error")  # fmt: skip
+        self._event(
+            time_us,
+            frame,
+            p.address or "?",
+            "pair",
+            f"authentication {what} ({p.method or 'method unknown'})",
+            "info" if status == 0 else "error",
+        )
 
     # -- commands ----------------------------------------------------------------------------
     def on_command(self, cmd: HciCommand, frame: int, time_us: int) -> None:
@@ -238,10 +252,12 @@ class HciState:
                 self.device(ev.bd_addr).role = "local"
             elif op == 0x1001 and len(ret) >= 9:
                 self.local_version = {
-                    "hci_version": ret[1], "hci_revision": ret[2] | (ret[3] << 8),
-                    "lmp_version": ret[4], "manufacturer": ret[5] | (ret[6] << 8),
+                    "hci_version": ret[1],
+                    "hci_revision": ret[2] | (ret[3] << 8),
+                    "lmp_version": ret[4],
+                    "manufacturer": ret[5] | (ret[6] << 8),
                     "lmp_subversion": ret[7] | (ret[8] << 8),
-                }  # fmt: skip
+                }
 
     def _match_completion(self, ev: HciEvent, frame: int, time_us: int) -> None:
         for tx in self._awaiting_completion:
@@ -258,19 +274,37 @@ class HciState:
             return
 
     def _failed_connection(
-        self, addr: str, status: int, frame: int, time_us: int, tx: HciTransaction | None,
+        self,
+        addr: str,
+        status: int,
+        frame: int,
+        time_us: int,
+        tx: HciTransaction | None,
         transport: str = "br_edr",
-    ) -> None:  # fmt: skip
+    ) -> None:
         c = Connection(
-            id=self._new_id("fail", len(self.connections)), handle=-1, address=addr,
-            transport=transport, status=status, status_name=error_name(status) or hex(status),
-            start_frame=frame, start_time_us=time_us, end_frame=frame, end_time_us=time_us,
+            id=self._new_id("fail", len(self.connections)),
+            handle=-1,
+            address=addr,
+            transport=transport,
+            status=status,
+            status_name=error_name(status) or hex(status),
+            start_frame=frame,
+            start_time_us=time_us,
+            end_frame=frame,
+            end_time_us=time_us,
             initiator="local" if tx is not None else "remote",
             request_frame=tx.frame if tx else None,
-        )  # fmt: skip
+        )
         self.connections.append(c)
-        self._event(time_us, frame, addr, "connect",
-                    f"connection to {addr} failed: {c.status_name}", "error")  # fmt: skip
+        self._event(
+            time_us,
+            frame,
+            addr,
+            "connect",
+            f"connection to {addr} failed: {c.status_name}",
+            "error",
+        )
 
 
 def _conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
@@ -290,12 +324,18 @@ def _conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None
     if old is not None and old.end_frame is None:
         old.end_frame, old.end_time_us = frame, time_us  # handle reused without a disconnect
     c = Connection(
-        id=st._new_id("acl", handle), handle=handle, address=addr, transport="br_edr",
-        status=0, status_name="Success", start_frame=frame, start_time_us=time_us,
+        id=st._new_id("acl", handle),
+        handle=handle,
+        address=addr,
+        transport="br_edr",
+        status=0,
+        status_name="Success",
+        start_frame=frame,
+        start_time_us=time_us,
         initiator="local" if tx is not None else "remote" if remote_req else None,
         request_frame=tx.frame if tx else remote_req,
         encrypted=bool(ev.fields.get("encryption_enabled")),
-    )  # fmt: skip
+    )
     st.connections.append(c)
     st._open[("acl", handle)] = c
     st._event(time_us, frame, c.id, "connect", f"ACL connected to {addr} (handle {handle:#x})")
@@ -313,11 +353,17 @@ def _le_conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> N
     handle = ev.handle or 0
     role = ev.fields.get("role")
     c = Connection(
-        id=st._new_id("le", handle), handle=handle, address=addr, transport="le", status=0,
-        status_name="Success", start_frame=frame, start_time_us=time_us,
+        id=st._new_id("le", handle),
+        handle=handle,
+        address=addr,
+        transport="le",
+        status=0,
+        status_name="Success",
+        start_frame=frame,
+        start_time_us=time_us,
         initiator="local" if role == 0 else "remote",
         role="central" if role == 0 else "peripheral",
-    )  # fmt: skip
+    )
     st.connections.append(c)
     st._open[("le", handle)] = c
     st._event(time_us, frame, c.id, "connect", f"LE connected to {addr} (handle {handle:#x})")
@@ -333,25 +379,56 @@ def _sync_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None
         return
     handle = ev.handle or 0
     c = Connection(
-        id=st._new_id("sco", handle), handle=handle, address=addr, transport=transport, status=0,
-        status_name="Success", start_frame=frame, start_time_us=time_us,
+        id=st._new_id("sco", handle),
+        handle=handle,
+        address=addr,
+        transport=transport,
+        status=0,
+        status_name="Success",
+        start_frame=frame,
+        start_time_us=time_us,
         acl=acl.id if acl else None,
-        sco={k: ev.fields.get(k) for k in (
-            "link_type_name", "transmission_interval", "retransmission_window",
-            "rx_packet_length", "tx_packet_length", "air_mode", "air_mode_name")},
-    )  # fmt: skip
+        sco={
+            k: ev.fields.get(k)
+            for k in (
+                "link_type_name",
+                "transmission_interval",
+                "retransmission_window",
+                "rx_packet_length",
+                "tx_packet_length",
+                "air_mode",
+                "air_mode_name",
+            )
+        },
+    )
     st.connections.append(c)
     st._open[("sco", handle)] = c
-    st._event(time_us, frame, c.id, "sco",
-              f"{transport.upper()} up with {addr} ({ev.fields.get('air_mode_name')})")  # fmt: skip
+    st._event(
+        time_us,
+        frame,
+        c.id,
+        "sco",
+        f"{transport.upper()} up with {addr} ({ev.fields.get('air_mode_name')})",
+    )
 
 
 def _sync_changed(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
     c = st._open.get(("sco", ev.handle or 0))
     if c is not None and c.sco is not None and ev.status == 0:
-        c.sco.setdefault("changes", []).append({"frame": frame, **{
-            k: ev.fields.get(k) for k in ("transmission_interval", "retransmission_window",
-                                          "rx_packet_length", "tx_packet_length")}})  # fmt: skip
+        c.sco.setdefault("changes", []).append(
+            {
+                "frame": frame,
+                **{
+                    k: ev.fields.get(k)
+                    for k in (
+                        "transmission_interval",
+                        "retransmission_window",
+                        "rx_packet_length",
+                        "tx_packet_length",
+                    )
+                },
+            }
+        )
 
 
 def _disconn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
@@ -368,8 +445,14 @@ def _disconn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> N
     c.disconnect_reason = ev.reason
     c.disconnect_reason_name = ev.reason_name
     sev = "warning" if ev.reason in (0x08, 0x22, 0x3D) else "info"
-    st._event(time_us, frame, c.id, "disconnect",
-              f"{c.transport} link to {c.address} closed: {ev.reason_name}", sev)  # fmt: skip
+    st._event(
+        time_us,
+        frame,
+        c.id,
+        "disconnect",
+        f"{c.transport} link to {c.address} closed: {ev.reason_name}",
+        sev,
+    )
     if c.address and c.transport in ("br_edr", "le"):
         p = st._pairing_open.get(c.address)
         if p is not None and p.outcome == "unknown":
@@ -400,10 +483,16 @@ def _encryption_change(st: HciState, ev: HciEvent, frame: int, time_us: int) -> 
     c.encryption_frames.append(frame)
     if ev.status == 0:
         c.encrypted = bool(ev.fields.get("encryption_enabled"))
-    st._event(time_us, frame, c.id, "encryption",
-              "encryption on" if ev.status == 0 and c.encrypted
-              else f"encryption change: {ev.status_name}",
-              "info" if ev.status == 0 else "error")  # fmt: skip
+    st._event(
+        time_us,
+        frame,
+        c.id,
+        "encryption",
+        "encryption on"
+        if ev.status == 0 and c.encrypted
+        else f"encryption change: {ev.status_name}",
+        "info" if ev.status == 0 else "error",
+    )
     if c.address and ev.status not in (None, 0):
         p = st._pairing_open.get(c.address)
         if p is not None and p.outcome == "unknown":
@@ -420,10 +509,16 @@ def _remote_version(st: HciState, ev: HciEvent, frame: int, time_us: int) -> Non
     d.lmp_subversion = ev.fields.get("subversion")
     d.manufacturer = ev.fields.get("manufacturer")
     d.manufacturer_name = ev.fields.get("manufacturer_name")
-    d.versions_seen.append({
-        "connection": c.id, "frame": frame, "time_us": time_us, "lmp_version": d.lmp_version,
-        "lmp_subversion": d.lmp_subversion, "manufacturer": d.manufacturer,
-    })  # fmt: skip
+    d.versions_seen.append(
+        {
+            "connection": c.id,
+            "frame": frame,
+            "time_us": time_us,
+            "lmp_version": d.lmp_version,
+            "lmp_subversion": d.lmp_subversion,
+            "manufacturer": d.manufacturer,
+        }
+    )
 
 
 def _remote_name(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
@@ -440,8 +535,15 @@ def _inquiry_result(st: HciState, ev: HciEvent, frame: int, time_us: int) -> Non
             d.class_of_device = r.class_of_device
         if r.name:
             d.name = r.name
-        st.discovered.append({"address": r.bd_addr, "frame": frame, "time_us": time_us,
-                              "rssi": r.rssi, "name": r.name})  # fmt: skip
+        st.discovered.append(
+            {
+                "address": r.bd_addr,
+                "frame": frame,
+                "time_us": time_us,
+                "rssi": r.rssi,
+                "name": r.name,
+            }
+        )
 
 
 def _link_key_request(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
@@ -511,10 +613,17 @@ def _ssp_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
 
 
 def _hardware_error(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
-    st.hardware_errors.append({"frame": frame, "time_us": time_us,
-                               "code": ev.fields.get("hardware_code")})  # fmt: skip
-    st._event(time_us, frame, "controller", "hardware_error",
-              f"Hardware Error {ev.fields.get('hardware_code')}", "error")  # fmt: skip
+    st.hardware_errors.append(
+        {"frame": frame, "time_us": time_us, "code": ev.fields.get("hardware_code")}
+    )
+    st._event(
+        time_us,
+        frame,
+        "controller",
+        "hardware_error",
+        f"Hardware Error {ev.fields.get('hardware_code')}",
+        "error",
+    )
 
 
 def _role_change(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:

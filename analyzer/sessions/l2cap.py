@@ -72,8 +72,9 @@ class Reassembler:
     anomalies: list[Anomaly]
     _partial: dict[tuple[int, str], list[Any]] = field(default_factory=dict)
 
-    def feed(self, handle: int, direction: str, pb: int, frame: int, data: bytes,
-             truncated: bool) -> tuple[int, bytes, bool] | None:  # fmt: skip
+    def feed(
+        self, handle: int, direction: str, pb: int, frame: int, data: bytes, truncated: bool
+    ) -> tuple[int, bytes, bool] | None:
         """Feed one ACL payload (after the 4-byte ACL header). Returns (first_frame, pdu,
         truncated) when a PDU completes."""
         key = (handle, direction)
@@ -115,8 +116,15 @@ class ChannelTable:
         side = "remote" if direction == "sent" else "local"
         return self._live.get((conn_id, side, cid))
 
-    def on_signalling(self, conn: Connection, direction: str, frame: int, time_us: int,
-                      payload: bytes, anomalies: list[Anomaly]) -> None:  # fmt: skip
+    def on_signalling(
+        self,
+        conn: Connection,
+        direction: str,
+        frame: int,
+        time_us: int,
+        payload: bytes,
+        anomalies: list[Anomaly],
+    ) -> None:
         le = conn.transport == "le"
         for sig in decode_signalling(payload, le=le):
             if sig.anomaly:
@@ -124,12 +132,15 @@ class ChannelTable:
             requester = "local" if direction == "sent" else "remote"
             if sig.code in (0x02, 0x14) and sig.scid is not None:  # Connection Req / LE CoC Req
                 ch = L2capChannel(
-                    connection=conn.id, psm=sig.psm, psm_name=psm_name(sig.psm) or "?",
+                    connection=conn.id,
+                    psm=sig.psm,
+                    psm_name=psm_name(sig.psm) or "?",
                     requester=requester,
                     local_cid=sig.scid if requester == "local" else None,
                     remote_cid=sig.scid if requester == "remote" else None,
-                    request_frame=frame, open_time_us=time_us,
-                )  # fmt: skip
+                    request_frame=frame,
+                    open_time_us=time_us,
+                )
                 self._pending[(conn.id, requester, sig.ident)] = ch
                 self.channels.append(ch)
             elif sig.code in (0x03, 0x15):  # Connection Response / LE CoC Response
@@ -184,15 +195,21 @@ class ChannelTable:
                 ch.close_frame = frame
         self._avdtp_sig.pop(conn_id, None)
 
-    def infer(self, conn: Connection, direction: str, cid: int, psm: int, role: str | None,
-              frame: int) -> L2capChannel:  # fmt: skip
+    def infer(
+        self, conn: Connection, direction: str, cid: int, psm: int, role: str | None, frame: int
+    ) -> L2capChannel:
         """A channel whose setup is not in the capture, named from its content."""
         ch = L2capChannel(
-            connection=conn.id, psm=psm, psm_name=psm_name(psm) or "?", requester="unknown",
+            connection=conn.id,
+            psm=psm,
+            psm_name=psm_name(psm) or "?",
+            requester="unknown",
             local_cid=cid if direction == "received" else None,
             remote_cid=cid if direction == "sent" else None,
-            request_frame=None, role=role, inferred=True,
-        )  # fmt: skip
+            request_frame=None,
+            role=role,
+            inferred=True,
+        )
         self.channels.append(ch)
         side = "remote" if direction == "sent" else "local"
         self._live[(conn.id, side, cid)] = ch

@@ -59,20 +59,26 @@ class SdpChannelSession:
             tx.frames.append(pdu.frame)
         else:
             tx = SdpTransaction(
-                connection=pdu.connection.id, address=pdu.connection.address, tid=rec.tid or 0,
-                pdu=rec.name, request_frame=pdu.frame, request_time_us=pdu.time_us,
-                direction=pdu.direction, frames=[pdu.frame],
+                connection=pdu.connection.id,
+                address=pdu.connection.address,
+                tid=rec.tid or 0,
+                pdu=rec.name,
+                request_frame=pdu.frame,
+                request_time_us=pdu.time_us,
+                direction=pdu.direction,
+                frames=[pdu.frame],
                 uuids=[_uuid_str(u) for u in rec.uuids],
                 attribute_ranges=[
                     [x, x] if isinstance(x, int) else [x[0], x[1]] for x in rec.attr_ids
                 ],
-            )  # fmt: skip
+            )
             acc = bytearray()
             self.ctx.analysis.sdp.append(tx)
         self._open[(pdu.direction, rec.tid or 0)] = (tx, acc)
 
-    def _response(self, entry: tuple[SdpTransaction, bytearray], rec: SdpPdu, pdu: Pdu,
-                  asker: str) -> None:  # fmt: skip
+    def _response(
+        self, entry: tuple[SdpTransaction, bytearray], rec: SdpPdu, pdu: Pdu, asker: str
+    ) -> None:
         tx, acc = entry
         tx.frames.append(pdu.frame)
         tx.response_frame = pdu.frame
@@ -89,8 +95,7 @@ class SdpChannelSession:
         if rec.pdu_id == 0x03:
             tx.records = [{"handle": h} for h in rec.handles]
             return
-        records = (parse_attribute_lists(bytes(acc)) if rec.pdu_id == 0x07
-                   else _single(bytes(acc)))  # fmt: skip
+        records = parse_attribute_lists(bytes(acc)) if rec.pdu_id == 0x07 else _single(bytes(acc))
         if records.anomaly:
             self.ctx.anomaly(pdu.frame, "sdp", f"attribute lists: {records.anomaly}")
         self._records(tx, records.records, pdu)
@@ -118,25 +123,36 @@ class SdpChannelSession:
             pnp = pnp_info(r)
             if pnp is not None:
                 summary["device_id"] = {
-                    "vendor_id": pnp.vendor_id, "product_id": pnp.product_id,
-                    "version": pnp.version, "vendor_id_source": pnp.vendor_id_source,
-                }  # fmt: skip
+                    "vendor_id": pnp.vendor_id,
+                    "product_id": pnp.product_id,
+                    "version": pnp.version,
+                    "vendor_id_source": pnp.vendor_id_source,
+                }
                 if dev is not None:
                     dev.device_id = summary["device_id"]
-                    dev.device_ids_seen.append({
-                        "connection": tx.connection, "frame": pdu.frame, "time_us": pdu.time_us,
-                        **summary["device_id"],
-                    })  # fmt: skip
+                    dev.device_ids_seen.append(
+                        {
+                            "connection": tx.connection,
+                            "frame": pdu.frame,
+                            "time_us": pdu.time_us,
+                            **summary["device_id"],
+                        }
+                    )
             tx.records.append(summary)
             for n in names:
                 if n not in tx.services:
                     tx.services.append(n)
                 if dev is not None and n not in dev.services:
                     dev.services.append(n)
-        self.ctx.analysis.timeline.append(TimelineEvent(
-            pdu.time_us, pdu.frame, tx.connection or "?", "sdp",
-            f"SDP {tx.pdu}: {', '.join(tx.services) or 'no records'}",
-        ))  # fmt: skip
+        self.ctx.analysis.timeline.append(
+            TimelineEvent(
+                pdu.time_us,
+                pdu.frame,
+                tx.connection or "?",
+                "sdp",
+                f"SDP {tx.pdu}: {', '.join(tx.services) or 'no records'}",
+            )
+        )
 
 
 def _single(data: bytes) -> Any:

@@ -290,8 +290,7 @@ def infer_protocol(payloads: list[bytes]) -> tuple[int, str | None] | None:
         return 0x01, None  # SDP PDU header with a consistent parameter length
     if len(p) >= 3 and p[0] & 0x01 and (p[1] & 0xEF) in (0x2F, 0x63, 0x0F, 0x43, 0xEF, 0x03):
         return 0x03, None  # RFCOMM address + control field
-    if len(p) >= 2 and (p[0] >> 2) & 0x3 == 0 and 1 <= (p[1] & 0x3F) <= 0x0D:
-        return 0x19, "avdtp_signalling"
+    # AVDTP signalling is not inferred: its 2-byte header matches too much unrelated data
     return None
 
 
@@ -414,6 +413,7 @@ def _finish(ctx: BuildContext) -> None:
         },
     )
     a.extra.setdefault("discovered", hci.discovered)
+    a.extra.setdefault("l2cap_signals", ctx.table.signals)
 
 
 def _narrow(a: Analysis, address: str) -> None:

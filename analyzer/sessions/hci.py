@@ -32,9 +32,9 @@ COMPLETIONS: dict[int, tuple[int, int | None, str]] = {
     0x041B: (0x0B, None, "handle"),  # Read Remote Supported Features
     0x041D: (0x0C, None, "handle"),  # Read Remote Version Information
     0x0406: (0x05, None, "handle"),  # Disconnect → Disconnection Complete
-    0x0428: (0x2C, None, "handle"),  # Setup Synchronous Connection
+    0x0428: (0x2C, None, "addr"),  # Setup Synchronous Connection (new handle: match the peer)
     0x0429: (0x2C, None, "addr"),  # Accept Synchronous Connection Request
-    0x043D: (0x2C, None, "handle"),  # Enhanced Setup Synchronous Connection
+    0x043D: (0x2C, None, "addr"),  # Enhanced Setup Synchronous Connection
     0x043E: (0x2C, None, "addr"),  # Enhanced Accept Synchronous Connection Request
     0x200D: (0x3E, 0x01, "none"),  # LE Create Connection → LE Connection Complete
     0x2043: (0x3E, 0x0A, "none"),  # LE Extended Create Connection
@@ -219,6 +219,14 @@ class HciState:
                 p.details["pin_negative_reply"] = True
         elif op == 0x0411 and conn is not None and conn.address:  # Authentication Requested
             self._pair(conn.address, frame, time_us, conn)
+        elif op == 0x2019 and conn is not None and conn.address:  # LE Enable Encryption
+            p = self._pair(conn.address, frame, time_us, conn)
+            p.transport = "le"
+            ediv_rand = cmd.params[2:12] if len(cmd.params) >= 12 else b""
+            if any(ediv_rand) or p.method is None:
+                # a stored LTK (EDIV/Rand non-zero, or no pairing seen on this link)
+                p.method = p.method or "stored_key"
+                p.link_key_request = p.link_key_request or "reply"
 
     # -- events ------------------------------------------------------------------------------
     def on_event(self, ev: HciEvent, frame: int, time_us: int) -> None:

@@ -22,6 +22,8 @@ from analyzer.decode.l2cap import decode_signalling, psm_name
 from analyzer.sessions.model import Anomaly, Connection, L2capChannel
 
 SIGNALLING_CIDS = (0x0001, 0x0005)
+#: signalling request codes (Core Vol 3 Part A §4): each is answered by a response or a reject
+L2CAP_REQUESTS = frozenset({0x02, 0x04, 0x06, 0x08, 0x0A, 0x0C, 0x0E, 0x10, 0x12, 0x14, 0x17, 0x19})
 PSM_AVDTP = 0x19
 
 
@@ -111,6 +113,10 @@ class ChannelTable:
     # (conn id, "local"/"remote" cid side, cid) → live channel
     _live: dict[tuple[str, str, int], L2capChannel] = field(default_factory=dict)
     _avdtp_sig: dict[str, L2capChannel] = field(default_factory=dict)
+    #: every signalling command: {connection, address, code, name, ident, direction, frame,
+    #: time_us, is_request, response_frame, response_time_us, result}
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    _open_requests: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
 
     def lookup(self, conn_id: str, direction: str, cid: int) -> L2capChannel | None:
         side = "remote" if direction == "sent" else "local"
@@ -129,6 +135,7 @@ class ChannelTable:
         for sig in decode_signalling(payload, le=le):
             if sig.anomaly:
                 anomalies.append(Anomaly(frame, "l2cap", f"{sig.name}: {sig.anomaly}"))
+            self._record(conn, direction, frame, time_us, sig.code, sig.name, sig.ident, sig.result)
             requester = "local" if direction == "sent" else "remote"
             if sig.code in (0x02, 0x14) and sig.scid is not None:  # Connection Req / LE CoC Req
                 ch = L2capChannel(
@@ -174,6 +181,46 @@ class ChannelTable:
                         self._live.pop((conn.id, "remote", ch_live.remote_cid), None)
                     if self._avdtp_sig.get(conn.id) is ch_live:
                         del self._avdtp_sig[conn.id]
+
+    def _record(
+        self,
+        conn: Connection,
+        direction: str,
+        frame: int,
+        time_us: int,
+        code: int,
+        name: str,
+        ident: int,
+        result: int | None,
+    ) -> None:
+        """Pair requests with responses (same identifier, other direction; §4)."""
+        entry: dict[str, Any] = {
+            "connection": conn.id,
+            "address": conn.address,
+            "code": code,
+            "name": name,
+            "ident": ident,
+            "direction": direction,
+            "frame": frame,
+            "time_us": time_us,
+            "is_request": code in L2CAP_REQUESTS,
+            "result": result,
+        }
+        self.signals.append(entry)
+        if code in L2CAP_REQUESTS:
+            entry["response_frame"] = entry["response_time_us"] = None
+            self._open_requests[(conn.id, direction, ident)] = entry
+            return
+        asker = "received" if direction == "sent" else "sent"
+        req = self._open_requests.get((conn.id, asker, ident))
+        if req is not None and (
+            code == 0x01 or code == req["code"] + 1 or (req["code"] == 0x17 and code == 0x18)
+        ):
+            if req["response_frame"] is None:
+                req["response_frame"], req["response_time_us"] = frame, time_us
+            req["final_result"] = result
+            if not (code in (0x03, 0x15) and result == 1):  # pending: a final answer follows
+                del self._open_requests[(conn.id, asker, ident)]
 
     def _open(self, conn: Connection, ch: L2capChannel) -> None:
         if ch.local_cid is not None:

@@ -216,3 +216,58 @@ class TimelineEvent:
     kind: str  # connect / disconnect / pair / sdp / avdtp / stream_state / slc / call / sco / adv
     text: str
     severity: str = "info"
+
+
+@dataclass
+class AtCommand:
+    """One AT command (HF/HS → AG) or unsolicited result, with its final result code."""
+
+    frame: int
+    time_us: int
+    direction: str  # sent / received (as the capturing host saw it)
+    text: str  # e.g. "AT+BRSF=959", "+CIEV: 2,1", "RING"
+    kind: str  # "command" / "unsolicited"
+    result: str | None = None  # "OK" / "ERROR" / "+CME ERROR: n" / None (unanswered)
+    result_frame: int | None = None
+    result_time_us: int | None = None
+    responses: list[str] = field(default_factory=list)  # information results (+BRSF: ...)
+
+
+@dataclass
+class HfpCall:
+    direction: str  # incoming / outgoing / unknown
+    start_frame: int
+    start_time_us: int
+    answered_frame: int | None = None
+    end_frame: int | None = None
+    end_time_us: int | None = None
+    number: str | None = None
+
+
+@dataclass
+class HfpSession:
+    """One HFP or HSP service level connection over RFCOMM (HFP 1.9 §4.2, HSP 1.2 §4.2)."""
+
+    connection: str | None
+    address: str | None
+    profile: str  # "hfp" / "hsp"
+    local_role: str  # "ag" / "hf" / "hs"
+    rfcomm_channel: int | None
+    dlci: int | None
+    start_frame: int
+    start_time_us: int
+    end_frame: int | None = None
+    slc_complete: bool = False
+    slc_frame: int | None = None  # the frame that completed the SLC
+    hf_features: int | None = None
+    ag_features: int | None = None
+    hf_codecs: list[int] = field(default_factory=list)  # AT+BAC
+    codec: int | None = None  # +BCS selected: 1 CVSD, 2 mSBC, 3 LC3-SWB
+    codec_name: str | None = None
+    codec_frame: int | None = None
+    indicators: dict[str, int] = field(default_factory=dict)  # current +CIEV / CIND values
+    calls: list[HfpCall] = field(default_factory=list)
+    volume: dict[str, int] = field(default_factory=dict)  # speaker / microphone
+    sco: list[str] = field(default_factory=list)  # ids of SCO/eSCO connections of this session
+    at: list[AtCommand] = field(default_factory=list)
+    inferred: bool = False

@@ -1,0 +1,87 @@
+"""``auth_key_missing``: a stored link key offered and rejected (stale bond).
+
+Core v5.4 Vol 4 Part E §7.7.23/§7.1.10: the host answers Link Key Request with its stored key;
+when the remote lost it (reset, firmware update) authentication ends with 0x06 PIN or Key
+Missing, when both hold different keys with 0x05 Authentication Failure. LE: the stored LTK is
+rejected (Encryption Change with 0x06). A Negative Reply on a first pairing is normal; for a
+device bonded earlier in the same capture it means the phone lost the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.rules.base import Finding, RuleContext, rule
+from analyzer.rules.firmware_changed import firmware_changes
+
+KEY_FAILURES = {0x05: "Authentication Failure", 0x06: "PIN or Key Missing"}
+
+
+@rule(
+    id="auth_key_missing",
+    severity="error",
+    title="Stored link key rejected (stale bond)",
+    summary="a stored link key was offered and rejected (0x06 PIN or Key Missing / 0x05), or "
+    "the phone lost the key of a device bonded earlier",
+    example="Headset (AA:BB:CC:DD:EE:FF) rejected the phone's stored link key: Authentication "
+    "Complete 0x06 PIN or Key Missing (frame 903) after a firmware update (frames 120, 880)",
+)
+def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
+    a = ctx.analysis
+    fw = firmware_changes(a)
+    for p in a.pairing:
+        addr = p.address
+        label = a.device_label(addr)
+        if p.link_key_request == "reply" and p.outcome == "failure" and p.status in KEY_FAILURES:
+            if p.status == 0x06:
+                who = "the remote device lost its key (reset, firmware update, or unpaired there)"
+            else:
+                who = "the two sides hold different keys (the device was paired again elsewhere)"
+            before = [c for c in fw if c["address"] == addr and c["time_us"] <= p.start_time_us]
+            after_fw = ""
+            frames = list(p.frames)
+            if before:
+                c = before[-1]
+                after_fw = (
+                    f" after a firmware update ({c['field']} {c['before']:#x} → "
+                    f"{c['after']:#x}, frames {c['frames'][0]}, {c['frames'][1]})"
+                )
+                frames = sorted(set(frames) | set(c["frames"]))
+            key = "LTK" if p.transport == "le" else "link key"
+            yield ctx.finding(
+                message=f"{label} rejected the phone's stored {key}: "
+                f"{p.status:#04x} {p.status_name} (frame {p.frames[-1]}){after_fw}",
+                explanation=f"The phone answered the Link Key Request with the key it stored "
+                f"when the two were bonded; authentication then failed with {p.status_name}: "
+                f"{who}. The phone still believes the device is bonded, so it keeps offering "
+                "a dead key instead of pairing anew.",
+                fix="Forget (unpair) the device in the phone's Bluetooth settings, put the "
+                "device in pairing mode, and pair it again.",
+                address=addr,
+                connection=p.connection,
+                time_us=p.end_time_us or p.start_time_us,
+                frames=frames,
+                details={
+                    "status": p.status,
+                    "status_name": p.status_name,
+                    "lost_by": "remote" if p.status == 0x06 else "mismatch",
+                    "transport": p.transport,
+                    "after_firmware_update": bool(before),
+                    "firmware_change": before[-1] if before else None,
+                },
+            )
+        elif p.link_key_request == "negative_reply" and p.details.get("bonded_earlier_in_capture"):
+            yield ctx.finding(
+                message=f"the phone had no link key for {label}, bonded earlier in this "
+                f"capture (Link Key Request Negative Reply, frame {p.frames[0]})",
+                explanation="The device was bonded earlier in the capture, yet the phone's "
+                "stack answered the Link Key Request negatively: the phone lost the key "
+                "(stack restart, storage failure, or the user removed the bond).",
+                fix="Pair again; if it repeats, the phone's Bluetooth storage is failing: "
+                "clear Bluetooth data or update the phone.",
+                address=addr,
+                connection=p.connection,
+                time_us=p.start_time_us,
+                frames=list(p.frames),
+                details={"lost_by": "local", "transport": p.transport},
+            )

@@ -1,0 +1,63 @@
+"""Property tests: every decoder returns a record on arbitrary bytes, never raises."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analyzer.decode import a2dp, avdtp, hci, l2cap, sdp
+
+BYTES = st.binary(max_size=300)
+
+
+@settings(max_examples=400, deadline=None)
+@given(BYTES)
+def test_decoders_never_raise(b: bytes) -> None:
+    assert isinstance(hci.decode_command(b), hci.HciCommand)
+    assert isinstance(hci.decode_event(b), hci.HciEvent)
+    assert isinstance(hci.decode_acl(b), hci.AclHeader)
+    assert isinstance(l2cap.decode_l2cap(b), l2cap.L2capFrame)
+    assert all(isinstance(s, l2cap.L2capSignal) for s in l2cap.decode_signalling(b))
+    assert all(isinstance(s, l2cap.L2capSignal) for s in l2cap.decode_signalling(b, le=True))
+    assert isinstance(sdp.decode_sdp(b), sdp.SdpPdu)
+    assert isinstance(sdp.parse_attribute_lists(b), sdp.SdpRecords)
+    assert isinstance(avdtp.decode_avdtp(b), avdtp.AvdtpPdu)
+    assert isinstance(a2dp.decode_codec(b), a2dp.CodecInfo)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 255), st.integers(0, 255), BYTES)
+def test_structured_headers_never_raise(code: int, sub: int, rest: bytes) -> None:
+    """Valid-looking headers with random bodies reach every table row."""
+    ev = bytes([code, len(rest) + 1, sub]) + rest
+    assert hci.decode_event(ev).code == code
+    le = bytes([0x3E, len(rest) + 1, sub]) + rest
+    assert hci.decode_event(le).subevent == sub
+    cmd_op = (code << 8 | sub).to_bytes(2, "little")
+    assert hci.decode_command(cmd_op + bytes([len(rest)]) + rest).opcode == code << 8 | sub
+    a = avdtp.decode_avdtp(bytes([code & 0xF3, sub & 0x0F]) + rest)
+    assert isinstance(a, avdtp.AvdtpPdu)
+    assert isinstance(
+        sdp.decode_sdp(bytes([code & 7, 0, 1, 0, len(rest) & 0xFF]) + rest), sdp.SdpPdu
+    )
+    sig = bytes([code & 0x1F, 1]) + len(rest).to_bytes(2, "little") + rest
+    assert l2cap.decode_signalling(sig)[0].code == code & 0x1F
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=200), st.lists(st.tuples(st.integers(0, 250), st.integers(0, 50))))
+def test_columns_never_raise(buf: bytes, rows: list[tuple[int, int]]) -> None:
+    data = np.frombuffer(buf, dtype=np.uint8)
+    off = np.array([r[0] for r in rows], dtype=np.int64)
+    ln = np.array([min(r[1], max(0, len(buf) - r[0])) for r in rows], dtype=np.int64)
+    cols = hci.acl_columns(data, off, ln)
+    assert all(len(v) == len(rows) for v in cols.values())
+    assert len(hci.event_columns(data, off, ln)["code"]) == len(rows)
+    assert len(hci.command_columns(data, off, ln)["opcode"]) == len(rows)
+
+
+@given(st.lists(st.binary(max_size=20), max_size=5))
+def test_join_fragments_never_raises(frags: list[bytes]) -> None:
+    joined, _ = avdtp.join_fragments(frags)
+    assert isinstance(joined, bytes)

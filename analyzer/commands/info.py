@@ -41,5 +41,26 @@ def command(file: str, as_json: bool, log: str | None) -> None:
     if info["filtered"]:
         t.add_row("filtered", "yes (Android filtered snoop log: payloads cut, media dropped)")
     con.print(t)
+    logs = (info.get("extra") or {}).get("logs") or []
+    if logs:
+        lt = Table(
+            "log",
+            "format",
+            "frames",
+            "first",
+            "last",
+            title="Logs in this container",
+            title_justify="left",
+        )
+        for lg in logs:
+            lt.add_row(
+                str(lg.get("name")),
+                str(lg.get("format", "")),
+                str(lg.get("frames", "")),
+                str(lg.get("first_time", "")),
+                str(lg.get("last_time", "")),
+            )
+        con.print(lt)
+        con.print(f"reading: {info['extra'].get('selected')} (choose another with --log NAME)")
     for w in info["warnings"]:
         con.print(f"[yellow]warning:[/yellow] {w}", highlight=False)

@@ -89,6 +89,9 @@ def load(path: str | os.PathLike[str], *, log: str | None = None) -> Capture:
         compressed = True
     src = Source(buffer=buf, path=path, size=size, compressed=compressed, log=log)
     cap = read_source(src)
+    from analyzer.readers import filtered  # Android filtered snoop mode (issue 3 §3)
+
+    filtered.apply(cap)
     if gz_warning:
         cap.warnings.insert(0, gz_warning)
     return cap

@@ -33,6 +33,7 @@ from analyzer.capture import (
     K_ISO,
     K_MONITOR,
     K_SCO,
+    K_UNKNOWN,
     Capture,
     CaptureError,
     CaptureMeta,
@@ -125,6 +126,12 @@ def read(src: Source) -> Capture:
         raise CaptureError(f"unsupported btsnoop version {version} (only version 1 exists)")
     if datalink not in (1001, 1002, 2001):
         raise CaptureError(f"unsupported btsnoop datalink {datalink}")
+    # btsnooz records behind a btsnoop header (issue 3 §2): hand over to the btsnooz reader.
+    if size > HEADER.size and not _plausible(buf, HEADER.size, size, datalink, None, strict=True):
+        from analyzer.readers import btsnooz
+
+        if btsnooz.looks_like_records(buf, HEADER.size):
+            return btsnooz.read_behind_btsnoop(src, HEADER.size)
 
     warnings: list[str] = []
     damaged: list[DamagedRange] = []
@@ -208,7 +215,8 @@ def read(src: Source) -> Capture:
         kind = H4_KIND_CODE[h4]
         kind[~has] = K_ACL  # an empty record: nothing to say (rare)
         direction = np.where(flags_np & 1, D_RECEIVED, D_SENT)
-        strip = has.astype(np.int64)
+        # the H4 byte is dropped for standard types; a non-standard one stays in the payload
+        strip = (has & (kind != K_UNKNOWN)).astype(np.int64)
     elif datalink == 1001:
         is_ce = (flags_np & 2) != 0
         kind = np.where(is_ce, np.where(flags_np & 1, K_EVENT, K_COMMAND), K_ACL)

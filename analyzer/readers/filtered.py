@@ -1,0 +1,75 @@
+"""Recognise Android's *filtered* snoop mode (DOMAIN.md "Android's file set"; issue 3 §3).
+
+Signs, any of which marks a capture filtered:
+
+* the file (or zip entry) is named ``btsnoop_hci.log.filtered`` / ``.filtered.last`` (AOSP
+  ``snoop_logger.cc`` ``get_btsnoop_log_path(..., filtered)`` appends ``.filtered``);
+* ACL payloads replaced by the ASCII marker ``PROHIBITED`` (current AOSP profile filter);
+* ACL records cut to 9 or 14 bytes *counted with the H4 byte* (ACL + L2CAP headers, optionally a
+  few bytes more) while the original was longer: our payload (no H4 byte) is 8 or 13 bytes. At least
+  3 such frames, and they make up at least half of the cut ACL frames.
+
+A cut payload alone is not a sign: btsnooz logs keep ACL to 14 bytes *without* the H4 byte
+(``kMaxBtsnoozAclSize`` = 14, ``btsnoop_calculate_packet_length``) — those captures are not filtered
+snoop logs (their ACL headers, so media rates, are intact) and are reported with
+``meta.extra["payloads_cut"]`` instead; a name containing ``btsnooz`` never trips the length rule.
+"""
+
+from __future__ import annotations
+
+import os
+
+import polars as pl
+
+from analyzer.capture import Capture
+
+PROHIBITED = b"PROHIBITED"
+#: payload lengths (no H4 byte) of an ACL cut to 9 / 14 bytes with its H4 byte
+FILTER_CUT_LENGTHS = (8, 13)
+MIN_CUT_FRAMES = 3
+
+
+def detect(cap: Capture, name: str | None = None) -> str | None:
+    """The reason ``cap`` is a filtered snoop log, or None."""
+    base = os.path.basename(name if name is not None else cap.meta.path)
+    base = base.split("!")[-1].split("/")[-1]
+    if ".filtered" in base.lower():
+        return f"file name {base!r} is Android's filtered snoop log"
+    f = cap.frames
+    if f.height == 0:
+        return None
+    acl = f.filter(pl.col("kind") == "acl")
+    if acl.height == 0:
+        return None
+    cut = acl.filter(pl.col("orig_length") > pl.col("length"))
+    snooz = cap.meta.format == "btsnooz" or "btsnooz" in base.lower()
+    if cut.height and not snooz:
+        filt = int(cut["length"].is_in(list(FILTER_CUT_LENGTHS)).sum())
+        if filt >= MIN_CUT_FRAMES and 2 * filt >= cut.height:
+            return f"{filt} ACL packets cut to ACL + L2CAP headers (Android filtered snoop mode)"
+    # PROHIBITED markers: scan ACL payloads that are long enough to hold it (few, short)
+    if cap.meta.link_type != 1002:  # Android snoop logs only
+        return None
+    cand = acl.filter(pl.col("length") >= len(PROHIBITED))
+    if cand.height:
+        offs = cand["offset"].to_numpy()
+        lens = cand["length"].to_numpy()
+        small = lens <= 64  # the marker replaces the payload, so such packets are short
+        for payload in cap.payloads(offs[small], lens[small]):
+            if PROHIBITED in payload:
+                return "ACL payloads replaced by PROHIBITED (Android filtered snoop mode)"
+    return None
+
+
+def apply(cap: Capture, name: str | None = None) -> Capture:
+    """Set ``cap.meta.filtered`` (and a warning) when :func:`detect` finds a reason."""
+    if cap.meta.filtered:
+        return cap
+    reason = detect(cap, name)
+    if reason:
+        cap.meta.filtered = True
+        cap.warnings.append(
+            f"filtered snoop log ({reason}): payloads cut and media may be dropped; "
+            "media-rate and payload checks are unreliable"
+        )
+    return cap

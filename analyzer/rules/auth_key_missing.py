@@ -43,7 +43,7 @@ def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
             if before:
                 c = before[-1]
                 after_fw = (
-                    f" after a firmware update ({c['field']} {c['before']:#x} → "
+                    f" after a firmware update ({c['label']} {c['before']:#x} → "
                     f"{c['after']:#x}, frames {c['frames'][0]}, {c['frames'][1]})"
                 )
                 frames = sorted(set(frames) | set(c["frames"]))

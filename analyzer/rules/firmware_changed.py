@@ -10,6 +10,13 @@ from typing import Any
 from analyzer.analysis import Analysis
 from analyzer.rules.base import Finding, RuleContext, rule
 
+FIELD_LABELS = {
+    "lmp_subversion": "LMP subversion",
+    "lmp_version": "LMP version",
+    "version": "Device ID version",
+    "product_id": "Device ID product",
+}
+
 
 def firmware_changes(a: Analysis) -> list[dict[str, Any]]:
     """Each change: {address, field, before, after, frames: [before, after], time_us}."""
@@ -30,6 +37,7 @@ def firmware_changes(a: Analysis) -> list[dict[str, Any]]:
                             {
                                 "address": d.address,
                                 "field": f,
+                                "label": FIELD_LABELS[f],
                                 "before": prev[f],
                                 "after": cur[f],
                                 "frames": [prev["frame"], cur["frame"]],
@@ -56,7 +64,7 @@ def firmware_changed(ctx: RuleContext) -> Iterator[Finding]:
     for ch in firmware_changes(a):
         by_addr.setdefault(ch["address"], []).append(ch)
     for addr, chs in by_addr.items():
-        desc = "; ".join(f"{c['field']} {c['before']:#x} → {c['after']:#x}" for c in chs)
+        desc = "; ".join(f"{c['label']} {c['before']:#x} → {c['after']:#x}" for c in chs)
         frames = sorted({f for c in chs for f in c["frames"]})
         yield ctx.finding(
             message=f"{desc} for {a.device_label(addr)} between frames {frames[0]} and "

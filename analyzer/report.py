@@ -177,8 +177,11 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
                 delay,
             )
         con.print(t)
-    for h in a.hfp:
-        con.print(f"HFP: {getattr(h, 'summary', h)}", highlight=False)
+    if a.hfp:
+        from analyzer.sessions.hfp import session_summary
+
+        for h in a.hfp:
+            con.print(f"{h.profile.upper()}: {session_summary(h)}", highlight=False)
     if a.advertisers:
         con.print(f"{len(a.advertisers)} LE advertisers")
     if a.anomalies:

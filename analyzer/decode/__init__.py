@@ -6,6 +6,6 @@ Importing this package imports every decoder so upper layers register their PSMs
 
 from __future__ import annotations
 
-from analyzer.decode import a2dp, avdtp, hci, l2cap, sdp
+from analyzer.decode import a2dp, at, avdtp, hci, l2cap, rfcomm, sdp
 
-__all__ = ["a2dp", "avdtp", "hci", "l2cap", "sdp"]
+__all__ = ["a2dp", "at", "avdtp", "hci", "l2cap", "rfcomm", "sdp"]

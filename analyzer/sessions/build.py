@@ -220,9 +220,10 @@ def _assign(ctx: BuildContext) -> None:
             strategy="backward",
             check_sortedness=False,
         )
+    conns = ctx.hci.connections
+    _date_inferred(conns, acl)
     # channel of every frame: (connection, side, cid) within the channel's lifetime
     ch_rows = []
-    conns = ctx.hci.connections
     conn_no_of = {c.id: i for i, c in enumerate(conns)}
     for chan_no, ch in enumerate(ctx.table.channels):
         cn = conn_no_of.get(ch.connection)
@@ -273,6 +274,23 @@ def _assign(ctx: BuildContext) -> None:
         ctx.table.channels[chn].frames = int(n)
         ctx.table.channels[chn].bytes = int(b)
     ctx.acl = acl
+
+
+def _date_inferred(conns: list[Connection], acl: pl.DataFrame) -> None:
+    """Start of connections known only by their Disconnection Complete: their first ACL frame,
+    else the disconnection itself."""
+    todo = [i for i, c in enumerate(conns) if c.inferred and c.start_time_us is None]
+    if not todo:
+        return
+    first = (
+        acl.filter(pl.col("conn_no").is_in(todo))
+        .group_by("conn_no")
+        .agg(pl.col("index").min().alias("f"), pl.col("time_us").min().alias("t"))
+    )
+    seen = {int(cn): (int(f), int(t)) for cn, f, t in first.iter_rows()}
+    for i in todo:
+        c = conns[i]
+        c.start_frame, c.start_time_us = seen.get(i, (c.end_frame, c.end_time_us))  # type: ignore[assignment]
 
 
 # -- inference of channels whose setup is not in the capture ----------------------------------
@@ -430,6 +448,9 @@ def _narrow(a: Analysis, address: str) -> None:
     a.timeline = [e for e in a.timeline if e.lane in keep or e.lane == address]
     a.advertisers = [x for x in a.advertisers if getattr(x, "address", None) == address]
     a.hfp = [h for h in a.hfp if getattr(h, "connection", None) in keep]
+    for key, val in list(a.extra.items()):
+        if isinstance(val, list) and val and isinstance(val[0], dict) and "connection" in val[0]:
+            a.extra[key] = [r for r in val if r.get("connection") in keep]
 
 
 def media_frames(ctx: BuildContext, chan_nos: list[int]) -> pl.DataFrame:

@@ -20,8 +20,15 @@ from typing import Any
 from analyzer.decode.at import CODECS, FINAL_RESULTS, AtLine, parse_line
 from analyzer.sessions.model import AtCommand, HfpCall, HfpSession, TimelineEvent
 
-#: indicators used when +CIND test was not captured (HFP 1.9 §4.10 typical order is not fixed,
-#: so nothing is assumed: indexes stay unnamed)
+#: lines only HFP uses (HFP 1.9 §4.34-§4.35, plus the Apple HFP extensions +XAPL/+IPHONEACCEV);
+#: generic 27.007 lines (+CLIP, +COPS, +CMEE, ...) and +VGS/+VGM (HSP too) are no evidence
+HFP_ONLY = frozenset(
+    {
+        "+BRSF", "+CIND", "+CMER", "+BAC", "+CHLD", "+BIND", "+BIEV", "+BIA", "+BCS", "+BCC",
+        "+CIEV", "+NREC", "+BVRA", "+BINP", "+BLDN", "+BTRH", "+BSIR", "+CHUP", "+XAPL",
+        "+IPHONEACCEV",
+    }
+)  # fmt: skip
 HF_CODEC_BIT = 7
 AG_CODEC_BIT = 9
 HF_3WAY_BIT = 1
@@ -84,7 +91,7 @@ class HfpTracker:
     # -- commands ----------------------------------------------------------------------------
     def _on_command(self, line: AtLine, frame: int, time_us: int) -> None:
         s, n, v = self.session, line.name, line.values
-        if n in ("+BRSF", "+CIND", "+CMER", "+BAC", "+CHLD", "+BIND", "+BCS", "+BCC"):
+        if n in HFP_ONLY:
             self.evidence.add(n)
         if n == "+CKPD":
             self.evidence.add(n)
@@ -97,7 +104,7 @@ class HfpTracker:
             s.volume["speaker"] = v["value"]
         elif n == "+VGM" and "value" in v:
             s.volume["microphone"] = v["value"]
-        elif n == "D" or n == "+BLDN":
+        elif n in {"D", "+BLDN"}:
             self._outgoing(frame, time_us, v.get("number"))
 
     def _on_response(self, cmd: AtLine, line: AtLine) -> None:
@@ -132,7 +139,7 @@ class HfpTracker:
     # -- unsolicited results -----------------------------------------------------------------
     def _on_unsolicited(self, line: AtLine, frame: int, time_us: int) -> None:
         s, n, v = self.session, line.name, line.values
-        if n in ("+CIEV", "+BCS"):
+        if n in HFP_ONLY:
             self.evidence.add(n)
         if n == "+CIEV" and "index" in v:
             name = self._ind_name(v["index"])
@@ -282,7 +289,7 @@ class HfpTracker:
     @property
     def profile_evidence(self) -> str | None:
         """'hfp' / 'hsp' when the exchange itself says which profile it is (inference)."""
-        if self.evidence & {"+BRSF", "+CIND", "+CMER", "+BAC", "+CHLD", "+BIND", "+CIEV", "+BCS"}:
+        if self.evidence & HFP_ONLY:
             return "hfp"
         if "+CKPD" in self.evidence:
             return "hsp"
@@ -297,4 +304,22 @@ def call_in_progress(session: HfpSession, time_us: int) -> HfpCall | None:
     return None
 
 
-__all__ = ["HfpTracker", "call_in_progress"]
+def session_summary(s: HfpSession) -> str:
+    """One line for the text report: profile, role, SLC, codec, calls, SCO links."""
+    slc = f"SLC at #{s.slc_frame}" if s.slc_complete else "SLC not complete/not captured"
+    unanswered = sum(1 for c in s.at if c.kind == "command" and c.result is None)
+    parts = [
+        f"{s.profile.upper()} ch {s.rfcomm_channel} with {s.address or '?'}",
+        f"local {s.local_role.upper()}" + (" (inferred)" if s.inferred else ""),
+        slc,
+        f"codec {s.codec_name or '?'}",
+        f"{len(s.calls)} call(s)",
+        f"{sum(1 for c in s.at if c.kind == 'command')} AT commands"
+        + (f", {unanswered} unanswered" if unanswered else ""),
+    ]
+    if s.sco:
+        parts.append("SCO " + ", ".join(s.sco))
+    return "; ".join(parts)
+
+
+__all__ = ["HfpTracker", "call_in_progress", "session_summary"]

@@ -7,6 +7,7 @@ and must match an independent display filter written from the HCI / AVDTP / L2CA
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -57,9 +58,19 @@ KEY_FRAME_FILTERS: dict[str, str] = {
     "sdp_first_request": "btsdp.pdu == 0x06",
     "sdp_first_response": "btsdp.pdu == 0x07 && btsdp.continuation_state.length > 0",
     "sdp_last_response": "btsdp.pdu == 0x07 && !(btsdp.continuation_state.length > 0)",
-    "at_ring": 'frame contains "RING"',
-    "at_ata": 'frame contains "ATA"',
-    "at_bcs_2": 'frame contains "+BCS: 2"',
+    # AT frames as Wireshark's HFP / HSP dissectors parse them (HFP 1.8 4.34, HSP 1.2 4.8)
+    "at_ring": '(bthfp.at_cmd == "RING" || bthsp.at_cmd == "RING") && hci_h4.direction == 0',
+    "at_ata": 'bthfp.at_cmd == "A" && hci_h4.direction == 1',
+    "at_bcs_2": 'bthfp.at_cmd == "+BCS" && bthfp.bcs.codec == 2 && hci_h4.direction == 0',
+    "at_bcs_2_confirm": 'bthfp.at_cmd == "+BCS" && bthfp.bcs.codec == 2 && hci_h4.direction == 1',
+    "at_ciev_call_1": 'bthfp.at_cmd == "+CIEV" && bthfp.ciev.indicator_index == 1 '
+    '&& bthfp.data contains "+CIEV: 1,1"',
+    "at_ckpd_answer": 'bthsp.at_cmd == "+CKPD" && bthsp.ckpd == 200 && hci_h4.direction == 1',
+    "at_ckpd_hangup": 'bthsp.at_cmd == "+CKPD" && bthsp.ckpd == 200 && hci_h4.direction == 1',
+    "sco_setup_legacy": "bthci_cmd.opcode == 0x0428",
+    "esco_setup": "bthci_cmd.opcode == 0x043d",
+    "avdtp_start_resume": "btavdtp.signal_id == 0x07 && btavdtp.message_type == 0",
+    "avdtp_suspend_last": "btavdtp.signal_id == 0x09 && btavdtp.message_type == 0",
     "at_clcc": 'frame contains "AT+CLCC"',
     "media_after_stall": "bta2dp",
     "first_advertising_report": "bthci_evt.code == 0x3e && bthci_evt.le_meta_subevent == 0x02",
@@ -165,3 +176,164 @@ def test_stale_bond_statuses_and_reject_codes() -> None:
     entry = by_file["a2dp_high_delay_report.btsnoop"]
     delays = _tshark(COMMITTED / entry["file"], "btavdtp.signal_id == 0x0d", "btavdtp.delay")
     assert delays and all(int(d) == 2500 for d in delays)
+
+
+# -----------------------------------------------------------------------------------------
+# Voice captures: what the SCO/eSCO link is, and whether a call exists (tshark as the oracle)
+# -----------------------------------------------------------------------------------------
+def _entry(name: str) -> tuple[Path, dict]:
+    by_file = {e["file"]: e for e in _manifest()["captures"]}
+    entry = by_file[f"{name}.btsnoop"]
+    return COMMITTED / entry["file"], entry["ground_truth"]["key_frames"]
+
+
+def _frames(path: Path, display_filter: str) -> list[int]:
+    return [int(x) for x in _tshark(path, display_filter, "frame.number")]
+
+
+def _sync_complete(path: Path) -> list[dict[str, int]]:
+    """Synchronous Connection Complete events (HCI 7.7.35) with their parameters."""
+    names = ["frame.number", "bthci_evt.status", "bthci_evt.sync_link_type", "bthci_evt.air_mode",
+             "bthci_evt.sync_tx_interval", "bthci_evt.sync_rtx_window",
+             "bthci_evt.sync_rx_pkt_len", "bthci_evt.sync_tx_pkt_len"]  # fmt: skip
+    rows = _tshark(path, "bthci_evt.code == 0x2c", *names)
+    return [
+        {n.rsplit(".", 1)[1]: int(v, 0) for n, v in zip(names, row.split("\t"), strict=True)}
+        for row in rows
+    ]
+
+
+def _sco_data(path: Path) -> dict[int, list[float]]:
+    """Times of HCI SCO data packets (H4 type 3) by direction (0 sent, 1 received)."""
+    out: dict[int, list[float]] = {0: [], 1: []}
+    for row in _tshark(path, "hci_h4.type == 0x03", "hci_h4.direction", "frame.time_relative"):
+        direction, t = row.split("\t")
+        out[int(direction, 0)].append(float(t))
+    return out
+
+
+def _hfp_lines(path: Path) -> list[tuple[int, int, str, str, str]]:
+    """(frame, direction, AT command, +CIEV indicator index, raw text) of every HFP frame."""
+    rows = _tshark(path, "bthfp", "frame.number", "hci_h4.direction", "bthfp.at_cmd",
+                   "bthfp.ciev.indicator_index", "bthfp.data")  # fmt: skip
+    out = []
+    for row in rows:
+        f, d, cmd, idx, data = (row.split("\t") + [""] * 5)[:5]
+        out.append((int(f), int(d, 0), cmd, idx, data))
+    return out
+
+
+def _call_indicator_indices(lines: list[tuple[int, int, str, str, str]]) -> set[int]:
+    """1-based +CIEV indices of "call" / "callsetup" from the AG's +CIND test response."""
+    test = next(data for _, _, cmd, _, data in lines if cmd == "+CIND" and '("' in data)
+    names = [n.lower() for n in re.findall(r'\("([^"]+)"', test)]
+    return {i + 1 for i, n in enumerate(names) if n in ("call", "callsetup", "call_setup")}
+
+
+def _assert_rejects(path: Path) -> None:
+    codes = _tshark(path, "btavdtp.signal_id == 0x03 && btavdtp.message_type == 3",
+                    "btavdtp.error_code")  # fmt: skip
+    assert len(codes) == 3 and all(int(c, 0) == 0x29 for c in codes), codes
+
+
+@pytest.mark.tshark
+def test_fallback_is_esco_audio_without_a_call() -> None:
+    """a2dp_fallback_hfp ground truth: A2DP rejected, then eSCO audio with no call at all."""
+    path, kf = _entry("a2dp_rejected_hfp_fallback")
+    _assert_rejects(path)
+    lines = _hfp_lines(path)
+    assert lines, "HFP not dissected"
+    call_idx = _call_indicator_indices(lines)
+    assert call_idx == {1, 2}
+    commands = {cmd for _, _, cmd, _, _ in lines}
+    assert not commands & {"RING", "A", "D", "+BLDN", "+CHUP"}, commands
+    cievs = [int(idx) for _, _, cmd, idx, _ in lines if cmd == "+CIEV"]
+    assert cievs and not set(cievs) & call_idx, cievs  # a +CIEV, but never call/callsetup
+    bcs = [(d, f) for f, d, cmd, _, _ in lines if cmd == "+BCS"]
+    assert [d for d, _ in bcs] == [0, 1]  # +BCS: 2 from the AG, AT+BCS=2 from the HF
+    (sco,) = _sync_complete(path)
+    assert sco["number"] == kf["sco_connection_complete"] > kf["at_bcs_2_confirm"]
+    assert (sco["status"], sco["sync_link_type"], sco["air_mode"]) == (0, 0x02, 0x03)  # eSCO mSBC
+    assert kf["avdtp_set_configuration_rejects"][-1] < kf["esco_setup"] < sco["number"]
+    data = _sco_data(path)
+    for times in data.values():
+        assert len(times) > 500 and times[-1] - times[0] >= 5.0
+
+
+@pytest.mark.tshark
+def test_rejected_then_call_has_a_call() -> None:
+    path, kf = _entry("a2dp_rejected_then_call")
+    _assert_rejects(path)
+    lines = _hfp_lines(path)
+    call_idx = _call_indicator_indices(lines)
+    sco = _sync_complete(path)[0]
+    assert (sco["sync_link_type"], sco["air_mode"]) == (0x02, 0x02)  # eSCO, CVSD
+    ring = [f for f, d, cmd, _, _ in lines if cmd == "RING" and d == 0]
+    ata = [f for f, d, cmd, _, _ in lines if cmd == "A" and d == 1]
+    call_on = [
+        f
+        for f, _, cmd, _, data in lines
+        if cmd == "+CIEV"
+        and (m := re.search(r"\+CIEV: (\d+),(\d+)", data))
+        and int(m[1]) in call_idx
+        and int(m[2]) > 0
+    ]
+    assert ring and ata and call_on
+    assert ring[0] < ata[0] < sco["number"] and call_on[0] < sco["number"]
+    assert kf["at_ring"] == ring[0] and kf["at_ata"] == ata[0]
+
+
+@pytest.mark.tshark
+def test_hsp_call_is_legacy_sco_hv3_cvsd() -> None:
+    path, kf = _entry("hsp_call_sco")
+    # SDP: headset record (0x1108, profile v1.2) and the phone's AG record (0x1112)
+    sdp = _tshark(path, "btsdp.pdu == 0x07", "hci_h4.direction",
+                  "btsdp.data_element.value.uuid_16", "btsdp.protocol.version")  # fmt: skip
+    by_dir = {int(d, 0): (u.split(","), v) for d, u, v in (row.split("\t") for row in sdp)}
+    assert by_dir[1][0][:2] == ["0x1131", "0x1108"] and by_dir[1][1] == "0x0102", sdp
+    assert by_dir[0][0][0] == "0x1112" and by_dir[0][1] == "0x0102", sdp
+    # legacy Setup Synchronous Connection (HCI 7.1.26): HV3 allowed, CVSD air coding
+    setup = _tshark(path, "bthci_cmd.opcode == 0x0428", "frame.number",
+                    "bthci_cmd.sco_packet_type.hv3", "bthci_cmd.sco_packet_type.ev3",
+                    "bthci_cmd.voice.air_coding_format")  # fmt: skip
+    assert len(setup) == 1
+    number, hv3, ev3, air = setup[0].split("\t")
+    assert int(number) == kf["sco_setup_legacy"]
+    assert (hv3, ev3, int(air, 0)) == ("1", "0", 0)  # HV3 only, no eSCO; CVSD
+    (sco,) = _sync_complete(path)
+    assert sco["number"] == kf["sco_connection_complete"]
+    # SCO, HV3: Tsco 6 slots, no retransmission window, 30-byte packets, CVSD air mode
+    assert (sco["status"], sco["sync_link_type"], sco["air_mode"]) == (0, 0x00, 0x02)
+    assert (sco["sync_tx_interval"], sco["sync_rtx_window"]) == (6, 0)
+    assert sco["sync_rx_pkt_len"] == sco["sync_tx_pkt_len"] == 30
+    # HSP AT: RING from the AG, AT+CKPD=200 from the headset, then SCO; a second press ends it
+    hsp = [row.split("\t") for row in _tshark(path, "bthsp", "frame.number",
+                                               "hci_h4.direction", "bthsp.at_cmd")]  # fmt: skip
+    rings = [int(f) for f, d, c in hsp if c == "RING" and int(d, 0) == 0]
+    ckpd = [int(f) for f, d, c in hsp if c == "+CKPD" and int(d, 0) == 1]
+    assert rings and len(ckpd) == 2
+    assert rings[0] < ckpd[0] < sco["number"] < ckpd[1]
+    assert _tshark(path, "bthfp") == []  # HSP only, no HFP
+    data = _sco_data(path)
+    for times in data.values():
+        assert len(times) > 1000 and times[-1] - times[0] >= 5.0
+    lengths = {int(x) for x in _tshark(path, "hci_h4.type == 0x03", "bthci_sco.length")}
+    assert lengths == {30}
+
+
+@pytest.mark.tshark
+def test_a2dp_then_call_suspends_streaming_around_the_call() -> None:
+    path, kf = _entry("a2dp_then_call_clean")
+    starts = _frames(path, "btavdtp.signal_id == 0x07 && btavdtp.message_type == 0")
+    suspends = _frames(path, "btavdtp.signal_id == 0x09 && btavdtp.message_type == 0")
+    assert len(starts) == len(suspends) == 2
+    (sco,) = _sync_complete(path)
+    assert (sco["sync_link_type"], sco["air_mode"]) == (0x02, 0x03)  # eSCO, mSBC (transparent)
+    sco_end = kf["sco_disconnection_complete"]
+    assert starts[0] < suspends[0] < kf["at_ring"] < kf["at_ata"] < sco["number"]
+    assert sco["number"] < sco_end < starts[1] < suspends[1]
+    assert (kf["avdtp_start"], kf["avdtp_start_resume"]) == (starts[0], starts[1])
+    media = _frames(path, "bta2dp")
+    assert any(starts[0] < m < suspends[0] for m in media)
+    assert any(starts[1] < m < suspends[1] for m in media)
+    assert not any(suspends[0] < m < starts[1] for m in media)  # nothing streams in the call

@@ -55,18 +55,32 @@ class SyncParams:
     air_mode: int  # 0x02 CVSD, 0x03 transparent
 
 
+#: Voice_Setting air coding format (bits 1-0, 6.12) -> Air_Mode (7.7.35)
+_AIR_MODE_OF_VOICE_SETTING = {0b00: 0x02, 0b01: 0x00, 0b10: 0x01, 0b11: 0x03}
+#: Coding_Format codec ID (Assigned Numbers 2.11) -> Air_Mode: u-law, A-law, CVSD, transparent
+_AIR_MODE_OF_CODING_FORMAT = {0x00: 0x00, 0x01: 0x01, 0x02: 0x02, 0x03: 0x03}
+#: SCO packet types (7.1.26 Packet_Type bits 2-0): HV3, HV2, HV1 -> (Tsco slots, bytes)
+_SCO_PACKETS = ((0x0004, 6, 30), (0x0002, 4, 20), (0x0001, 2, 10))
+
+
 def _sync_params_from_setup(
     packet_type: int, voice_setting: int | None, coding_format: int | None
 ) -> SyncParams:
-    """Pick the parameters a real controller would settle on (HFP 1.8 Table 5.8)."""
-    transparent = (voice_setting is not None and voice_setting & 0x3 == 0x3) or (
-        coding_format is not None and coding_format == 0x03
-    )
-    air_mode = 0x03 if transparent else 0x02
+    """Pick the parameters a real controller would settle on (HFP 1.8 Table 5.8): eSCO
+    EV3 / 2-EV3 when any eSCO type may be used, else the largest allowed SCO HV packet."""
+    if voice_setting is not None:
+        air_mode = _AIR_MODE_OF_VOICE_SETTING[voice_setting & 0x3]
+    else:
+        air_mode = _AIR_MODE_OF_CODING_FORMAT.get(
+            0x02 if coding_format is None else coding_format, 0x02
+        )
+    # EV3/EV4/EV5 bits set "may be used"; the four EDR bits set mean "shall not be used"
     if packet_type & 0x0038 or packet_type & 0x03C0 != 0x03C0:
         # EV3 / 2-EV3: Tesco 12 slots, WEsco 2 slots, 60-byte packets (HFP T2 / S4)
         return SyncParams(0x02, 12, 2, 60, air_mode)
-    # HV3: Tsco 6 slots, 30-byte packets
+    for bit, slots, length in _SCO_PACKETS:
+        if packet_type & bit:
+            return SyncParams(0x00, slots, 0, length, air_mode)
     return SyncParams(0x00, 6, 0, 30, air_mode)
 
 
@@ -689,9 +703,11 @@ class ScenarioController(Controller):
             return
         self.sync_params[connection.peer_address] = params
         me = self.public_address
-        self.scenario_link.deliver(lambda: peer._on_sync_request(me, params))
+        cod = self.class_of_device
+        self.scenario_link.deliver(lambda: peer._on_sync_request(me, params, cod))
 
-    def _on_sync_request(self, initiator: hci.Address, params: SyncParams) -> None:
+    def _on_sync_request(self, initiator: hci.Address, params: SyncParams, cod: int) -> None:
+        """Connection Request (7.7.4) for the SCO/eSCO link, with the initiator's class."""
         self.sync_params[initiator] = params
         link_type = (
             hci.HCI_Connection_Complete_Event.LinkType.ESCO
@@ -700,7 +716,7 @@ class ScenarioController(Controller):
         )
         self.send_hci_packet(
             hci.HCI_Connection_Request_Event(
-                bd_addr=initiator, class_of_device=0, link_type=link_type
+                bd_addr=initiator, class_of_device=cod, link_type=link_type
             )
         )
 

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 from typing import Any
 
-from bumble import avdtp, hci, l2cap
+from bumble import avdtp, hci, hfp, l2cap
 from bumble.device import Connection
 
 from tests.scenarios.clean import (
@@ -35,6 +35,8 @@ from tests.scenarios.scenarios import (
 )
 
 EVT_READ_REMOTE_VERSION_COMPLETE = 0x0C
+EVT_SYNC_CONNECTION_COMPLETE = 0x2C
+OP_ENHANCED_SETUP_SYNC = 0x043D
 AVDTP_UNSUPPORTED_CONFIGURATION = 0x29
 
 
@@ -157,23 +159,14 @@ async def firmware_update_stale_bond(ctx: Ctx) -> None:
     ctx.faults.append("firmware update between connections; bond lost (0x06)")
 
 
-@scenario(
-    "a2dp_rejected_hfp_fallback",
-    "Inquiry, pairing, SDP; the headset rejects SET_CONFIGURATION with 0x29 (unsupported "
-    "configuration) for LDAC, AAC and SBC, so the phone falls back to HFP: SLC, incoming "
-    "call, eSCO (CVSD) voice.",
-    204,
-    ["avdtp_rejected", "a2dp_fallback_hfp"],
-    "faults",
-)
-async def a2dp_rejected_hfp_fallback(ctx: Ctx) -> None:
-    ctx.add_headset(HeadsetBehaviour(codecs=("sbc", "aac", "ldac"), reject_set_config=0x29))
-    await ctx.power_on()
-    conn = await pair_and_encrypt(ctx)
+async def reject_every_codec(ctx: Ctx, conn: Connection) -> list[tuple[str, int]]:
+    """SDP for the Audio Sink, AVDTP discover / get all capabilities, then SET_CONFIGURATION
+    for LDAC, AAC and SBC, each rejected by the headset (AVDTP 1.3 8.9.3, error 0x29
+    UNSUPPORTED_CONFIGURATION); the phone gives up on A2DP and closes the signalling channel."""
     await ctx.sdp_query(conn)
     protocol = await avdtp.Protocol.connect(conn)
     await protocol.discover_remote_endpoints()
-    rejected = []
+    rejected: list[tuple[str, int]] = []
     for codec in ("ldac", "aac", "sbc"):
         info = CODECS[codec]
         vendor = (LDAC_VENDOR, LDAC_CODEC) if codec == "ldac" else (0, 0)
@@ -183,23 +176,104 @@ async def a2dp_rejected_hfp_fallback(ctx: Ctx) -> None:
         try:
             await protocol.create_stream(source, sink)
         except avdtp.ProtocolError as e:
-            rejected.append((codec, e.error_code))
+            rejected.append((codec, int(e.error_code or 0)))
         protocol.streams.pop(source.seid, None)
+    assert [c for c, _ in rejected] == ["ldac", "aac", "sbc"], rejected
     await sleep(0.3)
     await protocol.l2cap_channel.disconnect()
+    return rejected
+
+
+def mark_rejects(ctx: Ctx, rejected: list[tuple[str, int]]) -> None:
+    rejects = ctx.avdtp_frames(avdtp.AVDTP_SET_CONFIGURATION, AVDTP_REJECT)
+    assert len(rejects) == len(rejected), rejects
+    ctx.frame("avdtp_set_configuration_reject_first", rejects, 0)
+    ctx.key_frames["avdtp_set_configuration_rejects"] = rejects
+    ctx.truth["a2dp"] = {"rejected": [{"codec": c, "error_code": e} for c, e in rejected]}
+    ctx.faults.append("SET_CONFIGURATION rejected 0x29 for every codec")
+
+
+def mark_sco(ctx: Ctx) -> None:
+    s = ctx.snoop
+    ctx.frame("sco_connection_complete", s.events(EVT_SYNC_CONNECTION_COMPLETE, 0))
+    sco = ctx.key_frames["sco_connection_complete"]
+    assert isinstance(sco, int)
+    ctx.frame(
+        "sco_disconnection_complete",
+        [f for f in s.events(EVT_DISCONNECTION_COMPLETE, 0) if f > sco],
+    )
+
+
+@scenario(
+    "a2dp_rejected_hfp_fallback",
+    "Inquiry, pairing, SDP; the headset rejects SET_CONFIGURATION with 0x29 (unsupported "
+    "configuration) for LDAC, AAC and SBC, so the phone routes media over HFP instead: SLC, "
+    "a +CIEV signal-strength update, codec connection (+BCS: 2 / AT+BCS=2) and an eSCO link "
+    "(mSBC, transparent air mode) carrying 8 s of audio both ways with no call at all (no "
+    "RING, ATA, dial or call/callsetup indicator), then the link is released.",
+    204,
+    ["avdtp_rejected", "a2dp_fallback_hfp"],
+    "faults",
+)
+async def a2dp_rejected_hfp_fallback(ctx: Ctx) -> None:
+    ctx.add_headset(HeadsetBehaviour(codecs=("sbc", "aac", "ldac"), reject_set_config=0x29))
+    await ctx.power_on()
+    conn = await pair_and_encrypt(ctx)
+    rejected = await reject_every_codec(ctx, conn)
+    ag = await ctx.hfp_ag(conn)
+    await sleep(1.0)
+    ag.update_ag_indicator(hfp.AgIndicator.SIGNAL, 4)  # not a call indicator
+    await sleep(0.8)
+    await ctx.hfp_audio(conn, ag, msbc=True, seconds=8.0)
+    await sleep(1.0)
+    await conn.disconnect()
+    await sleep(0.5)
+    mark_rejects(ctx, rejected)
+    ctx.frame("at_bcs_2", _at_frames(ctx, b"+BCS: 2"))
+    ctx.frame("at_bcs_2_confirm", _at_frames(ctx, b"AT+BCS=2"))
+    ctx.frame("esco_setup", ctx.snoop.commands(OP_ENHANCED_SETUP_SYNC))
+    mark_sco(ctx)
+    for needle in (b"RING", b"ATA", b"ATD", b"AT+BLDN", b"+CIEV: 1,", b"+CIEV: 2,"):
+        assert not _at_frames(ctx, needle), needle  # no call: the point of this capture
+    ctx.truth["hfp"] = {
+        "codec": "mSBC",
+        "link": "eSCO",
+        "air_mode": 0x03,
+        "transmission_interval_slots": 12,
+        "packet_length": 60,
+        "call": False,
+        "audio_seconds": 8.0,
+    }
+    ctx.faults.append("media routed over eSCO (HFP audio connection) with no call")
+
+
+@scenario(
+    "a2dp_rejected_then_call",
+    "As a2dp_rejected_hfp_fallback up to the HFP SLC (SET_CONFIGURATION rejected 0x29 for "
+    "LDAC, AAC and SBC), then an ordinary incoming call: +CIEV callsetup, RING, ATA, +CIEV "
+    "call, codec connection (CVSD), eSCO voice for 5 s, hang-up. The eSCO link carries a call, "
+    "so it is not an A2DP fallback.",
+    213,
+    ["avdtp_rejected"],
+    "faults",
+)
+async def a2dp_rejected_then_call(ctx: Ctx) -> None:
+    ctx.add_headset(HeadsetBehaviour(codecs=("sbc", "aac", "ldac"), reject_set_config=0x29))
+    await ctx.power_on()
+    conn = await pair_and_encrypt(ctx)
+    rejected = await reject_every_codec(ctx, conn)
     ag = await ctx.hfp_ag(conn)
     await sleep(1.0)
     await ctx.incoming_call(conn, ag, msbc=False, talk=5.0)
     await sleep(1.0)
     await conn.disconnect()
     await sleep(0.5)
-    rejects = ctx.avdtp_frames(avdtp.AVDTP_SET_CONFIGURATION, AVDTP_REJECT)
-    ctx.frame("avdtp_set_configuration_reject_first", rejects, 0)
-    ctx.key_frames["avdtp_set_configuration_rejects"] = rejects
-    ctx.frame("sco_connection_complete", ctx.snoop.events(0x2C, 0))
-    ctx.truth["a2dp"] = {"rejected": [{"codec": c, "error_code": e} for c, e in rejected]}
-    ctx.truth["hfp"] = {"codec": "CVSD", "link": "eSCO", "air_mode": 0x02}
-    ctx.faults.append("SET_CONFIGURATION rejected 0x29 for every codec")
+    mark_rejects(ctx, rejected)
+    ctx.frame("at_ring", _at_frames(ctx, b"RING"))
+    ctx.frame("at_ata", _at_frames(ctx, b"ATA"))
+    ctx.frame("at_ciev_call_1", _at_frames(ctx, b"+CIEV: 1,1"))
+    mark_sco(ctx)
+    ctx.truth["hfp"] = {"codec": "CVSD", "link": "eSCO", "air_mode": 0x02, "call": True}
 
 
 @scenario(

@@ -100,6 +100,31 @@ async def sbc_packets(
         samples += per_packet * SBC_SAMPLES_PER_FRAME
 
 
+class SbcStream:
+    """One SBC RTP stream that can be suspended and resumed (AVDTP SUSPEND / START): each
+    ``segment(seconds)`` continues the RTP sequence number and timestamp (RFC 3550 5.1)."""
+
+    def __init__(self, mtu: int, sample_rate: int = 44100) -> None:
+        self.frame_len = len(sbc_frame())
+        self.per_packet = min(15, (mtu - 13) // self.frame_len)
+        self.sample_rate = sample_rate
+        self.seq = 0
+        self.samples = 0
+
+    async def segment(self, duration: float) -> AsyncGenerator[MediaPacket, None]:
+        end = self.samples + duration * self.sample_rate
+        while self.samples < end:
+            n = self.per_packet
+            payload = bytes([n]) + b"".join(sbc_frame(seq=self.seq + i) for i in range(n))
+            packet = MediaPacket(
+                2, 0, 0, 0, self.seq & 0xFFFF, self.samples, 0x1A2B3C4D, [], 96, payload
+            )
+            packet.timestamp_seconds = self.samples / self.sample_rate
+            yield packet
+            self.seq += 1
+            self.samples += n * SBC_SAMPLES_PER_FRAME
+
+
 def _latm(frame: bytes) -> bytes:
     n = len(frame)
     return b"\xff" * (n // 255) + bytes([n % 255]) + frame

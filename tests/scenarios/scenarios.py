@@ -22,6 +22,7 @@ from bumble.device import Connection, Device
 from bumble.pairing import PairingConfig, PairingDelegate
 
 from tests.scenarios import media
+from tests.scenarios.controller import HCI_SETUP_SYNCHRONOUS_CONNECTION
 from tests.scenarios.harness import (
     Node,
     VirtualBtSnooper,
@@ -42,6 +43,17 @@ LDAC_VENDOR, LDAC_CODEC = 0x012D, 0x00AA
 
 DEVICE_ID_UUID = core.UUID.from_16_bits(0x1200)
 AUDIO_SINK_UUID = core.BT_AUDIO_SINK_SERVICE
+
+#: RFCOMM server channels: HSP headset (HS) and the phone's HSP audio gateway (AG)
+HSP_HS_CHANNEL = 2
+HSP_AG_CHANNEL = 2
+#: HCI Setup Synchronous Connection (7.1.26) for SCO HV3 with CVSD (HFP 1.8 Table 5.8 D1,
+#: HSP 1.2 4.5): tx/rx bandwidth 8000 B/s, max latency "don't care", voice setting 0x0060
+#: (linear 16-bit 2's complement input, CVSD air coding), retransmission "don't care",
+#: packet type HV3 with the four EDR "shall not be used" bits set.
+SCO_HV3_BANDWIDTH = 8000
+SCO_HV3_VOICE_SETTING = 0x0060
+SCO_HV3_PACKET_TYPE = 0x0004 | 0x03C0
 
 
 # -----------------------------------------------------------------------------------------
@@ -153,6 +165,7 @@ class HeadsetBehaviour:
     codecs: tuple[str, ...] = ("sbc",)
     with_a2dp: bool = True
     with_hfp: bool = True
+    with_hsp: bool = False  # HSP 1.2 headset record + AT+CKPD handling
     hfp_codecs: tuple[int, ...] = (hfp.AudioCodec.CVSD, hfp.AudioCodec.MSBC)
     reject_set_config: int = 0  # AVDTP error code, 0 = accept
     delay_report: int = 1500  # 0.1 ms units (150 ms)
@@ -188,6 +201,7 @@ class Ctx:
         self.headset: Node | None = None
         self.behaviour = HeadsetBehaviour()
         self.hf_protocols: list[hfp.HfProtocol] = []
+        self.hs_protocols: list[HspHeadset] = []
         self.sink_events: list[str] = []
 
     # -- setup --------------------------------------------------------------------------
@@ -259,8 +273,13 @@ class Ctx:
         if b.with_a2dp:
             records[0x00010001] = a2dp.make_audio_sink_service_sdp_records(0x00010001)
             self._install_a2dp_sink(node)
+        rfcomm_server = rfcomm.Server(dev) if b.with_hfp or b.with_hsp else None
+        if b.with_hsp:
+            assert rfcomm_server is not None
+            hs_channel = rfcomm_server.listen(self._on_hs_dlc, HSP_HS_CHANNEL)
+            records[0x00010004] = hsp_hs_sdp_record(0x00010004, hs_channel)
         if b.with_hfp:
-            rfcomm_server = rfcomm.Server(dev)
+            assert rfcomm_server is not None
             hf_conf = hfp.HfConfiguration(
                 supported_hf_features=[
                     hfp.HfFeature.CODEC_NEGOTIATION,
@@ -401,6 +420,9 @@ class Ctx:
         await sleep(2.3)
         with contextlib.suppress(Exception):
             await hf.answer_incoming_call()
+
+    def _on_hs_dlc(self, dlc: rfcomm.DLC) -> None:
+        self.hs_protocols.append(HspHeadset(dlc))
 
     # -- procedures -----------------------------------------------------------------------
     async def discover(self, seconds: float = 4.0) -> None:
@@ -547,6 +569,35 @@ class Ctx:
             await sleep(0.05)
         return ag
 
+    async def hsp_ag(self, conn: Connection) -> tuple[HspAudioGateway, rfcomm.Client]:
+        """Phone side of HSP 1.2: SDP for the Headset service (0x1108), RFCOMM to its
+        channel (HSP 1.2 4.2, AG-initiated connection for an incoming call)."""
+        client = sdp.Client(conn)
+        await client.connect()
+        try:
+            records = await client.search_attributes(
+                [core.BT_HEADSET_SERVICE],
+                [
+                    sdp.SDP_SERVICE_CLASS_ID_LIST_ATTRIBUTE_ID,
+                    sdp.SDP_PROTOCOL_DESCRIPTOR_LIST_ATTRIBUTE_ID,
+                    sdp.SDP_BLUETOOTH_PROFILE_DESCRIPTOR_LIST_ATTRIBUTE_ID,
+                    0x0302,
+                ],
+            )
+        finally:
+            await client.disconnect()
+        channel = rfcomm_channel_of(records)
+        assert channel is not None, "no HSP record"
+        rf = rfcomm.Client(conn)
+        mux = await rf.start()
+        dlc = await mux.open_dlc(channel)
+        ag = HspAudioGateway(dlc)
+        for _ in range(100):
+            if self.hs_protocols:
+                break
+            await sleep(0.01)
+        return ag, rf
+
     async def incoming_call(
         self, conn: Connection, ag: hfp.AgProtocol, *, msbc: bool, talk: float = 6.0
     ) -> None:
@@ -562,6 +613,16 @@ class Ctx:
         await answered
         ag.update_ag_indicator(hfp.AgIndicator.CALL, 1)
         ag.update_ag_indicator(hfp.AgIndicator.CALL_SETUP, 0)
+        await self.hfp_audio(conn, ag, msbc=msbc, seconds=talk)
+        ag.update_ag_indicator(hfp.AgIndicator.CALL, 0)
+        await sleep(0.5)
+
+    async def hfp_audio(
+        self, conn: Connection, ag: hfp.AgProtocol, *, msbc: bool, seconds: float
+    ) -> int:
+        """AG-initiated audio connection: codec connection (+BCS / AT+BCS, HFP 1.8 4.11.3),
+        eSCO via Enhanced Setup Synchronous Connection (T2 for mSBC, S4 for CVSD, HFP 1.8
+        5.7), voice both ways, SCO release (4.12). Nothing here says whether a call exists."""
         codec = hfp.AudioCodec.MSBC if msbc else hfp.AudioCodec.CVSD
         if ag.supports_hf_feature(hfp.HfFeature.CODEC_NEGOTIATION):
             await ag.negotiate_codec(codec)
@@ -576,14 +637,17 @@ class Ctx:
                 connection_handle=conn.handle, **params.asdict()
             ),
         )
-        await self.voice(sco, talk, msbc=msbc)
+        await self.voice(sco, seconds, msbc=msbc)
         await self.close_sco(sco)
-        ag.update_ag_indicator(hfp.AgIndicator.CALL, 0)
-        await sleep(0.5)
+        return sco
 
     async def open_sco(self, conn: Connection, command: hci.HCI_Command) -> int:
+        """Send a (Enhanced) Setup Synchronous Connection command; the headset accepts with
+        the matching (legacy or enhanced) Accept command. Returns the phone's SCO handle once
+        both sides have their Synchronous Connection Complete (7.7.35)."""
         assert self.headset is not None
         hs_dev = self.headset.device
+        loop = asyncio.get_running_loop()
 
         def on_sco_request(connection: Connection, link_type: int) -> None:
             async def accept() -> None:
@@ -593,25 +657,54 @@ class Ctx:
                         **hfp.ESCO_PARAMETERS[hfp.DefaultCodecParameters.ESCO_CVSD_S4].asdict(),
                     )
                     if link_type == hci.HCI_Connection_Complete_Event.LinkType.ESCO
-                    else hci.HCI_Command(
-                        op_code=0x0429,
-                        parameters=bytes(connection.peer_address)
-                        + struct.pack("<IIHHBH", 8000, 8000, 0xFFFF, 0x0060, 0xFF, 0x03C4),
+                    else hci.HCI_Accept_Synchronous_Connection_Request_Command(
+                        bd_addr=connection.peer_address,
+                        transmit_bandwidth=SCO_HV3_BANDWIDTH,
+                        receive_bandwidth=SCO_HV3_BANDWIDTH,
+                        max_latency=0xFFFF,
+                        voice_setting=SCO_HV3_VOICE_SETTING,
+                        retransmission_effort=0xFF,
+                        packet_type=SCO_HV3_PACKET_TYPE,
                     )
                 )
 
-            asyncio.get_running_loop().create_task(accept())
+            tasks.append(loop.create_task(accept()))
 
+        tasks: list[asyncio.Task[None]] = []
         hs_dev.once(hs_dev.EVENT_SCO_REQUEST, on_sco_request)
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[int] = loop.create_future()
+        hs_fut: asyncio.Future[int] = loop.create_future()
 
         def on_sco(addr: Any, handle: int, *args: Any) -> None:
             if not fut.done():
                 fut.set_result(handle)
 
+        def on_hs_sco(addr: Any, handle: int, *args: Any) -> None:
+            if not hs_fut.done():
+                hs_fut.set_result(handle)
+
         self.phone.device.host.once("sco_connection", on_sco)
+        hs_dev.host.once("sco_connection", on_hs_sco)
         self.phone.device.host.send_hci_packet(command)
-        return await fut
+        handle = await fut
+        await hs_fut  # the headset's host knows its SCO handle before voice flows back
+        return handle
+
+    async def open_sco_legacy(self, conn: Connection) -> int:
+        """SCO HV3 / CVSD via the legacy Setup Synchronous Connection command (7.1.26)."""
+        params = struct.pack(
+            "<HIIHHBH",
+            conn.handle,
+            SCO_HV3_BANDWIDTH,
+            SCO_HV3_BANDWIDTH,
+            0xFFFF,
+            SCO_HV3_VOICE_SETTING,
+            0xFF,
+            SCO_HV3_PACKET_TYPE,
+        )
+        return await self.open_sco(
+            conn, hci.HCI_Command(op_code=HCI_SETUP_SYNCHRONOUS_CONNECTION, parameters=params)
+        )
 
     async def voice(self, handle: int, seconds: float, *, msbc: bool, size: int = 60) -> None:
         """Bidirectional SCO data every 7.5 ms (eSCO Tesco=12) or 3.75 ms (HV3)."""
@@ -691,6 +784,146 @@ def device_id_record(handle: int, version: int) -> list[sdp.ServiceAttribute]:
         sdp.ServiceAttribute(0x0204, de.boolean(True)),
         sdp.ServiceAttribute(0x0205, de.unsigned_integer_16(0x0001)),
     ]
+
+
+def _rfcomm_protocol_list(channel: int) -> sdp.DataElement:
+    de = sdp.DataElement
+    return de.sequence(
+        [
+            de.sequence([de.uuid(core.BT_L2CAP_PROTOCOL_ID)]),
+            de.sequence([de.uuid(core.BT_RFCOMM_PROTOCOL_ID), de.unsigned_integer_8(channel)]),
+        ]
+    )
+
+
+def hsp_hs_sdp_record(handle: int, channel: int) -> list[sdp.ServiceAttribute]:
+    """HSP 1.2 headset record (HSP 1.2 5.3, Table 5.1): service classes Headset-HS
+    0x1131, Headset 0x1108, Generic Audio 0x1203; profile Headset 0x1108 v1.2; remote audio
+    volume control."""
+    de = sdp.DataElement
+    return [
+        sdp.ServiceAttribute(0x0000, de.unsigned_integer_32(handle)),
+        sdp.ServiceAttribute(
+            0x0001,
+            de.sequence(
+                [
+                    de.uuid(core.BT_HEADSET_HS_SERVICE),
+                    de.uuid(core.BT_HEADSET_SERVICE),
+                    de.uuid(core.BT_GENERIC_AUDIO_SERVICE),
+                ]
+            ),
+        ),
+        sdp.ServiceAttribute(0x0004, _rfcomm_protocol_list(channel)),
+        sdp.ServiceAttribute(0x0005, de.sequence([de.uuid(sdp.SDP_PUBLIC_BROWSE_ROOT)])),
+        sdp.ServiceAttribute(
+            0x0009,
+            de.sequence(
+                [de.sequence([de.uuid(core.BT_HEADSET_SERVICE), de.unsigned_integer_16(0x0102)])]
+            ),
+        ),
+        sdp.ServiceAttribute(0x0100, de.text_string(b"Headset")),
+        sdp.ServiceAttribute(0x0302, de.boolean(True)),
+    ]
+
+
+def hsp_ag_sdp_record(handle: int, channel: int) -> list[sdp.ServiceAttribute]:
+    """HSP 1.2 audio gateway record (HSP 1.2 5.4, Table 5.2): service classes Headset
+    Audio Gateway 0x1112, Generic Audio 0x1203; profile Headset 0x1108 v1.2."""
+    de = sdp.DataElement
+    return [
+        sdp.ServiceAttribute(0x0000, de.unsigned_integer_32(handle)),
+        sdp.ServiceAttribute(
+            0x0001,
+            de.sequence(
+                [
+                    de.uuid(core.BT_HEADSET_AUDIO_GATEWAY_SERVICE),
+                    de.uuid(core.BT_GENERIC_AUDIO_SERVICE),
+                ]
+            ),
+        ),
+        sdp.ServiceAttribute(0x0004, _rfcomm_protocol_list(channel)),
+        sdp.ServiceAttribute(0x0005, de.sequence([de.uuid(sdp.SDP_PUBLIC_BROWSE_ROOT)])),
+        sdp.ServiceAttribute(
+            0x0009,
+            de.sequence(
+                [de.sequence([de.uuid(core.BT_HEADSET_SERVICE), de.unsigned_integer_16(0x0102)])]
+            ),
+        ),
+        sdp.ServiceAttribute(0x0100, de.text_string(b"Voice Gateway")),
+    ]
+
+
+def rfcomm_channel_of(records: Any) -> int | None:
+    """RFCOMM server channel from SDP ProtocolDescriptorList attributes (Vol 3 Part B 5.1.5)."""
+    for record in records:
+        for attr in record:
+            if attr.id == sdp.SDP_PROTOCOL_DESCRIPTOR_LIST_ATTRIBUTE_ID:
+                for proto in attr.value.value:
+                    items = proto.value
+                    if len(items) > 1 and items[0].value == core.BT_RFCOMM_PROTOCOL_ID:
+                        return int(items[1].value)
+    return None
+
+
+class _AtLink:
+    """Line-oriented AT transport over an RFCOMM DLC (commands end in CR, responses are
+    wrapped in CR LF, V.250 5.2 / HSP 1.2 4.8)."""
+
+    def __init__(self, dlc: rfcomm.DLC) -> None:
+        self.dlc = dlc
+        self.buffer = ""
+        self.lines: asyncio.Queue[str] = asyncio.Queue()
+        dlc.sink = self._feed
+
+    def _feed(self, data: bytes) -> None:
+        self.buffer += data.decode("ascii", errors="replace")
+        while (cut := self.buffer.find("\r")) >= 0:
+            line, self.buffer = self.buffer[:cut].strip(), self.buffer[cut + 1 :]
+            if line:
+                self.on_line(line)
+
+    def on_line(self, line: str) -> None:
+        self.lines.put_nowait(line)
+
+
+class HspHeadset(_AtLink):
+    """HSP 1.2 headset (HS) side: volume reports, the button press AT+CKPD=200 (HSP 4.2-4.4)."""
+
+    def __init__(self, dlc: rfcomm.DLC) -> None:
+        super().__init__(dlc)
+        self.rings = 0
+        self.ring = asyncio.Event()
+
+    def on_line(self, line: str) -> None:
+        if line == "RING":
+            self.rings += 1
+            self.ring.set()
+            return
+        super().on_line(line)
+
+    async def command(self, text: str) -> str:
+        self.dlc.write(text + "\r")
+        return await self.lines.get()
+
+    async def press_button(self) -> str:
+        return await self.command("AT+CKPD=200")
+
+
+class HspAudioGateway(_AtLink):
+    """HSP 1.2 audio gateway (AG) side: answers every command with OK, counts button presses."""
+
+    def __init__(self, dlc: rfcomm.DLC) -> None:
+        super().__init__(dlc)
+        self.button = asyncio.Event()
+
+    def on_line(self, line: str) -> None:
+        if line.upper().startswith("AT+CKPD"):
+            self.button.set()
+        self.dlc.write("\r\nOK\r\n")
+        super().on_line(line)
+
+    def send_ring(self) -> None:
+        self.dlc.write("\r\nRING\r\n")
 
 
 # -----------------------------------------------------------------------------------------

@@ -436,6 +436,7 @@ def _finish(ctx: BuildContext) -> None:
 
 def _narrow(a: Analysis, address: str) -> None:
     """Keep only what concerns one remote device."""
+    a.extra["device_filter"] = address
     keep = {c.id for c in a.connections if c.address == address}
     a.connections = [c for c in a.connections if c.id in keep or c.acl in keep]
     a.devices = [d for d in a.devices if d.address == address or d.role == "local"]

@@ -448,7 +448,13 @@ def _disconn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> N
         if c is not None:
             break
     else:
-        return
+        # a link set up before the capture, known only by its end (and by any data on the
+        # handle, which the build step assigns to it and dates it from)
+        c = st.inferred_connection(handle, frame, time_us, le=False)
+        st._open.pop(("acl", handle), None)
+        ends = [x.end_frame for x in st.connections if x.handle == handle and x.end_frame]
+        c.start_frame = max(ends) + 1 if ends else None
+        c.start_time_us = None
     c.end_frame, c.end_time_us = frame, time_us
     c.disconnect_reason = ev.reason
     c.disconnect_reason_name = ev.reason_name
@@ -489,7 +495,17 @@ def _encryption_change(st: HciState, ev: HciEvent, frame: int, time_us: int) -> 
     if c is None:
         return
     c.encryption_frames.append(frame)
-    if ev.status == 0:
+    if ev.status not in (None, 0):
+        c.encryption_failures.append(
+            {
+                "frame": frame,
+                "time_us": time_us,
+                "status": ev.status,
+                "status_name": ev.status_name,
+                "event": ev.name,
+            }
+        )
+    if ev.status == 0 and "encryption_enabled" in ev.fields:
         c.encrypted = bool(ev.fields.get("encryption_enabled"))
     st._event(
         time_us,
@@ -661,6 +677,7 @@ _EVENT_HANDLERS: dict[int, Any] = {
     0x08: _encryption_change,
     0x59: _encryption_change,
     0x0C: _remote_version,
+    0x30: _encryption_change,  # Encryption Key Refresh Complete (status + handle)
     0x10: _hardware_error,
     0x12: _role_change,
     0x16: _pin_request,

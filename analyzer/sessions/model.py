@@ -73,6 +73,7 @@ class Connection:
     role: str | None = None  # local role: "central"/"peripheral"
     encrypted: bool = False
     encryption_frames: list[int] = field(default_factory=list)
+    encryption_failures: list[dict[str, Any]] = field(default_factory=list)
     inferred: bool = False  # seen only through its data (capture started mid-connection)
     acl: str | None = None  # for sco/esco: the id of the ACL it rides on
     sco: dict[str, Any] | None = None  # link type, intervals, packet lengths, air mode

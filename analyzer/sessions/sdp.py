@@ -13,6 +13,7 @@ from typing import Any
 
 from analyzer.decode.sdp import (
     SdpPdu,
+    Uuid,
     decode_sdp,
     parse_attribute_lists,
     pnp_info,
@@ -25,6 +26,7 @@ from analyzer.sessions.l2cap import Pdu, consume_psm
 from analyzer.sessions.model import SdpTransaction, TimelineEvent
 
 RESPONSE_OF = {0x02: 0x03, 0x04: 0x05, 0x06: 0x07}
+PNP_INFORMATION = 0x1200
 
 
 @dataclass
@@ -34,6 +36,8 @@ class SdpChannelSession:
     _open: dict[tuple[str, int], tuple[SdpTransaction, bytearray]] = field(default_factory=dict)
     # a continued request (same pdu, new tid) continues the previous transaction
     _continuing: dict[str, tuple[SdpTransaction, bytearray]] = field(default_factory=dict)
+    # id() of ServiceSearchAttribute transactions whose search pattern names PnP Information
+    _pnp_search: set[int] = field(default_factory=set)
 
     def on_pdu(self, pdu: Pdu) -> None:
         rec = decode_sdp(pdu.payload)
@@ -74,6 +78,8 @@ class SdpChannelSession:
             )
             acc = bytearray()
             self.ctx.analysis.sdp.append(tx)
+            if rec.pdu_id == 0x06 and any(u.short == PNP_INFORMATION for u in rec.uuids):
+                self._pnp_search.add(id(tx))
         self._open[(pdu.direction, rec.tid or 0)] = (tx, acc)
 
     def _response(
@@ -104,7 +110,13 @@ class SdpChannelSession:
         hci = self.ctx.hci
         remote_answered = pdu.direction == "received"
         dev = hci.device(tx.address) if (tx.address and remote_answered) else None
-        for r in records:
+        pnp_search = id(tx) in self._pnp_search
+        for rec in records:
+            r = rec
+            if pnp_search and 0x0001 not in r:
+                # only the DI attributes were asked for (0x0200-0x0205): every record matched
+                # the PnP Information search pattern (Core Vol 3 Part B §2.5.2), so it is one
+                r = {**rec, 0x0001: [Uuid(PNP_INFORMATION, 2)]}
             classes = service_classes(r)
             names = [uuid_name(c) for c in classes]
             summary: dict[str, Any] = {

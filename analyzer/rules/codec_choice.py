@@ -1,0 +1,88 @@
+"""``codec_choice``: the headset offers a higher-quality A2DP codec than the one configured
+(A2DP 1.4 §4.2-§4.7 codecs, ranked by :data:`analyzer.decode.a2dp.QUALITY_RANK`). The phone's
+own codec list is usually not on the wire (the headset rarely discovers the phone's endpoints),
+so the phone may not support that codec or may have it disabled: this is information, not a
+fault — unless the phone's endpoints were seen offering it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from analyzer.decode.a2dp import QUALITY_RANK
+from analyzer.rules.base import Finding, RuleContext, rule
+
+
+def _codecs(eps: list[Any]) -> dict[str, int]:
+    """codec name → endpoint frame for the endpoints given."""
+    out: dict[str, int] = {}
+    for ep in eps:
+        for c in ep.codecs:
+            name = c.get("codec")
+            if name and name not in out:
+                out[name] = ep.frame or 0
+    return out
+
+
+@rule(
+    id="codec_choice",
+    severity="info",
+    title="Better codec available",
+    summary="the headset offers a higher-quality codec than the one configured (the phone's "
+    "own list is usually not on the wire)",
+    example="Headset (AA:BB:CC:DD:EE:FF) offers LDAC, AAC but the stream was configured with "
+    "SBC (frame 104)",
+)
+def codec_choice(ctx: RuleContext) -> Iterator[Finding]:
+    a = ctx.analysis
+    seen: set[tuple[str | None, str]] = set()
+    for st in a.avdtp_streams:
+        if st.inferred or not st.codec or st.codec not in QUALITY_RANK:
+            continue
+        conn = a.connection(st.connection)
+        addr = st.address or (conn.address if conn else None)
+        conns = {c.id for c in a.connections if c.address == addr} | {st.connection}
+        eps = [e for e in a.avdtp_endpoints if e.connection in conns]
+        remote = _codecs([e for e in eps if e.side == "remote" and e.media_type == "audio"])
+        local = _codecs([e for e in eps if e.side == "local" and e.media_type == "audio"])
+        have = QUALITY_RANK[st.codec]
+        better = sorted(
+            (n for n in remote if QUALITY_RANK.get(n, 0) > have),
+            key=lambda n: -QUALITY_RANK.get(n, 0),
+        )
+        if local:  # the phone's endpoints are known: only codecs both sides have count
+            better = [n for n in better if n in local]
+        if not better or (addr, st.codec) in seen:
+            continue
+        seen.add((addr, st.codec))
+        known = (
+            "The phone's endpoints were seen offering it too, so both sides support it."
+            if local
+            else "The phone's own codec list is not on the wire (the headset did not ask for "
+            "it), so the phone may not support that codec, or may have it disabled."
+        )
+        chooser = {"local": "the phone", "remote": "the headset"}.get(
+            st.configured_by or "", "the configuring side"
+        )
+        yield ctx.finding(
+            message=f"{a.device_label(addr)} offers {', '.join(better)} but the stream was "
+            f"configured with {st.codec} (frame {st.configure_frame}) by {chooser}",
+            explanation="The side that sets up an A2DP stream picks one codec both support "
+            f"(A2DP §4). The headset listed {', '.join(better)}, which carry more audio detail "
+            f"than {st.codec}, yet {st.codec} was configured. {known}",
+            fix="On Android, open Developer options → Bluetooth audio codec (or the device's "
+            "'HD audio' switch) and pick the better codec; on other phones check for a codec "
+            "or 'high quality audio' setting. Higher-bitrate codecs need a good radio link.",
+            address=addr,
+            connection=st.connection,
+            time_us=next((s["time_us"] for s in st.states), None),
+            frames=sorted({st.configure_frame or 0, *(remote[n] for n in better)} - {0}),
+            details={
+                "configured": st.codec,
+                "offered_better": better,
+                "remote_codecs": sorted(remote),
+                "local_codecs": sorted(local) or None,
+                "configured_by": st.configured_by,
+            },
+        )

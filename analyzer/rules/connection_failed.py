@@ -1,0 +1,113 @@
+"""``connection_failed``: a connection that could not be set up (Core v5.4 Vol 1 Part F error
+codes in Connection Complete §7.7.3, LE (Enhanced) Connection Complete §7.7.65.1/.10 and
+Synchronous Connection Complete §7.7.35), grouped per device and code with a count.
+
+Page Timeout (0x04) means the remote never answered the page (off, out of range, or not page
+scanning); 0x0D-0x0F the remote refused it; 0x10 a host did not accept an incoming connection in
+time; 0x3E (LE) the link was created but the peer never answered its first packets (Vol 6 Part B
+§4.5.2) — also when it comes as the Disconnection Complete reason of a just-created LE link.
+A host cancelling its own attempt (Create Connection Cancel / LE Create Connection Cancel →
+0x02 Unknown Connection Identifier, §7.1.7/§7.8.13; 0x44 Operation Cancelled by Host) and 0x0B
+Connection Already Exists are not failures of the link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.rules.base import Finding, RuleContext, rule
+from analyzer.sessions.model import Connection
+
+#: statuses that are the host's own doing, not a failed set-up
+NOT_FAILURES = frozenset({0x02, 0x0B, 0x44})
+#: Vol 1 Part F §2: what each set-up failure means, in words a user can act on
+MEANING: dict[int, str] = {
+    0x04: "the device never answered the page: it is off, out of range, or not connectable "
+    "(not page scanning — e.g. busy with another phone or out of pairing mode)",
+    0x05: "authentication failed while the link was set up",
+    0x07: "the controller ran out of memory for another connection",
+    0x08: "the link timed out while it was being set up",
+    0x09: "the controller's connection limit was reached",
+    0x0A: "the limit of synchronous (SCO/eSCO) links to the device was reached",
+    0x0D: "the device refused the connection for lack of resources (it may already be "
+    "connected to its maximum number of phones)",
+    0x0E: "the device refused the connection for security reasons",
+    0x0F: "the device refused the connection: it does not accept this address (filter list)",
+    0x10: "the incoming connection was not accepted by the host in time",
+    0x1A: "the device does not support the requested link type or feature",
+    0x1E: "the device rejected the link parameters",
+    0x1F: "unspecified error while setting up the link",
+    0x22: "the device stopped answering during link set-up (LMP/LL response timeout)",
+    0x3E: "the link was created but the device never answered its first packets "
+    "(interference, distance, or the device stopped advertising)",
+}
+FIX = {
+    0x04: "Turn the device on and bring it close; if it is connected to another phone or "
+    "computer, disconnect it there or put it back in pairing/connectable mode, then retry.",
+    0x3E: "Bring the device closer and retry; if it keeps failing, restart the device and "
+    "Bluetooth on the phone.",
+}
+DEFAULT_FIX = (
+    "Retry with the device close by and in connectable (pairing) mode; restart the device; if "
+    "it refuses repeatedly, forget it on the phone and pair again."
+)
+
+
+def failed_setups(conns: list[Connection]) -> list[Connection]:
+    """Connections whose set-up failed (status != 0), plus LE links ended at once by 0x3E."""
+    out: list[Connection] = []
+    for c in conns:
+        if c.status != 0:
+            if c.status not in NOT_FAILURES:
+                out.append(c)
+        elif c.disconnect_reason == 0x3E and not c.inferred:
+            out.append(c)
+    return out
+
+
+@rule(
+    id="connection_failed",
+    severity="error",
+    title="Connection could not be set up",
+    summary="Connection Complete / LE Connection Complete / Synchronous Connection Complete "
+    "failed (page timeout, rejected, accept timeout, failed to be established), per device",
+    example="Connection to Headset (AA:BB:CC:DD:EE:FF) failed 2 times: 0x04 Page Timeout "
+    "(frames 45, 48)",
+)
+def connection_failed(ctx: RuleContext) -> Iterator[Finding]:
+    a = ctx.analysis
+    groups: dict[tuple[str | None, str, int], list[Connection]] = {}
+    for c in failed_setups(a.connections):
+        code = c.status if c.status != 0 else 0x3E
+        groups.setdefault((c.address, c.transport, code), []).append(c)
+    for (addr, transport, code), cs in groups.items():
+        first = cs[0]
+        name = first.status_name if first.status != 0 else first.disconnect_reason_name
+        frames = sorted({f for c in cs for f in (c.request_frame, c.start_frame, c.end_frame) if f})
+        evidence = sorted({c.end_frame or c.start_frame or 0 for c in cs})
+        link = {"le": "LE connection", "sco": "SCO link", "esco": "eSCO link"}.get(
+            transport, "Connection"
+        )
+        who = {"local": "by the phone", "remote": "by the device"}.get(first.initiator or "", "")
+        times = f" {len(cs)} times" if len(cs) > 1 else ""
+        yield ctx.finding(
+            message=f"{link} to {a.device_label(addr)} failed{times}: {code:#04x} {name} "
+            f"(frame{'s' if len(evidence) > 1 else ''} {', '.join(map(str, evidence[:8]))})",
+            explanation=f"A link set-up {('requested ' + who) if who else ''} ends with a "
+            f"completion event whose status is 0 on success; here it was {code:#04x} {name}: "
+            f"{MEANING.get(code, 'the controller reported this error code (Core Vol 1 Part F)')}.",
+            fix=FIX.get(code, DEFAULT_FIX),
+            address=addr,
+            connection=first.id,
+            time_us=first.start_time_us,
+            frames=frames,
+            count=len(cs),
+            details={
+                "status": code,
+                "status_name": name,
+                "transport": transport,
+                "initiator": first.initiator,
+                "connections": [c.id for c in cs],
+                "established_then_lost": first.status == 0,
+            },
+        )

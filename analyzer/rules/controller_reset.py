@@ -1,0 +1,72 @@
+"""``controller_reset``: an HCI Reset (Core v5.4 Vol 4 Part E §7.3.2) in mid-capture — after
+connections existed or after the threshold (default 30 s) of traffic — followed by a new start-up:
+the Bluetooth stack restarted (turned off and on, or recovering from a crash). The resets of the
+start-up itself (several in a row while firmware loads) are normal, and so is a last Reset with
+nothing after it (Bluetooth being turned off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.rules.base import Finding, RuleContext, Threshold, rule
+from analyzer.rules.hci_command_failed import narrowed
+
+AFTER = Threshold("after_s", 30.0, "s", "a reset this long after the capture start is mid-capture")
+
+
+@rule(
+    id="controller_reset",
+    severity="warning",
+    title="Bluetooth stack restarted",
+    summary="an HCI Reset in mid-capture (after connections or traffic), followed by a new "
+    "start-up",
+    thresholds=[AFTER],
+    example="HCI Reset at frame 553, 95.2 s into the capture after 2 connections: the "
+    "Bluetooth stack restarted",
+)
+def controller_reset(ctx: RuleContext) -> Iterator[Finding]:
+    a = ctx.analysis
+    after_us = round(ctx.threshold("after_s") * 1e6)
+    first = a.capture.first_time_us
+    if narrowed(a):
+        return  # a one-device analysis: the controller's story is out of scope
+    resets = (a.extra.get("controller") or {}).get("resets") or []
+    cmds = a.extra.get("hci_commands", [])
+    hits = []
+    for r in resets:
+        t, frame = r.get("time_us"), r.get("frame")
+        if t is None or frame is None or first is None:
+            continue
+        before = [c for c in a.connections if c.start_time_us is not None
+                  and c.start_time_us < t and not c.inferred and c.status == 0]  # fmt: skip
+        if not before and t - first <= after_us:
+            continue
+        if not any(tx.frame > frame and tx.opcode != 0x0C03 for tx in cmds):
+            continue  # nothing after it: Bluetooth was turned off
+        hits.append((r, before))
+    if not hits:
+        return
+    r, before = hits[0]
+    t = r["time_us"]
+    dropped = [c for c in before if c.end_time_us is None or c.end_time_us >= t]
+    yield ctx.finding(
+        message=f"HCI Reset at frame {r['frame']}, {(t - (first or t)) / 1e6:.1f} s into the "
+        f"capture after {len(before)} connection{'s' if len(before) != 1 else ''}: the "
+        "Bluetooth stack restarted" + (f" ({len(hits)} times)" if len(hits) > 1 else ""),
+        explanation="A host resets its controller when it starts; a Reset in the middle of a "
+        "session, followed by a fresh start-up, means the phone's Bluetooth was turned off and "
+        "on or its stack restarted after a crash. Every link is dropped"
+        + (f" ({len(dropped)} were still up)" if dropped else "")
+        + " and must be set up again.",
+        fix="If nobody toggled Bluetooth, the phone's stack crashed: take a bug report right "
+        "after it happens and report it; update the phone's software.",
+        time_us=t,
+        frames=[h[0]["frame"] for h in hits],
+        count=len(hits),
+        details={
+            "resets": [h[0] for h in hits],
+            "connections_before": len(before),
+            "connections_dropped": [c.id for c in dropped],
+        },
+    )

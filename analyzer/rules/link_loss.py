@@ -1,0 +1,126 @@
+"""``link_loss``: a link that went down on its own (Core v5.4 Vol 1 Part F): 0x08 Connection
+Timeout (the link supervision timer ran out: nothing heard from the peer for the supervision
+timeout, Vol 2 Part B §3.1 / Vol 6 Part B §4.5.2), 0x22 LMP/LL Response Timeout, 0x28 Instant
+Passed (Vol 6 Part B §5.5.1) and 0x3D MIC Failure — with what was running then: an A2DP stream
+streaming, an HFP call, an SCO/eSCO link. (0x3E on a just-created link is a failed set-up:
+``connection_failed``.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from analyzer.analysis import Analysis
+from analyzer.rules.base import Finding, RuleContext, rule
+from analyzer.sessions.model import Connection
+
+LOSS_REASONS: dict[int, str] = {
+    0x08: "nothing was heard from the other side for the whole link supervision timeout "
+    "(out of range, interference, or the device powered off or crashed)",
+    0x22: "the other side stopped answering link-manager / link-layer procedures",
+    0x28: "a link-layer procedure's instant passed before the peer acknowledged it, so the "
+    "link had to be dropped",
+    0x3D: "a packet failed its integrity check (MIC) on the encrypted link",
+}
+
+
+def stream_state_at(states: list[dict[str, Any]], t_us: int) -> str | None:
+    """The AVDTP stream state in force at ``t_us`` (from a stream's ``states``)."""
+    cur = None
+    for s in states:
+        if s.get("time_us") is not None and s["time_us"] <= t_us:
+            cur = s.get("state")
+    return cur
+
+
+def running_at(a: Analysis, c: Connection, t_us: int) -> tuple[list[str], list[int]]:
+    """What the link carried when it went down: streams, calls, SCO links (with frames)."""
+    what: list[str] = []
+    frames: list[int] = []
+    for st in a.avdtp_streams:
+        if st.connection == c.id and stream_state_at(st.states, t_us) == "streaming":
+            what.append(f"A2DP ({st.codec or 'codec unknown'}) was streaming")
+            last = [s for s in st.states if s["state"] == "streaming"]
+            if last:
+                frames.append(last[-1]["frame"])
+    for h in a.hfp:
+        if getattr(h, "connection", None) != c.id:
+            continue
+        for call in getattr(h, "calls", []) or []:
+            start = getattr(call, "start_time_us", None)
+            end = getattr(call, "end_time_us", None)
+            if start is not None and start <= t_us and (end is None or end >= t_us):
+                what.append(
+                    f"a{'n ' + call.direction if call.direction != 'unknown' else ''} "
+                    "call was in progress"
+                )
+                frames.append(call.start_frame)
+    for s in a.connections:
+        if (
+            (
+                s.transport in ("sco", "esco")
+                and s.status == 0
+                and (s.acl == c.id or (s.acl is None and s.address == c.address))
+            )
+            and (s.start_time_us or 0) <= t_us
+            and (s.end_time_us is None or s.end_time_us >= t_us)
+        ):
+            what.append(f"an {s.transport.upper()} audio link was up")
+            if s.start_frame:
+                frames.append(s.start_frame)
+    return what, frames
+
+
+@rule(
+    id="link_loss",
+    severity="error",
+    title="Link lost",
+    summary="a link dropped by supervision timeout (0x08), LMP/LL response timeout (0x22), "
+    "instant passed (0x28) or MIC failure (0x3D), with what was running then",
+    example="Link to Headset (AA:BB:CC:DD:EE:FF) lost after 14.0 s: 0x08 Connection Timeout "
+    "(frame 908) while A2DP (SBC) was streaming",
+)
+def link_loss(ctx: RuleContext) -> Iterator[Finding]:
+    a = ctx.analysis
+    groups: dict[tuple[str | None, int], list[tuple[Connection, list[str], list[int]]]] = {}
+    for c in a.connections:
+        if c.transport not in ("br_edr", "le") or c.status != 0:
+            continue
+        if c.disconnect_reason not in LOSS_REASONS or c.end_time_us is None:
+            continue
+        what, frames = running_at(a, c, c.end_time_us)
+        groups.setdefault((c.address, c.disconnect_reason or 0), []).append((c, what, frames))
+    for (addr, reason), items in groups.items():
+        c, what, wframes = items[-1]
+        dur = (
+            f" after {(c.end_time_us - c.start_time_us) / 1e6:.1f} s"
+            if c.end_time_us is not None and c.start_time_us is not None and not c.inferred
+            else ""
+        )
+        during = f" while {' and '.join(what)}" if what else ""
+        times = f" ({len(items)} times)" if len(items) > 1 else ""
+        hint = " (supervision timeout)" if reason == 0x08 else ""
+        yield ctx.finding(
+            message=f"Link to {a.device_label(addr)} lost{dur}: {reason:#04x} "
+            f"{c.disconnect_reason_name}{hint} (frame {c.end_frame}){during}{times}",
+            explanation="A link ends normally when one side's host asks for it (reasons "
+            "0x13-0x16). Here the controllers ended it on their own: "
+            f"{LOSS_REASONS[reason]}."
+            + (f" The user heard it: {', '.join(what)}." if what else ""),
+            fix="Keep the devices close with no body or metal in between, move away from Wi-Fi "
+            "2.4 GHz / USB 3 interference, charge the device; if it repeats at the same place "
+            "in a stream or call, update the device's firmware.",
+            address=addr,
+            connection=c.id,
+            time_us=c.end_time_us,
+            frames=sorted({x.end_frame or 0 for x, _, _ in items} | set(wframes)),
+            count=len(items),
+            details={
+                "reason": reason,
+                "reason_name": c.disconnect_reason_name,
+                "running": what,
+                "connections": [x.id for x, _, _ in items],
+                "transport": c.transport,
+            },
+        )

@@ -1,0 +1,124 @@
+"""``sdp_error``: an SDP Error Response (Core v5.4 Vol 3 Part B §4.4.1: 0x0001 unsupported
+version, 0x0002 invalid record handle, 0x0003 invalid syntax, 0x0004 invalid PDU size, 0x0005
+invalid continuation state, 0x0006 insufficient resources), and a profile the phone connected
+although the device's SDP answer listed no record for it (e.g. an AVDTP channel opened after the
+search for Audio Sink came back empty): the profile is then used without the device announcing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.rules.base import Finding, RuleContext, rule
+from analyzer.sessions.model import SdpTransaction
+
+#: service UUID searched → (PSM of the profile's channel, profile name)
+PROFILE_OF_UUID = {
+    "0x110B": (0x0019, "A2DP (Audio Sink)"),
+    "0x110A": (0x0019, "A2DP (Audio Source)"),
+    "0x110D": (0x0019, "A2DP"),
+    "0x111E": (0x0003, "HFP (Handsfree)"),
+    "0x111F": (0x0003, "HFP (Audio Gateway)"),
+    "0x1108": (0x0003, "HSP"),
+    "0x1112": (0x0003, "HSP (Audio Gateway)"),
+    "0x1101": (0x0003, "Serial Port"),
+    "0x1124": (0x0011, "HID"),
+}
+
+
+def _empty(t: SdpTransaction) -> bool:
+    """The search answered with no record at all."""
+    if t.response_frame is None or t.error_code is not None:
+        return False
+    return not t.records and not t.services
+
+
+@rule(
+    id="sdp_error",
+    severity="warning",
+    title="SDP error or missing service record",
+    summary="an SDP Error Response, or a profile connected although the device's SDP search "
+    "for it found no record",
+    example="Headset (AA:BB:CC:DD:EE:FF) answered SDP ServiceSearchAttributeRequest with "
+    "Error Response 0x0003 Invalid Request Syntax (frame 80)",
+)
+def sdp_error(ctx: RuleContext) -> Iterator[Finding]:
+    a = ctx.analysis
+    groups: dict[tuple[str | None, str, int], list[SdpTransaction]] = {}
+    for t in a.sdp:
+        if t.error_code is not None:
+            groups.setdefault((t.address, t.direction, t.error_code), []).append(t)
+    for (addr, direction, code), ts in groups.items():
+        t = ts[0]
+        who = a.device_label(addr) if direction == "sent" else "the phone"
+        times = f" ({len(ts)} times)" if len(ts) > 1 else ""
+        yield ctx.finding(
+            message=f"{who[0].upper() + who[1:]} answered SDP {t.pdu} with Error Response "
+            f"{code:#06x} {t.error_name} (frame {t.response_frame}){times}",
+            explanation="An SDP request is answered with the matching response PDU; an Error "
+            f"Response ({t.error_name}) means the request was refused, so the "
+            "services it asked about stay unknown and the profile may not connect.",
+            fix="Retry the connection; if the error repeats, forget and re-pair, and update "
+            "the device's firmware.",
+            address=addr,
+            connection=t.connection,
+            time_us=t.response_time_us,
+            frames=sorted({f for x in ts for f in (x.request_frame, x.response_frame) if f}),
+            count=len(ts),
+            details={"error_code": code, "error_name": t.error_name, "pdu": t.pdu},
+        )
+    yield from _missing_records(ctx)
+
+
+def _missing_records(ctx: RuleContext) -> Iterator[Finding]:
+    a = ctx.analysis
+    seen: set[tuple[str | None, str]] = set()
+    for t in a.sdp:
+        if t.direction != "sent" or not _empty(t):
+            continue
+        for u in t.uuids:
+            key = u.split()[0].upper().replace("0X", "0x") if u else ""
+            prof = PROFILE_OF_UUID.get(key)
+            if prof is None or (t.address, key) in seen:
+                continue
+            psm, pname = prof
+            acls = {c.id for c in a.connections if c.address == t.address}
+            chans = [
+                ch
+                for ch in a.l2cap_channels
+                if ch.connection in acls
+                and ch.psm == psm
+                and ch.result == 0
+                and ch.requester == "local"
+                and (ch.request_frame or 0) > t.request_frame
+            ]
+            if not chans:
+                continue
+            # a later search that did find it clears the doubt
+            if any(
+                o.address == t.address
+                and o.request_frame > t.request_frame
+                and not _empty(o)
+                and o.response_frame is not None
+                and key in " ".join(o.uuids).upper().replace("0X", "0x")
+                for o in a.sdp
+            ):
+                continue
+            seen.add((t.address, key))
+            ch = chans[0]
+            yield ctx.finding(
+                message=f"The phone opened {ch.psm_name} to {a.device_label(t.address)} "
+                f"(frame {ch.request_frame}) although its SDP search for {u} found no record "
+                f"(frame {t.response_frame})",
+                explanation=f"A device announces each profile with an SDP record; the phone "
+                f"searched for {pname} and got an empty answer, then connected the profile "
+                "anyway. A device that does not announce a profile may not support it, or "
+                "its SDP database is broken; the profile can fail or behave oddly.",
+                fix="Forget and re-pair the device so the phone reads its services again; "
+                "update the device's firmware.",
+                address=t.address,
+                connection=ch.connection,
+                time_us=t.response_time_us,
+                frames=[t.request_frame, t.response_frame or 0, ch.request_frame or 0],
+                details={"uuid": u, "profile": pname, "psm": psm, "kind": "missing_record"},
+            )

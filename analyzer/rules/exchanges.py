@@ -42,8 +42,10 @@ def _silent(direction: str) -> str:
 
 def exchanges(a: Analysis) -> Iterator[Exchange]:
     for tx in a.extra.get("hci_commands", []):
-        if tx.waits_on_user or tx.vendor:
-            continue  # a person's pace; vendor commands answer in vendor ways
+        if tx.waits_on_user or tx.vendor or not 0x01 <= tx.opcode >> 10 <= 0x08:
+            # a person's pace; vendor commands answer in vendor ways; OGFs outside the Core
+            # spec's 0x01-0x08 (e.g. BTstack's daemon commands in PacketLogger logs) are not HCI
+            continue
         yield Exchange(
             "hci",
             f"HCI {tx.name}",
@@ -75,7 +77,7 @@ def exchanges(a: Analysis) -> Iterator[Exchange]:
                 details={"opcode": tx.opcode, "completion_status": tx.complete_status},
             )
     for s in a.extra.get("l2cap_signals", []):
-        if not s.get("is_request"):
+        if not s.get("is_request") or s.get("suspect"):
             continue
         yield Exchange(
             "l2cap",

@@ -132,10 +132,14 @@ class ChannelTable:
         anomalies: list[Anomaly],
     ) -> None:
         le = conn.transport == "le"
-        for sig in decode_signalling(payload, le=le):
+        sigs = decode_signalling(payload, le=le)
+        # a C-frame with a malformed command is not trusted for request/response timing
+        suspect = any(sig.anomaly for sig in sigs)
+        for sig in sigs:
             if sig.anomaly:
                 anomalies.append(Anomaly(frame, "l2cap", f"{sig.name}: {sig.anomaly}"))
             self._record(conn, direction, frame, time_us, sig.code, sig.name, sig.ident, sig.result)
+            self.signals[-1]["suspect"] = suspect
             requester = "local" if direction == "sent" else "remote"
             if sig.code in (0x02, 0x14) and sig.scid is not None:  # Connection Req / LE CoC Req
                 ch = L2capChannel(

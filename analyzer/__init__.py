@@ -16,4 +16,3 @@ def __getattr__(name: str) -> object:
 
         return getattr(analysis, name)
     raise AttributeError(name)
-

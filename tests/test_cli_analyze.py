@@ -14,14 +14,29 @@ from tests.conftest import BUNDLED, REPO
 
 SAMPLE = BUNDLED / "real" / "Swastik36_OPPO-Earbuds_btsnoop_hci.log"
 SCEN = BUNDLED / "scenarios"
-TOP_KEYS = {"schema", "capture", "devices", "connections", "l2cap_channels", "pairing", "sdp",
-            "avdtp", "hfp", "advertisers", "timeline", "findings", "anomalies"}
+TOP_KEYS = {
+    "schema",
+    "capture",
+    "devices",
+    "connections",
+    "l2cap_channels",
+    "pairing",
+    "sdp",
+    "avdtp",
+    "hfp",
+    "advertisers",
+    "timeline",
+    "findings",
+    "anomalies",
+}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from analyzer.cli import main; main()", *args],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -33,12 +48,19 @@ def analyze_json(*args: str) -> dict:
 
 def test_json_contract_on_sample() -> None:
     d = analyze_json(str(SAMPLE))
-    assert TOP_KEYS <= set(d)
-    assert set(d["avdtp"]) >= {"signals", "streams"}
+    assert set(d) >= TOP_KEYS
+    assert {"signals", "streams"} <= set(d["avdtp"])
     assert d["capture"]["frames"] == 2981
     for c in d["connections"]:
-        assert {"id", "address", "transport", "status", "status_name", "disconnect_reason",
-                "disconnect_reason_name"} <= set(c)
+        assert {
+            "id",
+            "address",
+            "transport",
+            "status",
+            "status_name",
+            "disconnect_reason",
+            "disconnect_reason_name",
+        } <= set(c)
         assert c["transport"] in ("br_edr", "le", "sco", "esco")
     for s in d["sdp"]:
         assert "request_frame" in s and "response_frame" in s
@@ -75,7 +97,8 @@ def test_config_file_overrides_and_errors(tmp_path: Path) -> None:
     cfg = tmp_path / "rules.toml"
     cfg.write_text("[late_response]\ndeadline_s = 20\n")
     late = str(SCEN / "requests_late.btsnoop")
-    assert "late_response" not in {f["id"] for f in analyze_json("--config", str(cfg), late)["findings"]}
+    ids = {f["id"] for f in analyze_json("--config", str(cfg), late)["findings"]}
+    assert "late_response" not in ids
     cfg.write_text("[no_such_rule]\nx = 1\n")
     r = run("analyze", "--config", str(cfg), late)
     assert r.returncode == 2 and "unknown rule" in r.stderr
@@ -106,8 +129,15 @@ def test_rules_listing() -> None:
     r = run("rules", "--json")
     assert r.returncode == 0
     ids = {x["id"] for x in json.loads(r.stdout)}
-    assert {"response_timeout", "auth_key_missing", "firmware_changed", "a2dp_fallback_hfp",
-            "avdtp_rejected", "a2dp_stream_not_started", "late_response"} <= ids
+    assert {
+        "response_timeout",
+        "auth_key_missing",
+        "firmware_changed",
+        "a2dp_fallback_hfp",
+        "avdtp_rejected",
+        "a2dp_stream_not_started",
+        "late_response",
+    } <= ids
 
 
 def test_rules_doc_is_current() -> None:

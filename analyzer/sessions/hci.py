@@ -222,11 +222,11 @@ class HciState:
         elif op == 0x2019 and conn is not None and conn.address:  # LE Enable Encryption
             p = self._pair(conn.address, frame, time_us, conn)
             p.transport = "le"
+            p.link_key_request = p.link_key_request or "reply"  # the host offers a key
             ediv_rand = cmd.params[2:12] if len(cmd.params) >= 12 else b""
-            if any(ediv_rand) or p.method is None:
-                # a stored LTK (EDIV/Rand non-zero, or no pairing seen on this link)
+            if any(ediv_rand):
+                # non-zero EDIV/Rand: a stored legacy LTK (Core Vol 3 Part H §2.4.4.1)
                 p.method = p.method or "stored_key"
-                p.link_key_request = p.link_key_request or "reply"
 
     # -- events ------------------------------------------------------------------------------
     def on_event(self, ev: HciEvent, frame: int, time_us: int) -> None:

@@ -1,0 +1,267 @@
+"""SMP procedures (Core v5.4 Vol 3 Part H §2.3, §3) and LE pairing attempts.
+
+Every SMP PDU is kept with its frame and time (``analysis.extra["smp"]["pdus"]``). A Pairing
+Request or Security Request starts a *transaction* (§3.4: the 30 s SMP timer starts when either
+is sent or received and restarts with every SMP PDU) whose first answer from the peer and last
+PDU are recorded, so a timeout rule can check ``last_time_us`` against the next event.
+
+A Pairing Request → Response exchange gives the pairing method (§2.3.5.1); Pairing Confirm /
+Random (legacy, §2.3.5.5) or Public Key / DHKey Check (Secure Connections, §2.3.5.6) finish
+phase 2; Pairing Failed gives the reason. :func:`finish_smp` (a post pass, registered by
+:mod:`analyzer.sessions.le_air` so that air captures are included) merges each pairing into the
+HCI tracker's LE :class:`PairingAttempt` of the same connection (LE Enable Encryption / LTK
+Request) or adds one with transport ``le`` (``br_edr`` for cross-transport SMP on CID 0x0007).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from analyzer.decode.smp import REQUESTS, decode_smp, pairing_method
+from analyzer.sessions.build import BuildContext
+from analyzer.sessions.l2cap import Pdu, consume_cid
+from analyzer.sessions.model import PairingAttempt, TimelineEvent
+
+
+@dataclass
+class SmpTransaction:
+    """One SMP procedure started by a Pairing Request or a Security Request."""
+
+    connection: str | None
+    address: str | None
+    cid: int
+    request: str  # "Pairing Request" / "Security Request"
+    frame: int
+    time_us: int
+    direction: str  # of the request: sent / received (air: sent = central → peripheral)
+    response: str | None = None  # the peer's first SMP answer
+    response_frame: int | None = None
+    response_time_us: int | None = None
+    latency_ms: float | None = None
+    last_frame: int = 0
+    last_time_us: int = 0
+    outcome: str = "incomplete"  # completed / failed / incomplete
+    method: str | None = None
+    request_params: dict[str, Any] = field(default_factory=dict)
+    response_params: dict[str, Any] = field(default_factory=dict)
+    reason: int | None = None
+    reason_name: str | None = None
+    keys_distributed: list[str] = field(default_factory=list)
+    pdus: list[dict[str, Any]] = field(default_factory=list)  # {frame, time_us, direction, name}
+    _phase2: set[tuple[str, int]] = field(default_factory=set)  # (direction, opcode)
+
+
+def _state(ctx: BuildContext) -> dict[str, Any]:
+    st = ctx.state.get("smp")
+    if st is None:
+        st = ctx.state["smp"] = {"pdus": [], "transactions": []}
+    return st
+
+
+@dataclass
+class SmpSession:
+    """SMP on one connection's fixed channel (0x0006 LE, 0x0007 BR/EDR)."""
+
+    ctx: BuildContext
+    _pairing: SmpTransaction | None = None  # the pairing in progress
+    _security: SmpTransaction | None = None  # an unanswered Security Request
+
+    def on_pdu(self, pdu: Pdu) -> None:
+        rec = decode_smp(pdu.payload)
+        st = _state(self.ctx)
+        if rec.anomaly:
+            self.ctx.anomaly(pdu.frame, "smp", f"{rec.name}: {rec.anomaly}")
+        conn = pdu.connection
+        entry = {
+            "frame": pdu.frame,
+            "time_us": pdu.time_us,
+            "connection": conn.id,
+            "cid": pdu.cid,
+            "direction": pdu.direction,
+            "opcode": rec.opcode,
+            "name": rec.name,
+        }
+        if rec.reason is not None:
+            entry["reason"], entry["reason_name"] = rec.reason, rec.reason_name
+        st["pdus"].append(entry)
+        op = rec.opcode
+        if op is None:
+            return
+        short = {"frame": pdu.frame, "time_us": pdu.time_us, "direction": pdu.direction}
+        short["name"] = rec.name
+        if op in REQUESTS:
+            tx = SmpTransaction(
+                connection=conn.id,
+                address=conn.address,
+                cid=pdu.cid,
+                request=rec.name,
+                frame=pdu.frame,
+                time_us=pdu.time_us,
+                direction=pdu.direction,
+                last_frame=pdu.frame,
+                last_time_us=pdu.time_us,
+                request_params=dict(rec.fields),
+                pdus=[short],
+            )
+            st["transactions"].append(tx)
+            if op == 0x01:
+                if self._security is not None and self._security.direction != pdu.direction:
+                    self._answer(self._security, rec.name, pdu)
+                    self._security.outcome = "completed"
+                self._security = None
+                if self._pairing is not None and self._pairing.outcome == "incomplete":
+                    self.ctx.anomaly(pdu.frame, "smp", "Pairing Request during another pairing")
+                self._pairing = tx
+            else:
+                self._security = tx
+            return
+        tx_opt = self._pairing
+        if tx_opt is None:
+            if self._security is not None and op == 0x05:
+                tx_opt = self._security
+            else:
+                return
+        tx = tx_opt
+        tx.pdus.append(short)
+        tx.last_frame, tx.last_time_us = pdu.frame, pdu.time_us
+        if tx.response_frame is None and pdu.direction != tx.direction:
+            self._answer(tx, rec.name, pdu)
+        if op == 0x02:
+            tx.response_params = dict(rec.fields)
+            tx.method = pairing_method(tx.request_params, rec.fields)
+        elif op == 0x05:
+            tx.outcome = "failed"
+            tx.reason, tx.reason_name = rec.reason, rec.reason_name
+        elif op in (0x04, 0x0D):
+            tx._phase2.add((pdu.direction, op))
+            sc = bool(tx.method and tx.method.startswith("le_sc_"))
+            done_op = 0x0D if sc else 0x04
+            if len({d for d, o in tx._phase2 if o == done_op}) == 2 and tx.outcome != "failed":
+                tx.outcome = "completed"
+        elif op in (0x06, 0x07, 0x08, 0x09, 0x0A):
+            side = "initiator" if pdu.direction == tx.direction else "responder"
+            tx.keys_distributed.append(f"{side}:{rec.name}")
+            if tx.outcome == "incomplete":
+                tx.outcome = "completed"  # keys travel only over an encrypted link
+
+    @staticmethod
+    def _answer(tx: SmpTransaction, name: str, pdu: Pdu) -> None:
+        tx.response = name
+        tx.response_frame, tx.response_time_us = pdu.frame, pdu.time_us
+        tx.latency_ms = (pdu.time_us - tx.time_us) / 1000
+
+
+@consume_cid(0x0006)
+def _factory_le(ctx: BuildContext) -> SmpSession:
+    return SmpSession(ctx)
+
+
+@consume_cid(0x0007)
+def _factory_bredr(ctx: BuildContext) -> SmpSession:
+    return SmpSession(ctx)
+
+
+def finish_smp(analysis: Any, ctx: BuildContext) -> None:
+    """Publish SMP transactions and merge SMP pairings into the pairing attempts."""
+    st = ctx.state.get("smp")
+    if st is None or ctx.state.get("smp_finished"):
+        return
+    ctx.state["smp_finished"] = True
+    txs: list[SmpTransaction] = st["transactions"]
+    pairing: list[PairingAttempt] = ctx.hci.pairing
+    pairings = [t for t in txs if t.request == "Pairing Request"]
+    by_conn: dict[str | None, list[SmpTransaction]] = {}
+    for t in pairings:
+        by_conn.setdefault(t.connection, []).append(t)
+    used: set[int] = set()
+    for conn_id, lst in by_conn.items():
+        lst.sort(key=lambda t: t.frame)
+        for i, t in enumerate(lst):
+            nxt = lst[i + 1].frame if i + 1 < len(lst) else None
+            match = None
+            for j, p in enumerate(pairing):
+                if j in used or p.connection != conn_id or p.transport != "le":
+                    continue
+                if p.start_frame >= t.frame and (nxt is None or p.start_frame < nxt):
+                    match = j
+                    break
+            if match is None:
+                p = _new_attempt(t)
+                pairing.append(p)
+                used.add(len(pairing) - 1)
+            else:
+                used.add(match)
+                p = pairing[match]
+            _merge(p, t)
+            _timeline(analysis, t)
+    analysis.extra["smp"] = {"transactions": txs, "pdus": st["pdus"]}
+
+
+def _new_attempt(t: SmpTransaction) -> PairingAttempt:
+    return PairingAttempt(
+        address=t.address,
+        connection=t.connection,
+        transport="le" if t.cid == 0x0006 else "br_edr",
+        start_frame=t.frame,
+        start_time_us=t.time_us,
+    )
+
+
+def _merge(p: PairingAttempt, t: SmpTransaction) -> None:
+    p.start_frame = min(p.start_frame, t.frame)
+    p.start_time_us = min(p.start_time_us, t.time_us)
+    if t.method:
+        p.method = t.method
+        if p.link_key_request == "reply" and p.details.get("ltk_request") is None:
+            p.link_key_request = None  # the STK / new LTK of this pairing, not a stored key
+    p.io_capability_local = p.io_capability_local or _io(t, local=True)
+    p.io_capability_remote = p.io_capability_remote or _io(t, local=False)
+    p.frames = sorted(set(p.frames) | {x["frame"] for x in t.pdus})
+    p.details["smp"] = {
+        "request_frame": t.frame,
+        "initiator": "local" if t.direction == "sent" else "remote",
+        "request": t.request_params,
+        "response": t.response_params,
+        "keys_distributed": t.keys_distributed,
+        "outcome": t.outcome,
+    }
+    if t.outcome == "failed":
+        p.outcome = "failure"
+        p.status = None
+        p.status_name = f"SMP Pairing Failed: {t.reason_name}"
+        p.details["smp_reason"] = t.reason
+        p.details["smp_reason_name"] = t.reason_name
+        p.end_time_us = t.last_time_us
+    elif t.outcome == "completed" and p.outcome == "unknown":
+        p.outcome = "success"
+        p.end_time_us = p.end_time_us or t.last_time_us
+    elif t.outcome == "incomplete" and p.outcome == "unknown":
+        p.details["smp_incomplete"] = True
+
+
+def _io(t: SmpTransaction, local: bool) -> str | None:
+    # the request comes from the initiator; "sent" = the capturing host (air: the central)
+    init_local = t.direction == "sent"
+    params = t.request_params if init_local == local else t.response_params
+    v = params.get("io_capability_name")
+    return str(v) if v is not None else None
+
+
+def _timeline(analysis: Any, t: SmpTransaction) -> None:
+    text = f"SMP pairing ({t.method or 'method unknown'}): {t.outcome}"
+    if t.reason_name:
+        text += f" ({t.reason_name})"
+    analysis.timeline.append(
+        TimelineEvent(
+            t.time_us,
+            t.frame,
+            t.connection or "?",
+            "pair",
+            text,
+            "error" if t.outcome == "failed" else "info",
+        )
+    )
+
+
+__all__ = ["SmpSession", "SmpTransaction", "finish_smp"]

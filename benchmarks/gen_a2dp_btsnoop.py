@@ -553,11 +553,17 @@ def plan(n_packets: int, duration_s: float, seed: int, acl_buffer: int) -> Plan:
 
     # -- LE advertising reports ---------------------------------------------------------------
     span = t_end - 0
+    # Core Vol 6 Part B §4.4.2.2: events every advInterval (0.625 ms units) + advDelay 0-10 ms;
+    # the scanner (interval 60 ms, window 30 ms, as set above) hears the events that fall in
+    # its windows, so each advertiser's interval is chosen to give about rate_hz reports.
+    scan_iv, scan_win = 0x0060 * 625, 0x0030 * 625
     for adv in advertisers():
-        n = int(span / 1e6 * adv.rate_hz * 1.3) + 4
-        gaps = (1e6 / adv.rate_hz) * rng.uniform(0.6, 1.4, size=n)
-        times = (rng.uniform(0, 1e6 / adv.rate_hz) + np.cumsum(gaps)).astype(np.int64) + 100_000
-        times = times[times < t_end]
+        duty = scan_win / scan_iv
+        interval = 625 * max(32, round(1e6 * duty / adv.rate_hz / 625))
+        n = int(span / interval) + 4
+        gaps = interval + rng.uniform(0, 10_000, size=n)
+        times = (rng.uniform(0, interval) + np.cumsum(gaps)).astype(np.int64) + 100_000
+        times = times[(times < t_end) & ((times % scan_iv) < scan_win)]
         rssi = np.clip(adv.rssi + rng.normal(0, 4, size=len(times)).round(), -127, 20)
         tmpl = adv.report(adv.rssi)
         classes.append(

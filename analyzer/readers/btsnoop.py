@@ -79,6 +79,18 @@ MONITOR_OPCODES: dict[int, tuple[int, int]] = {
 MONITOR_MAX_OPCODE = 0x20
 
 
+HEAD3 = struct.Struct(">III")  # original length, included length, flags
+
+
+def _be(data: np.ndarray, offsets: np.ndarray, at: int, width: int) -> np.ndarray:
+    """Big-endian ``width``-byte field (4: unsigned, 8: signed) at ``offsets + at``, gathered
+    for every record at once."""
+    idx = offsets[:, None] + np.arange(at, at + width, dtype=np.int64)[None, :]
+    raw = np.ascontiguousarray(data[idx])
+    dtype = ">u4" if width == 4 else ">i8"
+    return raw.view(dtype).reshape(-1).astype(np.int64)
+
+
 def sniff(head: bytes) -> bool:
     return head[:8] == MAGIC
 
@@ -135,37 +147,23 @@ def read(src: Source) -> Capture:
 
     warnings: list[str] = []
     damaged: list[DamagedRange] = []
-    offs = array("q")
-    origs = array("l")
-    incls = array("l")
-    flagss = array("q")
-    drops_col = array("q")
-    tss = array("q")
+    offs = array("q")  # record offsets; the header fields are gathered from them afterwards
 
     unpack = RECORD.unpack_from
+    unpack_head = HEAD3.unpack_from
     off = HEADER.size
-    last_ts: int | None = None
     prev_off: int | None = None
     max_incl = MAX_RECORD
-    is_monitor = datalink == 2001
+    flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF  # monitor: opcode in the low half
+    flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
+    append = offs.append
     while off < size:
+        # the hot loop: one unpack, four comparisons, one append per record
         if off + REC_LEN <= size:
-            orig, incl, flags, drops, ts = unpack(buf, off)
+            orig, incl, flags = unpack_head(buf, off)
             end = off + REC_LEN + incl
-            ok = (
-                incl <= orig
-                and incl <= max_incl
-                and end <= size
-                and ((flags & 0xFFFF) <= MONITOR_MAX_OPCODE if is_monitor else flags <= 3)
-            )
-            if ok:
-                offs.append(off)
-                origs.append(orig)
-                incls.append(incl)
-                flagss.append(flags)
-                drops_col.append(drops)
-                tss.append(ts)
-                last_ts = ts
+            if incl <= orig and incl <= max_incl and end <= size and flags & flag_mask <= flag_max:
+                append(off)
                 prev_off = off
                 off = end
                 continue
@@ -173,6 +171,7 @@ def read(src: Source) -> Capture:
         # The previous record's length may be the corrupt one (it then swallowed real records):
         # look for a resync point inside it first.
         search_from = off + 1 if prev_off is None else prev_off + REC_LEN
+        last_ts = unpack(buf, offs[-1])[4] if offs else None
         cand = _resync(buf, search_from, size, datalink, last_ts)
         if cand is None:
             if off + REC_LEN > size:
@@ -188,24 +187,24 @@ def read(src: Source) -> Capture:
             damaged.append(DamagedRange(off, size, reason))
             break
         if prev_off is not None and cand < off:
-            for col in (offs, origs, incls, flagss, drops_col, tss):
-                col.pop()
+            offs.pop()
             damaged.append(
                 DamagedRange(prev_off, cand, "record length overruns the records after it")
             )
         else:
             damaged.append(DamagedRange(off, cand, "implausible record header"))
-        last_ts = tss[-1] if tss else None
         prev_off = None
         off = cand
 
     n = len(offs)
-    off_np = np.frombuffer(offs, dtype=np.int64) + REC_LEN
-    orig_np = np.asarray(origs, dtype=np.int64)
-    incl_np = np.asarray(incls, dtype=np.int64)
-    flags_np = np.frombuffer(flagss, dtype=np.int64)
-    ts_np = np.frombuffer(tss, dtype=np.int64) - EPOCH_DELTA_US
     data = np.frombuffer(buf, dtype=np.uint8) if size else np.zeros(0, np.uint8)
+    rec = np.frombuffer(offs, dtype=np.int64)
+    orig_np = _be(data, rec, 0, 4)
+    incl_np = _be(data, rec, 4, 4)
+    flags_np = _be(data, rec, 8, 4)
+    drops_np = _be(data, rec, 12, 4)
+    ts_np = _be(data, rec, 16, 8) - EPOCH_DELTA_US
+    off_np = rec + REC_LEN
 
     adapter: np.ndarray | int = 0
     if datalink == 1002:
@@ -234,9 +233,9 @@ def read(src: Source) -> Capture:
         direction = dir_lut[opcode]
         strip = np.zeros(n, dtype=np.int64)
 
-    total_drops = int(drops_col[-1]) if n else 0
-    if n and int(drops_col[0]) > total_drops:
-        total_drops = int(max(drops_col))
+    total_drops = int(drops_np[-1]) if n else 0
+    if n and int(drops_np[0]) > total_drops:
+        total_drops = int(drops_np.max())
     if total_drops:
         warnings.append(f"the capture reports {total_drops} dropped packets")
     if n:

@@ -197,6 +197,7 @@ def _alias_fit(
     ok = [f for f, fr in zip(fits, frac, strict=True) if fr >= 0.9 * frac.max()]
     dist = np.asarray([abs(np.log((f[0] + mu) / p_rate)) for f in ok])
     near = [f for f, d in zip(ok, dist, strict=True) if d <= dist.min() + 2.0 / np.sqrt(n)]
+    near = near[:32]  # enough candidates around the rate estimate; bounds the cost
     scores = [_k1_score(g, f[0], mu, si, sw) for f in near]
     scored = [(sc, f) for sc, f in zip(scores, near, strict=True) if sc is not None]
     if scored:
@@ -247,6 +248,9 @@ def estimate_interval(
     base = np.unique(np.concatenate([gs[:10], np.quantile(gs, np.linspace(0.0, 0.5, 40))]))
     ks = np.arange(1, 9, dtype=np.float64)
     sample = g if n <= 1000 else g[np.linspace(0, n - 1, 1000).astype(np.int64)]
+    # candidate refinement on at most 2000 gaps (spread over the whole train); the chosen
+    # interval is refined once more on every gap below
+    g_fit = g if n <= 2000 else g[np.linspace(0, n - 1, 2000).astype(np.int64)]
     best: tuple[float, float, float, list[tuple[float, np.ndarray, np.ndarray]], np.ndarray]
     best = (-np.inf, 5.0, 0.0, [], np.zeros(0))
     for mu, sd2 in ((5.0, 100.0 / 12.0), (0.0, 0.05)):
@@ -263,7 +267,7 @@ def estimate_interval(
         t0 = top[0]
         seeds = top + [h for h in ((t0 + mu) * 2 - mu, (t0 + mu) / 2 - mu, (t0 + mu) / 3 - mu)
                        if h >= 15.0]  # fmt: skip
-        fits = [f for f in (_refine(g, x, mu, sd2) for x in seeds) if f is not None]
+        fits = [f for f in (_refine(g_fit, x, mu, sd2) for x in seeds) if f is not None]
         if not fits:
             continue
         lls = _loglik(sample, np.asarray([f[0] for f in fits]), mu, sd2)
@@ -274,6 +278,10 @@ def estimate_interval(
         return IntervalEstimate(None, 0.0, "gaps fit no regular interval", gaps=n)
     b = int(np.argmax(lls))
     T, inl, k = fits[b]
+    if g_fit is not g:
+        full = _refine(g, T, mu, sd2)
+        if full is not None:
+            T, inl, k = full
     c_alias = 1.0
     note: str | None = None
     if scan is not None and scan[1] < scan[0] and scan[0] > 0:
@@ -283,7 +291,8 @@ def estimate_interval(
         if sw < P and off <= sw and round(P / si) >= 1:
             span = float(t[-1] - t[0])
             p_rate = span * (sw / si) / max(n, 1)
-            T, inl, k, c_alias = _alias_fit(g, gs, P, p_rate, mu, sd2, n, si, sw)
+            gs_fit = gs if g_fit is g else np.sort(g_fit)
+            T, inl, k, c_alias = _alias_fit(g_fit, gs_fit, P, p_rate, mu, sd2, g_fit.size, si, sw)
             note = (
                 f"scan window {sw:g} ms shorter than the period: gaps alias to the "
                 f"{si:g} ms scan interval; harmonic chosen from the hearing rate"
@@ -299,7 +308,7 @@ def estimate_interval(
     n_eff = float(np.sum(1.0 / k[inl]))
     c_n = 1.0 - float(np.exp(-n_eff / 5.0))
     c_prec = float(np.exp(-se / tol))
-    f_in = n_in / n
+    f_in = n_in / inl.size
     conf = f_in * c_amb * c_n * c_prec * c_alias
     if not mu:
         note = "no advDelay seen (gaps are exact multiples)"
@@ -367,14 +376,90 @@ def _scan_filtering(ctx: BuildContext) -> tuple[list[tuple[int, int, int]], list
     return sessions, params
 
 
-def _hci_reports(ctx: BuildContext) -> list[tuple[int, int, str, int, str, int | None, bytes]]:
-    """(frame, time_us, address, address_type, pdu type name, rssi, data) per advertising report;
-    extended report fragments joined."""
+REPORT_SCHEMA = {
+    "frame": pl.Int64, "time_us": pl.Int64, "address": pl.String, "addr_type": pl.Int64,
+    "pdu": pl.String, "rssi": pl.Int64, "data": pl.Binary,
+}  # fmt: skip
+
+
+def _hci_reports(ctx: BuildContext, datas: dict[str, set[bytes]]) -> pl.DataFrame:
+    """One row per advertising report (frame, time_us, address, addr_type, pdu, rssi, data);
+    extended report fragments joined. The common case — a legacy report event holding one
+    report — is gathered columnar, its distinct advertising data going to ``datas``
+    (address → data); other events are parsed one by one."""
     idx = ctx.idx
     ev = idx.filter((pl.col("kind") == "event") & pl.col("subevent").is_in([0x02, 0x0D, 0x0B]))
-    out: list[tuple[int, int, str, int, str, int | None, bytes]] = []
     if ev.height == 0:
-        return out
+        return pl.DataFrame(schema=REPORT_SCHEMA)
+    data = ctx.cap.data
+    off = ev["offset"].to_numpy()
+    ln = ev["length"].to_numpy().astype(np.int64)
+    sub = ev["subevent"].to_numpy()
+    last = max(data.size - 1, 0)
+
+    def at(k: int | np.ndarray) -> np.ndarray:
+        return data[np.minimum(off + k, last)].astype(np.int64)
+
+    dl = at(12)
+    fast = (sub == 0x02) & (ln >= 14) & (at(3) == 1) & (ln == 14 + dl)
+    fi = np.nonzero(fast)[0]
+    parts = []
+    if fi.size:
+        o = off[fi]
+        key = np.zeros(fi.size, dtype=np.int64)
+        for k in range(6):  # little-endian BD_ADDR → integer, formatted once per address
+            key |= data[o + 6 + k].astype(np.int64) << (8 * k)
+        uniq, inv = np.unique(key, return_inverse=True)
+        names = np.asarray([addr_str(int(u)) for u in uniq.tolist()], dtype=object)
+        et = data[o + 4].astype(np.int64)
+        rssi = data[o + 13 + dl[fi]].astype(np.int64)
+        rssi = np.where(rssi > 127, rssi - 256, rssi)
+        # distinct advertising data per address without a bytes object per report: the
+        # (address, length, up to 31 data bytes) rows are deduplicated as 40-byte records
+        d = dl[fi]
+        width = int(min(d.max(initial=0), 255))
+        mat = np.zeros((fi.size, 8 + 1 + width), dtype=np.uint8)
+        mat[:, :8] = key.view(np.uint8).reshape(-1, 8)
+        mat[:, 8] = d
+        for k in range(width):
+            present = d > k
+            mat[present, 9 + k] = data[o[present] + 13 + k]
+        rows = np.unique(np.ascontiguousarray(mat).view(np.dtype((np.void, mat.shape[1]))))
+        for row in rows.tolist():
+            raw = bytes(row)
+            n = raw[8]
+            if n:
+                adr = addr_str(int.from_bytes(raw[:6], "little"))
+                datas.setdefault(adr, set()).add(raw[9 : 9 + n])
+        parts.append(
+            pl.DataFrame({
+                "frame": ev["index"].to_numpy()[fi],
+                "time_us": ev["time_us"].to_numpy()[fi],
+                "address": names[inv].tolist(),
+                "addr_type": data[o + 5].astype(np.int64),
+                "pdu": pl.Series(et).replace_strict(
+                    (ets := np.unique(et).tolist()),
+                    [LEGACY_EVENT_TYPES.get(x, f"0x{x:02X}") for x in ets],
+                    return_dtype=pl.String,
+                ),
+                "rssi": pl.Series(rssi).set(pl.Series(rssi == 127), None),
+                "data": pl.Series([None] * fi.size, dtype=pl.Binary),
+            }, schema=REPORT_SCHEMA)
+        )  # fmt: skip
+    slow = ev.filter(pl.Series(~fast))
+    if slow.height:
+        parts.append(pl.DataFrame(_parse_reports(ctx, slow), schema=REPORT_SCHEMA, orient="row"))
+    return pl.concat(parts).sort("frame", maintain_order=True) if parts else pl.DataFrame(
+        schema=REPORT_SCHEMA
+    )
+
+
+def _parse_reports(
+    ctx: BuildContext, ev: pl.DataFrame
+) -> list[tuple[int, int, str, int, str, int | None, bytes]]:
+    """Advertising report events parsed one by one (several reports per event, extended
+    reports and their fragments, directed reports)."""
+    out: list[tuple[int, int, str, int, str, int | None, bytes]] = []
     buf = ctx.cap.buffer
     partial: dict[tuple[str, int], list[Any]] = {}
     ext_names: dict[int, str] = {}
@@ -454,8 +539,18 @@ def _scan_for(params: list[dict[str, Any]], frame: int) -> tuple[float, float] |
     return best
 
 
+_ADDR_CACHE: dict[bytes, str] = {}
+
+
 def _addr(b: bytes, i: int) -> str:
-    return ":".join(f"{x:02X}" for x in reversed(b[i : i + 6]))
+    """BD_ADDR (little-endian on the wire) as text; cached, a scan repeats few addresses."""
+    raw = b[i : i + 6]
+    s = _ADDR_CACHE.get(raw)
+    if s is None:
+        if len(_ADDR_CACHE) > 100_000:
+            _ADDR_CACHE.clear()
+        s = _ADDR_CACHE[raw] = ":".join(f"{x:02X}" for x in reversed(raw))
+    return s
 
 
 def _ext_name(et: int) -> str:
@@ -528,36 +623,31 @@ def advertising(analysis: Any, ctx: BuildContext) -> None:
     """Advertisers from HCI reports and from sniffed advertising PDUs."""
     cache: dict[bytes, AdvData] = {}
     advertisers: list[Advertiser] = []
-    reports = _hci_reports(ctx)
+    fast_datas: dict[str, set[bytes]] = {}
+    reports = _hci_reports(ctx, fast_datas)
     sessions, scan_params = _scan_filtering(ctx)
-    if reports:
-        accs: dict[str, _Acc] = {}
-        for frame, t, addr, at, name, rssi, data in reports:
-            acc = accs.get(addr)
-            if acc is None:
-                acc = accs[addr] = _Acc(at)
-            acc.frames.append(frame)
-            acc.times.append(t)
-            acc.rssi.append(rssi)  # type: ignore[arg-type]
-            acc.types[name] = acc.types.get(name, 0) + 1
-            acc.scan_rsp.append("SCAN_RSP" in name)
-            if data:
-                acc.datas.add(data)
-        for addr, acc in accs.items():
-            fr = np.asarray(acc.frames, dtype=np.int64)
-            tt = np.asarray(acc.times, dtype=np.int64)
-            adv_ev = ~np.asarray(acc.scan_rsp, dtype=bool)
-            ev_t = np.sort(tt[adv_ev])
-            adv = _finish_advertiser(addr, acc, cache, "hci", ev_t)
-            filt = [s for s in sessions if s[2] and bool(((fr >= s[0]) & (fr <= s[1])).any())]
-            if filt:
-                adv.interval_note = (
-                    "not estimable: scanning with duplicate filtering "
-                    f"(LE Set Scan Enable frame {filt[0][0]})"
-                )
-            else:
-                _interval(adv, ev_t, scan=_scan_for(scan_params, int(fr.min())))
-            advertisers.append(adv)
+    for (addr,), grp in reports.group_by("address", maintain_order=True):
+        acc = _Acc(grp["addr_type"][0])
+        acc.frames = grp["frame"].to_list()
+        acc.times = grp["time_us"].to_list()
+        acc.rssi = grp["rssi"].to_list()
+        acc.types = dict(grp["pdu"].value_counts().iter_rows())
+        acc.datas = {d for d in grp["data"].drop_nulls().unique().to_list() if d}
+        acc.datas |= fast_datas.get(str(addr), set())
+        fr = grp["frame"].to_numpy()
+        tt = grp["time_us"].to_numpy()
+        adv_ev = ~grp["pdu"].str.contains("SCAN_RSP").to_numpy()
+        ev_t = np.sort(tt[adv_ev])
+        adv = _finish_advertiser(str(addr), acc, cache, "hci", ev_t)
+        filt = [s for s in sessions if s[2] and bool(((fr >= s[0]) & (fr <= s[1])).any())]
+        if filt:
+            adv.interval_note = (
+                "not estimable: scanning with duplicate filtering "
+                f"(LE Set Scan Enable frame {filt[0][0]})"
+            )
+        else:
+            _interval(adv, ev_t, scan=_scan_for(scan_params, int(fr.min())))
+        advertisers.append(adv)
     advertisers += _air(ctx, cache)
     advertisers.sort(key=lambda a: (-a.reports, a.address))
     analysis.advertisers = advertisers

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from analyzer.capture import Capture
+from analyzer.capture import KINDS, Capture
 from analyzer.decode.hci import acl_columns, command_columns, event_columns
 
 #: Events too frequent and too dull to decode one by one (counted, not decoded).
@@ -31,7 +31,7 @@ def frame_index(cap: Capture) -> pl.DataFrame:
     data = cap.data
     off = f["offset"].to_numpy()
     ln = f["length"].to_numpy()
-    kind = f["kind"].cast(pl.String).to_numpy()
+    kind = f["kind"].to_physical().to_numpy()  # codes into KINDS (no string per frame)
     code = np.full(n, -1, np.int32)
     sub = np.full(n, -1, np.int32)
     opcode = np.full(n, -1, np.int32)
@@ -40,22 +40,22 @@ def frame_index(cap: Capture) -> pl.DataFrame:
     l2len = np.full(n, -1, np.int32)
     cid = np.full(n, -1, np.int32)
     if n:
-        ev = kind == "event"
+        ev = kind == KINDS.index("event")
         if ev.any():
             cols = event_columns(data, off[ev], ln[ev])
             code[ev] = cols["code"]
             sub[ev] = cols["subevent"]
-        cm = kind == "command"
+        cm = kind == KINDS.index("command")
         if cm.any():
             opcode[cm] = command_columns(data, off[cm], ln[cm])["opcode"]
-        acl = kind == "acl"
+        acl = kind == KINDS.index("acl")
         if acl.any():
             cols = acl_columns(data, off[acl], ln[acl])
             handle[acl] = cols["handle"]
             pb[acl] = cols["pb"]
             l2len[acl] = cols["l2cap_len"]
             cid[acl] = cols["cid"]
-        sco = (kind == "sco") | (kind == "iso")
+        sco = (kind == KINDS.index("sco")) | (kind == KINDS.index("iso"))
         if sco.any():
             # SCO/ISO headers start with the 12-bit handle too
             o = off[sco]

@@ -197,7 +197,6 @@ def _alias_fit(
     ok = [f for f, fr in zip(fits, frac, strict=True) if fr >= 0.9 * frac.max()]
     dist = np.asarray([abs(np.log((f[0] + mu) / p_rate)) for f in ok])
     near = [f for f, d in zip(ok, dist, strict=True) if d <= dist.min() + 2.0 / np.sqrt(n)]
-    near = near[:32]  # enough candidates around the rate estimate; bounds the cost
     scores = [_k1_score(g, f[0], mu, si, sw) for f in near]
     scored = [(sc, f) for sc, f in zip(scores, near, strict=True) if sc is not None]
     if scored:

@@ -41,12 +41,15 @@ def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
             after_fw = ""
             frames = list(p.frames)
             if before:
-                c = before[-1]
-                after_fw = (
-                    f" after a firmware update ({c['label']} {c['before']:#x} → "
-                    f"{c['after']:#x}, frames {c['frames'][0]}, {c['frames'][1]})"
+                changes = "; ".join(
+                    f"{c['label']} {c['before']:#x} → {c['after']:#x}" for c in before
                 )
-                frames = sorted(set(frames) | set(c["frames"]))
+                fw_frames = sorted({f for c in before for f in c["frames"]})
+                after_fw = (
+                    f" after a firmware update ({changes}; frames "
+                    f"{', '.join(str(f) for f in fw_frames)})"
+                )
+                frames = sorted(set(frames) | set(fw_frames))
             key = "LTK" if p.transport == "le" else "link key"
             yield ctx.finding(
                 message=f"{label} rejected the phone's stored {key}: "
@@ -67,7 +70,7 @@ def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
                     "lost_by": "remote" if p.status == 0x06 else "mismatch",
                     "transport": p.transport,
                     "after_firmware_update": bool(before),
-                    "firmware_change": before[-1] if before else None,
+                    "firmware_changes": before,
                 },
             )
         elif p.link_key_request == "negative_reply" and p.details.get("bonded_earlier_in_capture"):

@@ -8,6 +8,8 @@ keeps the names we rely on if bumble is missing or changes.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 #: Core v5.4 Vol 1 Part F §1.3, "List of error codes".
@@ -235,11 +237,13 @@ _LE_SUBEVENT_FALLBACK: dict[int, str] = {
 }
 
 
-def _build() -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, str]]:
+def _build() -> dict[str, dict[int, str]]:
+    """Name tables derived from bumble (with built-in fallbacks for the ones we rely on)."""
     commands = dict(_COMMAND_FALLBACK)
     events = dict(_EVENT_FALLBACK)
     subevents = dict(_LE_SUBEVENT_FALLBACK)
     companies: dict[int, str] = {}
+    uuid16: dict[int, str] = {}
     try:
         import bumble.hci as bh
 
@@ -263,10 +267,47 @@ def _build() -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, 
         companies = {int(k): str(v) for k, v in COMPANY_IDENTIFIERS.items()}
     except Exception:
         companies = {}
-    return commands, events, subevents, companies
+    try:
+        import bumble.gatt  # noqa: F401  (registers the GATT UUID names)
+        from bumble.core import UUID
+
+        for u in UUID.UUIDS:
+            b = u.to_bytes()
+            if len(b) == 2 and u.name:
+                uuid16[int.from_bytes(b, "little")] = str(u.name)
+    except Exception:
+        uuid16 = {}
+    return {"commands": commands, "events": events, "subevents": subevents,
+            "companies": companies, "uuid16": uuid16}  # fmt: skip
 
 
-COMMAND_NAMES, EVENT_NAMES, LE_SUBEVENT_NAMES, COMPANY_NAMES = _build()
+#: bumble's tables, derived once and stored beside this module: importing bumble costs
+#: ~150 ms on every run. ``python -m analyzer.decode.hci_names`` rewrites the file; a test
+#: checks that it still equals what the installed bumble gives.
+TABLES_FILE = Path(__file__).with_name("hci_tables.json")
+
+
+def _load() -> dict[str, dict[int, str]]:
+    try:
+        raw = json.loads(TABLES_FILE.read_text(encoding="utf-8"))
+        return {
+            name: {int(k): str(v) for k, v in raw[name].items()}
+            for name in ("commands", "events", "subevents", "companies", "uuid16")
+        }
+    except (OSError, ValueError, KeyError, AttributeError):
+        return _build()
+
+
+def write_tables() -> None:
+    TABLES_FILE.write_text(json.dumps(_build(), indent=0, sort_keys=True) + "\n", "utf-8")
+
+
+TABLES = _load()
+COMMAND_NAMES = TABLES["commands"]
+EVENT_NAMES = TABLES["events"]
+LE_SUBEVENT_NAMES = TABLES["subevents"]
+COMPANY_NAMES = TABLES["companies"]
+UUID16_NAMES = TABLES["uuid16"]
 
 
 def command_name(opcode: int) -> str:
@@ -292,3 +333,8 @@ def company_name(company_id: int | None) -> str | None:
     if company_id is None:
         return None
     return COMPANY_NAMES.get(company_id)
+
+
+if __name__ == "__main__":
+    write_tables()
+    print(f"wrote {TABLES_FILE}")

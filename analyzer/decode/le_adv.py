@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import uuid as _uuid
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 from analyzer.decode.base import Buffer, as_bytes, never_raise
+from analyzer.decode.hci_names import COMPANY_NAMES, UUID16_NAMES
 
 AD_TYPE_NAMES: dict[int, str] = {
     0x01: "Flags",
@@ -68,36 +68,20 @@ FLAG_NAMES = (
 _BASE_UUID_TAIL = "-0000-1000-8000-00805f9b34fb"
 
 
-@cache
 def company_names() -> dict[int, str]:
-    """Company identifiers (Assigned Numbers §7) from bumble's table; empty if unavailable."""
-    try:
-        from bumble.company_ids import COMPANY_IDENTIFIERS
-    except ImportError:  # pragma: no cover - bumble is a dependency
-        return {}
-    return dict(COMPANY_IDENTIFIERS)
+    """Company identifiers (Assigned Numbers §7), from bumble's table."""
+    return COMPANY_NAMES
 
 
 def company_name(cid: int | None) -> str | None:
     if cid is None:
         return None
-    return company_names().get(cid)
+    return COMPANY_NAMES.get(cid)
 
 
-@cache
 def uuid16_names() -> dict[int, str]:
-    """16-bit UUID names (services, characteristics, descriptors) from bumble's registry."""
-    try:
-        import bumble.gatt  # noqa: F401  (registers GATT UUID names)
-        from bumble.core import UUID
-    except ImportError:  # pragma: no cover
-        return {}
-    out: dict[int, str] = {}
-    for u in UUID.UUIDS:
-        b = u.to_bytes()
-        if len(b) == 2 and u.name:
-            out[int.from_bytes(b, "little")] = str(u.name)
-    return out
+    """16-bit UUID names (services, characteristics, descriptors), from bumble's registry."""
+    return UUID16_NAMES
 
 
 def uuid16_str(v: int) -> str:

@@ -51,7 +51,9 @@ def _open_bytes(path: str) -> tuple[bytes | mmap.mmap, int]:
         with open(path, "rb") as fh:
             if size == 0:
                 return b"", 0
-            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ), size
+            # MAP_POPULATE (Linux): fault the whole file in at once; every page is read anyway
+            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+            return mmap.mmap(fh.fileno(), 0, flags=flags, prot=mmap.PROT_READ), size
     except IsADirectoryError:
         raise CaptureError(f"cannot read {path}: is a directory") from None
     except FileNotFoundError:

@@ -87,6 +87,8 @@ class AvdtpSession:
             sig.details["delay_ms"] = rec.delay / 10
         self.ctx.analysis.avdtp_signals.append(sig)
         self._pending[(pdu.direction, rec.label or 0)] = sig
+        who = "phone" if pdu.direction == "sent" else "remote"
+        self._timeline(pdu, sig, f"AVDTP {sig.signal} ({who})", "info")
         self._cmd_pdus[id(sig)] = rec
         if sid == 0x0D and rec.delay is not None:  # DELAYREPORT
             st = self._stream_for(pdu, rec.acp_seid, pdu.direction)

@@ -10,11 +10,11 @@ import gzip
 import mmap
 import os
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass
 from types import ModuleType
 
-from analyzer.capture import Capture, CaptureError
+from analyzer.capture import Capture, CaptureError, DamagedRange
 
 
 @dataclass
@@ -26,6 +26,23 @@ class Source:
     size: int  # size on disk
     compressed: bool = False
     log: str | None = None  # which log to pick inside a container (bugreport zip)
+
+
+def skip_damaged(
+    offs: MutableSequence[int],
+    damaged: list[DamagedRange],
+    prev_off: int | None,
+    off: int,
+    cand: int,
+) -> None:
+    """Record the bytes skipped between a record that failed at ``off`` and the resync point
+    ``cand``. A resync point inside the previous record means that record's length overran
+    real records: it is the damaged one and is dropped."""
+    if prev_off is not None and cand < off:
+        offs.pop()
+        damaged.append(DamagedRange(prev_off, cand, "record length overruns the records after it"))
+    else:
+        damaged.append(DamagedRange(off, cand, "implausible record header"))
 
 
 _reader_modules: list[ModuleType] = []

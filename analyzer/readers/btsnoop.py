@@ -40,7 +40,7 @@ from analyzer.capture import (
     DamagedRange,
     build_frames,
 )
-from analyzer.readers import Source
+from analyzer.readers import Source, skip_damaged
 
 Buffer = bytes | mmap.mmap
 
@@ -186,13 +186,7 @@ def read(src: Source) -> Capture:
                 )
             damaged.append(DamagedRange(off, size, reason))
             break
-        if prev_off is not None and cand < off:
-            offs.pop()
-            damaged.append(
-                DamagedRange(prev_off, cand, "record length overruns the records after it")
-            )
-        else:
-            damaged.append(DamagedRange(off, cand, "implausible record header"))
+        skip_damaged(offs, damaged, prev_off, off, cand)
         prev_off = None
         off = cand
 

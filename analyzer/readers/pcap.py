@@ -89,6 +89,7 @@ from analyzer.capture import (
     DamagedRange,
     build_frames,
 )
+from analyzer.readers import skip_damaged
 
 if TYPE_CHECKING:
     import mmap
@@ -347,13 +348,7 @@ def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
                 )
             )
             break
-        if prev_off is not None and cand < off:
-            offs.pop()
-            damaged.append(
-                DamagedRange(prev_off, cand, "record length overruns the records after it")
-            )
-        else:
-            damaged.append(DamagedRange(off, cand, "implausible record header"))
+        skip_damaged(offs, damaged, prev_off, off, cand)
         prev_off = None
         off = cand
 

@@ -260,14 +260,20 @@ def _c_remote_name(p: bytes, r: HciCommand) -> None:
     r.fields.update(page_scan_repetition_mode=u8(p, 6), clock_offset=u16(p, 8))
 
 
+def _io_capability(p: bytes) -> dict[str, Any]:
+    """BD_ADDR, IO_Capability, OOB_Data_Present, Authentication_Requirements: the layout shared
+    by IO Capability Request Reply (§7.1.29) and IO Capability Response (§7.7.41)."""
+    return {
+        "io_capability": p[6],
+        "io_capability_name": _name(IO_CAPABILITIES, p[6]),
+        "oob_data_present": p[7],
+        "authentication_requirements": p[8],
+    }
+
+
 def _c_io_cap_reply(p: bytes, r: HciCommand) -> None:
     r.bd_addr = bd_addr(p, 0)
-    r.fields.update(
-        io_capability=p[6],
-        io_capability_name=_name(IO_CAPABILITIES, p[6]),
-        oob_data_present=p[7],
-        authentication_requirements=p[8],
-    )
+    r.fields.update(_io_capability(p))
 
 
 def _c_passkey_reply(p: bytes, r: HciCommand) -> None:
@@ -722,12 +728,7 @@ def _e_link_key_notification(p: bytes, r: HciEvent) -> None:
 
 def _e_io_cap_response(p: bytes, r: HciEvent) -> None:
     r.bd_addr = bd_addr(p, 0)
-    r.fields.update(
-        io_capability=p[6],
-        io_capability_name=_name(IO_CAPABILITIES, p[6]),
-        oob_data_present=p[7],
-        authentication_requirements=p[8],
-    )
+    r.fields.update(_io_capability(p))
 
 
 def _e_user_confirmation(p: bytes, r: HciEvent) -> None:

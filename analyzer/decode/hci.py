@@ -1062,21 +1062,40 @@ def decode_acl(data: Buffer) -> AclHeader:
 # vectorised hot path
 
 
+def _block(
+    data: np.ndarray, offset: np.ndarray, length: np.ndarray, width: int, chunk: int = 65536
+) -> np.ndarray:
+    """The first ``width`` bytes of each frame as an (n, width) uint8 array, zero past a
+    frame's end: one cache-friendly gather per frame, in chunks to bound the index array."""
+    off = np.asarray(offset, dtype=np.int64)
+    ln = np.asarray(length, dtype=np.int64)
+    out = np.zeros((off.shape[0], width), dtype=np.uint8)
+    if data.shape[0] == 0 or off.shape[0] == 0:
+        return out
+    cols = np.arange(width, dtype=np.int64)
+    last = data.shape[0] - 1
+    for i in range(0, off.shape[0], chunk):
+        o, n = off[i : i + chunk, None], ln[i : i + chunk, None]
+        inside = cols[None, :] < n
+        idx = np.minimum(o + cols, last)
+        out[i : i + o.shape[0]] = np.where(inside, data[idx], 0)
+    return out
+
+
 def _gather(
     data: np.ndarray, offset: np.ndarray, length: np.ndarray, at: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Little-endian unsigned ``width``-byte field at ``at`` of each frame, and a validity mask."""
-    off = np.asarray(offset, dtype=np.int64)
-    ln = np.asarray(length, dtype=np.int64)
-    ok = ln >= at + width
-    n = data.shape[0]
-    out = np.zeros(off.shape[0], dtype=np.int64)
-    if n == 0:
-        return out, ok & False
+    blk = _block(data, offset, length, at + width)
+    return _field(blk, np.asarray(length, dtype=np.int64), at, width)
+
+
+def _field(blk: np.ndarray, ln: np.ndarray, at: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Little-endian field of a gathered block, and where the frame was long enough for it."""
+    out = np.zeros(blk.shape[0], dtype=np.int64)
     for k in range(width):
-        idx = np.where(ok, off + at + k, 0)
-        np.clip(idx, 0, n - 1, out=idx)
-        out |= data[idx].astype(np.int64) << (8 * k)
+        out |= blk[:, at + k].astype(np.int64) << (8 * k)
+    ok = ln >= at + width
     return np.where(ok, out, 0), ok
 
 
@@ -1087,11 +1106,13 @@ def acl_columns(data: np.ndarray, offset: np.ndarray, length: np.ndarray) -> dic
     than the 4-byte ACL header) and ``l2cap_len``, ``cid`` (-1 unless the frame starts an L2CAP
     PDU, pb 0b00/0b10, and holds >= 8 bytes).
     """
-    hf, ok = _gather(data, offset, length, 0, 2)
-    dl, _ = _gather(data, offset, length, 2, 2)
+    ln = np.asarray(length, dtype=np.int64)
+    blk = _block(data, offset, ln, 8)
+    hf, ok = _field(blk, ln, 0, 2)
+    dl, _ = _field(blk, ln, 2, 2)
     pb = (hf >> 12) & 0x3
-    l2len, _ = _gather(data, offset, length, 4, 2)
-    cid, ok8 = _gather(data, offset, length, 6, 2)
+    l2len, _ = _field(blk, ln, 4, 2)
+    cid, ok8 = _field(blk, ln, 6, 2)
     start = ok8 & ((pb == 0) | (pb == 2))
     m1 = np.int32(-1)
     return {
@@ -1108,8 +1129,10 @@ def event_columns(
     data: np.ndarray, offset: np.ndarray, length: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Event code and LE subevent (-1 when absent / not LE Meta) of many event frames."""
-    code, ok = _gather(data, offset, length, 0, 1)
-    sub, ok3 = _gather(data, offset, length, 2, 1)
+    ln = np.asarray(length, dtype=np.int64)
+    blk = _block(data, offset, ln, 3)
+    code, ok = _field(blk, ln, 0, 1)
+    sub, ok3 = _field(blk, ln, 2, 1)
     m1 = np.int32(-1)
     return {
         "code": np.where(ok, code, m1).astype(np.int32),

@@ -27,6 +27,9 @@ from analyzer.sessions.model import SdpTransaction, TimelineEvent
 
 RESPONSE_OF = {0x02: 0x03, 0x04: 0x05, 0x06: 0x07}
 PNP_INFORMATION = 0x1200
+#: 16-bit UUIDs of service classes and profiles (Assigned Numbers §3.3: 0x1000-0x1FFF); a search
+#: pattern's protocol UUIDs (L2CAP 0x0100, RFCOMM 0x0003 …) say nothing of the record's class
+SERVICE_CLASS_RANGE = range(0x1000, 0x2000)
 
 
 @dataclass
@@ -36,8 +39,8 @@ class SdpChannelSession:
     _open: dict[tuple[str, int], tuple[SdpTransaction, bytearray]] = field(default_factory=dict)
     # a continued request (same pdu, new tid) continues the previous transaction
     _continuing: dict[str, tuple[SdpTransaction, bytearray]] = field(default_factory=dict)
-    # id() of ServiceSearchAttribute transactions whose search pattern names PnP Information
-    _pnp_search: set[int] = field(default_factory=set)
+    # id() of a ServiceSearchAttribute transaction → the service-class UUIDs of its pattern
+    _pattern_classes: dict[int, list[int]] = field(default_factory=dict)
 
     def on_pdu(self, pdu: Pdu) -> None:
         rec = decode_sdp(pdu.payload)
@@ -78,8 +81,12 @@ class SdpChannelSession:
             )
             acc = bytearray()
             self.ctx.analysis.sdp.append(tx)
-            if rec.pdu_id == 0x06 and any(u.short == PNP_INFORMATION for u in rec.uuids):
-                self._pnp_search.add(id(tx))
+            if rec.pdu_id == 0x06:
+                classes = [
+                    s for u in rec.uuids if (s := u.short) is not None and s in SERVICE_CLASS_RANGE
+                ]
+                if classes:
+                    self._pattern_classes[id(tx)] = classes
         self._open[(pdu.direction, rec.tid or 0)] = (tx, acc)
 
     def _response(
@@ -110,13 +117,17 @@ class SdpChannelSession:
         hci = self.ctx.hci
         remote_answered = pdu.direction == "received"
         dev = hci.device(tx.address) if (tx.address and remote_answered) else None
-        pnp_search = id(tx) in self._pnp_search
+        pattern = self._pattern_classes.get(id(tx), [])
         for rec in records:
             r = rec
-            if pnp_search and 0x0001 not in r:
-                # only the DI attributes were asked for (0x0200-0x0205): every record matched
-                # the PnP Information search pattern (Core Vol 3 Part B §2.5.2), so it is one
-                r = {**rec, 0x0001: [Uuid(PNP_INFORMATION, 2)]}
+            from_pattern = False
+            if pattern and 0x0001 not in r:
+                # the ServiceClassIDList was not asked for (e.g. only the DI attributes
+                # 0x0200-0x0205, or only the protocol list): every returned record contains
+                # every UUID of the search pattern (Core Vol 3 Part B §2.5.2), so the pattern's
+                # service classes are its classes
+                r = {**rec, 0x0001: [Uuid(c, 2) for c in pattern]}
+                from_pattern = True
             classes = service_classes(r)
             names = [uuid_name(c) for c in classes]
             summary: dict[str, Any] = {
@@ -124,6 +135,8 @@ class SdpChannelSession:
                 "service_classes": [f"0x{c:04X}" for c in classes],
                 "service_names": names,
             }
+            if from_pattern:
+                summary["classes_from"] = "search pattern"
             ch = rfcomm_channel(r)
             if ch is not None:
                 summary["rfcomm_channel"] = ch

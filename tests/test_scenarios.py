@@ -6,6 +6,7 @@ and must match an independent display filter written from the HCI / AVDTP / L2CA
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -74,6 +75,18 @@ KEY_FRAME_FILTERS: dict[str, str] = {
     "at_clcc": 'frame contains "AT+CLCC"',
     "media_after_stall": "bta2dp",
     "first_advertising_report": "bthci_evt.code == 0x3e && bthci_evt.le_meta_subevent == 0x02",
+    # stack / controller faults (HCI 7.1.16, 7.3.2, 7.7.8, 7.7.16; SDP Vol 3 Part B 4.4.1, 4.6)
+    "set_connection_encryption": "bthci_cmd.opcode == 0x0413",
+    "encryption_change_failure": "bthci_evt.code == 0x08 && bthci_evt.status == 0x22",
+    "sdp_service_attribute_request": "btsdp.pdu == 0x04 && hci_h4.direction == 0",
+    "sdp_error_response": "btsdp.pdu == 0x01 && btsdp.error_code == 0x0002",
+    "hci_reset_mid_capture": "bthci_cmd.opcode == 0x0c03",
+    "connection_complete_after_reset": "bthci_evt.code == 0x03 && bthci_evt.status == 0",
+    "hardware_error": "bthci_evt.code == 0x10 && bthci_evt.hardware_code == 0x01",
+    "tracker_report_before_silence": "bthci_evt.le_meta_subevent == 0x02 && "
+    "bthci_evt.bd_addr == c4:7c:8d:6a:20:05",
+    "tracker_report_after_silence": "bthci_evt.le_meta_subevent == 0x02 && "
+    "bthci_evt.bd_addr == c4:7c:8d:6a:20:05",
 }
 
 
@@ -337,3 +350,114 @@ def test_a2dp_then_call_suspends_streaming_around_the_call() -> None:
     assert any(starts[0] < m < suspends[0] for m in media)
     assert any(starts[1] < m < suspends[1] for m in media)
     assert not any(suspends[0] < m < starts[1] for m in media)  # nothing streams in the call
+
+
+# -----------------------------------------------------------------------------------------
+# Stack and controller faults: what the frames say, read with tshark
+# -----------------------------------------------------------------------------------------
+def _rows(path: Path, display_filter: str, *fields: str) -> list[list[str]]:
+    return [row.split("\t") for row in _tshark(path, display_filter, *fields)]
+
+
+@pytest.mark.tshark
+def test_encryption_fails_with_lmp_response_timeout() -> None:
+    """Authentication with the stored key succeeds (HCI 7.7.6), then Set Connection
+    Encryption (7.1.16) ends with Encryption Change status 0x22 LMP Response Timeout (Vol 1
+    Part F) after the 30 s LMP response timeout (Vol 2 Part C 5.2); never status 0."""
+    path, kf = _entry("encryption_lmp_timeout")
+    (reply,) = _frames(path, "bthci_cmd.opcode == 0x040b")  # the stored key was offered
+    (auth,) = _rows(path, "bthci_evt.code == 0x06", "frame.number", "bthci_evt.status")
+    (cmd,) = _rows(path, "bthci_cmd.opcode == 0x0413", "frame.number", "frame.time_relative",
+                   "bthci_cmd.encryption_enable")  # fmt: skip
+    (enc,) = _rows(path, "bthci_evt.code == 0x08", "frame.number", "frame.time_relative",
+                   "bthci_evt.status")  # fmt: skip
+    assert int(auth[1], 0) == 0 and reply < int(auth[0]) < int(cmd[0]) < int(enc[0])
+    assert int(cmd[2], 0) == 1
+    assert int(enc[2], 0) == 0x22
+    assert 29.9 <= float(enc[1]) - float(cmd[1]) <= 30.1
+    assert (kf["set_connection_encryption"], kf["encryption_change_failure"]) == (
+        int(cmd[0]),
+        int(enc[0]),
+    )
+
+
+@pytest.mark.tshark
+def test_sdp_error_for_a_stale_record_handle() -> None:
+    """ServiceAttributeRequest for record 0x00010001 answered by SDP_ErrorResponse 0x0002
+    with the same transaction id (Vol 3 Part B 4.4.1, 4.6); the fallback
+    ServiceSearchAttribute finds the sink at 0x00010005."""
+    path, kf = _entry("sdp_stale_record_handle")
+    rows = _rows(path, "btsdp", "frame.number", "hci_h4.direction", "btsdp.pdu", "btsdp.tid",
+                 "btsdp.error_code", "btsdp.service_record_handle")  # fmt: skip
+    req = [r for r in rows if int(r[2], 0) == 0x04]
+    err = [r for r in rows if int(r[2], 0) == 0x01]
+    assert len(req) == 1 and len(err) == 1
+    assert int(req[0][1], 0) == 0 and int(req[0][5], 0) == 0x00010001
+    assert int(err[0][1], 0) == 1 and int(err[0][4], 0) == 0x0002 and err[0][3] == req[0][3]
+    assert (kf["sdp_service_attribute_request"], kf["sdp_error_response"]) == (
+        int(req[0][0]),
+        int(err[0][0]),
+    )
+    later = [r for r in rows if int(r[2], 0) == 0x07 and int(r[0]) > int(err[0][0])]
+    assert later and later[0][5] == "0x00010005"
+
+
+def _check_restart(path: Path, kf: dict, after: int = 0) -> int:
+    """An HCI Reset (7.3.2) after a connection came up, with no Disconnection Complete for
+    it (the controller drops the link on Reset), then a new start-up and a new connection."""
+    resets = _frames(path, "bthci_cmd.opcode == 0x0c03")
+    assert resets[0] == 1 and len(resets) == 2, resets  # start-up, then mid-capture
+    reset = resets[1]
+    assert reset == kf["hci_reset_mid_capture"] and reset > after
+    conns = _frames(path, "bthci_evt.code == 0x03 && bthci_evt.status == 0")
+    assert len(conns) == 2 and conns[0] < reset < conns[1]
+    assert kf["connection_complete_after_reset"] == conns[1]
+    assert not [f for f in _frames(path, "bthci_evt.code == 0x05") if f < reset]
+    acl = _frames(path, "hci_h4.type == 0x02")
+    assert sum(conns[0] < f < reset for f in acl) > 100  # the link carried traffic
+    # the stack initialises the controller again before paging
+    init = _frames(path, "bthci_cmd.opcode == 0x1002 || bthci_cmd.opcode == 0x1009")
+    assert any(reset < f < conns[1] for f in init)
+    return reset
+
+
+@pytest.mark.tshark
+def test_stack_restart_resets_the_controller_mid_capture() -> None:
+    path, kf = _entry("stack_restart_mid_stream")
+    _check_restart(path, kf)
+    assert _frames(path, "bthci_evt.code == 0x10") == []
+
+
+@pytest.mark.tshark
+def test_hardware_error_then_reset() -> None:
+    """Hardware Error event (7.7.16) code 0x01; the next command the host sends is Reset."""
+    path, kf = _entry("hardware_error_mid_stream")
+    (hw,) = _rows(path, "bthci_evt.code == 0x10", "frame.number", "bthci_evt.hardware_code")
+    assert int(hw[1], 0) == 0x01 and int(hw[0]) == kf["hardware_error"]
+    reset = _check_restart(path, kf, after=int(hw[0]))
+    first_cmd_after = min(f for f in _frames(path, "hci_h4.type == 0x01") if f > int(hw[0]))
+    assert first_cmd_after == reset
+
+
+@pytest.mark.tshark
+def test_silent_advertiser_stretches() -> None:
+    """Advertising reports (7.7.65.2) per address: the tracker has silent stretches of ~4 s
+    while every other advertiser is heard throughout them at its own interval."""
+    path, kf = _entry("le_adv_silent_advertiser")
+    rows = _rows(path, "bthci_evt.le_meta_subevent == 0x02", "frame.number",
+                 "frame.time_relative", "bthci_evt.bd_addr")  # fmt: skip
+    by_addr: dict[str, list[tuple[int, float]]] = {}
+    for f, t, addr in rows:
+        by_addr.setdefault(addr, []).append((int(f), float(t)))
+    assert len(by_addr) == 5
+    tracker = by_addr.pop("c4:7c:8d:6a:20:05")
+    silences = [(a, b) for a, b in itertools.pairwise(tracker) if b[1] - a[1] > 2.0]
+    assert len(silences) >= 5
+    assert all(3.9 <= b[1] - a[1] <= 4.2 for a, b in silences)
+    assert kf["tracker_report_before_silence"] == [a[0] for a, _ in silences]
+    assert kf["tracker_report_after_silence"] == [b[0] for _, b in silences]
+    for reports in by_addr.values():  # the others: no gap over 1.2 s (largest interval 1 s)
+        times = [t for _, t in reports]
+        assert max(b - a for a, b in itertools.pairwise(times)) < 1.2
+        for a, b in silences:
+            assert any(a[1] < t < b[1] for t in times)

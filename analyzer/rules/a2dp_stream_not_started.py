@@ -1,6 +1,7 @@
 """``a2dp_stream_not_started``: an A2DP stream configured or opened with no START within the
-deadline (AVDTP 1.3 §5.4: open → streaming needs START). Normal when nothing is played; a
-problem when audio was expected, and one of the reasons A2DP falls back to HFP."""
+deadline (AVDTP 1.3 §5.4: open → streaming needs START). Informational: phones open the stream
+at connection and START only when something plays, so this alone is normal; it becomes the
+reason in ``a2dp_fallback_hfp`` when audio went over SCO instead."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ DEADLINE = Threshold("deadline_s", 7.0, "s", "time allowed from OPEN (or configu
 
 @rule(
     id="a2dp_stream_not_started",
-    severity="warning",
+    severity="info",
     title="A2DP stream never started",
     summary="an A2DP stream was configured or opened but not started within the deadline",
     thresholds=[DEADLINE],

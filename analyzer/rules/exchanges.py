@@ -33,6 +33,10 @@ class Exchange:
     connection: str | None = None
     address: str | None = None
     deadline_s: float | None = None  # a protocol's own deadline, else the rule's
+    floor_s: float | None = None  # the rule's deadline, but never shorter than this
+
+    def deadline(self, rule_deadline_s: float) -> float:
+        return self.deadline_s or max(rule_deadline_s, self.floor_s or 0.0)
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -40,7 +44,25 @@ def _silent(direction: str) -> str:
     return "remote device" if direction == "sent" else "local host"
 
 
+#: pairing methods with a person in the loop (confirming, typing a passkey or PIN)
+USER_METHODS = frozenset({"numeric_comparison", "passkey", "legacy_pin", "ssp_user_confirmation"})
+#: a page is bounded by the Page Timeout the host set; allow this much for the LMP set-up after it
+PAGE_SETUP_MARGIN_S = 1.0
+
+
+def _user_paced(a: Analysis, tx: Any) -> bool:
+    """Did a person take part in this Authentication Requested (a pairing with a user step
+    between the command and its completion)?"""
+    end = tx.complete_frame if tx.complete_frame is not None else 1 << 62
+    return any(
+        p.connection == tx.connection and p.method in USER_METHODS and p.frames
+        and p.frames[0] <= end and p.frames[-1] >= tx.frame
+        for p in a.pairing
+    )  # fmt: skip
+
+
 def exchanges(a: Analysis) -> Iterator[Exchange]:
+    page_timeout = (a.extra.get("controller") or {}).get("page_timeout_s")
     for tx in a.extra.get("hci_commands", []):
         if tx.waits_on_user or tx.vendor or not 0x01 <= tx.opcode >> 10 <= 0x08:
             # a person's pace; vendor commands answer in vendor ways; OGFs outside the Core
@@ -63,7 +85,11 @@ def exchanges(a: Analysis) -> Iterator[Exchange]:
             and tx.opcode not in OPEN_ENDED_COMPLETIONS
             and tx.status in (None, 0)
             and tx.status_frame is not None
+            and not (tx.opcode == 0x0411 and _user_paced(a, tx))
         ):
+            deadline = None
+            if tx.opcode == 0x0405 and page_timeout:
+                deadline = page_timeout + PAGE_SETUP_MARGIN_S
             yield Exchange(
                 "hci_completion",
                 f"HCI {tx.name} (completion event)",
@@ -74,6 +100,7 @@ def exchanges(a: Analysis) -> Iterator[Exchange]:
                 "remote device" if tx.address or tx.connection else "controller",
                 tx.connection,
                 tx.address,
+                floor_s=deadline,
                 details={"opcode": tx.opcode, "completion_status": tx.complete_status},
             )
     for s in a.extra.get("l2cap_signals", []):
@@ -91,11 +118,12 @@ def exchanges(a: Analysis) -> Iterator[Exchange]:
             s.get("address"),
         )
     for t in a.sdp:
+        # a continued transfer is timed hop by hop: the last request against the last response
         yield Exchange(
             "sdp",
             f"SDP {t.pdu}",
-            t.request_frame,
-            t.request_time_us,
+            t.last_request_frame or t.request_frame,
+            t.last_request_time_us or t.request_time_us,
             t.response_frame,
             t.response_time_us,
             _silent(t.direction),

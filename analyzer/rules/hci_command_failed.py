@@ -5,7 +5,8 @@ grouped by (command, status) with a count and graded by what the command was for
 * connection, security and audio (SCO/eSCO) commands: error;
 * optional feature probes — 0x01 Unknown HCI Command, 0x11 Unsupported Feature or Parameter Value,
   0x1A Unsupported Remote Feature, or 0x12 / 0x30 (invalid / out-of-range parameters) on a Read
-  command: info, and not reported at all during stack start-up (before the first connection),
+  command: info, and not reported at all during stack start-up (from a Reset, or the capture's
+  start, to the first connection after it),
   where hosts probe what the controller can do;
 * a Disconnect / Create Connection Cancel that lost a race with the link (0x02, 0x0B, 0x0C), and
   link policy commands (OGF 0x02, Write Link Supervision Timeout) refused because the link was
@@ -77,7 +78,18 @@ def hci_command_failed(ctx: RuleContext) -> Iterator[Finding]:
     cmds = a.extra.get("hci_commands", [])
     starts = [c.start_time_us for c in a.connections if c.start_time_us is not None]
     starts += [tx.time_us for tx in cmds if tx.opcode in (0x0405, 0x200D, 0x2043)]
-    first_conn = min(starts) if starts else None
+    # start-up = from each HCI Reset (stack start or restart) to the first connection after it
+    resets = sorted(r["time_us"] for r in (a.extra.get("controller") or {}).get("resets", []))
+    windows: list[tuple[int, int]] = []
+    for i, r0 in enumerate([None, *resets]):
+        lo = r0 if r0 is not None else -(1 << 62)
+        nxt = resets[i] if i < len(resets) else 1 << 62
+        after = [t for t in starts if lo <= t < nxt]
+        windows.append((lo, min(after) if after else nxt))
+
+    def in_startup(t: int) -> bool:
+        return any(lo <= t < hi for lo, hi in windows)
+
     ids = {c.id for c in a.connections}
     devs = {d.address for d in a.devices}
     scoped = narrowed(a)
@@ -93,7 +105,7 @@ def hci_command_failed(ctx: RuleContext) -> Iterator[Finding]:
             continue  # about another device, or about none, in a one-device analysis
         if (
             g == "info"
-            and (first_conn is None or tx.time_us < first_conn)
+            and in_startup(tx.time_us)
             and tx.opcode not in (RACE)
         ):
             continue  # start-up probing of optional features

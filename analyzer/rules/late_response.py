@@ -27,13 +27,13 @@ def late_response(ctx: RuleContext) -> Iterator[Finding]:
     for ex in exchanges(a):
         if ex.response_time_us is None or ex.details.get("completion_status"):
             continue  # a failed completion (e.g. Page Timeout) is connection_failed's story
-        dl = ex.deadline_s or default
+        dl = ex.deadline(default)
         took = (ex.response_time_us - ex.request_time_us) / 1e6
         if took > dl:
             groups.setdefault((ex.what, ex.connection), []).append((ex, took))
     for (what, conn), items in groups.items():
         ex, took = items[0]
-        dl = ex.deadline_s or default
+        dl = ex.deadline(default)
         yield ctx.finding(
             message=f"{what} (frame {ex.request_frame}) answered after {took:.1f} s (frame "
             f"{ex.response_frame}), over the {dl:g} s deadline: the {ex.silent} was slow"

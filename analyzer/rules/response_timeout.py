@@ -40,7 +40,7 @@ def response_timeout(ctx: RuleContext) -> Iterator[Finding]:
     for ex in exchanges(a):
         if ex.response_frame is not None:
             continue
-        deadline_us = round((ex.deadline_s or deadline_default) * 1e6)
+        deadline_us = round(ex.deadline(deadline_default) * 1e6)
         due = ex.request_time_us + deadline_us
         if due > end_us:
             continue  # the capture ends before the deadline: cannot judge
@@ -50,7 +50,7 @@ def response_timeout(ctx: RuleContext) -> Iterator[Finding]:
         groups.setdefault((ex.what, ex.silent, ex.connection), []).append(ex)
     for (what, silent, conn), exs in groups.items():
         first = exs[0]
-        dl = first.deadline_s or deadline_default
+        dl = first.deadline(deadline_default)
         if silent == "controller":
             target = "got no Command Status/Complete from the controller"
         else:

@@ -23,7 +23,12 @@ REMOTE_REASONS = frozenset({0x13, 0x14, 0x15})
 
 
 def own_disconnect(a: Analysis, c: Connection) -> int | None:
-    """Frame of an HCI Disconnect (0x0406) our host sent for this connection, if any."""
+    """Frame of an HCI Disconnect (0x0406) our host sent for this connection, if any. In a
+    sniffer capture there is no "our host": the central, which set the link up, ending it with
+    LL_TERMINATE_IND counts as ending its own link (the peripheral is the device under test)."""
+    for ll in a.extra.get("ll_connections", []):
+        if ll.get("connection") == c.id and ll.get("terminated_by") == "central":
+            return int(ll["terminate_frame"]) if ll.get("terminate_frame") else c.end_frame
     for tx in a.extra.get("hci_commands", []):
         if getattr(tx, "opcode", None) != 0x0406:
             continue

@@ -148,6 +148,9 @@ def _pass1(ctx: BuildContext) -> None:
             cmd = decode_command(raw)
             if cmd.anomaly:
                 ctx.anomaly(frame, "hci", f"{cmd.name}: {cmd.anomaly}")
+            if cmd.opcode == 0x0C03:  # HCI Reset ends every link and its channels
+                for c in hci._open.values():
+                    table.close_connection(c.id, frame)
             hci.on_command(cmd, frame, t)
         else:  # signalling ACL
             conn = hci.conn_by_handle(handle)
@@ -207,10 +210,20 @@ def _assign(ctx: BuildContext) -> None:
         hci = ctx.hci
         for (handle,), grp in orphans.group_by(["handle"], maintain_order=True):
             first = grp.row(0, named=True)
-            c = hci.inferred_connection(int(handle), first["index"], first["time_us"], le=False)  # type: ignore[call-overload]
-            hci._open.pop(("acl", int(handle)), None)  # type: ignore[call-overload]
+            h, f0, t0 = int(handle), int(first["index"]), int(first["time_us"])  # type: ignore[call-overload]
+            later = sorted(
+                (c for c in hci.connections
+                 if c.handle == h and c.status == 0 and (c.start_frame or 0) > f0),
+                key=lambda c: c.start_frame or 0,
+            )  # fmt: skip
+            if later and later[0].inferred:
+                # pass 1 met this link first at a signalling frame; its data started earlier
+                later[0].start_frame, later[0].start_time_us = f0, t0
+                continue
+            c = hci.inferred_connection(h, f0, t0, le=False)
+            hci._open.pop(("acl", h), None)
             c.end_frame = None
-            c.start_frame = int(first["index"])
+            c.start_frame = f0
         ranges = _conn_ranges(ctx.hci, last)
         acl = acl.drop("c_start", "c_end", "conn_no").join_asof(
             ranges,
@@ -425,6 +438,7 @@ def _finish(ctx: BuildContext) -> None:
         "controller",
         {
             "address": hci.local_address,
+            "page_timeout_s": hci.page_timeout_s,
             "version": hci.local_version,
             "resets": hci.resets,
             "hardware_errors": hci.hardware_errors,
@@ -432,6 +446,9 @@ def _finish(ctx: BuildContext) -> None:
     )
     a.extra.setdefault("discovered", hci.discovered)
     a.extra.setdefault("l2cap_signals", ctx.table.signals)
+    diag = int(ctx.idx["diag"].sum()) if ctx.idx.height else 0
+    if diag:
+        a.extra["controller_debug_frames"] = diag
 
 
 def _narrow(a: Analysis, address: str) -> None:

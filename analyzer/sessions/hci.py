@@ -82,6 +82,7 @@ class HciState:
     hardware_errors: list[dict[str, Any]] = field(default_factory=list)
     discovered: list[dict[str, Any]] = field(default_factory=list)  # inquiry / EIR results
     local_address: str | None = None
+    page_timeout_s: float | None = None  # from Write Page Timeout, when the capture has it
     local_version: dict[str, Any] | None = None
     # live state
     _open: dict[tuple[str, int], Connection] = field(default_factory=dict)  # (kind, handle)
@@ -148,7 +149,12 @@ class HciState:
 
     def _pair(self, addr: str, frame: int, time_us: int, conn: Connection | None) -> PairingAttempt:
         p = self._pairing_open.get(addr)
-        if p is None or p.outcome != "unknown":
+        stale = p is not None and (
+            p.outcome != "unknown"
+            or "ended_by_disconnect" in p.details
+            or (conn is not None and p.connection is not None and p.connection != conn.id)
+        )
+        if p is None or stale:
             p = PairingAttempt(
                 address=addr,
                 connection=conn.id if conn else None,
@@ -162,6 +168,22 @@ class HciState:
                 p.details["bonded_earlier_in_capture"] = True
         p.frames.append(frame)
         return p
+
+    def end_links(self, frame: int, time_us: int, handle: int | None = None) -> list[Connection]:
+        """End the open links on ``handle`` (or all of them): a handle is unique per controller
+        across transports, so a new link on it ends any old one; HCI Reset ends every link
+        without a Disconnection Complete (Core Vol 4 Part E §7.3.2)."""
+        ended = []
+        for key in [k for k in self._open if handle is None or k[1] == handle]:
+            c = self._open.pop(key)
+            if c.end_frame is None:
+                c.end_frame, c.end_time_us = frame, time_us
+            ended.append(c)
+            if c.address:
+                p = self._pairing_open.get(c.address)
+                if p is not None and p.outcome == "unknown" and p.connection in (c.id, None):
+                    p.details.setdefault("ended_by_disconnect", frame)
+        return ended
 
     def _end_pair(self, p: PairingAttempt, status: int, frame: int, time_us: int) -> None:
         p.frames.append(frame)
@@ -201,8 +223,15 @@ class HciState:
             self._pending_create[addr] = tx
             self.device(addr, frame)
             self._event(time_us, frame, addr, "connect", f"paging {addr}")
+        elif op == 0x0C18 and len(cmd.params) >= 2:  # Write Page Timeout (0.625 ms slots)
+            self.page_timeout_s = int.from_bytes(cmd.params[:2], "little") * 0.000625
         elif op == 0x0C03:  # Reset
-            self.resets.append({"frame": frame, "time_us": time_us})
+            ended = self.end_links(frame, time_us)
+            self.resets.append(
+                {"frame": frame, "time_us": time_us, "links_ended": [c.id for c in ended]}
+            )
+            self._awaiting_completion.clear()
+            self._pending_create.clear()
             self._event(time_us, frame, "controller", "reset", "HCI Reset", "warning")
         elif op in (0x040B, 0x040C) and addr:  # Link Key Request (Negative) Reply
             p = self._pair(addr, frame, time_us, self.open_acl_for(addr))
@@ -323,14 +352,15 @@ def _conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None
     link = ev.fields.get("link_type")
     if ev.status != 0:
         st._failed_connection(addr, ev.status or 0, frame, time_us, tx)
+        p = st._pairing_open.get(addr)
+        if p is not None and p.outcome == "unknown" and p.connection is None:
+            st._end_pair(p, ev.status or 0, frame, time_us)  # set-up failed in authentication
         return
     handle = ev.handle or 0
     if link in (0, 2):  # SCO over Connection Complete (old controllers)
         _sync_complete(st, ev, frame, time_us)
         return
-    old = st._open.pop(("acl", handle), None)
-    if old is not None and old.end_frame is None:
-        old.end_frame, old.end_time_us = frame, time_us  # handle reused without a disconnect
+    st.end_links(frame, time_us, handle)  # the handle was reused without a disconnect
     c = Connection(
         id=st._new_id("acl", handle),
         handle=handle,
@@ -346,6 +376,13 @@ def _conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None
     )
     st.connections.append(c)
     st._open[("acl", handle)] = c
+    p = st._pairing_open.get(addr)
+    if p is not None and p.outcome == "unknown" and p.connection is None:
+        # authentication during connection set-up (Link Key Request before Connection
+        # Complete, Core Vol 2 Part F §4.1): the link came up, so the key was accepted
+        p.connection, p.transport = c.id, c.transport
+        if p.link_key_request == "reply" and p.method in (None, "stored_key"):
+            st._end_pair(p, 0, frame, time_us)
     st._event(time_us, frame, c.id, "connect", f"ACL connected to {addr} (handle {handle:#x})")
 
 
@@ -359,6 +396,7 @@ def _le_conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> N
         st._failed_connection(addr, ev.status or 0, frame, time_us, None, transport="le")
         return
     handle = ev.handle or 0
+    st.end_links(frame, time_us, handle)
     role = ev.fields.get("role")
     c = Connection(
         id=st._new_id("le", handle),
@@ -386,6 +424,7 @@ def _sync_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None
         st._failed_connection(addr, ev.status or 0, frame, time_us, None, transport=transport)
         return
     handle = ev.handle or 0
+    st.end_links(frame, time_us, handle)
     c = Connection(
         id=st._new_id("sco", handle),
         handle=handle,

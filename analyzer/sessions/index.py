@@ -18,13 +18,17 @@ from analyzer.decode.hci import acl_columns, command_columns, event_columns
 BULK_EVENTS = frozenset({0x13})  # Number Of Completed Packets
 #: LE Meta subevents handled by the (columnar) advertising pass, not the per-event pass.
 ADV_SUBEVENTS = frozenset({0x02, 0x0D, 0x0B})
+#: Qualcomm controllers send their debug log as ACL data on this raw handle field (Linux
+#: drivers/bluetooth/hci_qca.c QCA_DEBUG_HANDLE → hci_recv_diag); Android's snoop log keeps it
+QCA_DEBUG_HANDLE = 0x2EDC
 
 
 def frame_index(cap: Capture) -> pl.DataFrame:
     """One row per HCI frame (command/event/acl/sco/iso) with gathered header columns.
 
     Columns: index, time_us, direction, kind, offset, length, orig_length, code, subevent, opcode,
-    handle, pb, l2cap_len, cid (the PDU's CID, forward-filled over continuation fragments).
+    handle, pb, l2cap_len, cid (the PDU's CID, forward-filled over continuation fragments), diag
+    (a controller debug-log frame, not link data: its handle and CID are -1).
     """
     f = cap.frames.filter(pl.col("kind").is_in(["command", "event", "acl", "sco", "iso"]))
     n = f.height
@@ -39,6 +43,7 @@ def frame_index(cap: Capture) -> pl.DataFrame:
     pb = np.full(n, -1, np.int32)
     l2len = np.full(n, -1, np.int32)
     cid = np.full(n, -1, np.int32)
+    diag = np.zeros(n, dtype=bool)
     if n:
         ev = kind == KINDS.index("event")
         if ev.any():
@@ -51,6 +56,12 @@ def frame_index(cap: Capture) -> pl.DataFrame:
         acl = kind == KINDS.index("acl")
         if acl.any():
             cols = acl_columns(data, off[acl], ln[acl])
+            raw = cols["handle"] | (cols["pb"] << 12) | (cols["bc"] << 14)
+            diag_acl = raw == QCA_DEBUG_HANDLE
+            if diag_acl.any():  # controller debug log, not a link: no handle, no CID
+                for k in ("handle", "pb", "l2cap_len", "cid"):
+                    cols[k] = np.where(diag_acl, -1, cols[k])
+                diag[np.nonzero(acl)[0][diag_acl]] = True
             handle[acl] = cols["handle"]
             pb[acl] = cols["pb"]
             l2len[acl] = cols["l2cap_len"]
@@ -73,6 +84,7 @@ def frame_index(cap: Capture) -> pl.DataFrame:
         pl.Series("pb", pb),
         pl.Series("l2cap_len", l2len),
         pl.Series("cid", cid),
+        pl.Series("diag", diag),
     )
     # continuation fragments (pb == 1) inherit the CID of their PDU's start fragment
     return df.with_columns(

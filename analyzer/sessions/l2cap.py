@@ -271,7 +271,7 @@ class ChannelTable:
 
 def channel_frames(idx: pl.DataFrame) -> pl.DataFrame:
     """ACL frames only, with the columns reassembly needs."""
-    return idx.filter(pl.col("kind") == "acl").select(
+    return idx.filter((pl.col("kind") == "acl") & ~pl.col("diag")).select(
         "index",
         "time_us",
         "direction",

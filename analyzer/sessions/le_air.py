@@ -1,9 +1,14 @@
 """LE connections seen on the air (sniffer captures): LL data PDUs → L2CAP → SMP / ATT.
 
-Data channel PDUs (Core v5.4 Vol 6 Part B §2.4) are grouped per access address (one connection,
-named by the CONNECT_IND that announced it when the capture has it, §2.3.3.1). L2CAP PDUs are
-rebuilt per connection and direction from LLID 2 (start) and LLID 1 (continuation) fragments
-(Vol 3 Part A §7.2.1) and handed to the SMP / ATT sessions used for HCI captures.
+Data channel PDUs (Core v5.4 Vol 6 Part B §2.4) are grouped into connections: each
+CONNECT_IND / AUX_CONNECT_REQ (§2.3.3.1, §2.3.3.2) starts a new one — an access address may be
+reused by a later connection — and a data PDU belongs to the connection whose CONNECT_IND most
+recently precedes it (a connection whose CONNECT_IND the capture lacks is ``inferred``). An
+LL_TERMINATE_IND (§2.4.2.3, §5.1.1) ends the connection at that frame, with its reason and the
+reason's name (Vol 1 Part F); its acknowledgement is counted but does not extend it. L2CAP PDUs
+are rebuilt per connection and direction from LLID 2 (start) and LLID 1 (continuation) fragments
+(Vol 3 Part A §7.2.1) and handed to the SMP / ATT sessions used for HCI captures. Encryption,
+sequence numbers, reassembly and the SMP / ATT sessions start afresh in each connection.
 
 * Direction: the sniffer's flag when it gives one (central → peripheral = ``sent``). Otherwise it
   is inferred from timing: in a connection event the central transmits first and the peripheral
@@ -23,10 +28,13 @@ output includes what came from the air.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
+from analyzer.decode.hci_names import error_name
 from analyzer.decode.le_ll import ADV_ACCESS_ADDRESS, decode_adv_pdu
 from analyzer.sessions import l2cap as l2
 from analyzer.sessions.att import AttSession, finish_att
@@ -44,6 +52,23 @@ _CTRL_SIZES = {0x00: 12, 0x01: 8, 0x02: 2, 0x03: 23, 0x04: 13, 0x05: 1, 0x06: 1,
                0x18: 5, 0x19: 3}  # fmt: skip
 
 
+@dataclass
+class _Link:
+    """One connection on the air and the per-connection state rebuilt from its PDUs."""
+
+    conn: Connection
+    handle: int  # key for the L2CAP reassembler (one per connection, not per access address)
+    intra: int  # largest gap (µs) still inside one connection event
+    timeout_us: int  # supervision timeout (§4.5.2): the longest an ended link's AA lingers
+    stats: dict[str, Any]
+    last: tuple[int, str, int] | None = None  # (time_us, direction, airtime_us)
+    prev_pdu: dict[str, tuple[int, int, bytes]] = field(default_factory=dict)
+    last_sn: dict[str, int] = field(default_factory=dict)
+    encrypted: bool = False
+    terminated: bool = False  # LL_TERMINATE_IND seen (§5.1.1): the connection has ended
+    sessions: dict[int, Any] = field(default_factory=dict)  # cid → SMP / ATT session
+
+
 @post_pass
 def le_air(analysis: Any, ctx: BuildContext) -> None:
     """Rebuild LE connections, SMP and ATT from LL data PDUs of air captures."""
@@ -55,8 +80,9 @@ def le_air(analysis: Any, ctx: BuildContext) -> None:
     if data.height == 0:
         return
     buf = ctx.cap.buffer
-    # CONNECT_IND PDUs: access address → (central, peripheral, frame)
-    conns_info: dict[int, dict[str, Any]] = {}
+    # CONNECT_IND / AUX_CONNECT_REQ PDUs, per access address in frame order: an AA may be
+    # reused by a later connection (each CONNECT_IND starts a new one, Vol 6 Part B §4.5)
+    conns_info: dict[int, list[dict[str, Any]]] = {}
     adv = sel.filter(pl.col("kind") == "ll_adv")
     if adv.height:
         dat = ctx.cap.data
@@ -69,31 +95,30 @@ def le_air(analysis: Any, ctx: BuildContext) -> None:
             p = decode_adv_pdu(bytes(buf[off : off + ln]))
             if p.connect and p.connect.get("access_address") is not None:
                 aa = int(p.connect["access_address"])
-                conns_info[aa] = {
-                    "central": p.init_a,
-                    "peripheral": p.adv_a,
-                    "frame": frame,
-                    "time_us": t,
-                    "params": p.connect,
-                }
+                conns_info.setdefault(aa, []).append(
+                    {
+                        "central": p.init_a,
+                        "peripheral": p.adv_a,
+                        "frame": frame,
+                        "time_us": t,
+                        "params": p.connect,
+                    }
+                )
+    for infos in conns_info.values():
+        infos.sort(key=lambda i: int(i["frame"]))
     _process_data(ctx, data, conns_info)
 
 
 def _process_data(
-    ctx: BuildContext, data: pl.DataFrame, conns_info: dict[int, dict[str, Any]]
+    ctx: BuildContext, data: pl.DataFrame, conns_info: dict[int, list[dict[str, Any]]]
 ) -> None:
     buf = ctx.cap.buffer
     reasm = l2.Reassembler(ctx.analysis.anomalies)
     hci = ctx.hci
-    conns: dict[int, Connection] = {}
-    handles: dict[int, int] = {}
-    stats: dict[int, dict[str, Any]] = {}
-    last: dict[int, tuple[int, str, int]] = {}  # aa → (time_us, direction, airtime_us)
-    prev_pdu: dict[tuple[int, str], tuple[int, int, bytes]] = {}
-    last_sn: dict[tuple[int, str], int] = {}
-    intra: dict[int, int] = {}  # aa → largest gap (µs) still inside one connection event
-    encrypted: set[int] = set()
-    sessions: dict[tuple[int, int], Any] = {}
+    links: list[_Link] = []
+    # (aa, index of the CONNECT_IND that precedes the frame, -1 when none) → its live link
+    current: dict[tuple[int, int], _Link] = {}
+    connect_frames = {aa: [int(i["frame"]) for i in v] for aa, v in conns_info.items()}
     cols = data.select("index", "time_us", "offset", "length", "direction")
     for frame, t, off, ln, d in cols.iter_rows():
         if ln < 6:
@@ -107,92 +132,80 @@ def _process_data(
         sn = (h0 >> 3) & 1
         payload = raw[6 : 6 + plen]
         airtime = (10 + plen) * 8  # preamble, AA, header, payload, CRC at 1 µs per bit
-        conn = conns.get(aa)
-        if conn is None:
-            info = conns_info.get(aa, {})
-            handles[aa] = 0x1000 + len(handles)
-            conn = Connection(
-                id=f"ll-{aa:08x}-{len(conns) + 1}",
-                handle=-1,
-                address=info.get("peripheral"),
-                transport="le",
-                status=0,
-                status_name="Success",
-                start_frame=info.get("frame", frame),
-                start_time_us=info.get("time_us", t),
-                inferred=not info,
-            )
-            hci.connections.append(conn)
+        # the connection is the one whose CONNECT_IND most recently precedes this frame
+        ci = bisect_left(connect_frames.get(aa, []), frame) - 1
+        link = current.get((aa, ci))
+        # an ended link's AA only lingers for the acknowledgement (at most a supervision
+        # timeout); traffic after that is a connection whose CONNECT_IND was missed
+        if (
+            link is not None
+            and link.terminated
+            and t - (link.conn.end_time_us or t) > link.timeout_us
+        ):
+            link = None
+        if link is None:
+            info = conns_info[aa][ci] if ci >= 0 and (aa, ci) not in current else {}
+            link = current[(aa, ci)] = _new_link(aa, info, frame, t, len(links))
+            links.append(link)
+            hci.connections.append(link.conn)
             if info.get("peripheral"):
                 hci.device(str(info["peripheral"]), info.get("frame"))
-            conns[aa] = conn
-            iv = (info.get("params") or {}).get("interval_ms")
-            intra[aa] = int(min(iv * 500, 20_000)) if iv else 1500
-            stats[aa] = {
-                "connection": conn.id,
-                "access_address": f"0x{aa:08X}",
-                "central": info.get("central"),
-                "peripheral": info.get("peripheral"),
-                "connect_frame": info.get("frame"),
-                "params": info.get("params"),
-                "pdus": 0,
-                "empty": 0,
-                "control": {},
-                "retransmissions": 0,
-                "encrypted_pdus": 0,
-                "direction_inferred": False,
-            }
-        s = stats[aa]
+        conn, s = link.conn, link.stats
         s["pdus"] += 1
-        conn.end_frame, conn.end_time_us = frame, t
+        if not link.terminated:
+            conn.end_frame, conn.end_time_us = frame, t
         direction = str(d)
         if direction == "unknown":
             s["direction_inferred"] = True
-            pv = last.get(aa)
+            pv = link.last
             # sniffers stamp the start or the end of a packet (allow the longer airtime), some
             # with USB latency (~1 ms, Ubertooth): a gap under half the connection interval
             # (1.5 ms when unknown) still belongs to the same connection event
-            near = max(max(pv[2], airtime) + T_IFS_US + SLACK_US, intra[aa]) if pv else 0
+            near = max(max(pv[2], airtime) + T_IFS_US + SLACK_US, link.intra) if pv else 0
             if pv is not None and 0 <= t - pv[0] <= near:
                 direction = "received" if pv[1] == "sent" else "sent"
             else:
                 direction = "sent"  # the central opens each connection event
-        last[aa] = (t, direction, airtime)
-        key = (aa, direction)
-        prev_sn = last_sn.get(key)
-        last_sn[key] = sn
+        link.last = (t, direction, airtime)
+        prev_sn = link.last_sn.get(direction)
+        link.last_sn[direction] = sn
         if plen == 0:
             s["empty"] += 1
             continue
         if not payload:  # header says data, the capture cut it
             continue
-        pp = prev_pdu.get(key)
-        prev_pdu[key] = (sn, llid, payload)
+        pp = link.prev_pdu.get(direction)
+        link.prev_pdu[direction] = (sn, llid, payload)
         # same SN and payload as the previous PDU this side sent: a resend
         if prev_sn == sn and pp == (sn, llid, payload):
             s["retransmissions"] += 1  # counted; still decoded, as Wireshark does
-        if aa in encrypted and not _plaintext(llid, payload, reasm, handles[aa], direction):
+        if link.encrypted and not _plaintext(llid, payload, reasm, link.handle, direction):
             s["encrypted_pdus"] += 1
             continue
         if llid == 3:
             op = payload[0]
             s["control"][op] = s["control"].get(op, 0) + 1
             if op == 0x04:  # LL_ENC_RSP: encryption starts
-                encrypted.add(aa)
+                link.encrypted = True
                 conn.encrypted = True
                 conn.encryption_frames.append(frame)
-            elif op == 0x02:  # LL_TERMINATE_IND
+            elif op == 0x02:  # LL_TERMINATE_IND (§2.4.2.3): the connection ends here
+                link.terminated = True
+                conn.end_frame, conn.end_time_us = frame, t
                 conn.disconnect_reason = payload[1] if len(payload) > 1 else None
+                conn.disconnect_reason_name = error_name(conn.disconnect_reason)
+                s["terminate_frame"] = frame
+                s["terminated_by"] = "central" if direction == "sent" else "peripheral"
             continue
         if llid not in (1, 2):
             continue
         if llid == 1 and str(d) == "unknown":
             # a continuation belongs to the side with a PDU in progress (the sniffer may have
             # missed packets, which breaks the timing inference)
-            open_dirs = [x for x in ("sent", "received") if (handles[aa], x) in reasm._partial]
+            open_dirs = [x for x in ("sent", "received") if (link.handle, x) in reasm._partial]
             if len(open_dirs) == 1:
                 direction = open_dirs[0]
-        done = reasm.feed(handles[aa], direction, 2 if llid == 2 else 1, frame, payload, False)
+        done = reasm.feed(link.handle, direction, 2 if llid == 2 else 1, frame, payload, False)
         if done is None:
             continue
         first, pdu, trunc = done
@@ -202,19 +215,61 @@ def _process_data(
         cid = pdu[2] | (pdu[3] << 8)
         if cid not in (0x0004, 0x0006):
             continue
-        skey = (aa, cid)
-        sess = sessions.get(skey)
+        sess = link.sessions.get(cid)
         if sess is None:
-            sess = sessions[skey] = AttSession(ctx) if cid == 0x0004 else SmpSession(ctx)
+            sess = link.sessions[cid] = AttSession(ctx) if cid == 0x0004 else SmpSession(ctx)
         sess.on_pdu(l2.Pdu(conn, None, cid, direction, frame, first, t, pdu[4 : 4 + l2len], trunc))
-    if stats:
+    if links:
         from analyzer.decode.le_ll import LL_CONTROL_OPCODES
 
-        for s in stats.values():
+        for link in links:
+            s = link.stats
             s["control"] = {
                 LL_CONTROL_OPCODES.get(k, f"0x{k:02X}"): v for k, v in sorted(s["control"].items())
             }
-        ctx.analysis.extra["ll_connections"] = list(stats.values())
+        ctx.analysis.extra["ll_connections"] = [link.stats for link in links]
+
+
+def _new_link(aa: int, info: dict[str, Any], frame: int, t: int, n: int) -> _Link:
+    """A connection starting at its CONNECT_IND (``info``), or at ``frame`` when the capture
+    does not have one (``inferred``)."""
+    conn = Connection(
+        id=f"ll-{aa:08x}-{n + 1}",
+        handle=-1,
+        address=info.get("peripheral"),
+        transport="le",
+        status=0,
+        status_name="Success",
+        start_frame=info.get("frame", frame),
+        start_time_us=info.get("time_us", t),
+        inferred=not info,
+    )
+    params = info.get("params") or {}
+    iv = params.get("interval_ms")
+    to = params.get("timeout_ms")
+    stats: dict[str, Any] = {
+        "connection": conn.id,
+        "access_address": f"0x{aa:08X}",
+        "central": info.get("central"),
+        "peripheral": info.get("peripheral"),
+        "connect_frame": info.get("frame"),
+        "params": info.get("params"),
+        "pdus": 0,
+        "empty": 0,
+        "control": {},
+        "retransmissions": 0,
+        "encrypted_pdus": 0,
+        "direction_inferred": False,
+        "terminate_frame": None,
+        "terminated_by": None,  # "central" / "peripheral": who sent LL_TERMINATE_IND
+    }
+    return _Link(
+        conn=conn,
+        handle=0x1000 + n,
+        intra=int(min(iv * 500, 20_000)) if iv else 1500,
+        timeout_us=int(to * 1000) if to else 32_000_000,  # 32 s: the largest allowed
+        stats=stats,
+    )
 
 
 def _plaintext(llid: int, p: bytes, reasm: l2.Reassembler, handle: int, d: str) -> bool:

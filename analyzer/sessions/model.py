@@ -142,6 +142,8 @@ class SdpTransaction:
     response_pdu: str | None = None
     latency_ms: float | None = None
     continuations: int = 0
+    last_request_frame: int | None = None  # the last (continued) request, answered by response
+    last_request_time_us: int | None = None
     frames: list[int] = field(default_factory=list)
     uuids: list[str] = field(default_factory=list)
     attribute_ranges: list[list[int]] = field(default_factory=list)

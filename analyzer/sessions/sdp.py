@@ -64,6 +64,7 @@ class SdpChannelSession:
             tx, acc = cont
             tx.continuations += 1
             tx.frames.append(pdu.frame)
+            tx.last_request_frame, tx.last_request_time_us = pdu.frame, pdu.time_us
         else:
             tx = SdpTransaction(
                 connection=pdu.connection.id,

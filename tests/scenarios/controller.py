@@ -11,7 +11,12 @@ Added behaviour (see docs SCENARIOS.md for what the stock controller lacks):
 * page timeout (0x04) when the peer is not page scanning (7.1.5, 7.3.16);
 * Authentication Requested -> Link Key Request -> Reply / Negative Reply -> Authentication
   Complete with 0x06 (PIN or Key Missing) or 0x05 (Authentication Failure) (7.1.15, 7.7.23);
-* Set Connection Encryption -> Encryption Change (7.1.16, 7.7.8);
+* Set Connection Encryption -> Encryption Change (7.1.16, 7.7.8), or a failed one when the
+  peer is set to fail encryption (``fail_encryption``: 0x22 after the 30 s LMP response
+  timeout, Vol 2 Part C 5.2; any other code at once, as the peer's LMP_not_accepted);
+* Reset drops every link without a Disconnection Complete; the peers notice by their
+  supervision timeout (7.3.2, Vol 2 Part B 3.1);
+* Hardware Error event on demand (7.7.16);
 * Read Remote Version Information (7.1.23, 7.7.12);
 * link supervision timeout -> Disconnection Complete 0x08 (Vol 2 Part B 3.1);
 * legacy advertising interval in 0.625 ms units plus a 0-10 ms advDelay (Vol 6 Part B
@@ -42,6 +47,10 @@ PAGE_TIMEOUT = 0x04
 AUTHENTICATION_FAILURE = 0x05
 PIN_OR_KEY_MISSING = 0x06
 CONNECTION_TIMEOUT = 0x08
+LMP_RESPONSE_TIMEOUT = 0x22
+#: Vol 2 Part C 5.2: an LMP transaction not answered within 30 s fails with 0x22
+LMP_RESPONSE_TIMEOUT_S = 30.0
+HCI_HARDWARE_ERROR_EVENT = 0x10
 
 
 @dataclass
@@ -245,6 +254,10 @@ class ScenarioController(Controller):
         self.sco_handles: dict[hci.Address, int] = {}
         #: faults the scenario may turn on
         self.drop_page = False
+        #: non-zero: this device's link manager fails encryption with that error code
+        self.fail_encryption = 0
+        #: accept Write Secure Connections Host Support (see its handler)
+        self.implements_sc_host_support = False
 
     # ------------------------------------------------------------------------------------
     # HCI transport: latency, ordering
@@ -341,6 +354,16 @@ class ScenarioController(Controller):
         self, command: hci.HCI_Write_Extended_Inquiry_Response_Command
     ) -> hci.HCI_StatusReturnParameters:
         self.eir_data = bytes(command.extended_inquiry_response)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+    def on_hci_write_secure_connections_host_support_command(
+        self, command: hci.HCI_Write_Secure_Connections_Host_Support_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        """7.3.92. The stock controller lists the command as supported but answers 0x01
+        Unknown HCI Command; ``implements_sc_host_support`` (off by default, so that the
+        older captures stay byte-identical) makes it accept the command like a real one."""
+        if not self.implements_sc_host_support:
+            return self.on_hci_command(command)
         return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
 
     def on_hci_write_inquiry_mode_command(
@@ -548,6 +571,14 @@ class ScenarioController(Controller):
         enable = command.encryption_enable
         peer = self._peer(connection.peer_address)
         me = self.public_address
+        if enable and peer is not None and peer.fail_encryption:
+            code = peer.fail_encryption
+            # 0x22: the peer never answers LMP_encryption_mode_req, the initiator's LMP
+            # response timer expires; otherwise the peer answers LMP_not_accepted(code)
+            delay = LMP_RESPONSE_TIMEOUT_S if code == LMP_RESPONSE_TIMEOUT else 0.004
+            addr = connection.peer_address
+            self._later(delay, lambda: self._encryption_change(addr, 0, code))
+            return
 
         def done() -> None:
             self._encryption_change(connection.peer_address, enable)
@@ -556,15 +587,50 @@ class ScenarioController(Controller):
 
         self.scenario_link.deliver(done, 0.004)
 
-    def _encryption_change(self, peer: hci.Address, enable: int) -> None:
+    def _encryption_change(
+        self, peer: hci.Address, enable: int, status: int = hci.HCI_ErrorCode.SUCCESS
+    ) -> None:
         if connection := self.classic_connections.get(peer):
             self.send_hci_packet(
                 hci.HCI_Encryption_Change_Event(
-                    status=hci.HCI_ErrorCode.SUCCESS,
+                    status=status,
                     connection_handle=connection.handle,
                     encryption_enabled=enable,
                 )
             )
+
+    # ------------------------------------------------------------------------------------
+    # Reset (7.3.2) and Hardware Error (7.7.16)
+    # ------------------------------------------------------------------------------------
+    def on_hci_reset_command(
+        self, command: hci.HCI_Reset_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        """Reset drops every link at once: no Disconnection Complete to our host (the links
+        simply no longer exist), no LMP_detach to the peers, which notice the silence when
+        their own supervision timeout expires."""
+        me = self.public_address
+        for peer_address in list(self.classic_connections):
+            self.classic_connections.pop(peer_address, None)
+            self.sco_links.pop(peer_address, None)
+            peer = self._peer(peer_address)
+            if peer is not None:
+                delay = peer.supervision_timeout * 0.000625
+                self._later(delay, lambda p=peer: p._supervision_timeout(me))
+        self._auth.clear()
+        self._peer_auth_key.clear()
+        self.sync_params.clear()
+        self.le_legacy_advertiser.stop()
+        self.le_scan_enable = 0
+        for h in self.inquiry_handles:
+            h.cancel()
+        self.inquiry_handles = []
+        return super().on_hci_reset_command(command)
+
+    def hardware_error(self, code: int) -> None:
+        """The controller reports a fault of its own (Hardware_Code is vendor specific)."""
+        self.send_hci_packet(
+            hci.HCI_Event(event_code=HCI_HARDWARE_ERROR_EVENT, parameters=bytes([code]))
+        )
 
     # ------------------------------------------------------------------------------------
     # Remote version (7.1.23, 7.7.12)

@@ -7,6 +7,7 @@ Writes ``<name>.btsnoop`` files (btsnoop v1, datalink 1002) and ``manifest.json`
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -16,6 +17,9 @@ from typing import Any
 from tests.scenarios import clean, faults, le, voice  # noqa: F401  (registers scenarios)
 from tests.scenarios.harness import CAPTURE_EPOCH, run_virtual
 from tests.scenarios.scenarios import SCENARIOS, Ctx, Scenario
+
+# registered after the older scenarios, so that their manifest entries keep their order
+importlib.import_module("tests.scenarios.stack")
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "captures" / "scenarios"

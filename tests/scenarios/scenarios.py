@@ -320,6 +320,17 @@ class Ctx:
             original(pdu)
 
         server.on_pdu = on_pdu  # type: ignore[method-assign]
+        send = server.send_response
+
+        def send_response(response: Any) -> None:
+            # bumble 0.0.236 writes SDP_ErrorResponse's ErrorCode little-endian; SDP fields
+            # are big-endian (Core Vol 3 Part B 3.1, 4.4.1)
+            if isinstance(response, sdp.SDP_ErrorResponse):
+                code = int(response.error_code).to_bytes(2, "big")
+                response = bytes(response)[:5] + code
+            send(response)
+
+        server.send_response = send_response  # type: ignore[method-assign]
 
     def _install_l2cap_faults(self, dev: Device) -> None:
         b = self.behaviour

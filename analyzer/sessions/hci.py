@@ -561,6 +561,18 @@ def _encryption_change(st: HciState, ev: HciEvent, frame: int, time_us: int) -> 
         if p is not None and p.outcome == "unknown":
             p.details["encryption_status"] = ev.status
             st._end_pair(p, ev.status or 0, frame, time_us)
+    elif c.address and c.transport == "br_edr" and c.encrypted:
+        # BR/EDR encryption starts only once authentication succeeded with the link key
+        # (Core Vol 2 Part F §4.1): a stored-key attempt with no Authentication Complete of its
+        # own (authentication during connection set-up) succeeded here
+        p = st._pairing_open.get(c.address)
+        if (
+            p is not None
+            and p.outcome == "unknown"
+            and p.link_key_request == "reply"
+            and p.connection == c.id
+        ):
+            st._end_pair(p, 0, frame, time_us)
 
 
 def _remote_version(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:

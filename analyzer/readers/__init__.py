@@ -14,6 +14,8 @@ from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass
 from types import ModuleType
 
+import numpy as np
+
 from analyzer.capture import Capture, CaptureError, DamagedRange
 
 
@@ -43,6 +45,12 @@ def skip_damaged(
         damaged.append(DamagedRange(prev_off, cand, "record length overruns the records after it"))
     else:
         damaged.append(DamagedRange(off, cand, "implausible record header"))
+
+
+def backwards_warning(time_us: np.ndarray) -> list[str]:
+    """A warning when timestamps go backwards (seen in real Android and Ubertooth logs)."""
+    back = int((np.diff(time_us) < 0).sum()) if time_us.size > 1 else 0
+    return [f"time goes backwards {back} times"] if back else []
 
 
 _reader_modules: list[ModuleType] = []

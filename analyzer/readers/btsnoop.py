@@ -40,7 +40,7 @@ from analyzer.capture import (
     DamagedRange,
     build_frames,
 )
-from analyzer.readers import Source, skip_damaged
+from analyzer.readers import Source, backwards_warning, skip_damaged
 
 Buffer = bytes | mmap.mmap
 
@@ -250,10 +250,7 @@ def read(src: Source) -> Capture:
         total_drops = int(drops_np.max())
     if total_drops:
         warnings.append(f"the capture reports {total_drops} dropped packets")
-    if n:
-        backwards = int((np.diff(ts_np) < 0).sum())
-        if backwards:
-            warnings.append(f"time goes backwards {backwards} times")
+    warnings += backwards_warning(ts_np)
     for d in damaged:
         warnings.append(str(d))
 

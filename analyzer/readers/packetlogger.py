@@ -39,7 +39,7 @@ from analyzer.capture import (
     DamagedRange,
     build_frames,
 )
-from analyzer.readers import Source
+from analyzer.readers import Source, backwards_warning
 
 HDR_LE = struct.Struct("<III")
 HDR_BE = struct.Struct(">III")
@@ -146,8 +146,7 @@ def read(src: Source) -> Capture:
         kind_lut[t] = k
         dir_lut[t] = d
     ts = np.frombuffer(tss, dtype=np.int64)
-    if len(ts) and int((np.diff(ts) < 0).sum()):
-        warnings.append(f"time goes backwards {int((np.diff(ts) < 0).sum())} times")
+    warnings += backwards_warning(ts)
     length = np.frombuffer(lens, dtype=np.int64)
     frames = build_frames(
         time_us=ts,

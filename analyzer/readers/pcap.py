@@ -89,7 +89,7 @@ from analyzer.capture import (
     DamagedRange,
     build_frames,
 )
-from analyzer.readers import skip_damaged
+from analyzer.readers import backwards_warning, skip_damaged
 
 if TYPE_CHECKING:
     import mmap
@@ -947,11 +947,7 @@ def _finish(
     damaged: list[DamagedRange],
     comments: dict[int, str],
 ) -> Capture:
-    n = time_us.size
-    if n > 1:
-        backwards = int((np.diff(time_us) < 0).sum())
-        if backwards:
-            warnings.append(f"time goes backwards {backwards} times")
+    warnings += backwards_warning(time_us)
     for d in damaged:
         warnings.append(str(d))
     frames = build_frames(

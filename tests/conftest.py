@@ -21,8 +21,19 @@ def shared_captures() -> list[Path]:
     return sorted(p for p in SHARED_CAPTURES.iterdir() if p.is_file() and p.suffix != ".md")
 
 
-def tshark_fields(path: Path, fields: list[str], *extra: str) -> list[list[str]]:
-    """Run tshark -T fields and return one list of values per frame."""
+def shared_capture(name: str) -> Path:
+    """A capture of ../shared/captures by name (the test is skipped where it is missing)."""
+    p = SHARED_CAPTURES / name
+    if not p.is_file():
+        pytest.skip(f"{name} not in ../shared/captures")
+    return p
+
+
+def tshark_fields(
+    path: Path, fields: list[str], *extra: str, occurrence: str = "f"
+) -> list[list[str]]:
+    """Run tshark -T fields and return one list of values per frame (``occurrence`` "f": the
+    first value of a repeated field, "a": all of them, comma-separated)."""
     if TSHARK is None:
         pytest.skip("tshark not installed")
     cmd = [
@@ -33,7 +44,7 @@ def tshark_fields(path: Path, fields: list[str], *extra: str) -> list[list[str]]
         "-T",
         "fields",
         "-E",
-        "occurrence=f",
+        f"occurrence={occurrence}",
         "-E",
         "separator=\t",
         *extra,

@@ -3,15 +3,13 @@ request/response pairing, advertiser addresses; pairing attempts from SMP."""
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 from functools import cache
-from pathlib import Path
 
 import pytest
 
 from analyzer.analysis import Analysis, analyze
-from tests.conftest import PPI_USER_DLT, SHARED_CAPTURES, TSHARK
+from tests.conftest import PPI_USER_DLT, shared_capture, tshark_fields
 
 pytestmark = pytest.mark.tshark
 
@@ -51,11 +49,7 @@ ADV_CAPTURES = [
 ]
 
 
-def _path(name: str) -> Path:
-    p = SHARED_CAPTURES / name
-    if not p.is_file():
-        pytest.skip(f"{name} not in ../shared/captures")
-    return p
+_path = shared_capture
 
 
 @cache
@@ -64,14 +58,9 @@ def _analysis(name: str) -> Analysis:
 
 
 def _tshark(name: str, display: str, *fields: str) -> list[list[str]]:
-    if TSHARK is None:
-        pytest.skip("tshark not installed")
-    cmd = [TSHARK, "-n", "-r", str(_path(name)), "-o", PPI_USER_DLT, "-Y", display, "-T", "fields"]
-    cmd += ["-E", "occurrence=a", "-E", "separator=\t"]
-    for f in fields:
-        cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-    return [line.split("\t") for line in out.splitlines()]
+    return tshark_fields(
+        _path(name), list(fields), "-o", PPI_USER_DLT, "-Y", display, occurrence="a"
+    )
 
 
 def _our_smp(name: str) -> list[tuple[int, int]]:

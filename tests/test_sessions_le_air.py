@@ -20,7 +20,7 @@ import pytest
 from analyzer.analysis import Analysis, analyze
 from analyzer.sessions.model import Connection
 from tests import builders as b
-from tests.conftest import PPI_USER_DLT, SHARED_CAPTURES, TSHARK
+from tests.conftest import PPI_USER_DLT, TSHARK, shared_capture, tshark_fields
 
 STM = "Matheus-Garbelini_sweyntooth_noncompliance_stm_wb55_non_zero_ediv_rand_SC.pcapng"
 AIR_CAPTURES = [
@@ -35,11 +35,7 @@ AIR_CAPTURES = [
 ]
 
 
-def _path(name: str) -> Path:
-    p = SHARED_CAPTURES / name
-    if not p.is_file():
-        pytest.skip(f"{name} not in ../shared/captures")
-    return p
+_path = shared_capture
 
 
 @cache
@@ -48,14 +44,9 @@ def _analysis(name: str) -> Analysis:
 
 
 def _tshark(name: str, display: str, *fields: str) -> list[list[str]]:
-    if TSHARK is None:
-        pytest.skip("tshark not installed")
-    cmd = [TSHARK, "-n", "-r", str(_path(name)), "-o", PPI_USER_DLT, "-Y", display, "-T", "fields"]
-    cmd += ["-E", "occurrence=f", "-E", "separator=\t"]
-    for f in fields:
-        cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-    return [line.split("\t") for line in out.splitlines()]
+    return tshark_fields(
+        _path(name), list(fields), "-o", PPI_USER_DLT, "-Y", display, occurrence="f"
+    )
 
 
 def _air(a: Analysis) -> list[Connection]:

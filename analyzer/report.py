@@ -6,7 +6,6 @@ from rich.console import Console
 from rich.table import Table
 
 from analyzer.analysis import Analysis
-from analyzer.capture import iso_utc
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -186,4 +185,3 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
         con.print(f"{len(a.advertisers)} LE advertisers")
     if a.anomalies:
         con.print(f"[dim]{len(a.anomalies)} decode anomalies (see --json)[/dim]")
-    _ = iso_utc

@@ -37,6 +37,7 @@ class Exchange:
 
     def deadline(self, rule_deadline_s: float) -> float:
         return self.deadline_s or max(rule_deadline_s, self.floor_s or 0.0)
+
     details: dict[str, Any] = field(default_factory=dict)
 
 

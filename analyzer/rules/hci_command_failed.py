@@ -103,11 +103,7 @@ def hci_command_failed(ctx: RuleContext) -> Iterator[Finding]:
             continue
         if scoped and not (tx.connection in ids or (tx.address and tx.address in devs)):
             continue  # about another device, or about none, in a one-device analysis
-        if (
-            g == "info"
-            and in_startup(tx.time_us)
-            and tx.opcode not in (RACE)
-        ):
+        if g == "info" and in_startup(tx.time_us) and tx.opcode not in (RACE):
             continue  # start-up probing of optional features
         key = (tx.opcode, tx.status)
         groups.setdefault(key, []).append(tx)

@@ -448,8 +448,10 @@ def _hci_reports(ctx: BuildContext, datas: dict[str, set[bytes]]) -> pl.DataFram
     slow = ev.filter(pl.Series(~fast))
     if slow.height:
         parts.append(pl.DataFrame(_parse_reports(ctx, slow), schema=REPORT_SCHEMA, orient="row"))
-    return pl.concat(parts).sort("frame", maintain_order=True) if parts else pl.DataFrame(
-        schema=REPORT_SCHEMA
+    return (
+        pl.concat(parts).sort("frame", maintain_order=True)
+        if parts
+        else pl.DataFrame(schema=REPORT_SCHEMA)
     )
 
 

@@ -16,7 +16,6 @@ import importlib
 import pkgutil
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from analyzer.analysis import Analysis
@@ -330,11 +329,6 @@ def _pass2(ctx: BuildContext) -> None:
     if acl.height == 0:
         return
     table = ctx.table
-    consumer_chans = [
-        i
-        for i, ch in enumerate(table.channels)
-        if (ch.psm in l2.PSM_CONSUMERS and ch.role != "avdtp_media")
-    ]
     fixed = [c for c in l2.CID_CONSUMERS if c not in l2.SIGNALLING_CIDS]
     # dynamic CIDs with no channel: infer from their first PDUs
     unknown = acl.filter(
@@ -360,11 +354,12 @@ def _pass2(ctx: BuildContext) -> None:
         # re-run the channel assignment for the inferred channels
         _assign(ctx)
         acl = ctx.acl
-        consumer_chans = [
-            i
-            for i, ch in enumerate(table.channels)
-            if (ch.psm in l2.PSM_CONSUMERS and ch.role != "avdtp_media")
-        ]
+    # channels some protocol session consumes (media stays columnar), inferred ones included
+    consumer_chans = [
+        i
+        for i, ch in enumerate(table.channels)
+        if ch.psm in l2.PSM_CONSUMERS and ch.role != "avdtp_media"
+    ]
     sel = acl.filter(
         pl.col("chan_no").is_in(consumer_chans)
         | (pl.col("chan_no").is_null() & pl.col("cid").is_in(fixed))
@@ -481,4 +476,3 @@ def media_frames(ctx: BuildContext, chan_nos: list[int]) -> pl.DataFrame:
 
 
 __all__ = ["BuildContext", "infer_protocol", "media_frames", "post_pass", "rebuild"]
-_ = np

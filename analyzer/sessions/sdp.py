@@ -15,6 +15,7 @@ from analyzer.decode.sdp import (
     SdpPdu,
     Uuid,
     decode_sdp,
+    parse_attribute_list,
     parse_attribute_lists,
     pnp_info,
     rfcomm_channel,
@@ -109,7 +110,8 @@ class SdpChannelSession:
         if rec.pdu_id == 0x03:
             tx.records = [{"handle": h} for h in rec.handles]
             return
-        records = parse_attribute_lists(bytes(acc)) if rec.pdu_id == 0x07 else _single(bytes(acc))
+        parse = parse_attribute_lists if rec.pdu_id == 0x07 else parse_attribute_list
+        records = parse(bytes(acc))
         if records.anomaly:
             self.ctx.anomaly(pdu.frame, "sdp", f"attribute lists: {records.anomaly}")
         self._records(tx, records.records, pdu)
@@ -179,12 +181,6 @@ class SdpChannelSession:
                 f"SDP {tx.pdu}: {', '.join(tx.services) or 'no records'}",
             )
         )
-
-
-def _single(data: bytes) -> Any:
-    from analyzer.decode.sdp import parse_attribute_list
-
-    return parse_attribute_list(data)
 
 
 def _num(v: Any) -> int | None:

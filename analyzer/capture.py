@@ -27,6 +27,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from analyzer.model.base import from_jsonable, to_jsonable
+from analyzer.model.capture import CaptureExtra, CaptureSummary, DamagedRangeInfo
+
 KINDS: tuple[str, ...] = (
     "command",
     "event",
@@ -89,19 +92,8 @@ class CaptureMeta:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class DamagedRange:
-    """A byte range the reader could not parse and skipped."""
-
-    start: int
-    end: int
-    reason: str
-
-    def __str__(self) -> str:
-        return (
-            f"skipped {self.end - self.start} damaged bytes at offset {self.start}"
-            f"-{self.end} ({self.reason})"
-        )
+#: a skipped byte range (the model's record: readers and results share it)
+DamagedRange = DamagedRangeInfo
 
 
 @dataclass
@@ -155,40 +147,61 @@ class Capture:
 
     def summary(self) -> dict[str, Any]:
         """The `info` view of this capture, JSON-ready."""
+        doc = to_jsonable(self.summary_record())
+        assert isinstance(doc, dict)
+        for key in ("truncated_frames", "time_backwards", "time_backwards_frames", "damaged"):
+            doc.pop(key, None)  # analysis-only facts; `info` prints counts
+        if not self.meta.extra:
+            doc.pop("extra", None)
+        return doc
+
+    def summary_record(self) -> CaptureSummary:
+        """What the analysis result keeps of this capture (no bytes)."""
         f = self.frames
         by_kind = dict.fromkeys(KINDS, 0)
         by_dir = dict.fromkeys(DIRECTIONS, 0)
+        truncated_frames: list[int] = []
+        back_frames: list[int] = []
+        backwards = 0
         if f.height:
             for k, n in f.group_by("kind").len().iter_rows():
                 by_kind[str(k)] = int(n)
             for d, n in f.group_by("direction").len().iter_rows():
                 by_dir[str(d)] = int(n)
-        return {
-            "path": self.meta.path,
-            "format": self.meta.format,
-            "link_type": self.meta.link_type,
-            "link_type_name": self.meta.link_type_name,
-            "size": self.meta.size,
-            "compressed": self.meta.compressed,
-            "filtered": self.meta.filtered,
-            "frames": f.height,
-            "frames_by_kind": {k: v for k, v in by_kind.items() if v},
-            "frames_by_direction": {k: v for k, v in by_dir.items() if v},
-            "first_time": iso_utc(self.first_time_us),
-            "last_time": iso_utc(self.last_time_us),
-            "first_time_us": self.first_time_us,
-            "last_time_us": self.last_time_us,
-            "duration_s": (
-                None
-                if self.first_time_us is None or self.last_time_us is None
-                else (self.last_time_us - self.first_time_us) / 1e6
-            ),
-            "truncated": self.truncated_count,
-            "drops": self.meta.drops,
-            "damaged_bytes": sum(d.end - d.start for d in self.damaged),
-            "warnings": list(self.warnings),
-            **({"extra": self.meta.extra} if self.meta.extra else {}),
-        }
+            cut = f.filter(f["orig_length"] > f["length"])["index"].head(3)
+            truncated_frames = [int(i) for i in cut.to_list()]
+            t = f["time_us"].to_numpy()
+            back = np.nonzero(np.diff(t) < 0)[0]
+            backwards = int(back.size)
+            idx = f["index"]
+            back_frames = [int(idx[int(i) + 1]) for i in back[:3]]
+        first, last = self.first_time_us, self.last_time_us
+        return CaptureSummary(
+            path=self.meta.path,
+            format=self.meta.format,
+            link_type=self.meta.link_type,
+            link_type_name=self.meta.link_type_name,
+            size=self.meta.size,
+            compressed=self.meta.compressed,
+            filtered=self.meta.filtered,
+            frames=f.height,
+            frames_by_kind={k: v for k, v in by_kind.items() if v},
+            frames_by_direction={k: v for k, v in by_dir.items() if v},
+            first_time=iso_utc(first),
+            last_time=iso_utc(last),
+            first_time_us=first,
+            last_time_us=last,
+            duration_s=None if first is None or last is None else (last - first) / 1e6,
+            truncated=self.truncated_count,
+            drops=self.meta.drops,
+            damaged_bytes=sum(d.end - d.start for d in self.damaged),
+            warnings=list(self.warnings),
+            extra=from_jsonable(CaptureExtra, self.meta.extra, "capture.extra"),
+            truncated_frames=truncated_frames,
+            time_backwards=backwards,
+            time_backwards_frames=back_frames,
+            damaged=list(self.damaged),
+        )
 
 
 def iso_utc(time_us: int | None) -> str | None:

@@ -17,12 +17,12 @@ def _frames(frames: list[int], limit: int = 8) -> str:
 
 def print_report(a: Analysis, console: Console | None = None) -> None:
     con = console or Console()
-    cap = a.capture.summary()
+    cap = a.capture
     con.print(
-        f"[bold]{cap['path']}[/bold]  {cap['format']} {cap['link_type']}  "
-        f"{cap['frames']} frames  {cap['first_time']} → {cap['last_time']}"
+        f"[bold]{cap.path}[/bold]  {cap.format} {cap.link_type}  "
+        f"{cap.frames} frames  {cap.first_time} → {cap.last_time}"
     )
-    if cap["filtered"]:
+    if cap.filtered:
         con.print("[yellow]filtered Android snoop log: media and some payloads are missing[/]")
     con.print()
     if a.findings:
@@ -57,9 +57,9 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
                 ""
                 if not d.device_id
                 else (
-                    f"{d.device_id.get('vendor_id') or 0:#06x}/"
-                    f"{d.device_id.get('product_id') or 0:#06x} "
-                    f"v{d.device_id.get('version') or 0:#06x}"
+                    f"{d.device_id.vendor_id or 0:#06x}/"
+                    f"{d.device_id.product_id or 0:#06x} "
+                    f"v{d.device_id.version or 0:#06x}"
                 )
             )
             t.add_row(d.address, d.role, d.name or "", ver, d.manufacturer_name or "", did)
@@ -164,8 +164,8 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             title_justify="left",
         )
         for st in a.avdtp_streams:
-            states = " → ".join(s["state"] for s in st.states)
-            delay = ", ".join(f"{d['delay_ms']:.1f}" for d in st.delay_reports[:3])
+            states = " → ".join(s.state for s in st.states)
+            delay = ", ".join(f"{d.delay_ms:.1f}" for d in st.delay_reports[:3])
             t.add_row(
                 st.connection or "?",
                 f"{st.acp_seid}/{st.int_seid}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,26 @@ def shared_captures() -> list[Path]:
     if not SHARED_CAPTURES.is_dir():
         return []
     return sorted(p for p in SHARED_CAPTURES.iterdir() if p.is_file() and p.suffix != ".md")
+
+
+def corpus() -> list[Path]:
+    """Every real capture of ../shared/captures and every bundled capture (real and scenario)."""
+    bundled = sorted(
+        p for p in BUNDLED.rglob("*") if p.is_file() and p.suffix not in (".md", ".json")
+    )
+    return shared_captures() + bundled
+
+
+@cache
+def analysis_of(path: Path) -> object:
+    """The analysis of a capture, computed once per test session (an exception is returned, not
+    raised, so a test can assert on it)."""
+    from analyzer.analysis import analyze
+
+    try:
+        return analyze(path)
+    except Exception as exc:  # a non-capture is a result too
+        return exc
 
 
 def shared_capture(name: str) -> Path:

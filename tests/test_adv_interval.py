@@ -184,7 +184,8 @@ def test_legacy_reports_interval(tmp_path: Path) -> None:
     (adv,) = a.advertisers
     assert adv.address == "C6:05:04:03:02:01" and adv.name == "abc"
     assert adv.interval_ms is not None and abs(adv.interval_ms - 100.0) <= 1.0
-    assert adv.rssi == {"min": -60.0, "max": -60.0, "mean": -60.0}
+    assert adv.rssi is not None
+    assert (adv.rssi.min, adv.rssi.max, adv.rssi.mean) == (-60.0, -60.0, -60.0)
 
 
 def test_extended_report_fragments_joined(tmp_path: Path) -> None:

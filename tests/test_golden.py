@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from analyzer.analysis import Analysis, analyze
-from tests.conftest import BUNDLED, shared_captures
+from analyzer.analysis import Analysis
+from tests.conftest import BUNDLED, analysis_of, shared_captures
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SCENARIOS = BUNDLED / "scenarios"
@@ -30,16 +29,24 @@ def _cases() -> list[tuple[str, Path]]:
     return cases
 
 
-@cache
 def _analysis(path: Path) -> Analysis:
-    return analyze(path)
+    a = analysis_of(path)
+    if isinstance(a, Exception):
+        raise a
+    assert isinstance(a, Analysis)
+    return a
 
 
 def summarize(a: Analysis) -> list[dict[str, Any]]:
     return sorted(
         (
-            {"id": f.id, "severity": f.severity, "count": f.count, "frames": f.frames[:12],
-             "connection": f.connection}
+            {
+                "id": f.id,
+                "severity": f.severity,
+                "count": f.count,
+                "frames": f.frames[:12],
+                "connection": f.connection,
+            }
             for f in a.findings
         ),
         key=lambda d: (d["id"], d["frames"]),

@@ -19,8 +19,14 @@ from typing import Any
 import pytest
 
 from analyzer.analysis import Analysis, analyze
+from analyzer.model import (
+    ControllerReset,
+    EncryptionFailure,
+    GapHistogram,
+    HardwareError,
+    SdpTransaction,
+)
 from analyzer.rules.base import Finding, RuleConfig, run_rules
-from analyzer.sessions.model import SdpTransaction
 from tests.conftest import BUNDLED, PPI_USER_DLT, SHARED_CAPTURES, tshark_fields
 
 SCEN = BUNDLED / "scenarios"
@@ -147,7 +153,7 @@ def test_link_loss_while_streaming() -> None:
     assert f.details["reason"] == 0x08
     assert any("A2DP" in w and "streaming" in w for w in f.details["running"])
     [s] = _mine(a, "a2dp_media_stall")
-    assert s.details["gaps"][0]["kind"] == "before_link_loss"
+    assert s.details["stall_kinds"] == ["before_link_loss"]
     # the headset went silent; media stopped before the 5 s supervision timeout ran out
     assert 4000 <= s.details["longest_gap_ms"] <= 6000
 
@@ -164,17 +170,17 @@ def test_media_stall_threshold_and_filtered() -> None:
     cfg = RuleConfig()
     cfg.set("a2dp_media_stall", "gap_ms", 900)
     assert not [f for f in _rerun(a, cfg) if f.id == "a2dp_media_stall"]
-    a.capture.meta.filtered = True
+    a.capture.filtered = True
     try:
         assert not [f for f in _rerun(a) if f.id == "a2dp_media_stall"]
     finally:
-        a.capture.meta.filtered = False
+        a.capture.filtered = False
 
 
 def test_media_gap_outside_streaming_is_no_stall() -> None:
     """mt4gs: a 2 s gap spans a SUSPEND (open) period; the catalog shows two STARTs."""
     a = _real("2m_a2dp-captures_mt4gs-lghbs750_btsnoop_hci_lg750.cap")
-    assert any(g["gap_ms"] > 500 for s in a.avdtp_streams for g in s.media_gaps)
+    assert any(g.gap_ms > 500 for s in a.avdtp_streams for g in s.media_gaps)
     assert not _mine(a, "a2dp_media_stall")
 
 
@@ -238,7 +244,7 @@ def test_legacy_pin_refused_is_pairing_failed() -> None:
     a = _fresh("stale_bond_key_missing.btsnoop")
     p = a.pairing[0]
     p.link_key_request, p.method = "negative_reply", "legacy_pin"
-    p.details["pin_negative_reply"] = True
+    p.details.pin_negative_reply = True
     [f] = [f for f in _rerun(a) if f.id == "pairing_failed"]
     assert "PIN Code Request Negative Reply" in f.explanation and f.details["code"] == 0x06
 
@@ -249,8 +255,13 @@ def test_encryption_failed_injected() -> None:
     frame = kf["encryption_change"]
     conn = a.connections[0]
     conn.encryption_failures.append(
-        {"frame": frame, "time_us": conn.start_time_us or 0, "status": 0x22,
-         "status_name": "LMP Response Timeout / LL Response Timeout", "event": "Encryption Change"}
+        EncryptionFailure(
+            frame,
+            conn.start_time_us or 0,
+            0x22,
+            "LMP Response Timeout / LL Response Timeout",
+            "Encryption Change",
+        )
     )
     [f] = [f for f in _rerun(a) if f.id == "encryption_failed"]
     assert frame in f.frames and f.address == conn.address and f.connection == conn.id
@@ -357,7 +368,7 @@ def test_accept_connection_refused_is_error() -> None:
 
 def test_startup_probes_are_silent_but_later_probes_info() -> None:
     a = _scen("pairing_ssp_just_works.btsnoop")  # Write SC Host Support → 0x01 at start-up
-    assert any(tx.status == 0x01 for tx in a.extra["hci_commands"])
+    assert any(tx.status == 0x01 for tx in a.hci_commands)
     assert not _mine(a, "hci_command_failed")
     o = _real("Swastik36_OPPO-Earbuds_btsnoop_205240.log")
     fs = _mine(o, "hci_command_failed")
@@ -386,11 +397,11 @@ def test_mid_capture_reset_and_hardware_error_injected() -> None:
     a = _fresh("a2dp_sbc_clean.btsnoop")
     conn = a.connections[0]
     t = (conn.start_time_us or 0) + 2_000_000
-    later = [tx for tx in a.extra["hci_commands"] if tx.time_us > t]
+    later = [tx for tx in a.hci_commands if tx.time_us > t]
     assert later  # commands follow: the stack comes back up
     frame = later[0].frame - 1
-    a.extra["controller"]["resets"].append({"frame": frame, "time_us": t})
-    a.extra["controller"]["hardware_errors"].append({"frame": frame - 1, "time_us": t, "code": 2})
+    a.controller.resets.append(ControllerReset(frame, t))
+    a.controller.hardware_errors.append(HardwareError(frame - 1, t, 2))
     fs = _rerun(a)
     [r] = [f for f in fs if f.id == "controller_reset"]
     assert r.frames == [frame] and conn.id in r.details["connections_dropped"]
@@ -415,7 +426,7 @@ def test_silent_advertiser_injected() -> None:
     fast = max(a.advertisers, key=lambda x: x.events)
     assert fast.interval_ms == pytest.approx(20, abs=1)  # ground truth: 20 ms + advDelay
     fast.events = fast.events // 10  # heard a tenth as often: silent for long stretches
-    fast.gap_histogram = {"edges_ms": [0.0, 25.0, 50.0], "counts": [fast.events, 0]}
+    fast.gap_histogram = GapHistogram([0.0, 25.0, 50.0], [fast.events, 0])
     [f] = [f for f in _rerun(a) if f.id == "adv_interval_irregular"]
     assert f.address == fast.address and f.details["kind"] == "silences"
 
@@ -424,7 +435,7 @@ def test_stray_advertiser_injected() -> None:
     a = _fresh("le_adv_scan_duty_100.btsnoop")
     x = next(x for x in a.advertisers if x.interval_ms and abs(x.interval_ms - 100) < 2)
     # half the gaps at 150 ms: no k x (100 + 0..10 ms) fits
-    x.gap_histogram = {"edges_ms": [0.0, 100.0, 110.0, 145.0, 155.0], "counts": [0, 40, 0, 40]}
+    x.gap_histogram = GapHistogram([0.0, 100.0, 110.0, 145.0, 155.0], [0, 40, 0, 40])
     [f] = [f for f in _rerun(a) if f.id == "adv_interval_irregular"]
     assert f.details["kind"] == "strays" and f.details["stray_gaps"] == 40
 
@@ -455,7 +466,7 @@ def test_time_backwards_and_mid_connection() -> None:
     assert back > 0 and abs(f.details["time_backwards"] - back) <= 0.05 * back
     # the TheoLestandi capture starts in the middle of an A2DP stream (CATALOG.md)
     [g] = _mine(_real("TheoLestandi_Projet_RP_capture.snoop"), "capture_incomplete")
-    assert g.details["inferred"]["connections"] >= 1 and g.details["inferred"]["streams"] >= 1
+    assert g.details["inferred_connections"] >= 1 and g.details["inferred_streams"] >= 1
 
 
 def test_clean_scenarios_are_complete() -> None:
@@ -479,7 +490,7 @@ def test_real_corpus_runs_clean() -> None:
         except Exception:
             continue
         _no_rule_errors(a)
-        n = a.capture.frames.height
+        n = a.capture.frames
         for f in a.findings:
             if f.id in MINE:
                 assert all(0 < fr <= n for fr in f.frames), (p.name, f.id, f.frames)

@@ -20,11 +20,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.analysis import Analysis, analyze
+from analyzer.analysis import Analysis, analyze, open_capture
 from analyzer.decode.at import parse_line
 from analyzer.decode.rfcomm import build_frame
+from analyzer.model import HfpSession
 from analyzer.sessions.hfp import HfpTracker, call_in_progress
-from analyzer.sessions.model import HfpSession
 from tests.conftest import BUNDLED, SHARED_CAPTURES, tshark_fields
 
 HFP_CAPTURES = [
@@ -161,11 +161,11 @@ def test_scenario_hfp_matches_manifest(entry: dict[str, Any]) -> None:
     c = scos[0]
     assert c.transport == h["link"].lower()
     assert c.sco is not None
-    assert c.sco["air_mode"] == h["air_mode"]
-    assert c.sco["codec"] == h["codec"]
+    assert c.sco.air_mode == h["air_mode"]
+    assert c.sco.codec == h["codec"]
     if "transmission_interval_slots" in h:
-        assert c.sco["transmission_interval"] == h["transmission_interval_slots"]
-        assert c.sco["tx_packet_length"] == h["packet_length"]
+        assert c.sco.transmission_interval == h["transmission_interval_slots"]
+        assert c.sco.tx_packet_length == h["packet_length"]
     assert c.start_frame == keys["sco_connection_complete"]
     if "sco_disconnection_complete" in keys:
         assert c.end_frame == keys["sco_disconnection_complete"]
@@ -325,7 +325,8 @@ def test_hsp_inferred_without_sdp(tmp_path: Path) -> None:
     link.data(dlci, "\r\nOK\r\n", False)
     s.event(0x05, bytes([0]) + struct.pack("<H", SCO) + bytes([0x13]))
     link.close(dlci)
-    a = analyze(s.write(tmp_path / "hsp.btsnoop"))
+    run = open_capture(s.write(tmp_path / "hsp.btsnoop"))
+    a = run.analysis
 
     assert len(a.hfp) == 1
     h = a.hfp[0]
@@ -344,20 +345,18 @@ def test_hsp_inferred_without_sdp(tmp_path: Path) -> None:
         hang,
     )
     assert h.end_frame is not None and h.end_frame > hang
-    rows = {r["dlci"]: r for r in a.extra["rfcomm"]}
+    rows = {r["dlci"]: r for r in a.to_json()["rfcomm"]}
     assert rows[2]["initiator"] == "remote" and rows[2]["server"] == "local"
     assert rows[2]["profile"] == "hsp" and rows[2]["profile_source"] == "inferred"
     sco = next(c for c in a.connections if c.transport == "sco")
     assert sco.start_frame == sco_up
     assert sco.acl == h.connection and h.sco == [sco.id]
     assert sco.sco is not None
-    assert sco.sco["codec"] == "CVSD"
-    assert sco.sco["sco_packets"] == {"sent": 8, "received": 0}
-    assert sco.sco["sco_first_time_us"] == a.capture.frames["time_us"][first - 1]
-    assert [(g["from_frame"], g["to_frame"]) for g in sco.sco["sco_gaps"]] == [
-        (before_gap, after_gap)
-    ]
-    assert sco.sco["sco_gaps"][0]["gap_ms"] == pytest.approx(300)
+    assert sco.sco.codec == "CVSD"
+    assert (sco.sco.sco_packets.sent, sco.sco.sco_packets.received) == (8, 0)
+    assert sco.sco.sco_first_time_us == run.capture.frames["time_us"][first - 1]
+    assert [(g.from_frame, g.to_frame) for g in sco.sco.sco_gaps] == [(before_gap, after_gap)]
+    assert sco.sco.sco_gaps[0].gap_ms == pytest.approx(300)
 
 
 def test_hfp_outgoing_call_codec_and_errors(tmp_path: Path) -> None:
@@ -402,7 +401,8 @@ def test_hfp_outgoing_call_codec_and_errors(tmp_path: Path) -> None:
     link.data(dlci, "\r\nOK\r\n", True)
     end = link.data(dlci, "\r\n+CIEV: 3,0\r\n", True)
     unanswered = link.data(dlci, "AT+CLCC\r", False)
-    a = analyze(s.write(tmp_path / "hfp.btsnoop"))
+    run = open_capture(s.write(tmp_path / "hfp.btsnoop"))
+    a = run.analysis
 
     h = a.hfp[0]
     assert (h.profile, h.local_role, h.inferred) == ("hfp", "hf", True)
@@ -421,15 +421,18 @@ def test_hfp_outgoing_call_codec_and_errors(tmp_path: Path) -> None:
     assert (h.codec, h.codec_name, h.codec_frame) == (2, "mSBC", bcs_ok)
     esco = next(c for c in a.connections if c.transport == "esco")
     assert esco.start_frame == sco_up and esco.sco is not None
-    assert esco.sco["codec"] == "mSBC" and esco.sco["codec_source"] == "+BCS"
-    assert esco.sco["sco_packets"] == {"sent": 0, "received": 0}  # audio not over HCI
-    rows = {r["dlci"]: r for r in a.extra["rfcomm"]}
+    assert esco.sco.codec == "mSBC" and esco.sco.codec_source == "+BCS"
+    assert (esco.sco.sco_packets.sent, esco.sco.sco_packets.received) == (
+        0,
+        0,
+    )  # audio not over HCI
+    rows = {r["dlci"]: r for r in a.to_json()["rfcomm"]}
     assert rows[10]["initiator"] == "local" and rows[10]["server"] == "remote"
     kinds = [(e.kind, e.frame) for e in a.timeline if e.kind in ("slc", "call", "codec")]
     assert ("slc", slc) in kinds and ("codec", bcs_ok) in kinds
     assert ("call", atd) in kinds and ("call", end) in kinds
-    t_active = a.capture.frames["time_us"][active - 1]
-    t_end = a.capture.frames["time_us"][end - 1]
+    t_active = run.capture.frames["time_us"][active - 1]
+    t_end = run.capture.frames["time_us"][end - 1]
     assert call_in_progress(h, t_active) is call
     assert call_in_progress(h, t_end) is None
 
@@ -487,7 +490,7 @@ def test_mid_session_capture_without_channel_setup() -> None:
     s = a.hfp[0]
     assert (s.profile, s.inferred, s.local_role, s.dlci) == ("hfp", True, "ag", 6)
     assert not s.slc_complete and s.hf_features is None  # the SLC predates the capture
-    rows = {r["dlci"]: r for r in a.extra["rfcomm"] if r["dlci"] == 6}
+    rows = {r["dlci"]: r for r in a.to_json()["rfcomm"] if r["dlci"] == 6}
     cids = (rows[6]["l2cap_local_cid"], rows[6]["l2cap_remote_cid"])
     assert None not in cids
     decode_as = [f"btl2cap.cid=={c},btrfcomm" for c in cids] + ["btrfcomm.dlci==6,bthfp"]

@@ -64,7 +64,7 @@ def _tshark(name: str, display: str, *fields: str) -> list[list[str]]:
 
 
 def _our_smp(name: str) -> list[tuple[int, int]]:
-    pdus = _analysis(name).extra.get("smp", {}).get("pdus", [])
+    pdus = _analysis(name).to_json().get("smp", {}).get("pdus", [])
     # tshark dissects SMP on CID 0x0006 only (CID 0x0007 is BR/EDR SMP)
     return [(p["frame"], p["opcode"]) for p in pdus if p["cid"] == 0x0006]
 
@@ -94,7 +94,7 @@ def test_smp_fuzzed_capture_close_to_tshark() -> None:
 def test_att_opcodes_match_tshark(name: str) -> None:
     rows = _tshark(name, f"btatt && {NOT_DEBUG_LOG}", "btatt.opcode")
     ts = Counter(int(r[0], 16) for r in rows if r[0])
-    counts = _analysis(name).extra.get("att", {}).get("opcode_counts", {})
+    counts = _analysis(name).to_json().get("att", {}).get("opcode_counts", {})
     ours = Counter({int(k, 16): v for k, v in counts.items()})
     assert ours == ts
 
@@ -105,7 +105,7 @@ def test_att_opcodes_match_tshark(name: str) -> None:
 def test_att_request_response_pairs(name: str) -> None:
     rows = _tshark(name, "btatt.request_in_frame", "btatt.request_in_frame", "frame.number")
     ts = {(int(r[0]), int(r[1])) for r in rows}
-    txs = _analysis(name).extra["att"]["transactions"]
+    txs = _analysis(name).att.transactions
     ours = {(t.request_frame, t.response_frame) for t in txs if t.response_frame is not None}
     assert ts and ts <= ours
     for t in txs:
@@ -130,8 +130,8 @@ def test_advertisers_match_tshark(name: str) -> None:
 def test_pairing_from_smp_hci() -> None:
     name = "durnerj_PoGo-Plus-BLE_btsnoop_hci.log"
     reqs = _tshark(name, "btsmp.opcode == 0x01", "frame.number", "btsmp.io_capability")
-    le = [p for p in _analysis(name).pairing if p.transport == "le" and "smp" in p.details]
-    assert [p.details["smp"]["request_frame"] for p in le] == [int(r[0]) for r in reqs]
+    le = [p for p in _analysis(name).pairing if p.transport == "le" and p.details.smp is not None]
+    assert [p.details.smp.request_frame for p in le if p.details.smp] == [int(r[0]) for r in reqs]
     for p in le:
         assert p.method is not None and p.method.startswith("le_legacy_")
         assert p.outcome == "success"
@@ -141,11 +141,11 @@ def test_pairing_failures_from_smp() -> None:
     fails = _tshark(FUZZED, "btsmp.opcode == 0x05", "frame.number", "btsmp.reason")
     failed = [p for p in _analysis(FUZZED).pairing if p.outcome == "failure"]
     assert len(failed) == len(fails)
-    assert all(p.details.get("smp_reason_name") for p in failed)
+    assert all(p.details.smp_reason_name for p in failed)
 
 
 def test_smp_transactions_carry_time() -> None:
-    txs = _analysis("AleBonora3_Tesi_BLE_Lv4_passkey.pcapng").extra["smp"]["transactions"]
+    txs = _analysis("AleBonora3_Tesi_BLE_Lv4_passkey.pcapng").smp.transactions
     assert txs
     for t in txs:
         assert t.frame > 0 and t.time_us > 0 and t.last_time_us >= t.time_us
@@ -154,7 +154,7 @@ def test_smp_transactions_carry_time() -> None:
 
 
 def test_gatt_services_discovered() -> None:
-    att = _analysis("durnerj_PoGo-Plus-BLE_btsnoop_hci.log").extra["att"]
+    att = _analysis("durnerj_PoGo-Plus-BLE_btsnoop_hci.log").to_json()["att"]
     rows = _tshark(
         "durnerj_PoGo-Plus-BLE_btsnoop_hci.log",
         "btatt.opcode == 0x11",

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.analysis import Analysis, analyze
-from analyzer.sessions.model import Connection
+from analyzer.model import Connection
 from tests import builders as b
 from tests.conftest import PPI_USER_DLT, TSHARK, shared_capture, tshark_fields
 
@@ -157,7 +157,7 @@ def test_stm_two_connections_same_access_address() -> None:
 def test_stm_smp_and_encryption_in_their_connection() -> None:
     a = _analysis(STM)
     by_id = {c.id: c for c in _air(a)}
-    smp = [(p["frame"], p["connection"]) for p in a.extra["smp"]["pdus"]]
+    smp = [(p["frame"], p["connection"]) for p in a.to_json()["smp"]["pdus"]]
     assert [f for f, _ in smp] == [f for f, _ in _oracle(STM)["smp"]]  # type: ignore[attr-defined]
     for frame, cid in smp:
         c = by_id[cid]
@@ -196,7 +196,7 @@ def test_air_smp_frames_inside_their_connection(name: str) -> None:
     a = _analysis(name)
     o = _oracle(name)
     connects: dict[int, list[int]] = o["connects"]  # type: ignore[assignment]
-    ours = {p["frame"]: p["connection"] for p in a.extra.get("smp", {}).get("pdus", [])}
+    ours = {p["frame"]: p["connection"] for p in a.to_json().get("smp", {}).get("pdus", [])}
     by_id = {c.id: c for c in _air(a)}
     for frame, aa in o["smp"]:  # type: ignore[attr-defined]
         cid = ours.get(frame)
@@ -275,10 +275,10 @@ def test_synthetic_reused_access_address(tmp_path: Path) -> None:
     assert not second.encrypted and second.encryption_frames == []
     assert second.disconnect_reason is None and other.disconnect_reason is None
     # the half SMP PDU of the first connection is not completed by the second one's fragment
-    smp = a.extra["smp"]["pdus"]
+    smp = a.to_json()["smp"]["pdus"]
     assert [(p["frame"], p["opcode"], p["connection"]) for p in smp] == [(10, 0x01, second.id)]
-    assert a.extra["att"]["opcode_counts"] == {"0x0A": 1}
-    stats = {s["connection"]: s for s in a.extra["ll_connections"]}
+    assert a.to_json()["att"]["opcode_counts"] == {"0x0A": 1}
+    stats = {s["connection"]: s for s in a.to_json()["ll_connections"]}
     assert stats[first.id]["connect_frame"] == 2 and stats[second.id]["connect_frame"] == 8
     assert stats[second.id]["encrypted_pdus"] == 0
     assert (stats[first.id]["terminate_frame"], stats[first.id]["terminated_by"]) == (6, "central")

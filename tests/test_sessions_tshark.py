@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from analyzer.analysis import Analysis, analyze
+from analyzer.analysis import CaptureAnalysis, open_capture
 from tests.conftest import SHARED_CAPTURES, TSHARK, shared_captures, tshark_fields
 
 pytestmark = [
@@ -91,13 +91,13 @@ def _hci_captures() -> list[str]:
 
 
 @cache
-def _analysis(name: str) -> Analysis:
-    return analyze(SHARED_CAPTURES / name)
+def _analysis(name: str) -> CaptureAnalysis:
+    return open_capture(SHARED_CAPTURES / name)
 
 
 @cache
 def _json(name: str) -> dict[str, Any]:
-    return _analysis(name).to_json()
+    return _analysis(name).analysis.to_json()
 
 
 def _has_hci(name: str) -> bool:

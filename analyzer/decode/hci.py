@@ -329,6 +329,19 @@ def _c_enh_accept_sync(p: bytes, r: HciCommand) -> None:
     _enh_sync_params(p, 6, r)
 
 
+def _utf8_name(p: bytes) -> str:
+    """A 248-octet UTF-8 name field, null-terminated when shorter (Vol 4 Part E §7.3.11)."""
+    return p[:248].split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _c_write_local_name(p: bytes, r: HciCommand) -> None:
+    r.fields["local_name"] = _utf8_name(p)
+
+
+def _c_write_page_timeout(p: bytes, r: HciCommand) -> None:
+    r.fields["page_timeout_s"] = (u16(p, 0) or 0) * 0.000625  # 0.625 ms slots (§7.3.16)
+
+
 def _c_write_scan_enable(p: bytes, r: HciCommand) -> None:
     r.fields.update(scan_enable=p[0], scan_enable_name=_name(SCAN_ENABLE, p[0]))
 
@@ -492,6 +505,8 @@ COMMANDS: dict[int, tuple[int, CmdDecoder | None]] = {
     0x0804: (2, _c_handle),  # Exit Sniff Mode
     0x080B: (6, _c_bdaddr),  # Switch Role
     0x0C03: (0, None),
+    0x0C13: (1, _c_write_local_name),
+    0x0C18: (2, _c_write_page_timeout),
     0x0C1A: (1, _c_write_scan_enable),
     0x2006: (15, _c_le_adv_params),
     0x200B: (7, _c_le_scan_params),
@@ -688,6 +703,16 @@ def _e_command_complete(p: bytes, r: HciEvent) -> None:
             r.handle = (u16(ret, 1) or 0) & 0x0FFF
         if op == 0x1009 and len(ret) >= 7:  # Read BD_ADDR
             r.bd_addr = bd_addr(ret, 1)
+        elif op == 0x0C14 and len(ret) >= 2 and ret[0] == 0:  # Read Local Name (§7.3.12)
+            r.fields["local_name"] = _utf8_name(ret[1:])
+        elif op == 0x1001 and len(ret) >= 9:  # Read Local Version Information (§7.4.1)
+            r.fields["local_version"] = {
+                "hci_version": ret[1],
+                "hci_revision": ret[2] | (ret[3] << 8),
+                "lmp_version": ret[4],
+                "manufacturer": ret[5] | (ret[6] << 8),
+                "lmp_subversion": ret[7] | (ret[8] << 8),
+            }
 
 
 # Command Complete return parameters starting Status, Connection_Handle.

@@ -5,9 +5,8 @@ like a phone call" fallback. The finding names why A2DP did not stream."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-from analyzer.analysis import Analysis
+from analyzer.model import Analysis, AvdtpStream, HfpSession
 from analyzer.rules.base import Finding, RuleContext, rule
 
 #: AT texts that mean a call is being set up or answered (HFP 1.9 §4.13-§4.19, HSP §4.2)
@@ -23,12 +22,12 @@ def _overlaps(t0: int, t1: int, s0: int | None, s1: int | None) -> bool:
 def call_in_progress(a: Analysis, address: str | None, t0: int, t1: int) -> bool:
     """Did an HFP/HSP call (or call set-up) overlap [t0, t1] for this device?"""
     for h in a.hfp:
-        if getattr(h, "address", None) != address:
+        if h.address != address:
             continue
-        for call in getattr(h, "calls", []):
+        for call in h.calls:
             if _overlaps(t0, t1, call.start_time_us, call.end_time_us):
                 return True
-        for at in getattr(h, "at", []):
+        for at in h.at:
             if t0 - CALL_LOOKBACK_US <= at.time_us <= t1 and at.text.upper().startswith(CALL_AT):
                 # of the +CIEV indicators only call / callsetup mean a call
                 if at.text.upper().startswith("+CIEV") and not _ciev_is_call(h, at.text):
@@ -37,7 +36,7 @@ def call_in_progress(a: Analysis, address: str | None, t0: int, t1: int) -> bool
     return False
 
 
-def _ciev_is_call(h: Any, text: str) -> bool:
+def _ciev_is_call(h: HfpSession, text: str) -> bool:
     order = getattr(h, "indicator_order", None)
     try:
         idx = int(text.split(":", 1)[1].split(",", maxsplit=1)[0])
@@ -98,16 +97,16 @@ def why_no_a2dp(a: Analysis, conn_ids: set[str], t_end: int) -> tuple[str, list[
             return "the AVDTP channel opened but no signalling followed", []
         return (f"AVDTP negotiation stopped after {sigs[-1].signal}", [sigs[-1].command_frame or 0])
     st = streams[-1]
-    states = [x["state"] for x in st.states]
+    states = [x.state for x in st.states]
     if "streaming" not in states:
         if "open" in states:
-            f = next(x["frame"] for x in st.states if x["state"] == "open")
+            f = next(x.frame for x in st.states if x.state == "open")
             return "the A2DP stream was opened but never started", [f]
         return "the A2DP stream was configured but never opened", [st.configure_frame or 0]
     last = st.states[-1]
     return (
-        f"the A2DP stream was {last['state'] if last['state'] != 'open' else 'suspended'}",
-        [last["frame"]],
+        f"the A2DP stream was {last.state if last.state != 'open' else 'suspended'}",
+        [last.frame],
     )
 
 
@@ -140,7 +139,7 @@ def a2dp_fallback_hfp(ctx: RuleContext) -> Iterator[Finding]:
         seen.add(addr)
         reason, why_frames = why_no_a2dp(a, acls, t1)
         link = {"sco": "SCO", "esco": "eSCO"}[sco.transport]
-        codec = (sco.sco or {}).get("codec") or (sco.sco or {}).get("air_mode_name")
+        codec = (sco.sco.codec or sco.sco.air_mode_name) if sco.sco else None
         yield ctx.finding(
             message=f"{a.device_label(addr)} offers A2DP, yet audio ran over {link} "
             f"(frame {sco.start_frame}) with no call in progress: {reason}",
@@ -150,7 +149,7 @@ def a2dp_fallback_hfp(ctx: RuleContext) -> Iterator[Finding]:
             f"audio{f' ({codec})' if codec else ''}, and no call was ringing or active. This "
             "is the 'sounds like a phone call' fallback.",
             fix="Make media audio use A2DP: on Windows pick the 'Stereo'/'Headphones' output, "
-            "not 'Hands-Free'; on the phone enable 'Media audio' for the device; if AVDTP was "
+            f"not 'Hands-Free'; on {a.host} enable media audio for the device; if AVDTP was "
             "rejected, forget and re-pair, and update the headset's firmware.",
             address=addr,
             connection=sco.id,
@@ -165,13 +164,13 @@ def a2dp_fallback_hfp(ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
-def _streaming_during(st: Any, t0: int, t1: int) -> bool:
+def _streaming_during(st: AvdtpStream, t0: int, t1: int) -> bool:
     streaming_from = None
     for s in st.states:
-        if s["state"] == "streaming":
-            streaming_from = s["time_us"]
+        if s.state == "streaming":
+            streaming_from = s.time_us
         elif streaming_from is not None:
-            if _overlaps(t0, t1, streaming_from, s["time_us"]):
+            if _overlaps(t0, t1, streaming_from, s.time_us):
                 return True
             streaming_from = None
     return streaming_from is not None and streaming_from <= t1

@@ -11,11 +11,11 @@ leave media packets out of the log.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
 
+from analyzer.model import Analysis, AvdtpStream
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
-from analyzer.rules.link_loss import LOSS_REASONS, stream_state_at
-from analyzer.sessions.model import AvdtpStream
+from analyzer.rules.queries import LOSS_REASONS, stream_state_at
 
 GAP = Threshold("gap_ms", 500.0, "ms", "a gap in media longer than this is a stall")
 
@@ -25,11 +25,11 @@ def streaming_periods(st: AvdtpStream, end_us: int) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     start = None
     for s in st.states:
-        if s.get("state") == "streaming":
+        if s.state == "streaming":
             if start is None:
-                start = s["time_us"]
+                start = s.time_us
         elif start is not None:
-            out.append((start, s["time_us"]))
+            out.append((start, s.time_us))
             start = None
     if start is not None:
         out.append((start, end_us))
@@ -38,19 +38,28 @@ def streaming_periods(st: AvdtpStream, end_us: int) -> list[tuple[int, int]]:
     return out
 
 
-def stalls(a: Any, st: AvdtpStream, gap_ms: float) -> list[dict[str, Any]]:
+@dataclass(slots=True)
+class Stall:
+    from_frame: int | None
+    to_frame: int | None
+    gap_ms: float
+    time_us: int
+    kind: str  # gap / before_link_loss
+
+
+def stalls(a: Analysis, st: AvdtpStream, gap_ms: float) -> list[Stall]:
     conn = a.connection(st.connection)
     end_us = (conn.end_time_us if conn else None) or a.capture.last_time_us or 0
     periods = streaming_periods(st, end_us)
     out = []
     for g in st.media_gaps:
-        t0 = g.get("time_us")
-        ms = g.get("gap_ms") or 0.0
-        if t0 is None or ms < gap_ms:
+        t0 = g.time_us
+        ms = g.gap_ms
+        if ms < gap_ms:
             continue
         t1 = t0 + round(ms * 1000)
         if any(p0 <= t0 and t1 <= p1 for p0, p1 in periods):
-            out.append(dict(g, kind="gap"))
+            out.append(Stall(g.from_frame, g.to_frame, g.gap_ms, g.time_us, "gap"))
     # media stopped, then the link was lost while still streaming
     if (
         conn is not None
@@ -62,13 +71,7 @@ def stalls(a: Any, st: AvdtpStream, gap_ms: float) -> list[dict[str, Any]]:
         ms = (conn.end_time_us - st.media_last_time_us) / 1000
         if ms >= gap_ms:
             out.append(
-                {
-                    "from_frame": None,
-                    "to_frame": conn.end_frame,
-                    "gap_ms": round(ms, 1),
-                    "time_us": st.media_last_time_us,
-                    "kind": "before_link_loss",
-                }
+                Stall(None, conn.end_frame, round(ms, 1), st.media_last_time_us, "before_link_loss")
             )
     return out
 
@@ -85,43 +88,43 @@ def stalls(a: Any, st: AvdtpStream, gap_ms: float) -> list[dict[str, Any]]:
 )
 def a2dp_media_stall(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
-    if a.capture.meta.filtered:
+    if a.capture.filtered:
         return
     gap_ms = ctx.threshold("gap_ms")
     for st in a.avdtp_streams:
         found = stalls(a, st, gap_ms)
         if not found:
             continue
-        worst = max(found, key=lambda g: g["gap_ms"])
-        frames = sorted({f for g in found for f in (g.get("from_frame"), g.get("to_frame")) if f})
+        worst = max(found, key=lambda g: g.gap_ms)
+        frames = sorted({f for g in found for f in (g.from_frame, g.to_frame) if f})
         where = (
-            f"frames {worst.get('from_frame')}-{worst.get('to_frame')}"
-            if worst["kind"] == "gap"
-            else f"from the last media packet until the link was lost at frame "
-            f"{worst.get('to_frame')}"
+            f"frames {worst.from_frame}-{worst.to_frame}"
+            if worst.kind == "gap"
+            else f"from the last media packet until the link was lost at frame {worst.to_frame}"
         )
         many = f" ({len(found)} stalls, longest shown)" if len(found) > 1 else ""
         yield ctx.finding(
             message=f"A2DP ({st.codec or 'codec unknown'}) media to {a.device_label(st.address)} "
-            f"stalled for {worst['gap_ms']:.0f} ms while streaming ({where}){many}",
+            f"stalled for {worst.gap_ms:.0f} ms while streaming ({where}){many}",
             explanation="While a stream is streaming the source sends a media packet every "
             "few tens of milliseconds; no media for "
-            f"{worst['gap_ms']:.0f} ms, with no SUSPEND, empties the headset's buffer and "
+            f"{worst.gap_ms:.0f} ms, with no SUSPEND, empties the headset's buffer and "
             "the music drops out. A stall right before a link loss means the radio link was "
-            "failing; one on a healthy link means the phone's encoder or audio path stalled "
+            f"failing; one on a healthy link means the encoder or audio path of {a.host} stalled "
             "(CPU load, Wi-Fi coexistence).",
             fix="Keep the devices close and away from 2.4 GHz interference; turn off Wi-Fi "
             "or move to 5 GHz to test coexistence; choose a lower-bitrate codec or quality "
             "setting.",
             address=st.address,
             connection=st.connection,
-            time_us=worst.get("time_us"),
+            time_us=worst.time_us,
             frames=frames,
             count=len(found),
             details={
                 "codec": st.codec,
-                "longest_gap_ms": worst["gap_ms"],
-                "gaps": found[:20],
+                "longest_gap_ms": worst.gap_ms,
+                "gaps_ms": [g.gap_ms for g in found[:20]],
+                "stall_kinds": [g.kind for g in found[:20]],
                 "threshold_ms": gap_ms,
             },
         )

@@ -28,20 +28,20 @@ def a2dp_stream_not_started(ctx: RuleContext) -> Iterator[Finding]:
     for st in a.avdtp_streams:
         if st.inferred or not st.states:
             continue
-        ref = next((s for s in st.states if s["state"] == "open"), st.states[0])
-        due = ref["time_us"] + round(dl * 1e6)
-        started = next((s for s in st.states if s["state"] == "streaming"), None)
-        if started is not None and started["time_us"] <= due:
+        ref = next((s for s in st.states if s.state == "open"), st.states[0])
+        due = ref.time_us + round(dl * 1e6)
+        started = next((s for s in st.states if s.state == "streaming"), None)
+        if started is not None and started.time_us <= due:
             continue
         if started is None:
             if due > end_us:
                 continue  # capture ends first
             closed = next(
-                (s for s in st.states if s["state"] == "idle" and s["time_us"] >= ref["time_us"]),
+                (s for s in st.states if s.state == "idle" and s.time_us >= ref.time_us),
                 None,
             )
             conn = a.connection(st.connection)
-            if (closed is not None and closed["time_us"] < due) or (
+            if (closed is not None and closed.time_us < due) or (
                 conn is not None and conn.end_time_us is not None and conn.end_time_us < due
             ):
                 continue  # torn down before the deadline: another finding's story
@@ -50,22 +50,22 @@ def a2dp_stream_not_started(ctx: RuleContext) -> Iterator[Finding]:
             ""
             if started is None
             else (
-                f"; START came only after {(started['time_us'] - ref['time_us']) / 1e6:.1f} s "
-                f"(frame {started['frame']})"
+                f"; START came only after {(started.time_us - ref.time_us) / 1e6:.1f} s "
+                f"(frame {started.frame})"
             )
         )
         yield ctx.finding(
-            message=f"A2DP stream ({st.codec or 'codec unknown'}) to {label} {ref['state']} at "
-            f"frame {ref['frame']} but no START followed in {dl:g} s{late}",
+            message=f"A2DP stream ({st.codec or 'codec unknown'}) to {label} {ref.state} at "
+            f"frame {ref.frame} but no START followed in {dl:g} s{late}",
             explanation="An A2DP stream carries audio only after AVDTP START. A stream left "
             "open without START is normal while nothing plays, but if audio was expected the "
-            "phone held the stream back (another audio route won, e.g. a call or HFP) or the "
+            f"{a.host} held the stream back (another audio route won, e.g. a call or HFP) or the "
             "headset never asked for it.",
-            fix="If music was playing, check the phone's audio output route and that media "
+            fix=f"If music was playing, check the audio output route of {a.host} and that media "
             "audio is enabled for this device in its Bluetooth settings.",
             address=st.address,
             connection=st.connection,
-            time_us=ref["time_us"],
-            frames=[ref["frame"]] + ([started["frame"]] if started else []),
-            details={"codec": st.codec, "state": ref["state"], "started_late": bool(started)},
+            time_us=ref.time_us,
+            frames=[ref.frame] + ([started.frame] if started else []),
+            details={"codec": st.codec, "state": ref.state, "started_late": bool(started)},
         )

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from statistics import median
-from typing import Any
 
+from analyzer.model import Advertiser, Analysis, GapHistogram
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
 
 STRAY_SHARE = Threshold("stray_share", 0.25, "ratio", "share of gaps off the interval grid")
@@ -30,22 +30,16 @@ MIN_DUTY = 0.5
 MAX_DELAY_MS = 10.0
 
 
-def _get(x: Any, name: str, default: Any = None) -> Any:
-    return x.get(name, default) if isinstance(x, dict) else getattr(x, name, default)
-
-
-def _duty(a: Any) -> float | None:
-    adv = a.extra.get("advertising") or {}
-    params = _get(adv, "scan_parameters") or []
-    duties = [float(p["duty_cycle"]) for p in params if isinstance(p, dict) and p.get("duty_cycle")]
+def _duty(a: Analysis) -> float | None:
+    duties = [p.duty_cycle for p in a.advertising.scan_parameters if p.duty_cycle]
     return min(duties) if duties else None
 
 
-def stray_gaps(hist: dict[str, list[float]] | None, t_ms: float) -> tuple[int, int]:
+def stray_gaps(hist: GapHistogram | None, t_ms: float) -> tuple[int, int]:
     """(gaps off the k × (T + 0..10 ms) grid, all gaps) from a gap histogram."""
-    if not hist or not hist.get("edges_ms"):
+    if not hist or not hist.edges_ms:
         return 0, 0
-    edges, counts = hist["edges_ms"], hist["counts"]
+    edges, counts = hist.edges_ms, hist.counts
     tol = max(2.0, 0.02 * t_ms)
     off = total = 0
     for i, n in enumerate(counts):
@@ -66,10 +60,10 @@ def stray_gaps(hist: dict[str, list[float]] | None, t_ms: float) -> tuple[int, i
     return off, total
 
 
-def _ratio(x: Any) -> float | None:
-    t_ms = _get(x, "interval_ms")
-    first, last = _get(x, "first_time_us"), _get(x, "last_time_us")
-    ev = _get(x, "events") or _get(x, "reports") or 0
+def _ratio(x: Advertiser) -> float | None:
+    t_ms = x.interval_ms
+    first, last = x.first_time_us, x.last_time_us
+    ev = x.events or x.reports or 0
     if not t_ms or first is None or last is None or last <= first or ev < 10:
         return None
     span_ms = (last - first) / 1000
@@ -96,17 +90,15 @@ def adv_interval_irregular(ctx: RuleContext) -> Iterator[Finding]:
     if duty is not None and duty < MIN_DUTY:
         return  # misses are expected: the scanner listened only part of the time
     advs = [
-        x
-        for x in a.advertisers
-        if (_get(x, "interval_confidence") or 0) >= MIN_CONF and _get(x, "source", "hci") == "hci"
+        x for x in a.advertisers if (x.interval_confidence or 0) >= MIN_CONF and x.source == "hci"
     ]
     ratios = {id(x): r for x in advs if (r := _ratio(x)) is not None}
     for x in advs:
-        addr = _get(x, "address")
-        t_ms = float(_get(x, "interval_ms") or 0)
+        addr = x.address
+        t_ms = float(x.interval_ms or 0)
         label = a.device_label(addr)
-        frames = [f for f in (_get(x, "first_frame"), _get(x, "last_frame")) if f]
-        off, total = stray_gaps(_get(x, "gap_histogram"), t_ms)
+        frames = [f for f in (x.first_frame, x.last_frame) if f]
+        off, total = stray_gaps(x.gap_histogram, t_ms)
         if total and off >= 5 and off / total >= share_min:
             yield ctx.finding(
                 message=f"{label} advertising every ~{t_ms:.0f} ms: {off} of {total} gaps "
@@ -119,7 +111,7 @@ def adv_interval_irregular(ctx: RuleContext) -> Iterator[Finding]:
                 fix="Update the device's firmware; disconnect other links it holds to see "
                 "whether they steal its radio time.",
                 address=addr,
-                time_us=_get(x, "first_time_us"),
+                time_us=x.first_time_us,
                 frames=frames,
                 count=off,
                 details={
@@ -136,7 +128,7 @@ def adv_interval_irregular(ctx: RuleContext) -> Iterator[Finding]:
         if r is None or len(others) < 1:
             continue
         r_o = median(others)
-        ev = int(_get(x, "events") or _get(x, "reports") or 0)
+        ev = int(x.events or x.reports or 0)
         if r_o >= MIN_DUTY and total >= 0.5 * (ev - 1) and r < silence * r_o:
             yield ctx.finding(
                 message=f"{label} advertising every ~{t_ms:.0f} ms was heard only {r:.0%} as "
@@ -146,10 +138,10 @@ def adv_interval_irregular(ctx: RuleContext) -> Iterator[Finding]:
                 "intervals predict, so it was listening; this device's events were missing "
                 "for long stretches: it stopped advertising at times (connected elsewhere, "
                 "power saving, or a firmware stall).",
-                fix="Check whether the device was connected to another phone or in a power "
+                fix="Check whether the device was connected to another host or in a power "
                 "saving mode then; update its firmware.",
                 address=addr,
-                time_us=_get(x, "first_time_us"),
+                time_us=x.first_time_us,
                 frames=frames,
                 details={
                     "kind": "silences",

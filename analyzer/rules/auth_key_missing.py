@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from analyzer.rules.base import Finding, RuleContext, rule
-from analyzer.rules.firmware_changed import firmware_changes
+from analyzer.rules.queries import firmware_changes
 
 KEY_FAILURES = {0x05: "Authentication Failure", 0x06: "PIN or Key Missing"}
 
@@ -25,6 +25,7 @@ KEY_FAILURES = {0x05: "Authentication Failure", 0x06: "PIN or Key Missing"}
     "the phone lost the key of a device bonded earlier",
     example="Headset (AA:BB:CC:DD:EE:FF) rejected the phone's stored link key: Authentication "
     "Complete 0x06 PIN or Key Missing (frame 903) after a firmware update (frames 120, 880)",
+    supersedes=("pairing_failed", "encryption_failed"),
 )
 def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
@@ -37,14 +38,12 @@ def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
                 who = "the remote device lost its key (reset, firmware update, or unpaired there)"
             else:
                 who = "the two sides hold different keys (the device was paired again elsewhere)"
-            before = [c for c in fw if c["address"] == addr and c["time_us"] <= p.start_time_us]
+            before = [c for c in fw if c.address == addr and c.time_us <= p.start_time_us]
             after_fw = ""
             frames = list(p.frames)
             if before:
-                changes = "; ".join(
-                    f"{c['label']} {c['before']:#x} → {c['after']:#x}" for c in before
-                )
-                fw_frames = sorted({f for c in before for f in c["frames"]})
+                changes = "; ".join(c.describe() for c in before)
+                fw_frames = sorted({f for c in before for f in c.frames})
                 after_fw = (
                     f" after a firmware update ({changes}; frames "
                     f"{', '.join(str(f) for f in fw_frames)})"
@@ -52,13 +51,13 @@ def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
                 frames = sorted(set(frames) | set(fw_frames))
             key = "LTK" if p.transport == "le" else "link key"
             yield ctx.finding(
-                message=f"{label} rejected the phone's stored {key}: "
+                message=f"{label} rejected the stored {key} of {a.host}: "
                 f"{p.status:#04x} {p.status_name} (frame {p.frames[-1]}){after_fw}",
-                explanation=f"The phone answered the Link Key Request with the key it stored "
+                explanation=f"{a.Host} answered the Link Key Request with the key it stored "
                 f"when the two were bonded; authentication then failed with {p.status_name}: "
-                f"{who}. The phone still believes the device is bonded, so it keeps offering "
+                f"{who}. {a.Host} still believes the device is bonded, so it keeps offering "
                 "a dead key instead of pairing anew.",
-                fix="Forget (unpair) the device in the phone's Bluetooth settings, put the "
+                fix=f"Forget (unpair) the device in the Bluetooth settings of {a.host}, put the "
                 "device in pairing mode, and pair it again.",
                 address=addr,
                 connection=p.connection,
@@ -70,18 +69,18 @@ def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
                     "lost_by": "remote" if p.status == 0x06 else "mismatch",
                     "transport": p.transport,
                     "after_firmware_update": bool(before),
-                    "firmware_changes": before,
+                    "firmware_changes": [c.describe() for c in before],
                 },
             )
-        elif p.link_key_request == "negative_reply" and p.details.get("bonded_earlier_in_capture"):
+        elif p.link_key_request == "negative_reply" and p.details.bonded_earlier_in_capture:
             yield ctx.finding(
-                message=f"the phone had no link key for {label}, bonded earlier in this "
+                message=f"{a.host} had no link key for {label}, bonded earlier in this "
                 f"capture (Link Key Request Negative Reply, frame {p.frames[0]})",
-                explanation="The device was bonded earlier in the capture, yet the phone's "
-                "stack answered the Link Key Request negatively: the phone lost the key "
+                explanation="The device was bonded earlier in the capture, yet the stack of "
+                f"{a.host} answered the Link Key Request negatively: it lost the key "
                 "(stack restart, storage failure, or the user removed the bond).",
-                fix="Pair again; if it repeats, the phone's Bluetooth storage is failing: "
-                "clear Bluetooth data or update the phone.",
+                fix=f"Pair again; if it repeats, the Bluetooth storage of {a.host} is failing: "
+                "clear its Bluetooth data or update its software.",
                 address=addr,
                 connection=p.connection,
                 time_us=p.start_time_us,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from analyzer.model import AvdtpSignal
 from analyzer.rules.base import Finding, RuleContext, rule
-from analyzer.sessions.model import AvdtpSignal
 
 CATEGORY_NAMES = {
     1: "Media Transport",
@@ -40,13 +40,13 @@ def avdtp_rejected(ctx: RuleContext) -> Iterator[Finding]:
         s = sigs[0]
         conn = a.connection(conn_id)
         addr = conn.address if conn else None
-        rejecter = a.device_label(addr) if s.direction == "sent" else "the phone"
+        rejecter = a.device_label(addr) if s.direction == "sent" else a.host
         extra = []
         if cat is not None:
             extra.append(f"category {CATEGORY_NAMES.get(cat, hex(cat))}")
-        if s.details.get("failing_seid") is not None:
-            extra.append(f"SEID {s.details['failing_seid']}")
-        codecs = sorted({x.details["codec"] for x in sigs if x.details.get("codec")})
+        if s.details.failing_seid is not None:
+            extra.append(f"SEID {s.details.failing_seid}")
+        codecs = sorted({x.details.codec for x in sigs if x.details.codec})
         if codecs:
             extra.append(f"codec {', '.join(codecs)}")
         code_s = f"{code:#04x} {s.error_name}" if code is not None else "no error code"
@@ -56,9 +56,10 @@ def avdtp_rejected(ctx: RuleContext) -> Iterator[Finding]:
             + (f" ({len(sigs)} times)" if len(sigs) > 1 else ""),
             explanation="AVDTP sets up an A2DP stream with commands the other side must accept. "
             f"A reject of {signal} stops the negotiation at that step; after a rejected "
-            "SET_CONFIGURATION the phone may try another codec or give up on A2DP.",
+            f"SET_CONFIGURATION {a.host} may try another codec or give up on A2DP.",
             fix="Check that both devices support a common codec configuration (disable "
-            "optional codecs such as AAC/LDAC in the phone's developer options to test with "
+            "optional codecs such as AAC/LDAC in the host's settings (Android: developer "
+            "options) to test with "
             "SBC); update the headset's firmware.",
             address=addr,
             connection=conn_id,
@@ -71,6 +72,6 @@ def avdtp_rejected(ctx: RuleContext) -> Iterator[Finding]:
                 "error_name": s.error_name,
                 "service_category": cat,
                 "codecs": codecs,
-                "seid": s.details.get("failing_seid", s.seid),
+                "seid": s.details.failing_seid if s.details.failing_seid is not None else s.seid,
             },
         )

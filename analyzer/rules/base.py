@@ -11,31 +11,15 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from analyzer.model import Anomaly, DetailValue, Finding
 
 if TYPE_CHECKING:
-    from analyzer.analysis import Analysis
+    from analyzer.model import Analysis
 
 SEVERITIES = ("error", "warning", "info")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
-
-
-@dataclass
-class Finding:
-    """One diagnosis, with its evidence."""
-
-    id: str
-    severity: str
-    title: str
-    message: str  # one line naming devices and numbers
-    explanation: str  # what the spec expects and what happened
-    fix: str  # what the user can do
-    address: str | None = None
-    connection: str | None = None
-    time_us: int | None = None
-    frames: list[int] = field(default_factory=list)
-    count: int = 1
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,6 +40,8 @@ class Rule:
     func: Callable[[RuleContext], Iterable[Finding]]
     example: str = ""
     module: str = ""
+    #: rules whose findings about the same event (same evidence frames) this rule's replace
+    supersedes: tuple[str, ...] = ()
 
 
 REGISTRY: dict[str, Rule] = {}
@@ -70,6 +56,7 @@ def rule(
     summary: str,
     thresholds: Iterable[Threshold] = (),
     example: str = "",
+    supersedes: Iterable[str] = (),
 ) -> Callable[
     [Callable[[RuleContext], Iterable[Finding]]], Callable[[RuleContext], Iterable[Finding]]
 ]:
@@ -79,8 +66,9 @@ def rule(
 
     def deco(fn: RuleFunc) -> RuleFunc:
         REGISTRY[id] = Rule(
-            id, severity, title, summary, tuple(thresholds), fn, example, fn.__module__
-        )
+            id, severity, title, summary, tuple(thresholds), fn, example, fn.__module__,
+            tuple(supersedes),
+        )  # fmt: skip
         return fn
 
     return deco
@@ -141,11 +129,41 @@ class RuleContext:
                 return self.config.overrides.get(self.rule.id, {}).get(name, t.default)
         raise KeyError(f"rule {self.rule.id} has no threshold {name}")
 
-    def finding(self, **kw: Any) -> Finding:
-        """A finding with this rule's id, severity and title filled in."""
-        kw.setdefault("severity", self.rule.severity)
-        kw.setdefault("title", self.rule.title)
-        return Finding(id=self.rule.id, **kw)
+    def finding(
+        self,
+        *,
+        message: str,
+        explanation: str,
+        fix: str,
+        key: str | None = None,
+        severity: str | None = None,
+        title: str | None = None,
+        address: str | None = None,
+        connection: str | None = None,
+        time_us: int | None = None,
+        frames: Iterable[int] = (),
+        count: int = 1,
+        details: dict[str, DetailValue] | None = None,
+    ) -> Finding:
+        """A finding of this rule. ``key`` names the problem the same way in every capture
+        (e.g. opcode and status, or PSM and result — never a connection id or a frame): the
+        engine merges findings with the same key on the same connection, and a store counts
+        them across captures. Without one, the device address is the key."""
+        return Finding(
+            id=self.rule.id,
+            severity=severity or self.rule.severity,
+            title=title or self.rule.title,
+            message=message,
+            explanation=explanation,
+            fix=fix,
+            address=address,
+            connection=connection,
+            time_us=time_us,
+            frames=list(frames),
+            count=count,
+            details=dict(details or {}),
+            key=f"{self.rule.id}:{key if key is not None else address or '-'}",
+        )
 
 
 _loaded = False
@@ -168,20 +186,51 @@ def load_all() -> dict[str, Rule]:
 
 
 def run_rules(analysis: Analysis, config: RuleConfig | None = None) -> list[Finding]:
-    """Run every registered rule; a rule that fails becomes an anomaly, not a crash."""
-    from analyzer.sessions.model import Anomaly
-
+    """Run every registered rule (a rule that fails becomes an anomaly, not a crash), drop what
+    a superseding rule reported about the same event, and merge findings of one key."""
     config = config or RuleConfig()
-    findings: list[Finding] = []
-    for r in load_all().values():
+    raw: list[Finding] = []
+    rules = load_all()
+    for r in rules.values():
         if r.id in config.disabled:
             continue
         ctx = RuleContext(analysis, r, config)
         try:
-            findings.extend(r.func(ctx))
+            raw.extend(r.func(ctx))
         except Exception as exc:  # a rule bug must not lose the rest of the analysis
             analysis.anomalies.append(
                 Anomaly(0, "rules", f"rule {r.id} failed: {type(exc).__name__}: {exc}")
             )
+    findings = merge_findings(apply_precedence(raw, rules))
     findings.sort(key=lambda f: (SEVERITY_RANK[f.severity], f.time_us or 0, f.id))
     return findings
+
+
+def apply_precedence(findings: list[Finding], rules: dict[str, Rule]) -> list[Finding]:
+    """Drop a finding when a rule that supersedes its rule cites all of its evidence frames: the
+    same event told twice (a stale bond is not also a pairing failure). A cause and its
+    consequence cite different frames, so both stay."""
+    covered: dict[str, set[int]] = {}
+    for f in findings:
+        for loser in rules[f.id].supersedes if f.id in rules else ():
+            covered.setdefault(loser, set()).update(f.frames)
+    return [
+        f for f in findings if not (f.id in covered and f.frames and set(f.frames) <= covered[f.id])
+    ]
+
+
+def merge_findings(findings: list[Finding]) -> list[Finding]:
+    """One finding per (key, connection, severity): counts added, evidence frames united, the
+    earliest time kept, the first finding's words kept."""
+    merged: dict[tuple[str, str | None, str], Finding] = {}
+    for f in findings:
+        k = (f.key, f.connection, f.severity)
+        m = merged.get(k)
+        if m is None:
+            merged[k] = f
+            continue
+        m.count += f.count
+        m.frames = sorted(set(m.frames) | set(f.frames))
+        if f.time_us is not None and (m.time_us is None or f.time_us < m.time_us):
+            m.time_us = f.time_us
+    return list(merged.values())

@@ -8,10 +8,8 @@ only through their data), time stamps going backwards, and damaged byte ranges t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-import numpy as np
-
+from analyzer.model import DetailValue
 from analyzer.rules.base import Finding, RuleContext, rule
 
 
@@ -28,20 +26,19 @@ def capture_incomplete(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
     cap = a.capture
     reasons: list[str] = []
-    details: dict[str, Any] = {}
+    details: dict[str, DetailValue] = {}
     frames: list[int] = []
-    trunc = cap.truncated_count
+    trunc = cap.truncated
     if trunc:
         reasons.append(f"{trunc} frames truncated by the capture tool")
         details["truncated_frames"] = trunc
-        idx = cap.frames.filter(cap.frames["orig_length"] > cap.frames["length"])["index"]
-        frames += [int(i) for i in idx.head(3).to_list()]
-    if cap.meta.filtered:
+        frames += cap.truncated_frames
+    if cap.filtered:
         reasons.append("Android filtered snoop log (payloads cut, A2DP media not logged)")
         details["filtered"] = True
-    if cap.meta.drops:
-        reasons.append(f"{cap.meta.drops} packets dropped by the capture tool")
-        details["drops"] = cap.meta.drops
+    if cap.drops:
+        reasons.append(f"{cap.drops} packets dropped by the capture tool")
+        details["drops"] = cap.drops
     inf_c = [c for c in a.connections if c.inferred]
     inf_ch = [c for c in a.l2cap_channels if c.inferred]
     inf_s = [s for s in a.avdtp_streams if s.inferred]
@@ -55,18 +52,16 @@ def capture_incomplete(ctx: RuleContext) -> Iterator[Finding]:
             f"{', '.join(parts)} seen only through their data (their set-up is not in the "
             "capture: it started mid-connection or missed frames)"
         )
-        details["inferred"] = {"connections": len(inf_c), "l2cap_channels": len(inf_ch),
-                               "streams": len(inf_s)}  # fmt: skip
+        details["inferred_connections"] = len(inf_c)
+        details["inferred_l2cap_channels"] = len(inf_ch)
+        details["inferred_streams"] = len(inf_s)
         frames += [c.start_frame for c in inf_c[:3] if c.start_frame]
-    if cap.frames.height > 1:
-        t = cap.frames["time_us"].to_numpy()
-        back = np.nonzero(np.diff(t) < 0)[0]
-        if back.size:
-            reasons.append(f"time goes backwards {back.size} times")
-            details["time_backwards"] = int(back.size)
-            frames += [int(cap.frames["index"][int(i) + 1]) for i in back[:3]]
+    if cap.time_backwards:
+        reasons.append(f"time goes backwards {cap.time_backwards} times")
+        details["time_backwards"] = cap.time_backwards
+        frames += cap.time_backwards_frames
     if cap.damaged:
-        n = sum(d.end - d.start for d in cap.damaged)
+        n = cap.damaged_bytes
         reasons.append(f"{n} damaged bytes skipped in {len(cap.damaged)} ranges")
         details["damaged"] = [str(d) for d in cap.damaged[:10]]
     if not reasons:

@@ -1,25 +1,25 @@
 """``codec_choice``: the headset offers a higher-quality A2DP codec than the one configured
-(A2DP 1.4 §4.2-§4.7 codecs, ranked by :data:`analyzer.decode.a2dp.QUALITY_RANK`). The phone's
-own codec list is usually not on the wire (the headset rarely discovers the phone's endpoints),
-so the phone may not support that codec or may have it disabled: this is information, not a
-fault — unless the phone's endpoints were seen offering it too.
+(A2DP 1.4 §4.2-§4.7 codecs, ranked by :data:`analyzer.decode.a2dp.QUALITY_RANK`). The
+capturing host's own codec list is usually not on the wire (the headset rarely discovers its
+endpoints), so the host may not support that codec or may have it disabled: this is information,
+not a fault — unless the host's endpoints were seen offering it too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from analyzer.decode.a2dp import QUALITY_RANK
+from analyzer.model import StreamEndpoint
 from analyzer.rules.base import Finding, RuleContext, rule
 
 
-def _codecs(eps: list[Any]) -> dict[str, int]:
+def _codecs(eps: list[StreamEndpoint]) -> dict[str, int]:
     """codec name → endpoint frame for the endpoints given."""
     out: dict[str, int] = {}
     for ep in eps:
         for c in ep.codecs:
-            name = c.get("codec")
+            name = c.codec
             if name and name not in out:
                 out[name] = ep.frame or 0
     return out
@@ -57,12 +57,12 @@ def codec_choice(ctx: RuleContext) -> Iterator[Finding]:
             continue
         seen.add((addr, st.codec))
         known = (
-            "The phone's endpoints were seen offering it too, so both sides support it."
+            f"The endpoints of {a.host} were seen offering it too, so both sides support it."
             if local
-            else "The phone's own codec list is not on the wire (the headset did not ask for "
-            "it), so the phone may not support that codec, or may have it disabled."
+            else f"The own codec list of {a.host} is not on the wire (the headset did not ask for "
+            "it), so it may not support that codec, or may have it disabled."
         )
-        chooser = {"local": "the phone", "remote": "the headset"}.get(
+        chooser = {"local": a.host, "remote": "the headset"}.get(
             st.configured_by or "", "the configuring side"
         )
         yield ctx.finding(
@@ -76,7 +76,7 @@ def codec_choice(ctx: RuleContext) -> Iterator[Finding]:
             "or 'high quality audio' setting. Higher-bitrate codecs need a good radio link.",
             address=addr,
             connection=st.connection,
-            time_us=next((s["time_us"] for s in st.states), None),
+            time_us=next((s.time_us for s in st.states), None),
             frames=sorted({st.configure_frame or 0, *(remote[n] for n in better)} - {0}),
             details={
                 "configured": st.codec,

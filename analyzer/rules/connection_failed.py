@@ -15,22 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from analyzer.model import Connection
 from analyzer.rules.base import Finding, RuleContext, rule
-from analyzer.sessions.model import Connection
 
 #: statuses that are the host's own doing, not a failed set-up
 NOT_FAILURES = frozenset({0x02, 0x0B, 0x44})
 #: Vol 1 Part F §2: what each set-up failure means, in words a user can act on
 MEANING: dict[int, str] = {
     0x04: "the device never answered the page: it is off, out of range, or not connectable "
-    "(not page scanning — e.g. busy with another phone or out of pairing mode)",
+    "(not page scanning — e.g. busy with another host or out of pairing mode)",
     0x05: "authentication failed while the link was set up",
     0x07: "the controller ran out of memory for another connection",
     0x08: "the link timed out while it was being set up",
     0x09: "the controller's connection limit was reached",
     0x0A: "the limit of synchronous (SCO/eSCO) links to the device was reached",
     0x0D: "the device refused the connection for lack of resources (it may already be "
-    "connected to its maximum number of phones)",
+    "connected to its maximum number of hosts)",
     0x0E: "the device refused the connection for security reasons",
     0x0F: "the device refused the connection: it does not accept this address (filter list)",
     0x10: "the incoming connection was not accepted by the host in time",
@@ -42,14 +42,14 @@ MEANING: dict[int, str] = {
     "(interference, distance, or the device stopped advertising)",
 }
 FIX = {
-    0x04: "Turn the device on and bring it close; if it is connected to another phone or "
+    0x04: "Turn the device on and bring it close; if it is connected to another host or "
     "computer, disconnect it there or put it back in pairing/connectable mode, then retry.",
     0x3E: "Bring the device closer and retry; if it keeps failing, restart the device and "
-    "Bluetooth on the phone.",
+    "Bluetooth on {host}.",
 }
 DEFAULT_FIX = (
     "Retry with the device close by and in connectable (pairing) mode; restart the device; if "
-    "it refuses repeatedly, forget it on the phone and pair again."
+    "it refuses repeatedly, forget it on {host} and pair again."
 )
 
 
@@ -88,7 +88,7 @@ def connection_failed(ctx: RuleContext) -> Iterator[Finding]:
         link = {"le": "LE connection", "sco": "SCO link", "esco": "eSCO link"}.get(
             transport, "Connection"
         )
-        who = {"local": "by the phone", "remote": "by the device"}.get(first.initiator or "", "")
+        who = {"local": f"by {a.host}", "remote": "by the device"}.get(first.initiator or "", "")
         times = f" {len(cs)} times" if len(cs) > 1 else ""
         yield ctx.finding(
             message=f"{link} to {a.device_label(addr)} failed{times}: {code:#04x} {name} "
@@ -96,7 +96,7 @@ def connection_failed(ctx: RuleContext) -> Iterator[Finding]:
             explanation=f"A link set-up {('requested ' + who) if who else ''} ends with a "
             f"completion event whose status is 0 on success; here it was {code:#04x} {name}: "
             f"{MEANING.get(code, 'the controller reported this error code (Core Vol 1 Part F)')}.",
-            fix=FIX.get(code, DEFAULT_FIX),
+            fix=FIX.get(code, DEFAULT_FIX).format(host=a.host),
             address=addr,
             connection=first.id,
             time_us=first.start_time_us,

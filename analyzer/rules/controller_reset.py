@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
-from analyzer.rules.hci_command_failed import narrowed
 
 AFTER = Threshold("after_s", 30.0, "s", "a reset this long after the capture start is mid-capture")
 
@@ -29,14 +28,14 @@ def controller_reset(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
     after_us = round(ctx.threshold("after_s") * 1e6)
     first = a.capture.first_time_us
-    if narrowed(a):
+    if a.scope.narrowed:
         return  # a one-device analysis: the controller's story is out of scope
-    resets = (a.extra.get("controller") or {}).get("resets") or []
-    cmds = a.extra.get("hci_commands", [])
+    resets = a.controller.resets
+    cmds = a.hci_commands
     hits = []
     for r in resets:
-        t, frame = r.get("time_us"), r.get("frame")
-        if t is None or frame is None or first is None:
+        t, frame = r.time_us, r.frame
+        if first is None:
             continue
         before = [c for c in a.connections if c.start_time_us is not None
                   and c.start_time_us < t and not c.inferred and c.status == 0]  # fmt: skip
@@ -48,24 +47,24 @@ def controller_reset(ctx: RuleContext) -> Iterator[Finding]:
     if not hits:
         return
     r, before = hits[0]
-    t = r["time_us"]
+    t = r.time_us
     dropped = [c for c in before if c.end_time_us is None or c.end_time_us >= t]
     yield ctx.finding(
-        message=f"HCI Reset at frame {r['frame']}, {(t - (first or t)) / 1e6:.1f} s into the "
+        message=f"HCI Reset at frame {r.frame}, {(t - (first or t)) / 1e6:.1f} s into the "
         f"capture after {len(before)} connection{'s' if len(before) != 1 else ''}: the "
         "Bluetooth stack restarted" + (f" ({len(hits)} times)" if len(hits) > 1 else ""),
         explanation="A host resets its controller when it starts; a Reset in the middle of a "
-        "session, followed by a fresh start-up, means the phone's Bluetooth was turned off and "
+        f"session, followed by a fresh start-up, means Bluetooth on {a.host} was turned off and "
         "on or its stack restarted after a crash. Every link is dropped"
         + (f" ({len(dropped)} were still up)" if dropped else "")
         + " and must be set up again.",
-        fix="If nobody toggled Bluetooth, the phone's stack crashed: take a bug report right "
-        "after it happens and report it; update the phone's software.",
+        fix=f"If nobody toggled Bluetooth, the Bluetooth stack of {a.host} crashed: capture "
+        "its logs right after it happens and report it; update its software.",
         time_us=t,
-        frames=[h[0]["frame"] for h in hits],
+        frames=[h[0].frame for h in hits],
         count=len(hits),
         details={
-            "resets": [h[0] for h in hits],
+            "reset_frames": [h[0].frame for h in hits],
             "connections_before": len(before),
             "connections_dropped": [c.id for c in dropped],
         },

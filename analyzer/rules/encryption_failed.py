@@ -42,8 +42,8 @@ def encryption_failed(ctx: RuleContext) -> Iterator[Finding]:
         if p.link_key_request == "reply" and p.outcome == "failure" and p.status in (5, 6):
             stale.add((p.connection, p.status or 0))
     events: dict[int, dict[str, Any]] = {}  # frame → {conn, status, name}
-    for tx in a.extra.get("hci_commands", []):
-        if getattr(tx, "opcode", None) not in ENCRYPTION_COMMANDS:
+    for tx in a.hci_commands:
+        if tx.opcode not in ENCRYPTION_COMMANDS:
             continue
         if tx.status not in (None, 0):
             f, st, name = tx.status_frame or tx.frame, tx.status, tx.status_name
@@ -60,10 +60,8 @@ def encryption_failed(ctx: RuleContext) -> Iterator[Finding]:
         }
     for c in a.connections:  # Encryption Change / Key Refresh Complete with a status
         for ef in c.encryption_failures:
-            events.setdefault(ef["frame"], {"conn": c.id, "cmd": None})
-            events[ef["frame"]].update(
-                status=ef["status"], name=ef["status_name"], time_us=ef["time_us"]
-            )
+            events.setdefault(ef.frame, {"conn": c.id, "cmd": None})
+            events[ef.frame].update(status=ef.status, name=ef.status_name, time_us=ef.time_us)
     groups: dict[tuple[str | None, Any], list[tuple[int, dict[str, Any]]]] = {}
     for frame, ev in sorted(events.items()):
         if ev["status"] is not None:
@@ -87,8 +85,8 @@ def encryption_failed(ctx: RuleContext) -> Iterator[Finding]:
             "Encryption Change event reports status 0 when that worked. Here it failed: "
             f"{MEANING.get(code or -1, 'the controller reported this error')}. Profiles that "
             "need security (audio, HID, file transfer) will not start on this link.",
-            fix="Forget the device on the phone and pair it again; if it repeats, update the "
-            "device's firmware (or the phone's).",
+            fix=f"Forget the device on {a.host} and pair it again; if it repeats, update the "
+            "device's firmware (or the host's software).",
             address=addr,
             connection=conn_id,
             time_us=ev.get("time_us"),

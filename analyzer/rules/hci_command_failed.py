@@ -20,8 +20,8 @@ Vendor-specific commands (OGF 0x3F) answer in vendor ways and are not judged. Cr
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
+from analyzer.model import HciTransaction
 from analyzer.rules.base import Finding, RuleContext, rule
 
 #: connection / security / audio commands: their failure breaks what the user asked for
@@ -38,17 +38,7 @@ PURPOSE = {**dict.fromkeys(CONNECTION, "connection"), **dict.fromkeys(SECURITY, 
            **dict.fromkeys(AUDIO, "audio")}  # fmt: skip
 
 
-def narrowed(a: Any) -> bool:
-    """Was the analysis narrowed to one device (``--device``)? Then findings that name no device
-    are out of scope. Told by ``extra["device_filter"]`` when the builder sets it, else by HCI
-    commands that point at connections the analysis no longer holds."""
-    if a.extra.get("device_filter"):
-        return True
-    ids = {c.id for c in a.connections}
-    return any(tx.connection and tx.connection not in ids for tx in a.extra.get("hci_commands", []))
-
-
-def grade(tx: Any) -> str | None:
+def grade(tx: HciTransaction) -> str | None:
     """error / warning / info for one failed command, None for not judged."""
     op, st = tx.opcode, tx.status
     if tx.vendor or (op >> 10) == 0x3F or op in OTHER_RULES:
@@ -75,11 +65,11 @@ def grade(tx: Any) -> str | None:
 )
 def hci_command_failed(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
-    cmds = a.extra.get("hci_commands", [])
+    cmds = a.hci_commands
     starts = [c.start_time_us for c in a.connections if c.start_time_us is not None]
     starts += [tx.time_us for tx in cmds if tx.opcode in (0x0405, 0x200D, 0x2043)]
     # start-up = from each HCI Reset (stack start or restart) to the first connection after it
-    resets = sorted(r["time_us"] for r in (a.extra.get("controller") or {}).get("resets", []))
+    resets = sorted(r.time_us for r in a.controller.resets)
     windows: list[tuple[int, int]] = []
     for i, r0 in enumerate([None, *resets]):
         lo = r0 if r0 is not None else -(1 << 62)
@@ -92,8 +82,8 @@ def hci_command_failed(ctx: RuleContext) -> Iterator[Finding]:
 
     ids = {c.id for c in a.connections}
     devs = {d.address for d in a.devices}
-    scoped = narrowed(a)
-    groups: dict[tuple[int, int], list[Any]] = {}
+    scoped = a.scope.narrowed
+    groups: dict[tuple[int, int], list[HciTransaction]] = {}
     grades: dict[tuple[int, int], str] = {}
     for tx in cmds:
         if tx.status in (None, 0):
@@ -128,6 +118,7 @@ def hci_command_failed(ctx: RuleContext) -> Iterator[Finding]:
         else:
             why = "the controller did not do what the host asked (a state or parameter mismatch)"
         yield ctx.finding(
+            key=f"{op:#06x}/{st:#04x}",
             severity=sev,
             message=f"HCI {tx.name} ({op:#06x}){who} failed{times}: {st:#04x} {tx.status_name} "
             f"(frame{'s' if len(frames) > 1 else ''} {', '.join(map(str, frames[:6]))})",
@@ -137,8 +128,8 @@ def hci_command_failed(ctx: RuleContext) -> Iterator[Finding]:
             fix=(
                 "Nothing to do unless a feature is missing."
                 if sev == "info"
-                else "Restart Bluetooth on the phone; if it repeats, report it with this log to "
-                "the phone or controller vendor."
+                else f"Restart Bluetooth on {a.host}; if it repeats, report it with this log to "
+                "the host or controller vendor."
             ),
             address=addrs[0] if len(addrs) == 1 else None,
             connection=tx.connection,

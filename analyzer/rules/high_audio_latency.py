@@ -7,8 +7,8 @@ uses the value to delay video, but not every app does.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
+from analyzer.model import AvdtpStream, DelayReport
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
 
 MAX_DELAY = Threshold("max_delay_ms", 180.0, "ms", "a reported delay above this is high")
@@ -26,21 +26,21 @@ MAX_DELAY = Threshold("max_delay_ms", 180.0, "ms", "a reported delay above this 
 def high_audio_latency(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
     limit = ctx.threshold("max_delay_ms")
-    by_addr: dict[str | None, list[tuple[Any, dict[str, Any]]]] = {}
+    by_addr: dict[str | None, list[tuple[AvdtpStream, DelayReport]]] = {}
     for st in a.avdtp_streams:
         for r in st.delay_reports:
-            if (r.get("delay_ms") or 0) > limit:
+            if (r.delay_ms or 0) > limit:
                 by_addr.setdefault(st.address, []).append((st, r))
     for addr, high in by_addr.items():
-        st, worst = max(high, key=lambda x: x[1]["delay_ms"])
+        st, worst = max(high, key=lambda x: x[1].delay_ms)
         codecs = sorted({s.codec or "A2DP" for s, _ in high})
         n_streams = len({id(s) for s, _ in high})
         yield ctx.finding(
-            message=f"{a.device_label(addr)} reports {worst['delay_ms']:.0f} ms of audio "
-            f"delay on the {'/'.join(codecs)} stream (Delay Report, frame {worst['frame']})"
+            message=f"{a.device_label(addr)} reports {worst.delay_ms:.0f} ms of audio "
+            f"delay on the {'/'.join(codecs)} stream (Delay Report, frame {worst.frame})"
             + (f" ({len(high)} reports" if len(high) > 1 else "")
             + (f" on {n_streams} streams)" if n_streams > 1 else ")" if len(high) > 1 else ""),
-            explanation="With AVDTP Delay Reporting the headset tells the phone how long audio "
+            explanation=f"With AVDTP Delay Reporting the headset tells {a.host} how long audio "
             "takes from the radio to its speaker. Above about "
             f"{limit:.0f} ms, speech in videos visibly lags the lips and sounds in games or "
             "calls come late, unless the app compensates with the reported value.",
@@ -49,12 +49,12 @@ def high_audio_latency(ctx: RuleContext) -> Iterator[Finding]:
             "that compensate A/V sync.",
             address=addr,
             connection=st.connection,
-            time_us=worst.get("time_us"),
-            frames=[r["frame"] for _, r in high],
+            time_us=worst.time_us,
+            frames=[r.frame for _, r in high],
             count=len(high),
             details={
-                "max_delay_ms": worst["delay_ms"],
-                "delays_ms": [r["delay_ms"] for _, r in high],
+                "max_delay_ms": worst.delay_ms,
+                "delays_ms": [r.delay_ms for _, r in high],
                 "threshold_ms": limit,
                 "codecs": codecs,
                 "streams": n_streams,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from analyzer.model import L2capChannel
 from analyzer.rules.base import Finding, RuleContext, rule
-from analyzer.sessions.model import L2capChannel
 
 #: results meaning the requester's security level was not enough (BR/EDR 0x0003; LE 0x0005-0x0008)
 SECURITY = {0x0003, 0x0005, 0x0006, 0x0007, 0x0008}
@@ -68,7 +68,7 @@ def l2cap_connection_refused(ctx: RuleContext) -> Iterator[Finding]:
         if all_recovered:
             sev = MILDER[sev]
         label = a.device_label(addr)
-        refuser, asker = (label, "the phone") if requester == "local" else ("the phone", label)
+        refuser, asker = (label, a.host) if requester == "local" else (a.host, label)
         times = f" ({len(chans)} times)" if len(chans) > 1 else ""
         rec = (
             f"; a later attempt succeeded (frame {recovered[0].response_frame})"
@@ -87,7 +87,7 @@ def l2cap_connection_refused(ctx: RuleContext) -> Iterator[Finding]:
             f"{MEANING.get(result, 'the responder gave this result code')}.",
             fix="If the profile matters (audio, controls), forget and re-pair so the link is "
             "authenticated and encrypted before profiles connect; check that the profile is "
-            "enabled for this device on the phone; update the device's firmware.",
+            f"enabled for this device on {a.host}; update the device's firmware.",
             address=addr,
             connection=ch.connection,
             time_us=ch.open_time_us,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
-from analyzer.rules.exchanges import Exchange, exchanges
+from analyzer.rules.queries import Exchange, exchanges
 
 DEADLINE = Threshold("deadline_s", 7.0, "s", "responses later than this are late")
 
@@ -25,7 +25,7 @@ def late_response(ctx: RuleContext) -> Iterator[Finding]:
     default = ctx.config.overrides.get("late_response", {}).get("deadline_s", rt or 7.0)
     groups: dict[tuple[str, str | None], list[tuple[Exchange, float]]] = {}
     for ex in exchanges(a):
-        if ex.response_time_us is None or ex.details.get("completion_status"):
+        if ex.response_time_us is None or ex.completion_status:
             continue  # a failed completion (e.g. Page Timeout) is connection_failed's story
         dl = ex.deadline(default)
         took = (ex.response_time_us - ex.request_time_us) / 1e6
@@ -35,6 +35,7 @@ def late_response(ctx: RuleContext) -> Iterator[Finding]:
         ex, took = items[0]
         dl = ex.deadline(default)
         yield ctx.finding(
+            key=f"{ex.layer}/{what}",
             message=f"{what} (frame {ex.request_frame}) answered after {took:.1f} s (frame "
             f"{ex.response_frame}), over the {dl:g} s deadline: the {ex.silent} was slow"
             + (f" ({len(items)} times)" if len(items) > 1 else ""),

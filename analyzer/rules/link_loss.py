@@ -9,67 +9,10 @@ streaming, an HFP call, an SCO/eSCO link. (0x3E on a just-created link is a fail
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-from analyzer.analysis import Analysis
+from analyzer.model import Connection
 from analyzer.rules.base import Finding, RuleContext, rule
-from analyzer.sessions.model import Connection
-
-LOSS_REASONS: dict[int, str] = {
-    0x08: "nothing was heard from the other side for the whole link supervision timeout "
-    "(out of range, interference, or the device powered off or crashed)",
-    0x22: "the other side stopped answering link-manager / link-layer procedures",
-    0x28: "a link-layer procedure's instant passed before the peer acknowledged it, so the "
-    "link had to be dropped",
-    0x3D: "a packet failed its integrity check (MIC) on the encrypted link",
-}
-
-
-def stream_state_at(states: list[dict[str, Any]], t_us: int) -> str | None:
-    """The AVDTP stream state in force at ``t_us`` (from a stream's ``states``)."""
-    cur = None
-    for s in states:
-        if s.get("time_us") is not None and s["time_us"] <= t_us:
-            cur = s.get("state")
-    return cur
-
-
-def running_at(a: Analysis, c: Connection, t_us: int) -> tuple[list[str], list[int]]:
-    """What the link carried when it went down: streams, calls, SCO links (with frames)."""
-    what: list[str] = []
-    frames: list[int] = []
-    for st in a.avdtp_streams:
-        if st.connection == c.id and stream_state_at(st.states, t_us) == "streaming":
-            what.append(f"A2DP ({st.codec or 'codec unknown'}) was streaming")
-            last = [s for s in st.states if s["state"] == "streaming"]
-            if last:
-                frames.append(last[-1]["frame"])
-    for h in a.hfp:
-        if getattr(h, "connection", None) != c.id:
-            continue
-        for call in getattr(h, "calls", []) or []:
-            start = getattr(call, "start_time_us", None)
-            end = getattr(call, "end_time_us", None)
-            if start is not None and start <= t_us and (end is None or end >= t_us):
-                what.append(
-                    f"a{'n ' + call.direction if call.direction != 'unknown' else ''} "
-                    "call was in progress"
-                )
-                frames.append(call.start_frame)
-    for s in a.connections:
-        if (
-            (
-                s.transport in ("sco", "esco")
-                and s.status == 0
-                and (s.acl == c.id or (s.acl is None and s.address == c.address))
-            )
-            and (s.start_time_us or 0) <= t_us
-            and (s.end_time_us is None or s.end_time_us >= t_us)
-        ):
-            what.append(f"an {s.transport.upper()} audio link was up")
-            if s.start_frame:
-                frames.append(s.start_frame)
-    return what, frames
+from analyzer.rules.queries import LOSS_REASONS, running_at
 
 
 @rule(

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from analyzer.model import Analysis, PairingAttempt
 from analyzer.rules.base import Finding, RuleContext, rule
-from analyzer.sessions.model import PairingAttempt
 
 #: Vol 3 Part H §3.5.5 Table 3.7: SMP Pairing Failed reasons, explained
 SMP_MEANING: dict[int, str] = {
@@ -55,13 +55,11 @@ def _is_stale_key(p: PairingAttempt) -> bool:
     return p.link_key_request == "reply" and p.status in KEY_REJECTIONS
 
 
-def _sender(a: Any, p: PairingAttempt) -> str | None:
-    smp = a.extra.get("smp") or {}
-    pdus = smp.get("pdus", []) if isinstance(smp, dict) else []
+def _sender(a: Analysis, p: PairingAttempt) -> str | None:
     frames = set(p.frames)
-    for pdu in pdus:
-        if pdu.get("opcode") == 0x05 and pdu.get("frame") in frames:
-            return "phone" if pdu.get("direction") == "sent" else "device"
+    for pdu in a.smp.pdus:
+        if pdu.opcode == 0x05 and pdu.frame in frames:
+            return a.host if pdu.direction == "sent" else "device"
     return None
 
 
@@ -80,15 +78,15 @@ def pairing_failed(ctx: RuleContext) -> Iterator[Finding]:
     for p in a.pairing:
         if p.outcome != "failure" or _is_stale_key(p):
             continue
-        if p.details.get("encryption_status") is not None and p.details.get("smp_reason") is None:
+        if p.details.encryption_status is not None and p.details.smp_reason is None:
             continue  # the encryption step failed: encryption_failed
-        smp = p.details.get("smp_reason")
+        smp = p.details.smp_reason
         key = ("smp", smp) if smp is not None else ("hci", p.status)
         groups.setdefault((p.address, p.transport, key), []).append(p)
     for (addr, transport, (kind, code)), ps in groups.items():
         p = ps[-1]
         if kind == "smp":
-            rname = p.details.get("smp_reason_name") or "unknown reason"
+            rname = p.details.smp_reason_name or "unknown reason"
             reason = f"SMP Pairing Failed {code:#04x} {rname}"
             meaning = SMP_MEANING.get(code, "the Pairing Failed PDU gave this reason")
             who = _sender(a, p)
@@ -96,9 +94,9 @@ def pairing_failed(ctx: RuleContext) -> Iterator[Finding]:
         else:
             reason = f"{code:#04x} {p.status_name}" if code is not None else "no status"
             meaning = HCI_MEANING.get(code or -1, "the controller reported this error code")
-            if p.details.get("pin_negative_reply"):
+            if p.details.pin_negative_reply:
                 meaning = (
-                    "the phone declined the PIN request (PIN Code Request Negative "
+                    f"{a.host} declined the PIN request (PIN Code Request Negative "
                     "Reply): the user cancelled or no PIN was entered"
                 )
         method = p.method or "method unknown"
@@ -109,7 +107,7 @@ def pairing_failed(ctx: RuleContext) -> Iterator[Finding]:
             f"({method}, frame {last}){times}",
             explanation=f"Pairing ({method.replace('_', ' ')}) should end with a shared key; "
             f"it failed: {meaning}.",
-            fix="Put the device in pairing mode, forget it on the phone, and pair again, "
+            fix=f"Put the device in pairing mode, forget it on {a.host}, and pair again, "
             "confirming the code on both sides promptly; if it keeps failing, restart both "
             "and update the device's firmware.",
             address=addr,
@@ -122,7 +120,7 @@ def pairing_failed(ctx: RuleContext) -> Iterator[Finding]:
                 "method": p.method,
                 "layer": kind,
                 "code": code,
-                "reason": p.details.get("smp_reason_name") if kind == "smp" else p.status_name,
+                "reason": p.details.smp_reason_name if kind == "smp" else p.status_name,
                 "link_key_request": p.link_key_request,
             },
         )

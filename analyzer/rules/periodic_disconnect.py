@@ -11,9 +11,9 @@ import itertools
 from collections.abc import Iterator
 from statistics import mean, pstdev
 
+from analyzer.model import Connection
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
-from analyzer.rules.short_connection import own_disconnect
-from analyzer.sessions.model import Connection
+from analyzer.rules.queries import own_disconnect
 
 MIN_DROPS = Threshold("min_drops", 3, "connections", "at least this many drops to one device")
 MAX_CV = Threshold("max_cv", 0.2, "ratio", "std/mean of durations or intervals below this")
@@ -79,12 +79,12 @@ def periodic_disconnect(ctx: RuleContext) -> Iterator[Finding]:
             f"{m:.1f} s {what} (±{sd:.1f} s): "
             + ", ".join(f"{r:#04x}" for r in reasons)
             + f" {'/'.join(names)}",
-            explanation=f"{len(cs)} connections to the device ended without the phone asking, "
+            explanation=f"{len(cs)} connections to the device ended without {a.host} asking, "
             f"at a regular {kind} of {m:.1f} s (coefficient of variation {cv:.2f}). Random "
             "drops (range, interference) do not line up like this; a timer does: the device "
             "disconnects when a check or a setup step it waits for does not happen in time, "
             "or it resets on a watchdog.",
-            fix="Find what the device waits for in that time (a profile the phone does not "
+            fix=f"Find what the device waits for in that time (a profile {a.host} does not "
             "connect, an authentication, a keep-alive); update the device's firmware; forget "
             "and re-pair it.",
             address=addr,

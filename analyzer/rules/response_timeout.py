@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
-from analyzer.rules.exchanges import Exchange, exchanges
+from analyzer.rules.queries import Exchange, exchanges
 
 DEADLINE = Threshold("deadline_s", 7.0, "s", "a response later than this is missing")
 
@@ -58,15 +58,16 @@ def response_timeout(ctx: RuleContext) -> Iterator[Finding]:
             target = (
                 f"to {who} got no response"
                 if silent == "remote device"
-                else (f"from {who} got no response from the phone")
+                else (f"from {who} got no response from {a.host}")
             )
         yield ctx.finding(
+            key=f"{first.layer}/{what}",
             message=f"{what} (frame {first.request_frame}) {target} within {dl:g} s: the "
             f"{silent} was silent" + (f" ({len(exs)} times)" if len(exs) > 1 else ""),
             explanation=f"Every {first.layer.upper()} request expects an answer; none came in "
             f"{dl:g} s. A device in pairing mode keeps its window open only briefly (about "
             "7 s on many headsets), so an unanswered step makes the whole attempt fail.",
-            fix=_fix(first, silent),
+            fix=_fix(first, silent, a.host),
             address=first.address,
             connection=conn,
             time_us=first.request_time_us,
@@ -82,15 +83,15 @@ def response_timeout(ctx: RuleContext) -> Iterator[Finding]:
     yield from _pairing_window(ctx, deadline_default)
 
 
-def _fix(ex: Exchange, silent: str) -> str:
+def _fix(ex: Exchange, silent: str, host: str) -> str:
     if silent == "controller":
         return (
-            "The Bluetooth controller stopped answering its host: restart Bluetooth (or the "
-            "phone); if it repeats, report it to the phone/controller vendor with this log."
+            f"The Bluetooth controller stopped answering its host: restart Bluetooth (or {host}); "
+            "if it repeats, report it to the host/controller vendor with this log."
         )
     if silent == "local host":
         return (
-            "The phone's own Bluetooth stack did not answer the remote: update the phone's "
+            f"The Bluetooth stack of {host} did not answer the remote: update its "
             "software; as a workaround forget the device and pair again."
         )
     return (
@@ -104,21 +105,18 @@ def _pairing_window(ctx: RuleContext, deadline_s: float) -> Iterator[Finding]:
     """Found (inquiry/advertising) but paged only after the deadline, and the page failed."""
     a = ctx.analysis
     found: dict[str, tuple[int, int]] = {}
-    for d in a.extra.get("discovered", []):
-        found.setdefault(d["address"], (d["time_us"], d["frame"]))
+    for d in a.discovered:
+        found.setdefault(d.address, (d.time_us, d.frame))
     for adv in a.advertisers:
-        addr = adv.get("address") if isinstance(adv, dict) else getattr(adv, "address", None)
-        first = adv.get("first_time_us") if isinstance(adv, dict) else None
-        frame = adv.get("first_frame") if isinstance(adv, dict) else None
-        if addr and first is not None and frame is not None:
-            found.setdefault(addr, (first, frame))
+        if adv.first_time_us is not None and adv.first_frame is not None:
+            found.setdefault(adv.address, (adv.first_time_us, adv.first_frame))
     for c in a.connections:
         if c.status == 0 or c.address not in found or c.initiator != "local":
             continue
         t_found, f_found = found[c.address]
         page_time = c.start_time_us or 0
         if c.request_frame is not None:
-            for tx in a.extra.get("hci_commands", []):
+            for tx in a.hci_commands:
                 if tx.frame == c.request_frame:
                     page_time = tx.time_us
                     break
@@ -129,7 +127,7 @@ def _pairing_window(ctx: RuleContext, deadline_s: float) -> Iterator[Finding]:
             message=f"{a.device_label(c.address)} was found at frame {f_found} but paged only "
             f"{waited:.1f} s later; the page failed: {c.status_name}",
             explanation="A headset in pairing mode answers pages only for a short window after "
-            "it is discovered. The phone found it, waited longer than the window, and the page "
+            f"it is discovered. {a.Host} found it, waited longer than the window, and the page "
             "then failed.",
             fix="Start pairing right after the device shows up in the list, or put the device "
             "back into pairing mode just before tapping it.",

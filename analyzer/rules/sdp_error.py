@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from analyzer.model import SdpTransaction
 from analyzer.rules.base import Finding, RuleContext, rule
-from analyzer.sessions.model import SdpTransaction
 
 #: service UUID searched → (PSM of the profile's channel, profile name)
 PROFILE_OF_UUID = {
@@ -50,7 +50,7 @@ def sdp_error(ctx: RuleContext) -> Iterator[Finding]:
             groups.setdefault((t.address, t.direction, t.error_code), []).append(t)
     for (addr, direction, code), ts in groups.items():
         t = ts[0]
-        who = a.device_label(addr) if direction == "sent" else "the phone"
+        who = a.device_label(addr) if direction == "sent" else a.host
         times = f" ({len(ts)} times)" if len(ts) > 1 else ""
         yield ctx.finding(
             message=f"{who[0].upper() + who[1:]} answered SDP {t.pdu} with Error Response "
@@ -107,14 +107,14 @@ def _missing_records(ctx: RuleContext) -> Iterator[Finding]:
             seen.add((t.address, key))
             ch = chans[0]
             yield ctx.finding(
-                message=f"The phone opened {ch.psm_name} to {a.device_label(t.address)} "
+                message=f"{a.Host} opened {ch.psm_name} to {a.device_label(t.address)} "
                 f"(frame {ch.request_frame}) although its SDP search for {u} found no record "
                 f"(frame {t.response_frame})",
-                explanation=f"A device announces each profile with an SDP record; the phone "
+                explanation=f"A device announces each profile with an SDP record; {a.host} "
                 f"searched for {pname} and got an empty answer, then connected the profile "
                 "anyway. A device that does not announce a profile may not support it, or "
                 "its SDP database is broken; the profile can fail or behave oddly.",
-                fix="Forget and re-pair the device so the phone reads its services again; "
+                fix=f"Forget and re-pair the device so {a.host} reads its services again; "
                 "update the device's firmware.",
                 address=t.address,
                 connection=ch.connection,

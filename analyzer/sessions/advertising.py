@@ -26,7 +26,7 @@ there are too few events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,8 +34,17 @@ import polars as pl
 
 from analyzer.decode.le_adv import AdvData, decode_ad
 from analyzer.decode.le_ll import ADV_PDU_TYPES, addr_str, adv_columns, decode_adv_pdu
+from analyzer.model import (
+    Advertiser,
+    AdvertisingSummary,
+    GapHistogram,
+    Manufacturer,
+    RssiStats,
+    ScanParameters,
+    ScanSession,
+    TimelineEvent,
+)
 from analyzer.sessions.build import BuildContext, post_pass
-from analyzer.sessions.model import TimelineEvent
 
 LEGACY_EVENT_TYPES = {
     0: "ADV_IND",
@@ -54,32 +63,6 @@ ADDRESS_TYPES = {
 #: HCI reports closer than this belong to one advertising event (heard on two channels)
 MERGE_MS = 3.0
 MIN_GAPS = 5
-
-
-@dataclass
-class Advertiser:
-    address: str
-    address_type: str | None
-    name: str | None = None
-    reports: int = 0
-    interval_ms: float | None = None
-    interval_confidence: float = 0.0
-    interval_note: str | None = None  # why there is no estimate / what the fit saw
-    rssi: dict[str, float] | None = None  # {min, max, mean}
-    pdu_types: dict[str, int] = field(default_factory=dict)
-    manufacturer: dict[str, Any] | None = None  # {id, name}
-    service_uuids: list[str] = field(default_factory=list)
-    tx_power: int | None = None
-    appearance: int | None = None
-    flags: int | None = None
-    first_frame: int | None = None
-    last_frame: int | None = None
-    first_time_us: int | None = None
-    last_time_us: int | None = None
-    events: int = 0  # advertising events heard (reports of one event merged)
-    source: str = "hci"  # hci / air
-    channels: dict[str, int] = field(default_factory=dict)  # air: PDUs per channel
-    gap_histogram: dict[str, list[float]] | None = None  # {edges_ms, counts}
 
 
 # -- interval estimation -------------------------------------------------------------------------
@@ -324,30 +307,30 @@ def estimate_interval(
     )
 
 
-def gap_histogram(times_us: np.ndarray, interval_ms: float | None) -> dict[str, list[float]]:
+def gap_histogram(times_us: np.ndarray, interval_ms: float | None) -> GapHistogram:
     t = np.sort(np.asarray(times_us, dtype=np.float64)) / 1000.0
     g = np.diff(t)
     g = g[g >= MERGE_MS]
     if g.size == 0:
-        return {"edges_ms": [], "counts": []}
+        return GapHistogram()
     hi = float(np.quantile(g, 0.98)) if g.size > 10 else float(g.max())
     if interval_ms:
         hi = min(max(hi, interval_ms * 2.5), interval_ms * 12)
     counts, edges = np.histogram(g[g <= hi], bins=40, range=(0.0, max(hi, 1.0)))
-    return {"edges_ms": [round(float(x), 2) for x in edges], "counts": [int(c) for c in counts]}
+    return GapHistogram([round(float(x), 2) for x in edges], [int(c) for c in counts])
 
 
 # -- HCI reports ---------------------------------------------------------------------------------
 
 
-def _scan_filtering(ctx: BuildContext) -> tuple[list[tuple[int, int, int]], list[dict[str, Any]]]:
+def _scan_filtering(ctx: BuildContext) -> tuple[list[tuple[int, int, int]], list[ScanParameters]]:
     """Scan sessions from LE Set (Extended) Scan Enable: (start frame, end frame, filter_dup)."""
     idx = ctx.idx
     cmds = idx.filter(
         (pl.col("kind") == "command") & pl.col("opcode").is_in([0x200C, 0x2042, 0x200B, 0x2041])
     )
     sessions: list[tuple[int, int, int]] = []
-    params: list[dict[str, Any]] = []
+    params: list[ScanParameters] = []
     buf = ctx.cap.buffer
     cur: tuple[int, int] | None = None  # (start frame, filter)
     for frame, off, ln, op in cmds.select("index", "offset", "length", "opcode").iter_rows():
@@ -362,13 +345,13 @@ def _scan_filtering(ctx: BuildContext) -> tuple[list[tuple[int, int, int]], list
             q = p if op == 0x200B else p[3:]  # LE 1M (first PHY) parameters of the extended form
             iv, win = q[1] | (q[2] << 8), q[3] | (q[4] << 8)
             params.append(
-                {
-                    "frame": frame,
-                    "scan_type": "active" if q[0] else "passive",
-                    "interval_ms": iv * 0.625,
-                    "window_ms": win * 0.625,
-                    "duty_cycle": round(win / iv, 3) if iv else None,
-                }
+                ScanParameters(
+                    frame=frame,
+                    scan_type="active" if q[0] else "passive",
+                    interval_ms=iv * 0.625,
+                    window_ms=win * 0.625,
+                    duty_cycle=round(win / iv, 3) if iv else None,
+                )
             )
     if cur is not None:
         sessions.append((cur[0], 1 << 62, cur[1]))
@@ -531,12 +514,12 @@ def _parse_reports(
     return out
 
 
-def _scan_for(params: list[dict[str, Any]], frame: int) -> tuple[float, float] | None:
+def _scan_for(params: list[ScanParameters], frame: int) -> tuple[float, float] | None:
     """(interval, window) ms of the last scan parameters set before ``frame``."""
     best = None
     for p in params:
-        if p["frame"] <= frame and p.get("interval_ms"):
-            best = (float(p["interval_ms"]), float(p["window_ms"]))
+        if p.frame <= frame and p.interval_ms:
+            best = (p.interval_ms, p.window_ms)
     return best
 
 
@@ -596,11 +579,7 @@ def _finish_advertiser(
     rs = [r for r in acc.rssi if r is not None]
     if rs:
         arr = np.asarray(rs, dtype=np.float64)
-        a.rssi = {
-            "min": float(arr.min()),
-            "max": float(arr.max()),
-            "mean": round(float(arr.mean()), 1),
-        }
+        a.rssi = RssiStats(float(arr.min()), float(arr.max()), round(float(arr.mean()), 1))
     for d in sorted(acc.datas):
         ad = cache.get(d)
         if ad is None:
@@ -611,7 +590,7 @@ def _finish_advertiser(
             if u not in a.service_uuids:
                 a.service_uuids.append(u)
         if ad.manufacturer_id is not None and a.manufacturer is None:
-            a.manufacturer = {"id": ad.manufacturer_id, "name": ad.manufacturer_name}
+            a.manufacturer = Manufacturer(ad.manufacturer_id, ad.manufacturer_name)
         a.tx_power = ad.tx_power if ad.tx_power is not None else a.tx_power
         a.appearance = ad.appearance if ad.appearance is not None else a.appearance
         a.flags = ad.flags if ad.flags is not None else a.flags
@@ -653,19 +632,12 @@ def advertising(analysis: Any, ctx: BuildContext) -> None:
     advertisers.sort(key=lambda a: (-a.reports, a.address))
     analysis.advertisers = advertisers
     if advertisers or scan_params:
-        analysis.extra["advertising"] = {
-            "scan_parameters": scan_params,
-            "scan_sessions": [
-                {
-                    "start_frame": s,
-                    "end_frame": e if e < (1 << 62) else None,
-                    "filter_duplicates": f,
-                }
-                for s, e, f in sessions
-            ],
-            "reports": sum(a.reports for a in advertisers),
-            "advertisers": len(advertisers),
-        }
+        analysis.advertising = AdvertisingSummary(
+            scan_parameters=scan_params,
+            scan_sessions=[ScanSession(s, e if e < (1 << 62) else None, f) for s, e, f in sessions],
+            reports=sum(a.reports for a in advertisers),
+            advertisers=len(advertisers),
+        )
     for a in advertisers[:50]:
         if a.first_time_us is not None and a.first_frame is not None:
             label = f"{a.name} " if a.name else ""

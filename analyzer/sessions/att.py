@@ -8,7 +8,7 @@ while one is outstanding leaves the old one unanswered. Notifications are counte
 GATT discovery responses are read against the request that asked (§4.4 primary services via
 Read By Group Type 0x2800 or Find By Type Value, §4.6 characteristics via Read By Type 0x2803,
 §4.7 descriptors via Find Information) into a per-connection service table.
-:func:`finish_att` publishes ``analysis.extra["att"]``.
+:func:`finish_att` publishes ``analysis.att``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,15 @@ from typing import Any
 
 from analyzer.decode.att import RESPONSE_OF, AttPdu, characteristic_decl, decode_att
 from analyzer.decode.le_adv import uuid_label
+from analyzer.model import (
+    AttNotification,
+    AttSummary,
+    AttTransaction,
+    GattCharacteristic,
+    GattDescriptor,
+    GattServer,
+    GattService,
+)
 from analyzer.sessions.build import BuildContext
 from analyzer.sessions.l2cap import Pdu, consume_cid, consume_psm
 
@@ -25,25 +34,14 @@ _ANSWER_OF = {v: k for k, v in RESPONSE_OF.items()}
 
 
 @dataclass
-class AttTransaction:
-    connection: str | None
+class _GattDb:
+    """What discovery has found on one connection's server so far, by handle."""
+
     address: str | None
-    direction: str  # of the request / indication
-    request_opcode: int
-    request: str
-    request_frame: int
-    request_time_us: int
-    handle: int | None = None
-    attr_type: str | None = None
-    response_opcode: int | None = None
-    response: str | None = None
-    response_frame: int | None = None
-    response_time_us: int | None = None
-    latency_ms: float | None = None
-    error: int | None = None
-    error_name: str | None = None
-    error_handle: int | None = None
-    _pdu: AttPdu | None = None
+    server: str
+    services: dict[int, GattService] = field(default_factory=dict)
+    characteristics: dict[int, GattCharacteristic] = field(default_factory=dict)
+    descriptors: dict[int, GattDescriptor] = field(default_factory=dict)
 
 
 def _state(ctx: BuildContext) -> dict[str, Any]:
@@ -65,6 +63,7 @@ class AttSession:
     ctx: BuildContext
     _pending: dict[str, AttTransaction] = field(default_factory=dict)  # requester dir → tx
     _indication: dict[str, AttTransaction] = field(default_factory=dict)
+    _request_pdus: dict[int, AttPdu] = field(default_factory=dict)  # id(tx) → decoded request
 
     def on_pdu(self, pdu: Pdu) -> None:
         rec = decode_att(pdu.payload)
@@ -97,8 +96,8 @@ class AttSession:
                 request_time_us=pdu.time_us,
                 handle=rec.handle if rec.handle is not None else rec.start_handle,
                 attr_type=rec.attr_type,
-                _pdu=rec,
             )
+            self._request_pdus[id(tx)] = rec
             table[pdu.direction] = tx
             st["transactions"].append(tx)
         elif kind in ("response", "confirmation"):
@@ -126,17 +125,12 @@ class AttSession:
                 nkey = (conn.id, pdu.direction, h)
                 n = st["notifications"].get(nkey)
                 if n is None:
-                    st["notifications"][nkey] = {
-                        "connection": conn.id,
-                        "direction": pdu.direction,
-                        "handle": h,
-                        "count": 1,
-                        "first_frame": pdu.frame,
-                        "last_frame": pdu.frame,
-                    }
+                    st["notifications"][nkey] = AttNotification(
+                        conn.id, pdu.direction, h, 1, pdu.frame, pdu.frame
+                    )
                 else:
-                    n["count"] += 1
-                    n["last_frame"] = pdu.frame
+                    n.count += 1
+                    n.last_frame = pdu.frame
 
     def _discovery(
         self,
@@ -147,47 +141,36 @@ class AttSession:
         address: str | None,
         server_dir: str,
     ) -> None:
-        req = tx._pdu
+        req = self._request_pdus.pop(id(tx), None)
         if req is None:
             return
         if rec.opcode == 0x03 and rec.mtu is not None and req.mtu is not None:
             st["mtu"][conn_id] = min(rec.mtu, req.mtu)
             return
-        db = st["services"].setdefault(
-            conn_id,
-            {
-                "address": address,
-                "server": "remote" if server_dir == "received" else "local",
-                "services": {},
-                "characteristics": {},
-                "descriptors": {},
-            },
+        db: _GattDb = st["services"].setdefault(
+            conn_id, _GattDb(address, "remote" if server_dir == "received" else "local")
         )
         t = (req.attr_type or "").split(" ")[0]
         if rec.opcode == 0x11 and t in ("0x2800", "0x2801"):
             for it in rec.items:
-                db["services"][it["handle"]] = {
-                    "start_handle": it["handle"],
-                    "end_handle": it.get("end_handle"),
-                    "uuid": uuid_label(it["value"]),
-                    "primary": t == "0x2800",
-                }
+                db.services[it["handle"]] = GattService(
+                    it["handle"], it.get("end_handle"), uuid_label(it["value"]), t == "0x2800"
+                )
         elif rec.opcode == 0x07 and t == "0x2800":
             for it in rec.items:
-                db["services"][it["handle"]] = {
-                    "start_handle": it["handle"],
-                    "end_handle": it.get("end_handle"),
-                    "uuid": uuid_label(req.value),
-                    "primary": True,
-                }
+                db.services[it["handle"]] = GattService(
+                    it["handle"], it.get("end_handle"), uuid_label(req.value), True
+                )
         elif rec.opcode == 0x09 and t == "0x2803":
             for it in rec.items:
                 decl = characteristic_decl(it["value"])
                 if decl is not None:
-                    db["characteristics"][it["handle"]] = {"handle": it["handle"], **decl}
+                    db.characteristics[it["handle"]] = GattCharacteristic(
+                        it["handle"], decl["properties"], decl["value_handle"], decl["uuid"]
+                    )
         elif rec.opcode == 0x05:
             for it in rec.items:
-                db["descriptors"][it["handle"]] = {"handle": it["handle"], "uuid": it["uuid"]}
+                db.descriptors[it["handle"]] = GattDescriptor(it["handle"], it["uuid"])
 
 
 @consume_cid(0x0004)
@@ -201,45 +184,45 @@ def _factory_bredr(ctx: BuildContext) -> AttSession:
 
 
 def finish_att(analysis: Any, ctx: BuildContext) -> None:
-    """Publish ``analysis.extra["att"]``: transactions, notifications, discovered services."""
+    """Publish ``analysis.att``: transactions, notifications, discovered services."""
     st = ctx.state.get("att")
     if st is None or ctx.state.get("att_finished"):
         return
     ctx.state["att_finished"] = True
-    services: dict[str, Any] = {}
+    services: dict[str, GattServer] = {}
     for conn_id, db in st["services"].items():
-        svcs = sorted(db["services"].values(), key=lambda s: s["start_handle"] or 0)
+        svcs = sorted(db.services.values(), key=lambda s: s.start_handle or 0)
         for s in svcs:
-            s["characteristics"] = []
-        chars = sorted(db["characteristics"].values(), key=lambda c: c["handle"] or 0)
+            s.characteristics = []
+        chars = sorted(db.characteristics.values(), key=lambda c: c.handle or 0)
         for c in chars:
-            c["descriptors"] = []
+            c.descriptors = []
             for s in svcs:
-                if (s["start_handle"] or 0) <= (c["handle"] or 0) <= (s["end_handle"] or 0xFFFF):
-                    s["characteristics"].append(c)
+                if (s.start_handle or 0) <= (c.handle or 0) <= (s.end_handle or 0xFFFF):
+                    s.characteristics.append(c)
                     break
-        for h, d in sorted(db["descriptors"].items()):
+        for h, d in sorted(db.descriptors.items()):
             owner = None
             for c in chars:
-                if (c["value_handle"] or 0) < h:
+                if (c.value_handle or 0) < h:
                     owner = c
-            if owner is not None and not d["uuid"].startswith("0x28"):
-                owner["descriptors"].append(d)
-        services[conn_id] = {
-            "address": db["address"],
-            "server": db["server"],
-            "mtu": st["mtu"].get(conn_id),
-            "services": svcs,
-            "orphan_characteristics": [c for c in chars if not any(
-                c in s["characteristics"] for s in svcs)],
-        }  # fmt: skip
-    analysis.extra["att"] = {
-        "transactions": st["transactions"],
-        "notifications": list(st["notifications"].values()),
-        "pdus_by_opcode": st["opcodes"],
-        "opcode_counts": dict(sorted(st["opcode_counts"].items())),
-        "services": services,
-    }
+            if owner is not None and not d.uuid.startswith("0x28"):
+                owner.descriptors.append(d)
+        in_service = {id(c) for s in svcs for c in s.characteristics}
+        services[conn_id] = GattServer(
+            address=db.address,
+            server=db.server,
+            mtu=st["mtu"].get(conn_id),
+            services=svcs,
+            orphan_characteristics=[c for c in chars if id(c) not in in_service],
+        )
+    analysis.att = AttSummary(
+        transactions=st["transactions"],
+        notifications=list(st["notifications"].values()),
+        pdus_by_opcode=st["opcodes"],
+        opcode_counts=dict(sorted(st["opcode_counts"].items())),
+        services=services,
+    )
 
 
 __all__ = ["AttSession", "AttTransaction", "finish_att"]

@@ -16,10 +16,22 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from analyzer.decode.a2dp import CodecInfo
 from analyzer.decode.avdtp import AvdtpPdu, decode_avdtp, join_fragments
+from analyzer.model import (
+    AvdtpSignal,
+    AvdtpStream,
+    CodecParams,
+    DelayReport,
+    MediaChannel,
+    MediaGap,
+    StreamEndpoint,
+    StreamState,
+    TimelineEvent,
+)
+from analyzer.model.base import field_types
 from analyzer.sessions.build import BuildContext, media_frames, post_pass
 from analyzer.sessions.l2cap import Pdu, consume_psm
-from analyzer.sessions.model import AvdtpSignal, AvdtpStream, StreamEndpoint, TimelineEvent
 
 RESPONSES = {1: "general_reject", 2: "accept", 3: "reject"}
 #: the state an accepted signal leads to
@@ -82,20 +94,18 @@ class AvdtpSession:
         )
         codec = rec.codec
         if codec is not None:
-            sig.details["codec"] = codec.codec_name
+            sig.details.codec = codec.codec_name
         if rec.delay is not None:
-            sig.details["delay_ms"] = rec.delay / 10
+            sig.details.delay_ms = rec.delay / 10
         self.ctx.analysis.avdtp_signals.append(sig)
         self._pending[(pdu.direction, rec.label or 0)] = sig
-        who = "phone" if pdu.direction == "sent" else "remote"
+        who = "local" if pdu.direction == "sent" else "remote"
         self._timeline(pdu, sig, f"AVDTP {sig.signal} ({who})", "info")
         self._cmd_pdus[id(sig)] = rec
         if sid == 0x0D and rec.delay is not None:  # DELAYREPORT
             st = self._stream_for(pdu, rec.acp_seid, pdu.direction)
             if st is not None:
-                st.delay_reports.append(
-                    {"frame": pdu.frame, "time_us": pdu.time_us, "delay_ms": rec.delay / 10}
-                )
+                st.delay_reports.append(DelayReport(pdu.frame, pdu.time_us, rec.delay / 10))
 
     def _response(self, rec: AvdtpPdu, pdu: Pdu) -> None:
         cmd_dir = "received" if pdu.direction == "sent" else "sent"
@@ -116,7 +126,7 @@ class AvdtpSession:
             sig.error_code, sig.error_name = rec.error_code, rec.error_name
             sig.service_category = rec.service_category
             if rec.acp_seid is not None:
-                sig.details["failing_seid"] = rec.acp_seid
+                sig.details.failing_seid = rec.acp_seid
             self._timeline(pdu, sig, f"AVDTP {sig.signal} rejected: {sig.error_name}", "error")
             return
         if rec.message_type == 1:
@@ -147,7 +157,9 @@ class AvdtpSession:
             ep = self._endpoint(conn.id, responder_side, sig.seid)
             if ep is not None:
                 ep.capabilities = [c.name for c in rsp.capabilities]
-                ep.codecs = [_codec_json(c.codec) for c in rsp.capabilities if c.codec is not None]
+                ep.codecs = [
+                    _codec_params(c.codec) for c in rsp.capabilities if c.codec is not None
+                ]
         elif sid in (0x03, 0x05) and cmd is not None:  # SET_CONFIGURATION / RECONFIGURE
             codec = cmd.codec
             if sid == 0x03:
@@ -157,7 +169,7 @@ class AvdtpSession:
                     acp_seid=cmd.acp_seid,
                     int_seid=cmd.int_seid,
                     codec=codec.codec_name if codec else None,
-                    codec_params=_codec_json(codec) if codec else {},
+                    codec_params=_codec_params(codec) if codec else None,
                     configured_by="local" if sig.direction == "sent" else "remote",
                     configure_frame=sig.command_frame,
                 )
@@ -167,7 +179,7 @@ class AvdtpSession:
                 st_opt = self._stream_for(pdu, sig.seid, sig.direction)
                 if st_opt is not None and codec is not None:
                     st_opt.codec = codec.codec_name
-                    st_opt.codec_params = _codec_json(codec)
+                    st_opt.codec_params = _codec_params(codec)
         elif sid in NEXT_STATE:
             seids = cmd.seids if cmd is not None and cmd.seids else [sig.seid]
             for seid in seids:
@@ -211,7 +223,7 @@ class AvdtpSession:
 
     def _state(self, st: AvdtpStream, state: str, pdu: Pdu) -> None:
         st.state = state
-        st.states.append({"state": state, "frame": pdu.frame, "time_us": pdu.time_us})
+        st.states.append(StreamState(state, pdu.frame, pdu.time_us))
         self.ctx.analysis.timeline.append(
             TimelineEvent(
                 pdu.time_us,
@@ -228,15 +240,19 @@ class AvdtpSession:
         )
 
 
-def _codec_json(codec: Any) -> dict[str, Any]:
-    if codec is None:
-        return {}
-    out: dict[str, Any] = {"codec": codec.codec_name, "codec_type": codec.codec_type}
-    if codec.vendor_id is not None:
-        out["vendor_id"] = codec.vendor_id
-        out["vendor_codec_id"] = codec.vendor_codec_id
-    out.update({k: v for k, v in codec.fields.items() if not isinstance(v, bytes)})
-    return out
+_CODEC_FIELDS = frozenset(n for n, _ in field_types(CodecParams))
+
+
+def _codec_params(codec: CodecInfo) -> CodecParams:
+    """The model's view of a decoded Media Codec element (raw byte fields left out)."""
+    known = {k: v for k, v in codec.fields.items() if k in _CODEC_FIELDS}
+    return CodecParams(
+        codec=codec.codec_name,
+        codec_type=codec.codec_type,
+        vendor_id=codec.vendor_id,
+        vendor_codec_id=codec.vendor_codec_id,
+        **known,
+    )
 
 
 @consume_psm(0x19)
@@ -259,9 +275,9 @@ def media_stats(analysis: Any, ctx: BuildContext) -> None:
         streams = [
             s
             for s in analysis.avdtp_streams
-            if s.connection == conn_id and any(x["state"] == "open" for x in s.states)
+            if s.connection == conn_id and any(x.state == "open" for x in s.states)
         ]
-        streams.sort(key=lambda s: next(x["frame"] for x in s.states if x["state"] == "open"))
+        streams.sort(key=lambda s: next(x.frame for x in s.states if x.state == "open"))
         for k, chn in enumerate(chan_nos):
             ch = chans[chn]
             if k < len(streams):
@@ -277,11 +293,7 @@ def media_stats(analysis: Any, ctx: BuildContext) -> None:
                     inferred=True,
                 )
                 analysis.avdtp_streams.append(st)
-            st.media_channel = {
-                "local_cid": ch.local_cid,
-                "remote_cid": ch.remote_cid,
-                "inferred": ch.inferred,
-            }
+            st.media_channel = MediaChannel(ch.local_cid, ch.remote_cid, ch.inferred)
             _fill_media(st, mf.filter(pl.col("chan_no") == chn))
 
 
@@ -302,11 +314,6 @@ def _fill_media(st: AvdtpStream, f: pl.DataFrame) -> None:
         gaps = np.diff(t) / 1000.0
         big = np.nonzero(gaps >= MIN_GAP_MS)[0]
         st.media_gaps = [
-            {
-                "from_frame": int(frames[i]),
-                "to_frame": int(frames[i + 1]),
-                "gap_ms": round(float(gaps[i]), 1),
-                "time_us": int(t[i]),
-            }
+            MediaGap(int(frames[i]), int(frames[i + 1]), round(float(gaps[i]), 1), int(t[i]))
             for i in big[:500]
         ]

@@ -18,13 +18,12 @@ from typing import Any
 
 import polars as pl
 
-from analyzer.analysis import Analysis
 from analyzer.capture import Capture
 from analyzer.decode.hci import decode_command, decode_event
+from analyzer.model import Analysis, Anomaly, Connection, ControllerInfo, Scope
 from analyzer.sessions import l2cap as l2
 from analyzer.sessions.hci import HciState
 from analyzer.sessions.index import ADV_SUBEVENTS, BULK_EVENTS, frame_index
-from analyzer.sessions.model import Anomaly, Connection
 
 #: session modules that register PDU consumers / post-processing (imported once)
 _SESSION_MODULES_LOADED = False
@@ -81,7 +80,10 @@ def rebuild(
 ) -> Analysis:
     """Rebuild sessions from a capture (optionally narrowed to a device and a time window)."""
     _load_session_modules()
-    analysis = Analysis(capture=cap)
+    analysis = Analysis(
+        capture=cap.summary_record(),
+        scope=Scope(device=device, time_from_us=time_from_us, time_to_us=time_to_us),
+    )
     idx = frame_index(cap)
     if time_from_us is not None:
         idx = idx.filter(pl.col("time_us") >= time_from_us)
@@ -418,52 +420,56 @@ def _finish(ctx: BuildContext) -> None:
     devs = hci.devices
     if hci.local_address and hci.local_address in devs:
         devs[hci.local_address].role = "local"
+        if hci.local_name:
+            devs[hci.local_address].name = hci.local_name
         if hci.local_version:
             d = devs[hci.local_address]
-            d.lmp_version = hci.local_version.get("lmp_version")
-            d.lmp_subversion = hci.local_version.get("lmp_subversion")
-            d.manufacturer = hci.local_version.get("manufacturer")
+            d.lmp_version = hci.local_version.lmp_version
+            d.lmp_subversion = hci.local_version.lmp_subversion
+            d.manufacturer = hci.local_version.manufacturer
     for c in a.connections:
         if c.address and c.address not in devs:
             hci.device(c.address)
     a.devices = sorted(devs.values(), key=lambda d: (d.role != "local", d.address))
     a.timeline = sorted(hci.timeline + a.timeline, key=lambda e: (e.time_us, e.frame))
-    a.extra.setdefault("hci_commands", hci.commands)
-    a.extra.setdefault(
-        "controller",
-        {
-            "address": hci.local_address,
-            "page_timeout_s": hci.page_timeout_s,
-            "version": hci.local_version,
-            "resets": hci.resets,
-            "hardware_errors": hci.hardware_errors,
-        },
+    a.hci_commands = hci.commands
+    a.controller = ControllerInfo(
+        address=hci.local_address,
+        name=hci.local_name,
+        page_timeout_s=hci.page_timeout_s,
+        version=hci.local_version,
+        resets=hci.resets,
+        hardware_errors=hci.hardware_errors,
     )
-    a.extra.setdefault("discovered", hci.discovered)
-    a.extra.setdefault("l2cap_signals", ctx.table.signals)
-    diag = int(ctx.idx["diag"].sum()) if ctx.idx.height else 0
-    if diag:
-        a.extra["controller_debug_frames"] = diag
+    a.discovered = hci.discovered
+    a.l2cap_signals = ctx.table.signals
+    a.controller_debug_frames = int(ctx.idx["diag"].sum()) if ctx.idx.height else 0
 
 
 def _narrow(a: Analysis, address: str) -> None:
-    """Keep only what concerns one remote device."""
-    a.extra["device_filter"] = address
+    """Keep only what concerns one remote device (the scope says so)."""
     keep = {c.id for c in a.connections if c.address == address}
     a.connections = [c for c in a.connections if c.id in keep or c.acl in keep]
+    keep |= {c.id for c in a.connections}
     a.devices = [d for d in a.devices if d.address == address or d.role == "local"]
+    # HCI commands and inquiry results stay: the controller's story (rules read the scope)
     a.pairing = [p for p in a.pairing if p.address == address]
     a.l2cap_channels = [c for c in a.l2cap_channels if c.connection in keep]
+    a.l2cap_signals = [c for c in a.l2cap_signals if c.connection in keep]
     a.sdp = [s for s in a.sdp if s.connection in keep]
-    a.avdtp_signals = [s for s in a.avdtp_signals if s.connection in keep]
-    a.avdtp_streams = [s for s in a.avdtp_streams if s.connection in keep]
-    a.avdtp_endpoints = [s for s in a.avdtp_endpoints if s.connection in keep]
+    a.avdtp.signals = [s for s in a.avdtp.signals if s.connection in keep]
+    a.avdtp.streams = [s for s in a.avdtp.streams if s.connection in keep]
+    a.avdtp.endpoints = [s for s in a.avdtp.endpoints if s.connection in keep]
+    a.rfcomm = [r for r in a.rfcomm if r.connection in keep]
+    a.hfp = [h for h in a.hfp if h.connection in keep]
+    a.ll_connections = [x for x in a.ll_connections if x.connection in keep]
+    a.smp.transactions = [t for t in a.smp.transactions if t.connection in keep]
+    a.smp.pdus = [t for t in a.smp.pdus if t.connection in keep]
+    a.att.transactions = [t for t in a.att.transactions if t.connection in keep]
+    a.att.notifications = [t for t in a.att.notifications if t.connection in keep]
+    a.att.services = {k: v for k, v in a.att.services.items() if k in keep}
     a.timeline = [e for e in a.timeline if e.lane in keep or e.lane == address]
-    a.advertisers = [x for x in a.advertisers if getattr(x, "address", None) == address]
-    a.hfp = [h for h in a.hfp if getattr(h, "connection", None) in keep]
-    for key, val in list(a.extra.items()):
-        if isinstance(val, list) and val and isinstance(val[0], dict) and "connection" in val[0]:
-            a.extra[key] = [r for r in val if r.get("connection") in keep]
+    a.advertisers = [x for x in a.advertisers if x.address == address]
 
 
 def media_frames(ctx: BuildContext, chan_nos: list[int]) -> pl.DataFrame:

@@ -14,11 +14,20 @@ from typing import Any
 
 from analyzer.decode.hci import HciCommand, HciEvent
 from analyzer.decode.hci_names import error_name
-from analyzer.sessions.model import (
+from analyzer.model import (
     Connection,
+    ControllerReset,
     Device,
+    DiscoveredDevice,
+    EncryptionFailure,
+    HardwareError,
+    HciTransaction,
+    LocalVersion,
     PairingAttempt,
+    ScoChange,
+    ScoLink,
     TimelineEvent,
+    VersionSeen,
 )
 
 #: command opcode → (completion event code, LE subevent or None, key "addr"/"handle")
@@ -47,29 +56,6 @@ IO_CAP_NAMES = {0: "DisplayOnly", 1: "DisplayYesNo", 2: "KeyboardOnly", 3: "NoIn
 
 
 @dataclass
-class HciTransaction:
-    """One HCI command and what answered it."""
-
-    frame: int
-    time_us: int
-    opcode: int
-    name: str
-    vendor: bool
-    handle: int | None = None
-    address: str | None = None
-    connection: str | None = None
-    status_frame: int | None = None  # Command Status or Command Complete
-    status_time_us: int | None = None
-    status: int | None = None
-    status_name: str | None = None
-    complete_frame: int | None = None  # the completion event (Connection Complete, ...)
-    complete_time_us: int | None = None
-    complete_status: int | None = None
-    expects_completion: bool = False
-    waits_on_user: bool = False
-
-
-@dataclass
 class HciState:
     """Accumulates everything the HCI layer tells, frame by frame."""
 
@@ -78,12 +64,13 @@ class HciState:
     pairing: list[PairingAttempt] = field(default_factory=list)
     commands: list[HciTransaction] = field(default_factory=list)
     timeline: list[TimelineEvent] = field(default_factory=list)
-    resets: list[dict[str, Any]] = field(default_factory=list)
-    hardware_errors: list[dict[str, Any]] = field(default_factory=list)
-    discovered: list[dict[str, Any]] = field(default_factory=list)  # inquiry / EIR results
+    resets: list[ControllerReset] = field(default_factory=list)
+    hardware_errors: list[HardwareError] = field(default_factory=list)
+    discovered: list[DiscoveredDevice] = field(default_factory=list)  # inquiry / EIR results
     local_address: str | None = None
     page_timeout_s: float | None = None  # from Write Page Timeout, when the capture has it
-    local_version: dict[str, Any] | None = None
+    local_version: LocalVersion | None = None
+    local_name: str | None = None  # Write Local Name / Read Local Name
     # live state
     _open: dict[tuple[str, int], Connection] = field(default_factory=dict)  # (kind, handle)
     _pending_create: dict[str, HciTransaction] = field(default_factory=dict)
@@ -151,7 +138,7 @@ class HciState:
         p = self._pairing_open.get(addr)
         stale = p is not None and (
             p.outcome != "unknown"
-            or "ended_by_disconnect" in p.details
+            or p.details.ended_by_disconnect is not None
             or (conn is not None and p.connection is not None and p.connection != conn.id)
         )
         if p is None or stale:
@@ -165,7 +152,7 @@ class HciState:
             self.pairing.append(p)
             self._pairing_open[addr] = p
             if addr in self._bonded:
-                p.details["bonded_earlier_in_capture"] = True
+                p.details.bonded_earlier_in_capture = True
         p.frames.append(frame)
         return p
 
@@ -181,8 +168,13 @@ class HciState:
             ended.append(c)
             if c.address:
                 p = self._pairing_open.get(c.address)
-                if p is not None and p.outcome == "unknown" and p.connection in (c.id, None):
-                    p.details.setdefault("ended_by_disconnect", frame)
+                if (
+                    p is not None
+                    and p.outcome == "unknown"
+                    and p.connection in (c.id, None)
+                    and p.details.ended_by_disconnect is None
+                ):
+                    p.details.ended_by_disconnect = frame
         return ended
 
     def _end_pair(self, p: PairingAttempt, status: int, frame: int, time_us: int) -> None:
@@ -223,13 +215,13 @@ class HciState:
             self._pending_create[addr] = tx
             self.device(addr, frame)
             self._event(time_us, frame, addr, "connect", f"paging {addr}")
-        elif op == 0x0C18 and len(cmd.params) >= 2:  # Write Page Timeout (0.625 ms slots)
-            self.page_timeout_s = int.from_bytes(cmd.params[:2], "little") * 0.000625
+        elif op == 0x0C18 and "page_timeout_s" in cmd.fields:  # Write Page Timeout
+            self.page_timeout_s = cmd.fields["page_timeout_s"]
+        elif op == 0x0C13 and cmd.fields.get("local_name"):  # Write Local Name
+            self.local_name = cmd.fields["local_name"]
         elif op == 0x0C03:  # Reset
             ended = self.end_links(frame, time_us)
-            self.resets.append(
-                {"frame": frame, "time_us": time_us, "links_ended": [c.id for c in ended]}
-            )
+            self.resets.append(ControllerReset(frame, time_us, [c.id for c in ended]))
             self._awaiting_completion.clear()
             self._pending_create.clear()
             self._event(time_us, frame, "controller", "reset", "HCI Reset", "warning")
@@ -245,7 +237,7 @@ class HciState:
             p = self._pair(addr, frame, time_us, self.open_acl_for(addr))
             p.method = "legacy_pin"
             if op == 0x040E:
-                p.details["pin_negative_reply"] = True
+                p.details.pin_negative_reply = True
         elif op == 0x0411 and conn is not None and conn.address:  # Authentication Requested
             self._pair(conn.address, frame, time_us, conn)
         elif op == 0x2019 and conn is not None and conn.address:  # LE Enable Encryption
@@ -283,18 +275,13 @@ class HciState:
                         self._failed_connection(tx.address, ev.status or 0, frame, time_us, tx)
                 break
         if ev.code == 0x0E and ev.status == 0:
-            ret = ev.fields.get("return_params") or b""
             if op == 0x1009 and ev.bd_addr:
                 self.local_address = ev.bd_addr
                 self.device(ev.bd_addr).role = "local"
-            elif op == 0x1001 and len(ret) >= 9:
-                self.local_version = {
-                    "hci_version": ret[1],
-                    "hci_revision": ret[2] | (ret[3] << 8),
-                    "lmp_version": ret[4],
-                    "manufacturer": ret[5] | (ret[6] << 8),
-                    "lmp_subversion": ret[7] | (ret[8] << 8),
-                }
+            elif op == 0x1001 and "local_version" in ev.fields:
+                self.local_version = LocalVersion(**ev.fields["local_version"])
+            elif op == 0x0C14 and ev.fields.get("local_name"):
+                self.local_name = ev.fields["local_name"]
 
     def _match_completion(self, ev: HciEvent, frame: int, time_us: int) -> None:
         for tx in self._awaiting_completion:
@@ -435,18 +422,15 @@ def _sync_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None
         start_frame=frame,
         start_time_us=time_us,
         acl=acl.id if acl else None,
-        sco={
-            k: ev.fields.get(k)
-            for k in (
-                "link_type_name",
-                "transmission_interval",
-                "retransmission_window",
-                "rx_packet_length",
-                "tx_packet_length",
-                "air_mode",
-                "air_mode_name",
-            )
-        },
+        sco=ScoLink(
+            link_type_name=ev.fields.get("link_type_name"),
+            transmission_interval=ev.fields.get("transmission_interval"),
+            retransmission_window=ev.fields.get("retransmission_window"),
+            rx_packet_length=ev.fields.get("rx_packet_length"),
+            tx_packet_length=ev.fields.get("tx_packet_length"),
+            air_mode=ev.fields.get("air_mode"),
+            air_mode_name=ev.fields.get("air_mode_name"),
+        ),
     )
     st.connections.append(c)
     st._open[("sco", handle)] = c
@@ -462,19 +446,14 @@ def _sync_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None
 def _sync_changed(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
     c = st._open.get(("sco", ev.handle or 0))
     if c is not None and c.sco is not None and ev.status == 0:
-        c.sco.setdefault("changes", []).append(
-            {
-                "frame": frame,
-                **{
-                    k: ev.fields.get(k)
-                    for k in (
-                        "transmission_interval",
-                        "retransmission_window",
-                        "rx_packet_length",
-                        "tx_packet_length",
-                    )
-                },
-            }
+        c.sco.changes.append(
+            ScoChange(
+                frame=frame,
+                transmission_interval=ev.fields.get("transmission_interval"),
+                retransmission_window=ev.fields.get("retransmission_window"),
+                rx_packet_length=ev.fields.get("rx_packet_length"),
+                tx_packet_length=ev.fields.get("tx_packet_length"),
+            )
         )
 
 
@@ -509,7 +488,7 @@ def _disconn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> N
     if c.address and c.transport in ("br_edr", "le"):
         p = st._pairing_open.get(c.address)
         if p is not None and p.outcome == "unknown":
-            p.details["ended_by_disconnect"] = frame
+            p.details.ended_by_disconnect = frame
 
 
 def _conn_request(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
@@ -536,13 +515,7 @@ def _encryption_change(st: HciState, ev: HciEvent, frame: int, time_us: int) -> 
     c.encryption_frames.append(frame)
     if ev.status not in (None, 0):
         c.encryption_failures.append(
-            {
-                "frame": frame,
-                "time_us": time_us,
-                "status": ev.status,
-                "status_name": ev.status_name,
-                "event": ev.name,
-            }
+            EncryptionFailure(frame, time_us, ev.status, ev.status_name, ev.name)
         )
     if ev.status == 0 and "encryption_enabled" in ev.fields:
         c.encrypted = bool(ev.fields.get("encryption_enabled"))
@@ -559,7 +532,7 @@ def _encryption_change(st: HciState, ev: HciEvent, frame: int, time_us: int) -> 
     if c.address and ev.status not in (None, 0):
         p = st._pairing_open.get(c.address)
         if p is not None and p.outcome == "unknown":
-            p.details["encryption_status"] = ev.status
+            p.details.encryption_status = ev.status
             st._end_pair(p, ev.status or 0, frame, time_us)
     elif c.address and c.transport == "br_edr" and c.encrypted:
         # BR/EDR encryption starts only once authentication succeeded with the link key
@@ -585,14 +558,7 @@ def _remote_version(st: HciState, ev: HciEvent, frame: int, time_us: int) -> Non
     d.manufacturer = ev.fields.get("manufacturer")
     d.manufacturer_name = ev.fields.get("manufacturer_name")
     d.versions_seen.append(
-        {
-            "connection": c.id,
-            "frame": frame,
-            "time_us": time_us,
-            "lmp_version": d.lmp_version,
-            "lmp_subversion": d.lmp_subversion,
-            "manufacturer": d.manufacturer,
-        }
+        VersionSeen(c.id, frame, time_us, d.lmp_version, d.lmp_subversion, d.manufacturer)
     )
 
 
@@ -610,15 +576,7 @@ def _inquiry_result(st: HciState, ev: HciEvent, frame: int, time_us: int) -> Non
             d.class_of_device = r.class_of_device
         if r.name:
             d.name = r.name
-        st.discovered.append(
-            {
-                "address": r.bd_addr,
-                "frame": frame,
-                "time_us": time_us,
-                "rssi": r.rssi,
-                "name": r.name,
-            }
-        )
+        st.discovered.append(DiscoveredDevice(r.bd_addr, frame, time_us, r.rssi, r.name))
 
 
 def _link_key_request(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
@@ -649,7 +607,7 @@ def _io_cap_response(st: HciState, ev: HciEvent, frame: int, time_us: int) -> No
         p = st._pair(ev.bd_addr, frame, time_us, st.open_acl_for(ev.bd_addr))
         p.io_capability_remote = ev.fields.get("io_capability_name")
         if ev.fields.get("oob_data_present"):
-            p.details["remote_oob"] = True
+            p.details.remote_oob = True
 
 
 def _user_confirmation(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
@@ -681,16 +639,14 @@ def _ssp_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
     if not ev.bd_addr:
         return
     p = st._pair(ev.bd_addr, frame, time_us, st.open_acl_for(ev.bd_addr))
-    p.details["simple_pairing_status"] = ev.status
+    p.details.simple_pairing_status = ev.status
     if ev.status not in (None, 0):
         p.frames.pop()
         st._end_pair(p, ev.status or 0, frame, time_us)
 
 
 def _hardware_error(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
-    st.hardware_errors.append(
-        {"frame": frame, "time_us": time_us, "code": ev.fields.get("hardware_code")}
-    )
+    st.hardware_errors.append(HardwareError(frame, time_us, ev.fields.get("hardware_code")))
     st._event(
         time_us,
         frame,
@@ -713,7 +669,7 @@ def _le_ltk_request(st: HciState, ev: HciEvent, frame: int, time_us: int) -> Non
     if c is not None and c.address:
         p = st._pair(c.address, frame, time_us, c)
         p.transport = "le"
-        p.details["ltk_request"] = True
+        p.details.ltk_request = True
 
 
 _EVENT_HANDLERS: dict[int, Any] = {

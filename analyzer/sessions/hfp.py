@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.decode.at import CODECS, FINAL_RESULTS, AtLine, parse_line
-from analyzer.sessions.model import AtCommand, HfpCall, HfpSession, TimelineEvent
+from analyzer.model import AtCommand, HfpCall, HfpSession, TimelineEvent
 
 #: lines only HFP uses (HFP 1.9 §4.34-§4.35, plus the Apple HFP extensions +XAPL/+IPHONEACCEV);
 #: generic 27.007 lines (+CLIP, +COPS, +CMEE, ...) and +VGS/+VGM (HSP too) are no evidence

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from analyzer.decode.l2cap import decode_signalling, psm_name
-from analyzer.sessions.model import Anomaly, Connection, L2capChannel
+from analyzer.model import Anomaly, Connection, L2capChannel, L2capSignal
 
 SIGNALLING_CIDS = (0x0001, 0x0005)
 #: signalling request codes (Core Vol 3 Part A §4): each is answered by a response or a reject
@@ -113,10 +113,9 @@ class ChannelTable:
     # (conn id, "local"/"remote" cid side, cid) → live channel
     _live: dict[tuple[str, str, int], L2capChannel] = field(default_factory=dict)
     _avdtp_sig: dict[str, L2capChannel] = field(default_factory=dict)
-    #: every signalling command: {connection, address, code, name, ident, direction, frame,
-    #: time_us, is_request, response_frame, response_time_us, result}
-    signals: list[dict[str, Any]] = field(default_factory=list)
-    _open_requests: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
+    #: every signalling command, requests paired with their responses
+    signals: list[L2capSignal] = field(default_factory=list)
+    _open_requests: dict[tuple[str, str, int], L2capSignal] = field(default_factory=dict)
 
     def lookup(self, conn_id: str, direction: str, cid: int) -> L2capChannel | None:
         side = "remote" if direction == "sent" else "local"
@@ -139,7 +138,7 @@ class ChannelTable:
             if sig.anomaly:
                 anomalies.append(Anomaly(frame, "l2cap", f"{sig.name}: {sig.anomaly}"))
             self._record(conn, direction, frame, time_us, sig.code, sig.name, sig.ident, sig.result)
-            self.signals[-1]["suspect"] = suspect
+            self.signals[-1].suspect = suspect
             requester = "local" if direction == "sent" else "remote"
             if sig.code in (0x02, 0x14) and sig.scid is not None:  # Connection Req / LE CoC Req
                 ch = L2capChannel(
@@ -198,31 +197,30 @@ class ChannelTable:
         result: int | None,
     ) -> None:
         """Pair requests with responses (same identifier, other direction; §4)."""
-        entry: dict[str, Any] = {
-            "connection": conn.id,
-            "address": conn.address,
-            "code": code,
-            "name": name,
-            "ident": ident,
-            "direction": direction,
-            "frame": frame,
-            "time_us": time_us,
-            "is_request": code in L2CAP_REQUESTS,
-            "result": result,
-        }
+        entry = L2capSignal(
+            connection=conn.id,
+            address=conn.address,
+            code=code,
+            name=name,
+            ident=ident,
+            direction=direction,
+            frame=frame,
+            time_us=time_us,
+            is_request=code in L2CAP_REQUESTS,
+            result=result,
+        )
         self.signals.append(entry)
         if code in L2CAP_REQUESTS:
-            entry["response_frame"] = entry["response_time_us"] = None
             self._open_requests[(conn.id, direction, ident)] = entry
             return
         asker = "received" if direction == "sent" else "sent"
         req = self._open_requests.get((conn.id, asker, ident))
         if req is not None and (
-            code == 0x01 or code == req["code"] + 1 or (req["code"] == 0x17 and code == 0x18)
+            code == 0x01 or code == req.code + 1 or (req.code == 0x17 and code == 0x18)
         ):
-            if req["response_frame"] is None:
-                req["response_frame"], req["response_time_us"] = frame, time_us
-            req["final_result"] = result
+            if req.response_frame is None:
+                req.response_frame, req.response_time_us = frame, time_us
+            req.final_result = result
             if not (code in (0x03, 0x15) and result == 1):  # pending: a final answer follows
                 del self._open_requests[(conn.id, asker, ident)]
 

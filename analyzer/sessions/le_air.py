@@ -36,10 +36,10 @@ import polars as pl
 
 from analyzer.decode.hci_names import error_name
 from analyzer.decode.le_ll import ADV_ACCESS_ADDRESS, decode_adv_pdu
+from analyzer.model import Connection, LlConnection, LlConnectionParams
 from analyzer.sessions import l2cap as l2
 from analyzer.sessions.att import AttSession, finish_att
 from analyzer.sessions.build import BuildContext, post_pass
-from analyzer.sessions.model import Connection
 from analyzer.sessions.smp import SmpSession, finish_smp
 
 T_IFS_US = 150
@@ -60,7 +60,8 @@ class _Link:
     handle: int  # key for the L2CAP reassembler (one per connection, not per access address)
     intra: int  # largest gap (µs) still inside one connection event
     timeout_us: int  # supervision timeout (§4.5.2): the longest an ended link's AA lingers
-    stats: dict[str, Any]
+    stats: LlConnection
+    control: dict[int, int] = field(default_factory=dict)  # LL control opcode → PDUs
     last: tuple[int, str, int] | None = None  # (time_us, direction, airtime_us)
     prev_pdu: dict[str, tuple[int, int, bytes]] = field(default_factory=dict)
     last_sn: dict[str, int] = field(default_factory=dict)
@@ -151,12 +152,12 @@ def _process_data(
             if info.get("peripheral"):
                 hci.device(str(info["peripheral"]), info.get("frame"))
         conn, s = link.conn, link.stats
-        s["pdus"] += 1
+        s.pdus += 1
         if not link.terminated:
             conn.end_frame, conn.end_time_us = frame, t
         direction = str(d)
         if direction == "unknown":
-            s["direction_inferred"] = True
+            s.direction_inferred = True
             pv = link.last
             # sniffers stamp the start or the end of a packet (allow the longer airtime), some
             # with USB latency (~1 ms, Ubertooth): a gap under half the connection interval
@@ -170,7 +171,7 @@ def _process_data(
         prev_sn = link.last_sn.get(direction)
         link.last_sn[direction] = sn
         if plen == 0:
-            s["empty"] += 1
+            s.empty += 1
             continue
         if not payload:  # header says data, the capture cut it
             continue
@@ -178,13 +179,13 @@ def _process_data(
         link.prev_pdu[direction] = (sn, llid, payload)
         # same SN and payload as the previous PDU this side sent: a resend
         if prev_sn == sn and pp == (sn, llid, payload):
-            s["retransmissions"] += 1  # counted; still decoded, as Wireshark does
+            s.retransmissions += 1  # counted; still decoded, as Wireshark does
         if link.encrypted and not _plaintext(llid, payload, reasm, link.handle, direction):
-            s["encrypted_pdus"] += 1
+            s.encrypted_pdus += 1
             continue
         if llid == 3:
             op = payload[0]
-            s["control"][op] = s["control"].get(op, 0) + 1
+            link.control[op] = link.control.get(op, 0) + 1
             if op == 0x04:  # LL_ENC_RSP: encryption starts
                 link.encrypted = True
                 conn.encrypted = True
@@ -194,8 +195,8 @@ def _process_data(
                 conn.end_frame, conn.end_time_us = frame, t
                 conn.disconnect_reason = payload[1] if len(payload) > 1 else None
                 conn.disconnect_reason_name = error_name(conn.disconnect_reason)
-                s["terminate_frame"] = frame
-                s["terminated_by"] = "central" if direction == "sent" else "peripheral"
+                s.terminate_frame = frame
+                s.terminated_by = "central" if direction == "sent" else "peripheral"
             continue
         if llid not in (1, 2):
             continue
@@ -223,11 +224,10 @@ def _process_data(
         from analyzer.decode.le_ll import LL_CONTROL_OPCODES
 
         for link in links:
-            s = link.stats
-            s["control"] = {
-                LL_CONTROL_OPCODES.get(k, f"0x{k:02X}"): v for k, v in sorted(s["control"].items())
+            link.stats.control = {
+                LL_CONTROL_OPCODES.get(k, f"0x{k:02X}"): v for k, v in sorted(link.control.items())
             }
-        ctx.analysis.extra["ll_connections"] = [link.stats for link in links]
+        ctx.analysis.ll_connections = [link.stats for link in links]
 
 
 def _new_link(aa: int, info: dict[str, Any], frame: int, t: int, n: int) -> _Link:
@@ -247,22 +247,14 @@ def _new_link(aa: int, info: dict[str, Any], frame: int, t: int, n: int) -> _Lin
     params = info.get("params") or {}
     iv = params.get("interval_ms")
     to = params.get("timeout_ms")
-    stats: dict[str, Any] = {
-        "connection": conn.id,
-        "access_address": f"0x{aa:08X}",
-        "central": info.get("central"),
-        "peripheral": info.get("peripheral"),
-        "connect_frame": info.get("frame"),
-        "params": info.get("params"),
-        "pdus": 0,
-        "empty": 0,
-        "control": {},
-        "retransmissions": 0,
-        "encrypted_pdus": 0,
-        "direction_inferred": False,
-        "terminate_frame": None,
-        "terminated_by": None,  # "central" / "peripheral": who sent LL_TERMINATE_IND
-    }
+    stats = LlConnection(
+        connection=conn.id,
+        access_address=f"0x{aa:08X}",
+        central=info.get("central"),
+        peripheral=info.get("peripheral"),
+        connect_frame=info.get("frame"),
+        params=LlConnectionParams(**info["params"]) if info.get("params") else None,
+    )
     return _Link(
         conn=conn,
         handle=0x1000 + n,

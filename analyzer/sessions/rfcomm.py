@@ -19,10 +19,18 @@ from typing import Any
 
 from analyzer.decode.at import LineSplitter, looks_like_at
 from analyzer.decode.rfcomm import RfcommFrame, decode_rfcomm
+from analyzer.model import (
+    Connection,
+    HfpSession,
+    L2capChannel,
+    ModemStatus,
+    RfcommDlc,
+    SideCounts,
+    SideModemStatus,
+)
 from analyzer.sessions.build import BuildContext, post_pass
 from analyzer.sessions.hfp import HfpTracker
 from analyzer.sessions.l2cap import Pdu, consume_psm
-from analyzer.sessions.model import Connection, HfpSession, L2capChannel
 
 #: SDP service name → (profile, role of the device that registered the record)
 SERVICE_PROFILES: dict[str, tuple[str, str]] = {
@@ -235,9 +243,9 @@ class RfcommMux:
             # we asked ("sent") → the records are the remote's
             owner = "remote" if tx.direction == "sent" else "local"
             for r in tx.records:
-                if r.get("rfcomm_channel") != dlc.channel:
+                if r.rfcomm_channel != dlc.channel:
                     continue
-                names = list(r.get("service_names") or [])
+                names = list(r.service_names)
                 if dlc.server is None or owner == dlc.server:
                     self._set_profile(dlc, names)
                     return
@@ -256,45 +264,43 @@ class RfcommMux:
         dlc.profile = names[0] if names else None
 
     # -- summary -----------------------------------------------------------------------------
-    def summaries(self) -> list[dict[str, Any]]:
+    def summaries(self) -> list[RfcommDlc]:
         conn, ch = self.connection, self.channel
         if conn is None:
             return []  # a half that delegated to its other direction
         out = []
         for dlci in sorted(self.dlcs):
             d = self.dlcs[dlci]
-            row: dict[str, Any] = {
-                "connection": conn.id if conn else None,
-                "address": conn.address if conn else None,
-                "l2cap_local_cid": _cid(ch, self.other_half, "local_cid"),
-                "l2cap_remote_cid": _cid(ch, self.other_half, "remote_cid"),
-                "initiator": self.initiator,
-                "dlci": dlci,
-                "channel": d.channel if dlci else None,
-                "server": d.server,
-                "profile": "multiplexer" if dlci == 0 else d.profile,
-                "profile_source": d.profile_source,
-                "first_frame": d.first_frame,
-                "sabm_frame": d.sabm_frame,
-                "open_frame": d.open_frame,
-                "open_time_us": d.open_time_us,
-                "rejected_frame": d.rejected_frame,
-                "close_frame": d.close_frame,
-                "close_time_us": d.close_time_us,
-                "frames": d.frames,
-                "data_bytes": d.data_bytes,
-            }
+            row = RfcommDlc(
+                connection=conn.id,
+                address=conn.address,
+                l2cap_local_cid=_cid(ch, self.other_half, "local_cid"),
+                l2cap_remote_cid=_cid(ch, self.other_half, "remote_cid"),
+                initiator=self.initiator,
+                dlci=dlci,
+                channel=d.channel if dlci else None,
+                server=d.server,
+                profile="multiplexer" if dlci == 0 else d.profile,
+                profile_source=d.profile_source,
+                first_frame=d.first_frame,
+                sabm_frame=d.sabm_frame,
+                open_frame=d.open_frame,
+                open_time_us=d.open_time_us,
+                rejected_frame=d.rejected_frame,
+                close_frame=d.close_frame,
+                close_time_us=d.close_time_us,
+                frames=dict(d.frames),
+                data_bytes=dict(d.data_bytes),
+            )
             if dlci == 0:
-                row["commands"] = dict(self.mcc_counts)
+                row.commands = dict(self.mcc_counts)
             else:
-                row.update(
-                    max_frame_size=d.max_frame_size,
-                    credit_flow=d.credit_flow,
-                    initial_credits=d.initial_credits,
-                    credits_granted=d.credits_granted,
-                    msc=d.msc,
-                    at=bool(d.at),
-                )
+                row.max_frame_size = d.max_frame_size
+                row.credit_flow = d.credit_flow
+                row.initial_credits = SideCounts(**d.initial_credits)
+                row.credits_granted = SideCounts(**d.credits_granted)
+                row.msc = SideModemStatus(**{side: ModemStatus(**v) for side, v in d.msc.items()})
+                row.at = bool(d.at)
             out.append(row)
         return out
 
@@ -326,7 +332,7 @@ def finish(analysis: Any, ctx: BuildContext) -> None:
         return
     ctx.state["rfcomm_done"] = True
     kept: list[HfpTracker] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[RfcommDlc] = []
     for mux in muxes(ctx):
         for d in mux.dlcs.values():
             if d.dlci and d.profile_source is None:
@@ -359,8 +365,7 @@ def finish(analysis: Any, ctx: BuildContext) -> None:
     kept.sort(key=lambda t: t.session.start_frame)
     ctx.state["hfp_trackers"] = kept
     analysis.hfp.extend(t.session for t in kept)
-    if rows:
-        analysis.extra["rfcomm"] = rows
+    analysis.rfcomm = rows
 
 
 def _end_from_links(tr: HfpTracker, mux: RfcommMux, ctx: BuildContext) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 import polars as pl
 
 from analyzer.decode.at import CODECS
+from analyzer.model import Connection, ScoGap, ScoLink
 from analyzer.sessions.build import BuildContext, post_pass
 from analyzer.sessions.hfp import HfpTracker
-from analyzer.sessions.model import Connection
 from analyzer.sessions.rfcomm import finish as rfcomm_finish
 from analyzer.sessions.rfcomm import trackers
 
@@ -36,27 +36,31 @@ def sco_links(analysis: Any, ctx: BuildContext) -> None:
     stats = _packet_stats(ctx, links)
     trs = trackers(ctx)
     for i, c in enumerate(links):
-        sco = c.sco if c.sco is not None else {}
+        sco = c.sco if c.sco is not None else ScoLink()
         c.sco = sco
-        sco.update(stats.get(i, _empty()))
+        st = stats.get(i)
+        if st is not None:
+            sco.sco_packets, sco.sco_bytes = st.sco_packets, st.sco_bytes
+            sco.sco_first_time_us, sco.sco_last_time_us = st.sco_first_time_us, st.sco_last_time_us
+            sco.sco_gaps = st.sco_gaps
         tr = _session_for(c, trs)
-        air = sco.get("air_mode")
+        air = sco.air_mode
         if tr is not None:
             s = tr.session
             if c.id not in s.sco:
                 s.sco.append(c.id)
-            sco["hfp_connection"] = s.connection
-            sco["hfp_dlci"] = s.dlci
-            sco["profile"] = s.profile
+            sco.hfp_connection = s.connection
+            sco.hfp_dlci = s.dlci
+            sco.profile = s.profile
         if air == 3:
             codec = tr.codec_at(c.start_frame or 0) if tr is not None else None
-            sco["codec_id"] = codec
-            sco["codec"] = CODECS.get(codec) if codec is not None else None
-            sco["codec_source"] = "+BCS" if codec is not None else None
-        elif isinstance(air, int) and air in AIR_MODE_CODECS:
-            sco["codec_id"] = 1 if air == 2 else None
-            sco["codec"] = AIR_MODE_CODECS[air]
-            sco["codec_source"] = "air_mode"
+            sco.codec_id = codec
+            sco.codec = CODECS.get(codec) if codec is not None else None
+            sco.codec_source = "+BCS" if codec is not None else None
+        elif air is not None and air in AIR_MODE_CODECS:
+            sco.codec_id = 1 if air == 2 else None
+            sco.codec = AIR_MODE_CODECS[air]
+            sco.codec_source = "air_mode"
             if air == 2 and tr is not None and tr.session.codec is None:
                 # no codec negotiation captured: CVSD is the mandatory default (HFP 1.9 §5.7.1)
                 s = tr.session
@@ -80,17 +84,7 @@ def _session_for(c: Connection, trs: list[HfpTracker]) -> HfpTracker | None:
     return best
 
 
-def _empty() -> dict[str, Any]:
-    return {
-        "sco_packets": {"sent": 0, "received": 0},
-        "sco_bytes": {"sent": 0, "received": 0},
-        "sco_first_time_us": None,
-        "sco_last_time_us": None,
-        "sco_gaps": [],
-    }
-
-
-def _packet_stats(ctx: BuildContext, links: list[Connection]) -> dict[int, dict[str, Any]]:
+def _packet_stats(ctx: BuildContext, links: list[Connection]) -> dict[int, ScoLink]:
     idx = ctx.idx
     sco = idx.filter(pl.col("kind") == "sco").select(
         "index", "time_us", "direction", "handle", "length"
@@ -116,7 +110,7 @@ def _packet_stats(ctx: BuildContext, links: list[Connection]) -> dict[int, dict[
         .filter(pl.col("link").is_not_null() & (pl.col("index") <= pl.col("e")))
         .with_columns(pl.col("direction").cast(pl.String).alias("dir"))
     )
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[int, ScoLink] = {}
     agg = sco.group_by("link", "dir").agg(
         pl.len().alias("n"),
         (pl.col("length") - 3).clip(lower_bound=0).sum().alias("b"),
@@ -124,13 +118,13 @@ def _packet_stats(ctx: BuildContext, links: list[Connection]) -> dict[int, dict[
         pl.col("time_us").max().alias("t1"),
     )
     for link, d, n, b, t0, t1 in agg.iter_rows():
-        st = out.setdefault(int(link), _empty())
+        st = out.setdefault(int(link), ScoLink())
         if d in ("sent", "received"):
-            st["sco_packets"][d] = int(n)
-            st["sco_bytes"][d] = int(b)
-        f0, f1 = st["sco_first_time_us"], st["sco_last_time_us"]
-        st["sco_first_time_us"] = int(t0) if f0 is None else min(f0, int(t0))
-        st["sco_last_time_us"] = int(t1) if f1 is None else max(f1, int(t1))
+            setattr(st.sco_packets, d, int(n))
+            setattr(st.sco_bytes, d, int(b))
+        f0, f1 = st.sco_first_time_us, st.sco_last_time_us
+        st.sco_first_time_us = int(t0) if f0 is None else min(f0, int(t0))
+        st.sco_last_time_us = int(t1) if f1 is None else max(f1, int(t1))
     gaps = (
         sco.sort("link", "dir", "index")
         .with_columns(
@@ -141,8 +135,8 @@ def _packet_stats(ctx: BuildContext, links: list[Connection]) -> dict[int, dict[
         .sort("index")
     )
     for link, d, prev, frame, dt in gaps.select("link", "dir", "prev", "index", "dt").iter_rows():
-        out.setdefault(int(link), _empty())["sco_gaps"].append(
-            {"direction": d, "from_frame": int(prev), "to_frame": int(frame), "gap_ms": dt / 1000}
+        out.setdefault(int(link), ScoLink()).sco_gaps.append(
+            ScoGap(d, int(prev), int(frame), dt / 1000)
         )
     return out
 

@@ -22,9 +22,9 @@ from analyzer.decode.sdp import (
     service_classes,
     uuid_name,
 )
+from analyzer.model import DeviceId, DeviceIdSeen, SdpRecord, SdpTransaction, TimelineEvent
 from analyzer.sessions.build import BuildContext
 from analyzer.sessions.l2cap import Pdu, consume_psm
-from analyzer.sessions.model import SdpTransaction, TimelineEvent
 
 RESPONSE_OF = {0x02: 0x03, 0x04: 0x05, 0x06: 0x07}
 PNP_INFORMATION = 0x1200
@@ -108,7 +108,7 @@ class SdpChannelSession:
             self._continuing[asker] = (tx, acc)
             return
         if rec.pdu_id == 0x03:
-            tx.records = [{"handle": h} for h in rec.handles]
+            tx.records = [SdpRecord(handle=h) for h in rec.handles]
             return
         parse = parse_attribute_lists if rec.pdu_id == 0x07 else parse_attribute_list
         records = parse(bytes(acc))
@@ -133,38 +133,33 @@ class SdpChannelSession:
                 from_pattern = True
             classes = service_classes(r)
             names = [uuid_name(c) for c in classes]
-            summary: dict[str, Any] = {
-                "handle": _num(r.get(0x0000)),
-                "service_classes": [f"0x{c:04X}" for c in classes],
-                "service_names": names,
-            }
-            if from_pattern:
-                summary["classes_from"] = "search pattern"
-            ch = rfcomm_channel(r)
-            if ch is not None:
-                summary["rfcomm_channel"] = ch
+            summary = SdpRecord(
+                handle=_num(r.get(0x0000)),
+                service_classes=[f"0x{c:04X}" for c in classes],
+                service_names=names,
+                classes_from="search pattern" if from_pattern else None,
+                rfcomm_channel=rfcomm_channel(r),
+            )
             name = r.get(0x0100)
             if isinstance(name, bytes | str):
-                summary["name"] = (
-                    name.decode("utf-8", "replace") if isinstance(name, bytes) else name
-                )
+                summary.name = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
             pnp = pnp_info(r)
             if pnp is not None:
-                summary["device_id"] = {
-                    "vendor_id": pnp.vendor_id,
-                    "product_id": pnp.product_id,
-                    "version": pnp.version,
-                    "vendor_id_source": pnp.vendor_id_source,
-                }
+                summary.device_id = DeviceId(
+                    pnp.vendor_id, pnp.product_id, pnp.version, pnp.vendor_id_source
+                )
                 if dev is not None:
-                    dev.device_id = summary["device_id"]
+                    dev.device_id = summary.device_id
                     dev.device_ids_seen.append(
-                        {
-                            "connection": tx.connection,
-                            "frame": pdu.frame,
-                            "time_us": pdu.time_us,
-                            **summary["device_id"],
-                        }
+                        DeviceIdSeen(
+                            tx.connection,
+                            pdu.frame,
+                            pdu.time_us,
+                            pnp.vendor_id,
+                            pnp.product_id,
+                            pnp.version,
+                            pnp.vendor_id_source,
+                        )
                     )
             tx.records.append(summary)
             for n in names:

@@ -19,37 +19,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.decode.smp import REQUESTS, decode_smp, pairing_method
+from analyzer.model import (
+    PairingAttempt,
+    SmpPairingParams,
+    SmpPairingSummary,
+    SmpPdu,
+    SmpPduRef,
+    SmpSummary,
+    SmpTransaction,
+    TimelineEvent,
+)
+from analyzer.model.base import field_types
 from analyzer.sessions.build import BuildContext
 from analyzer.sessions.l2cap import Pdu, consume_cid
-from analyzer.sessions.model import PairingAttempt, TimelineEvent
+
+_PARAM_FIELDS = frozenset(n for n, _ in field_types(SmpPairingParams))
 
 
-@dataclass
-class SmpTransaction:
-    """One SMP procedure started by a Pairing Request or a Security Request."""
-
-    connection: str | None
-    address: str | None
-    cid: int
-    request: str  # "Pairing Request" / "Security Request"
-    frame: int
-    time_us: int
-    direction: str  # of the request: sent / received (air: sent = central → peripheral)
-    response: str | None = None  # the peer's first SMP answer
-    response_frame: int | None = None
-    response_time_us: int | None = None
-    latency_ms: float | None = None
-    last_frame: int = 0
-    last_time_us: int = 0
-    outcome: str = "incomplete"  # completed / failed / incomplete
-    method: str | None = None
-    request_params: dict[str, Any] = field(default_factory=dict)
-    response_params: dict[str, Any] = field(default_factory=dict)
-    reason: int | None = None
-    reason_name: str | None = None
-    keys_distributed: list[str] = field(default_factory=list)
-    pdus: list[dict[str, Any]] = field(default_factory=list)  # {frame, time_us, direction, name}
-    _phase2: set[tuple[str, int]] = field(default_factory=set)  # (direction, opcode)
+def _params(fields: dict[str, Any]) -> SmpPairingParams:
+    """Pairing Request/Response parameters as the model keeps them."""
+    return SmpPairingParams(**{k: v for k, v in fields.items() if k in _PARAM_FIELDS})
 
 
 def _state(ctx: BuildContext) -> dict[str, Any]:
@@ -66,6 +55,8 @@ class SmpSession:
     ctx: BuildContext
     _pairing: SmpTransaction | None = None  # the pairing in progress
     _security: SmpTransaction | None = None  # an unanswered Security Request
+    _request_fields: dict[int, dict[str, Any]] = field(default_factory=dict)  # id(tx) → fields
+    _phase2: dict[int, set[tuple[str, int]]] = field(default_factory=dict)  # (direction, opcode)
 
     def on_pdu(self, pdu: Pdu) -> None:
         rec = decode_smp(pdu.payload)
@@ -73,23 +64,14 @@ class SmpSession:
         if rec.anomaly:
             self.ctx.anomaly(pdu.frame, "smp", f"{rec.name}: {rec.anomaly}")
         conn = pdu.connection
-        entry = {
-            "frame": pdu.frame,
-            "time_us": pdu.time_us,
-            "connection": conn.id,
-            "cid": pdu.cid,
-            "direction": pdu.direction,
-            "opcode": rec.opcode,
-            "name": rec.name,
-        }
-        if rec.reason is not None:
-            entry["reason"], entry["reason_name"] = rec.reason, rec.reason_name
-        st["pdus"].append(entry)
+        st["pdus"].append(
+            SmpPdu(pdu.frame, pdu.time_us, conn.id, pdu.cid, pdu.direction, rec.opcode, rec.name,
+                   rec.reason, rec.reason_name)
+        )  # fmt: skip
         op = rec.opcode
         if op is None:
             return
-        short = {"frame": pdu.frame, "time_us": pdu.time_us, "direction": pdu.direction}
-        short["name"] = rec.name
+        short = SmpPduRef(pdu.frame, pdu.time_us, pdu.direction, rec.name)
         if op in REQUESTS:
             tx = SmpTransaction(
                 connection=conn.id,
@@ -101,9 +83,10 @@ class SmpSession:
                 direction=pdu.direction,
                 last_frame=pdu.frame,
                 last_time_us=pdu.time_us,
-                request_params=dict(rec.fields),
+                request_params=_params(rec.fields),
                 pdus=[short],
             )
+            self._request_fields[id(tx)] = dict(rec.fields)
             st["transactions"].append(tx)
             if op == 0x01:
                 if self._security is not None and self._security.direction != pdu.direction:
@@ -128,16 +111,17 @@ class SmpSession:
         if tx.response_frame is None and pdu.direction != tx.direction:
             self._answer(tx, rec.name, pdu)
         if op == 0x02:
-            tx.response_params = dict(rec.fields)
-            tx.method = pairing_method(tx.request_params, rec.fields)
+            tx.response_params = _params(rec.fields)
+            tx.method = pairing_method(self._request_fields.get(id(tx), {}), rec.fields)
         elif op == 0x05:
             tx.outcome = "failed"
             tx.reason, tx.reason_name = rec.reason, rec.reason_name
         elif op in (0x04, 0x0D):
-            tx._phase2.add((pdu.direction, op))
+            phase2 = self._phase2.setdefault(id(tx), set())
+            phase2.add((pdu.direction, op))
             sc = bool(tx.method and tx.method.startswith("le_sc_"))
             done_op = 0x0D if sc else 0x04
-            if len({d for d, o in tx._phase2 if o == done_op}) == 2 and tx.outcome != "failed":
+            if len({d for d, o in phase2 if o == done_op}) == 2 and tx.outcome != "failed":
                 tx.outcome = "completed"
         elif op in (0x06, 0x07, 0x08, 0x09, 0x0A):
             side = "initiator" if pdu.direction == tx.direction else "responder"
@@ -195,7 +179,7 @@ def finish_smp(analysis: Any, ctx: BuildContext) -> None:
                 p = pairing[match]
             _merge(p, t)
             _timeline(analysis, t)
-    analysis.extra["smp"] = {"transactions": txs, "pdus": st["pdus"]}
+    analysis.smp = SmpSummary(transactions=txs, pdus=st["pdus"])
 
 
 def _new_attempt(t: SmpTransaction) -> PairingAttempt:
@@ -213,39 +197,38 @@ def _merge(p: PairingAttempt, t: SmpTransaction) -> None:
     p.start_time_us = min(p.start_time_us, t.time_us)
     if t.method:
         p.method = t.method
-        if p.link_key_request == "reply" and p.details.get("ltk_request") is None:
+        if p.link_key_request == "reply" and not p.details.ltk_request:
             p.link_key_request = None  # the STK / new LTK of this pairing, not a stored key
     p.io_capability_local = p.io_capability_local or _io(t, local=True)
     p.io_capability_remote = p.io_capability_remote or _io(t, local=False)
-    p.frames = sorted(set(p.frames) | {x["frame"] for x in t.pdus})
-    p.details["smp"] = {
-        "request_frame": t.frame,
-        "initiator": "local" if t.direction == "sent" else "remote",
-        "request": t.request_params,
-        "response": t.response_params,
-        "keys_distributed": t.keys_distributed,
-        "outcome": t.outcome,
-    }
+    p.frames = sorted(set(p.frames) | {x.frame for x in t.pdus})
+    p.details.smp = SmpPairingSummary(
+        request_frame=t.frame,
+        initiator="local" if t.direction == "sent" else "remote",
+        request=t.request_params,
+        response=t.response_params,
+        keys_distributed=list(t.keys_distributed),
+        outcome=t.outcome,
+    )
     if t.outcome == "failed":
         p.outcome = "failure"
         p.status = None
         p.status_name = f"SMP Pairing Failed: {t.reason_name}"
-        p.details["smp_reason"] = t.reason
-        p.details["smp_reason_name"] = t.reason_name
+        p.details.smp_reason = t.reason
+        p.details.smp_reason_name = t.reason_name
         p.end_time_us = t.last_time_us
     elif t.outcome == "completed" and p.outcome == "unknown":
         p.outcome = "success"
         p.end_time_us = p.end_time_us or t.last_time_us
     elif t.outcome == "incomplete" and p.outcome == "unknown":
-        p.details["smp_incomplete"] = True
+        p.details.smp_incomplete = True
 
 
 def _io(t: SmpTransaction, local: bool) -> str | None:
     # the request comes from the initiator; "sent" = the capturing host (air: the central)
     init_local = t.direction == "sent"
     params = t.request_params if init_local == local else t.response_params
-    v = params.get("io_capability_name")
-    return str(v) if v is not None else None
+    return params.io_capability_name if params is not None else None
 
 
 def _timeline(analysis: Any, t: SmpTransaction) -> None:

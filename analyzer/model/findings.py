@@ -1,0 +1,47 @@
+"""Findings, decode anomalies and timeline events: what the report and dashboard lead with."""
+
+from __future__ import annotations
+
+from dataclasses import field
+
+from analyzer.model.base import DetailValue, record
+
+
+@record
+class Finding:
+    """One diagnosis with its evidence; ``key`` identifies the same problem across captures."""
+
+    id: str
+    severity: str
+    title: str
+    message: str  # one line naming devices and numbers
+    explanation: str  # what the spec expects and what happened
+    fix: str  # what the user can do
+    address: str | None = None
+    connection: str | None = None
+    time_us: int | None = None
+    frames: list[int] = field(default_factory=list)
+    count: int = 1
+    details: dict[str, DetailValue] = field(default_factory=dict)
+    #: stable identity: ``<id>:<rule key>`` (e.g. ``hci_command_failed:0x0C03/0x0C``); the same
+    #: problem in two captures has the same key, so a store can count it and a page link to it
+    key: str = ""
+
+
+@record
+class Anomaly:
+    """A decode-level oddity (Wireshark's expert info): short PDU, unknown opcode, bad length."""
+
+    frame: int
+    layer: str
+    message: str
+
+
+@record
+class TimelineEvent:
+    time_us: int
+    frame: int
+    lane: str  # device address, connection id or "controller"
+    kind: str  # connect / disconnect / pair / sdp / avdtp / stream_state / slc / call / sco / adv
+    text: str
+    severity: str = "info"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from analyzer.analysis import Analysis
+from analyzer.model import Analysis, HfpSession
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -177,11 +177,27 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             )
         con.print(t)
     if a.hfp:
-        from analyzer.sessions.hfp import session_summary
-
         for h in a.hfp:
             con.print(f"{h.profile.upper()}: {session_summary(h)}", highlight=False)
     if a.advertisers:
         con.print(f"{len(a.advertisers)} LE advertisers")
     if a.anomalies:
         con.print(f"[dim]{len(a.anomalies)} decode anomalies (see --json)[/dim]")
+
+
+def session_summary(s: HfpSession) -> str:
+    """One line for the text report: profile, role, SLC, codec, calls, SCO links."""
+    slc = f"SLC at #{s.slc_frame}" if s.slc_complete else "SLC not complete/not captured"
+    unanswered = sum(1 for c in s.at if c.kind == "command" and c.result is None)
+    parts = [
+        f"{s.profile.upper()} ch {s.rfcomm_channel} with {s.address or '?'}",
+        f"local {s.local_role.upper()}" + (" (inferred)" if s.inferred else ""),
+        slc,
+        f"codec {s.codec_name or '?'}",
+        f"{len(s.calls)} call(s)",
+        f"{sum(1 for c in s.at if c.kind == 'command')} AT commands"
+        + (f", {unanswered} unanswered" if unanswered else ""),
+    ]
+    if s.sco:
+        parts.append("SCO " + ", ".join(s.sco))
+    return "; ".join(parts)

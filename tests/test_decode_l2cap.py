@@ -68,8 +68,33 @@ def test_truncated_and_unknown_commands() -> None:
     assert l2cap.decode_signalling(bytes([0x02, 1]))[0].anomaly is not None
 
 
-def test_upper_layers_register_their_psm() -> None:
-    import analyzer.decode  # noqa: F401  (imports sdp and avdtp)
+def test_upper_layers_register_their_channels_in_one_registry() -> None:
+    """Each session module claims its PSM / fixed CID itself (sessions.l2cap.on_psm/on_cid);
+    decode/ keeps no second registry."""
+    from analyzer.sessions import l2cap as sessions_l2cap
+    from analyzer.sessions.build import _load_session_modules
 
-    assert l2cap.PSM_DECODERS[0x0001].__name__ == "decode_sdp"
-    assert l2cap.PSM_DECODERS[0x0019].__name__ == "decode_avdtp"
+    _load_session_modules()
+    owners = {p: f.__module__ for p, f in sessions_l2cap.PSM_CONSUMERS.items()}
+    assert owners == {
+        0x0001: "analyzer.sessions.sdp",
+        0x0003: "analyzer.sessions.rfcomm",
+        0x0019: "analyzer.sessions.avdtp",
+        0x001F: "analyzer.sessions.att",
+    }
+    cids = {c: f.__module__ for c, f in sessions_l2cap.CID_CONSUMERS.items()}
+    assert cids == {0x0004: "analyzer.sessions.att", 0x0006: "analyzer.sessions.smp",
+                    0x0007: "analyzer.sessions.smp"}  # fmt: skip
+    assert not hasattr(l2cap, "PSM_DECODERS")
+
+
+def test_basic_header_and_protocol_guess() -> None:
+    assert l2cap.basic_header(bytes([3, 0, 0x41, 0, 1, 2, 3])) == (3, 0x41)
+    assert l2cap.basic_header(b"\x03\x00\x41") is None
+    rtp = [bytes([0x80, 0x60]) + bytes(200)] * 3
+    assert l2cap.guess_protocol(rtp) == (0x19, "avdtp_media")
+    sdp = bytes([0x06, 0x00, 0x01, 0x00, 0x03, 0x35, 0x01, 0x00])
+    assert l2cap.guess_protocol([sdp]) == (0x01, None)
+    assert l2cap.guess_protocol([bytes([0x0B, 0xEF, 0x01])]) == (0x03, None)
+    assert l2cap.guess_protocol([bytes([0x00, 0x00])]) is None
+    assert l2cap.guess_protocol([]) is None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.decode.base import Buffer, as_bytes, never_raise, u16, u32
+from analyzer.model.audio import CODEC_QUALITY_RANK
 
 MEDIA_TYPES: dict[int, str] = {0x0: "Audio", 0x1: "Video", 0x2: "Multimedia"}
 CODEC_TYPES: dict[int, str] = {
@@ -42,28 +43,8 @@ VENDOR_CODECS: dict[tuple[int, int], str] = {
     (0x00000075, 0x0103): "Samsung Scalable",
 }
 
-#: Rough listening-quality rank (higher is better) for comparing what two sides could have used.
-#: Not a measurement: an ordering most users and vendors agree on. Unknown codecs rank 0.
-QUALITY_RANK: dict[str, int] = {
-    "SBC": 10,
-    "MPEG-1,2": 10,
-    "FastStream": 10,
-    "ATRAC": 15,
-    "AAC": 20,
-    "aptX Low Latency": 25,
-    "USAC": 25,
-    "aptX": 30,
-    "Samsung Scalable": 30,
-    "Samsung HD": 35,
-    "LHDC LL": 35,
-    "aptX HD": 40,
-    "aptX Adaptive": 40,
-    "LHDC V1": 40,
-    "LHDC V2": 45,
-    "LDAC": 50,
-    "LHDC V3": 50,
-    "LHDC V5": 50,
-}
+#: Rough listening-quality rank (the model's table: rules compare codecs with it too)
+QUALITY_RANK = CODEC_QUALITY_RANK
 
 
 def _bits(v: int, table: tuple[tuple[int, Any], ...]) -> list[Any]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from analyzer.decode.a2dp import CodecInfo, decode_codec
 from analyzer.decode.base import Buffer, as_bytes, never_raise
-from analyzer.decode.l2cap import register_psm
 
 PACKET_TYPES: dict[int, str] = {0: "single", 1: "start", 2: "continue", 3: "end"}
 MESSAGE_TYPES: dict[int, str] = {0: "command", 1: "general reject", 2: "accept", 3: "reject"}
@@ -373,6 +372,3 @@ def join_fragments(fragments: list[bytes]) -> tuple[bytes, str | None]:
         return b"".join(parts), anomaly
     except Exception as exc:
         return b"", f"decoder error: {type(exc).__name__}: {exc}"
-
-
-register_psm(0x0019, decode_avdtp)

@@ -2,8 +2,8 @@
 
 :func:`decode_l2cap` reads the basic header of a complete (reassembled) PDU;
 :func:`decode_signalling` reads every command of a C-frame on CID 0x0001 (BR/EDR) or 0x0005 (LE).
-Upper layers register themselves by PSM with :func:`register_psm` (``avdtp.py`` claims 0x19, ...),
-so the sessions layer can find the decoder of a dynamic channel once it knows its PSM.
+Which session consumes a channel is registered by the session modules themselves
+(:func:`analyzer.sessions.l2cap.on_psm`, ``on_cid``): one registry, in the sessions layer.
 """
 
 from __future__ import annotations
@@ -188,20 +188,33 @@ class L2capSignal:
 
 
 # ------------------------------------------------------------------------------------------------
-# registry of upper layers
-
-PSM_DECODERS: dict[int, Callable[[bytes], Any]] = {}
-CID_DECODERS: dict[int, Callable[[bytes], Any]] = {}
+# basic header, and a channel's protocol guessed from its content
 
 
-def register_psm(psm: int, decoder: Callable[[bytes], Any]) -> None:
-    """Claim a PSM for a decoder (called by the upper layer's own module at import)."""
-    PSM_DECODERS[psm] = decoder
+def basic_header(pdu: Buffer) -> tuple[int, int] | None:
+    """(payload length, channel ID) of a B-frame's basic L2CAP header (Vol 3 Part A §3.1);
+    None when shorter than the header."""
+    if len(pdu) < 4:
+        return None
+    return pdu[0] | (pdu[1] << 8), pdu[2] | (pdu[3] << 8)
 
 
-def register_cid(cid: int, decoder: Callable[[bytes], Any]) -> None:
-    """Claim a fixed channel (ATT 4, SMP 6, ...) for a decoder."""
-    CID_DECODERS[cid] = decoder
+def guess_protocol(payloads: list[bytes]) -> tuple[int, str | None] | None:
+    """(PSM, role) of a dynamic channel whose set-up is not in the capture, from its first PDU
+    payloads: RTP v2 in large PDUs is A2DP media (AVDTP 1.3 §7.2), an SDP PDU header with a
+    consistent length is SDP (Vol 3 Part B §4.2), an RFCOMM address + control field is RFCOMM
+    (TS 07.10 §5.2). AVDTP signalling is not guessed: its 2-byte header matches too much."""
+    if not payloads:
+        return None
+    p = payloads[0]
+    big = [x for x in payloads if len(x) > 100]
+    if big and all(x[0] & 0xC0 == 0x80 for x in big):
+        return 0x19, "avdtp_media"
+    if len(p) >= 5 and 1 <= p[0] <= 7 and (p[3] << 8 | p[4]) == len(p) - 5:
+        return 0x01, None
+    if len(p) >= 3 and p[0] & 0x01 and (p[1] & 0xEF) in (0x2F, 0x63, 0x0F, 0x43, 0xEF, 0x03):
+        return 0x03, None
+    return None
 
 
 # ------------------------------------------------------------------------------------------------

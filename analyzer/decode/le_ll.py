@@ -311,6 +311,56 @@ def adv_columns(data: np.ndarray, offset: np.ndarray, length: np.ndarray) -> dic
     }
 
 
+@dataclass(slots=True)
+class DataPduFields:
+    """The fields of an LL data PDU the session pass needs, without a full decode."""
+
+    access_address: int
+    llid: int
+    sn: int
+    length: int  # the header's length field
+    payload: bytes  # up to that length (fewer bytes when the capture cut the packet)
+
+
+def data_pdu_fields(raw: bytes) -> DataPduFields | None:
+    """Access address, LLID, SN, length and payload of a data channel PDU (§2.4: header byte
+    0 = LLID bits 0-1, NESN 2, SN 3, MD 4; byte 1 = length); None when shorter than access
+    address + header."""
+    if len(raw) < 6:
+        return None
+    h0, plen = raw[4], raw[5]
+    return DataPduFields(
+        int.from_bytes(raw[0:4], "little"), h0 & 0x3, (h0 >> 3) & 1, plen, raw[6 : 6 + plen]
+    )
+
+
+def terminate_reason(ctr: bytes) -> int | None:
+    """The error code of an LL_TERMINATE_IND (opcode + ErrorCode, §2.4.2.3)."""
+    return ctr[1] if len(ctr) > 1 else None
+
+
+#: LL control PDU sizes (opcode + CtrData, §2.4.2) used to tell plaintext from ciphertext
+CONTROL_PDU_SIZES = {0x00: 12, 0x01: 8, 0x02: 2, 0x03: 23, 0x04: 13, 0x05: 1, 0x06: 1, 0x07: 2,
+                     0x08: 9, 0x09: 9, 0x0A: 1, 0x0B: 1, 0x0C: 6, 0x0D: 2, 0x0E: 9, 0x0F: 24,
+                     0x10: 24, 0x11: 3, 0x12: 1, 0x13: 1, 0x14: 9, 0x15: 9, 0x16: 3, 0x17: 3,
+                     0x18: 5, 0x19: 3}  # fmt: skip
+
+
+def looks_plaintext(llid: int, payload: bytes, l2cap_in_progress: bool) -> bool:
+    """After LL_ENC_RSP: does this PDU still read as plaintext? (A sniffer that is a party to
+    the link, or one that decrypts, logs plaintext; ciphertext carries a 4-byte MIC and random
+    bytes, so a consistent LL control or L2CAP header is a reliable sign of plaintext; a
+    continuation is plaintext when an L2CAP PDU is in progress on that side.)"""
+    if llid == 3:
+        return bool(payload) and CONTROL_PDU_SIZES.get(payload[0]) == len(payload)
+    if llid == 2:
+        if len(payload) < 4:
+            return False
+        ln, cid = payload[0] | (payload[1] << 8), payload[2] | (payload[3] << 8)
+        return ln + 4 == len(payload) or (ln + 4 > len(payload) and cid in (4, 5, 6))
+    return l2cap_in_progress
+
+
 def addr_str(v: int) -> str:
     """A 48-bit address integer (little-endian wire order gathered) as ``AA:BB:...``."""
     return ":".join(f"{(v >> (8 * k)) & 0xFF:02X}" for k in range(5, -1, -1))

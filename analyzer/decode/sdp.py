@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.decode.base import Buffer, as_bytes, never_raise
-from analyzer.decode.l2cap import register_psm
 
 PDU_NAMES: dict[int, str] = {
     0x01: "ErrorResponse",
@@ -489,6 +488,3 @@ def profile_versions(record: dict[int, Any]) -> dict[int, int]:
 
 def uuid_name(uuid16: int) -> str:
     return UUID_NAMES.get(uuid16, f"0x{uuid16:04X}")
-
-
-register_psm(0x0001, decode_sdp)

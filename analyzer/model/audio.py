@@ -8,6 +8,29 @@ from dataclasses import field
 from analyzer.model.base import record
 from analyzer.model.links import DeviceId
 
+#: Rough listening-quality rank (higher is better) for comparing what two sides could have used.
+#: Not a measurement: an ordering most users and vendors agree on. Unknown codecs rank 0.
+CODEC_QUALITY_RANK: dict[str, int] = {
+    "SBC": 10,
+    "MPEG-1,2": 10,
+    "FastStream": 10,
+    "ATRAC": 15,
+    "AAC": 20,
+    "aptX Low Latency": 25,
+    "USAC": 25,
+    "aptX": 30,
+    "Samsung Scalable": 30,
+    "Samsung HD": 35,
+    "LHDC LL": 35,
+    "aptX HD": 40,
+    "aptX Adaptive": 40,
+    "LHDC V1": 40,
+    "LHDC V2": 45,
+    "LDAC": 50,
+    "LHDC V3": 50,
+    "LHDC V5": 50,
+}
+
 
 @record
 class SdpRecord:

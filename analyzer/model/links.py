@@ -168,6 +168,7 @@ class HciTransaction:
     complete_frame: int | None = None  # the completion event (Connection Complete, ...)
     complete_time_us: int | None = None
     complete_status: int | None = None
+    complete_status_name: str | None = None
     expects_completion: bool = False
     waits_on_user: bool = False
 

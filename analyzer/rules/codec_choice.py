@@ -1,5 +1,5 @@
 """``codec_choice``: the headset offers a higher-quality A2DP codec than the one configured
-(A2DP 1.4 §4.2-§4.7 codecs, ranked by :data:`analyzer.decode.a2dp.QUALITY_RANK`). The
+(A2DP 1.4 §4.2-§4.7 codecs, ranked by :data:`analyzer.model.audio.CODEC_QUALITY_RANK`). The
 capturing host's own codec list is usually not on the wire (the headset rarely discovers its
 endpoints), so the host may not support that codec or may have it disabled: this is information,
 not a fault — unless the host's endpoints were seen offering it too.
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.decode.a2dp import QUALITY_RANK
 from analyzer.model import StreamEndpoint
+from analyzer.model.audio import CODEC_QUALITY_RANK as QUALITY_RANK
 from analyzer.rules.base import Finding, RuleContext, rule
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from analyzer.decode.hci_names import error_name
 from analyzer.rules.base import Finding, RuleContext, rule
 
 ENCRYPTION_COMMANDS = frozenset({0x0413, 0x2019})
@@ -48,7 +47,7 @@ def encryption_failed(ctx: RuleContext) -> Iterator[Finding]:
         if tx.status not in (None, 0):
             f, st, name = tx.status_frame or tx.frame, tx.status, tx.status_name
         elif tx.complete_status not in (None, 0) and tx.complete_frame:
-            f, st, name = tx.complete_frame, tx.complete_status, None
+            f, st, name = tx.complete_frame, tx.complete_status, tx.complete_status_name
         else:
             continue
         events[f] = {
@@ -64,8 +63,6 @@ def encryption_failed(ctx: RuleContext) -> Iterator[Finding]:
             events[ef.frame].update(status=ef.status, name=ef.status_name, time_us=ef.time_us)
     groups: dict[tuple[str | None, Any], list[tuple[int, dict[str, Any]]]] = {}
     for frame, ev in sorted(events.items()):
-        if ev["status"] is not None:
-            ev["name"] = error_name(ev["status"]) or ev["name"]
         if (ev["conn"], ev["status"]) in stale:
             continue
         groups.setdefault(

@@ -14,7 +14,6 @@ Read By Group Type 0x2800 or Find By Type Value, §4.6 characteristics via Read 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from analyzer.decode.att import RESPONSE_OF, AttPdu, characteristic_decl, decode_att
 from analyzer.decode.le_adv import uuid_label
@@ -27,8 +26,8 @@ from analyzer.model import (
     GattServer,
     GattService,
 )
-from analyzer.sessions.build import BuildContext
-from analyzer.sessions.l2cap import Pdu, consume_cid, consume_psm
+from analyzer.sessions.build import BuildContext, stage
+from analyzer.sessions.l2cap import Pdu, on_cid, on_psm
 
 _ANSWER_OF = {v: k for k, v in RESPONSE_OF.items()}
 
@@ -44,18 +43,16 @@ class _GattDb:
     descriptors: dict[int, GattDescriptor] = field(default_factory=dict)
 
 
-def _state(ctx: BuildContext) -> dict[str, Any]:
-    st = ctx.state.get("att")
-    if st is None:
-        st = ctx.state["att"] = {
-            "transactions": [],
-            "services": {},
-            "notifications": {},
-            "opcodes": {},
-            "opcode_counts": {},
-            "mtu": {},
-        }
-    return st
+@dataclass
+class AttState:
+    """ATT traffic of every connection, gathered during pass 2."""
+
+    transactions: list[AttTransaction] = field(default_factory=list)
+    services: dict[str, _GattDb] = field(default_factory=dict)  # connection id → discovery
+    notifications: dict[tuple[str, str, int | None], AttNotification] = field(default_factory=dict)
+    opcodes: dict[str, int] = field(default_factory=dict)  # PDU name → count
+    opcode_counts: dict[str, int] = field(default_factory=dict)  # "0x0A" → count
+    mtu: dict[str, int] = field(default_factory=dict)  # connection id → negotiated MTU
 
 
 @dataclass
@@ -67,14 +64,14 @@ class AttSession:
 
     def on_pdu(self, pdu: Pdu) -> None:
         rec = decode_att(pdu.payload)
-        st = _state(self.ctx)
+        st = self.ctx.shared(AttState)
         if rec.anomaly:
             self.ctx.anomaly(pdu.frame, "att", f"{rec.name}: {rec.anomaly}")
         if rec.opcode is None:
             return
-        st["opcodes"][rec.name] = st["opcodes"].get(rec.name, 0) + 1
+        st.opcodes[rec.name] = st.opcodes.get(rec.name, 0) + 1
         key = f"0x{rec.opcode:02X}"
-        st["opcode_counts"][key] = st["opcode_counts"].get(key, 0) + 1
+        st.opcode_counts[key] = st.opcode_counts.get(key, 0) + 1
         conn = pdu.connection
         other = "received" if pdu.direction == "sent" else "sent"
         kind = rec.kind
@@ -99,7 +96,7 @@ class AttSession:
             )
             self._request_pdus[id(tx)] = rec
             table[pdu.direction] = tx
-            st["transactions"].append(tx)
+            st.transactions.append(tx)
         elif kind in ("response", "confirmation"):
             table = self._pending if kind == "response" else self._indication
             tx_opt = table.get(other)
@@ -123,9 +120,9 @@ class AttSession:
         elif kind == "notification":
             for h in [rec.handle] if rec.opcode == 0x1B else [i["handle"] for i in rec.items]:
                 nkey = (conn.id, pdu.direction, h)
-                n = st["notifications"].get(nkey)
+                n = st.notifications.get(nkey)
                 if n is None:
-                    st["notifications"][nkey] = AttNotification(
+                    st.notifications[nkey] = AttNotification(
                         conn.id, pdu.direction, h, 1, pdu.frame, pdu.frame
                     )
                 else:
@@ -134,7 +131,7 @@ class AttSession:
 
     def _discovery(
         self,
-        st: dict[str, Any],
+        st: AttState,
         tx: AttTransaction,
         rec: AttPdu,
         conn_id: str,
@@ -145,9 +142,9 @@ class AttSession:
         if req is None:
             return
         if rec.opcode == 0x03 and rec.mtu is not None and req.mtu is not None:
-            st["mtu"][conn_id] = min(rec.mtu, req.mtu)
+            st.mtu[conn_id] = min(rec.mtu, req.mtu)
             return
-        db: _GattDb = st["services"].setdefault(
+        db = st.services.setdefault(
             conn_id, _GattDb(address, "remote" if server_dir == "received" else "local")
         )
         t = (req.attr_type or "").split(" ")[0]
@@ -173,24 +170,23 @@ class AttSession:
                 db.descriptors[it["handle"]] = GattDescriptor(it["handle"], it["uuid"])
 
 
-@consume_cid(0x0004)
+@on_cid(0x0004)
 def _factory(ctx: BuildContext) -> AttSession:
     return AttSession(ctx)
 
 
-@consume_psm(0x001F)
+@on_psm(0x001F)
 def _factory_bredr(ctx: BuildContext) -> AttSession:
     return AttSession(ctx)
 
 
-def finish_att(analysis: Any, ctx: BuildContext) -> None:
-    """Publish ``analysis.att``: transactions, notifications, discovered services."""
-    st = ctx.state.get("att")
-    if st is None or ctx.state.get("att_finished"):
-        return
-    ctx.state["att_finished"] = True
+@stage("att", after=("le_air",))
+def finish_att(ctx: BuildContext) -> None:
+    """Publish ``analysis.att``: transactions, notifications, discovered services (after the air
+    pass, which adds the ATT of sniffed links)."""
+    st = ctx.shared(AttState)
     services: dict[str, GattServer] = {}
-    for conn_id, db in st["services"].items():
+    for conn_id, db in st.services.items():
         svcs = sorted(db.services.values(), key=lambda s: s.start_handle or 0)
         for s in svcs:
             s.characteristics = []
@@ -212,15 +208,15 @@ def finish_att(analysis: Any, ctx: BuildContext) -> None:
         services[conn_id] = GattServer(
             address=db.address,
             server=db.server,
-            mtu=st["mtu"].get(conn_id),
+            mtu=st.mtu.get(conn_id),
             services=svcs,
             orphan_characteristics=[c for c in chars if id(c) not in in_service],
         )
-    analysis.att = AttSummary(
-        transactions=st["transactions"],
-        notifications=list(st["notifications"].values()),
-        pdus_by_opcode=st["opcodes"],
-        opcode_counts=dict(sorted(st["opcode_counts"].items())),
+    ctx.analysis.att = AttSummary(
+        transactions=st.transactions,
+        notifications=list(st.notifications.values()),
+        pdus_by_opcode=st.opcodes,
+        opcode_counts=dict(sorted(st.opcode_counts.items())),
         services=services,
     )
 

@@ -11,7 +11,6 @@ big-endian u16 in 0.1 ms (§8.19).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -30,8 +29,8 @@ from analyzer.model import (
     TimelineEvent,
 )
 from analyzer.model.base import field_types
-from analyzer.sessions.build import BuildContext, media_frames, post_pass
-from analyzer.sessions.l2cap import Pdu, consume_psm
+from analyzer.sessions.build import BuildContext, media_frames, stage
+from analyzer.sessions.l2cap import Pdu, on_psm
 
 RESPONSES = {1: "general_reject", 2: "accept", 3: "reject"}
 #: the state an accepted signal leads to
@@ -255,14 +254,15 @@ def _codec_params(codec: CodecInfo) -> CodecParams:
     )
 
 
-@consume_psm(0x19)
+@on_psm(0x19)
 def _factory(ctx: BuildContext) -> AvdtpSession:
     return AvdtpSession(ctx)
 
 
-@post_pass
-def media_stats(analysis: Any, ctx: BuildContext) -> None:
+@stage("a2dp_media")
+def media_stats(ctx: BuildContext) -> None:
     """Tie media channels to streams and count their packets, rate, bitrate and gaps."""
+    analysis = ctx.analysis
     chans = ctx.table.channels
     media = [i for i, ch in enumerate(chans) if ch.role == "avdtp_media"]
     if not media:

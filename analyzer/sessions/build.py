@@ -14,25 +14,71 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import polars as pl
 
 from analyzer.capture import Capture
 from analyzer.decode.hci import decode_command, decode_event
+from analyzer.decode.l2cap import basic_header, guess_protocol
 from analyzer.model import Analysis, Anomaly, Connection, ControllerInfo, Scope
+from analyzer.model.scope import narrow_to_device
 from analyzer.sessions import l2cap as l2
 from analyzer.sessions.hci import HciState
 from analyzer.sessions.index import ADV_SUBEVENTS, BULK_EVENTS, frame_index
 
-#: session modules that register PDU consumers / post-processing (imported once)
+S = TypeVar("S")
+
+#: session modules that register PDU consumers and stages (imported once)
 _SESSION_MODULES_LOADED = False
-POST_PASSES: list[Any] = []  # callables (analysis, ctx) run after pass 2, in registration order
+
+StageFn = Callable[["BuildContext"], None]
 
 
-def post_pass(fn: Any) -> Any:
-    POST_PASSES.append(fn)
-    return fn
+@dataclass(frozen=True)
+class Stage:
+    """A step after pass 2 that reads what earlier steps built (``after``: their names)."""
+
+    name: str
+    run: StageFn
+    after: tuple[str, ...] = ()
+
+
+#: every stage, by name; run in :func:`stage_order`
+STAGES: dict[str, Stage] = {}
+
+
+def stage(name: str, *, after: Iterable[str] = ()) -> Callable[[StageFn], StageFn]:
+    """Declare a build stage and the stages whose results it reads."""
+
+    def deco(fn: StageFn) -> StageFn:
+        STAGES[name] = Stage(name, fn, tuple(after))
+        return fn
+
+    return deco
+
+
+class PipelineError(Exception):
+    """Stages whose dependencies are missing or circular."""
+
+
+def stage_order(stages: dict[str, Stage]) -> list[Stage]:
+    """The stages in an order where each runs after what it declares (ties by name, so the
+    order does not depend on import order)."""
+    missing = {d for s in stages.values() for d in s.after if d not in stages}
+    if missing:
+        raise PipelineError(f"stages depend on unknown stages: {sorted(missing)}")
+    done: list[Stage] = []
+    left = dict(stages)
+    while left:
+        ready = sorted(n for n, s in left.items() if all(d not in left for d in s.after))
+        if not ready:
+            raise PipelineError(f"circular stage dependencies among {sorted(left)}")
+        for n in ready:
+            done.append(left.pop(n))
+    return done
 
 
 def _load_session_modules() -> None:
@@ -65,7 +111,14 @@ class BuildContext:
         self.analysis = analysis
         self.consumers: dict[int, Any] = {}  # id(channel) or ("cid", conn, cid) → consumer
         self.acl: pl.DataFrame = pl.DataFrame()  # ACL frames with conn/channel assignment
-        self.state: dict[str, Any] = {}  # per-protocol shared state
+        self._shared: dict[type, object] = {}
+
+    def shared(self, kind: type[S]) -> S:
+        """The one instance of a protocol's shared build state (made on first use)."""
+        obj = self._shared.get(kind)
+        if obj is None:
+            obj = self._shared[kind] = kind()
+        return cast(S, obj)
 
     def anomaly(self, frame: int, layer: str, message: str) -> None:
         self.analysis.anomalies.append(Anomaly(frame, layer, message))
@@ -82,7 +135,7 @@ def rebuild(
     _load_session_modules()
     analysis = Analysis(
         capture=cap.summary_record(),
-        scope=Scope(device=device, time_from_us=time_from_us, time_to_us=time_to_us),
+        scope=Scope(time_from_us=time_from_us, time_to_us=time_to_us),
     )
     idx = frame_index(cap)
     if time_from_us is not None:
@@ -95,12 +148,10 @@ def rebuild(
     _pass1(ctx)
     _assign(ctx)
     _pass2(ctx)
-    for fn in POST_PASSES:
-        fn(analysis, ctx)
+    for st in stage_order(STAGES):
+        st.run(ctx)
     _finish(ctx)
-    if device is not None:
-        _narrow(analysis, device)
-    return analysis
+    return analysis if device is None else narrow_to_device(analysis, device)
 
 
 # -- pass 1 ----------------------------------------------------------------------------------
@@ -161,8 +212,7 @@ def _pass1(ctx: BuildContext) -> None:
             if done is None:
                 continue
             _first, pdu, _trunc = done
-            ln2 = pdu[0] | (pdu[1] << 8)
-            cid = pdu[2] | (pdu[3] << 8)
+            ln2, cid = basic_header(pdu) or (0, -1)
             if cid == 0x0005:
                 conn.transport = "le" if conn.inferred else conn.transport
             table.on_signalling(conn, direction, frame, t, pdu[4 : 4 + ln2], ctx.analysis.anomalies)
@@ -310,22 +360,6 @@ def _date_inferred(conns: list[Connection], acl: pl.DataFrame) -> None:
 # -- inference of channels whose setup is not in the capture ----------------------------------
 
 
-def infer_protocol(payloads: list[bytes]) -> tuple[int, str | None] | None:
-    """Guess (psm, role) of a dynamic channel from its first PDU payloads."""
-    if not payloads:
-        return None
-    p = payloads[0]
-    big = [x for x in payloads if len(x) > 100]
-    if big and all(x[0] & 0xC0 == 0x80 for x in big):  # RTP version 2: A2DP media
-        return 0x19, "avdtp_media"
-    if len(p) >= 5 and 1 <= p[0] <= 7 and (p[3] << 8 | p[4]) == len(p) - 5:
-        return 0x01, None  # SDP PDU header with a consistent parameter length
-    if len(p) >= 3 and p[0] & 0x01 and (p[1] & 0xEF) in (0x2F, 0x63, 0x0F, 0x43, 0xEF, 0x03):
-        return 0x03, None  # RFCOMM address + control field
-    # AVDTP signalling is not inferred: its 2-byte header matches too much unrelated data
-    return None
-
-
 def _pass2(ctx: BuildContext) -> None:
     acl = ctx.acl
     if acl.height == 0:
@@ -347,7 +381,7 @@ def _pass2(ctx: BuildContext) -> None:
             pls = [
                 bytes(buf[o + 8 : o + n]) for o, n in zip(grp["offset"], grp["length"], strict=True)
             ]
-            guess = infer_protocol(pls)
+            guess = guess_protocol(pls)
             if guess is None:
                 continue
             conn = ctx.hci.connections[int(cn)]  # type: ignore[call-overload]
@@ -393,8 +427,7 @@ def _pass2(ctx: BuildContext) -> None:
         first, pdu, trunc = done
         pconn: Connection = conns[cn]
         pch = table.channels[chn] if chn is not None else None
-        plen = pdu[0] | (pdu[1] << 8)
-        pcid = pdu[2] | (pdu[3] << 8)
+        plen, pcid = basic_header(pdu) or (0, -1)
         key: Any = id(pch) if pch is not None else ("cid", cn, pcid)
         consumer = ctx.consumers.get(key)
         if consumer is None:
@@ -446,32 +479,6 @@ def _finish(ctx: BuildContext) -> None:
     a.controller_debug_frames = int(ctx.idx["diag"].sum()) if ctx.idx.height else 0
 
 
-def _narrow(a: Analysis, address: str) -> None:
-    """Keep only what concerns one remote device (the scope says so)."""
-    keep = {c.id for c in a.connections if c.address == address}
-    a.connections = [c for c in a.connections if c.id in keep or c.acl in keep]
-    keep |= {c.id for c in a.connections}
-    a.devices = [d for d in a.devices if d.address == address or d.role == "local"]
-    # HCI commands and inquiry results stay: the controller's story (rules read the scope)
-    a.pairing = [p for p in a.pairing if p.address == address]
-    a.l2cap_channels = [c for c in a.l2cap_channels if c.connection in keep]
-    a.l2cap_signals = [c for c in a.l2cap_signals if c.connection in keep]
-    a.sdp = [s for s in a.sdp if s.connection in keep]
-    a.avdtp.signals = [s for s in a.avdtp.signals if s.connection in keep]
-    a.avdtp.streams = [s for s in a.avdtp.streams if s.connection in keep]
-    a.avdtp.endpoints = [s for s in a.avdtp.endpoints if s.connection in keep]
-    a.rfcomm = [r for r in a.rfcomm if r.connection in keep]
-    a.hfp = [h for h in a.hfp if h.connection in keep]
-    a.ll_connections = [x for x in a.ll_connections if x.connection in keep]
-    a.smp.transactions = [t for t in a.smp.transactions if t.connection in keep]
-    a.smp.pdus = [t for t in a.smp.pdus if t.connection in keep]
-    a.att.transactions = [t for t in a.att.transactions if t.connection in keep]
-    a.att.notifications = [t for t in a.att.notifications if t.connection in keep]
-    a.att.services = {k: v for k, v in a.att.services.items() if k in keep}
-    a.timeline = [e for e in a.timeline if e.lane in keep or e.lane == address]
-    a.advertisers = [x for x in a.advertisers if x.address == address]
-
-
 def media_frames(ctx: BuildContext, chan_nos: list[int]) -> pl.DataFrame:
     """Start fragments (= L2CAP PDUs) of the given channels: index, time_us, l2cap_len, chan_no."""
     if ctx.acl.height == 0:
@@ -481,4 +488,13 @@ def media_frames(ctx: BuildContext, chan_nos: list[int]) -> pl.DataFrame:
     )
 
 
-__all__ = ["BuildContext", "infer_protocol", "media_frames", "post_pass", "rebuild"]
+__all__ = [
+    "STAGES",
+    "BuildContext",
+    "PipelineError",
+    "Stage",
+    "media_frames",
+    "rebuild",
+    "stage",
+    "stage_order",
+]

@@ -304,22 +304,4 @@ def call_in_progress(session: HfpSession, time_us: int) -> HfpCall | None:
     return None
 
 
-def session_summary(s: HfpSession) -> str:
-    """One line for the text report: profile, role, SLC, codec, calls, SCO links."""
-    slc = f"SLC at #{s.slc_frame}" if s.slc_complete else "SLC not complete/not captured"
-    unanswered = sum(1 for c in s.at if c.kind == "command" and c.result is None)
-    parts = [
-        f"{s.profile.upper()} ch {s.rfcomm_channel} with {s.address or '?'}",
-        f"local {s.local_role.upper()}" + (" (inferred)" if s.inferred else ""),
-        slc,
-        f"codec {s.codec_name or '?'}",
-        f"{len(s.calls)} call(s)",
-        f"{sum(1 for c in s.at if c.kind == 'command')} AT commands"
-        + (f", {unanswered} unanswered" if unanswered else ""),
-    ]
-    if s.sco:
-        parts.append("SCO " + ", ".join(s.sco))
-    return "; ".join(parts)
-
-
-__all__ = ["HfpTracker", "call_in_progress", "session_summary"]
+__all__ = ["HfpTracker", "call_in_progress"]

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from analyzer.capture import KINDS, Capture
-from analyzer.decode.hci import acl_columns, command_columns, event_columns
+from analyzer.decode.hci import acl_columns, command_columns, event_columns, sco_columns
 
 #: Events too frequent and too dull to decode one by one (counted, not decoded).
 BULK_EVENTS = frozenset({0x13})  # Number Of Completed Packets
@@ -68,12 +68,7 @@ def frame_index(cap: Capture) -> pl.DataFrame:
             cid[acl] = cols["cid"]
         sco = (kind == KINDS.index("sco")) | (kind == KINDS.index("iso"))
         if sco.any():
-            # SCO/ISO headers start with the 12-bit handle too
-            o = off[sco]
-            ok = ln[sco] >= 2
-            lo = np.where(ok, data[np.clip(o, 0, max(len(data) - 1, 0))], 0).astype(np.int32)
-            hi = np.where(ok, data[np.clip(o + 1, 0, max(len(data) - 1, 0))], 0).astype(np.int32)
-            handle[sco] = np.where(ok, lo | ((hi & 0x0F) << 8), -1)
+            handle[sco] = sco_columns(data, off[sco], ln[sco])["handle"]
     df = f.select(
         "index", "time_us", "direction", "kind", "offset", "length", "orig_length"
     ).with_columns(

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from analyzer.decode.l2cap import decode_signalling, psm_name
+from analyzer.decode.l2cap import basic_header, decode_signalling, psm_name
 from analyzer.model import Anomaly, Connection, L2capChannel, L2capSignal
 
 SIGNALLING_CIDS = (0x0001, 0x0005)
@@ -51,7 +51,7 @@ PSM_CONSUMERS: dict[int, Callable[[Any], PduConsumer]] = {}
 CID_CONSUMERS: dict[int, Callable[[Any], PduConsumer]] = {}
 
 
-def consume_psm(psm: int) -> Callable[[Callable[[Any], PduConsumer]], Callable[[Any], PduConsumer]]:
+def on_psm(psm: int) -> Callable[[Callable[[Any], PduConsumer]], Callable[[Any], PduConsumer]]:
     def deco(factory: Callable[[Any], PduConsumer]) -> Callable[[Any], PduConsumer]:
         PSM_CONSUMERS[psm] = factory
         return factory
@@ -59,7 +59,7 @@ def consume_psm(psm: int) -> Callable[[Callable[[Any], PduConsumer]], Callable[[
     return deco
 
 
-def consume_cid(cid: int) -> Callable[[Callable[[Any], PduConsumer]], Callable[[Any], PduConsumer]]:
+def on_cid(cid: int) -> Callable[[Callable[[Any], PduConsumer]], Callable[[Any], PduConsumer]]:
     def deco(factory: Callable[[Any], PduConsumer]) -> Callable[[Any], PduConsumer]:
         CID_CONSUMERS[cid] = factory
         return factory
@@ -87,7 +87,8 @@ class Reassembler:
             if len(data) < 4:
                 self.anomalies.append(Anomaly(frame, "l2cap", "ACL start fragment < 4 bytes"))
                 return None
-            need = (data[0] | (data[1] << 8)) + 4
+            hdr = basic_header(data)
+            need = (hdr[0] if hdr else 0) + 4
             if len(data) >= need or truncated:
                 return frame, data, truncated or len(data) < need
             self._partial[key] = [frame, bytearray(data), need, truncated]

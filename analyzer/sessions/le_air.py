@@ -35,21 +35,23 @@ from typing import Any
 import polars as pl
 
 from analyzer.decode.hci_names import error_name
-from analyzer.decode.le_ll import ADV_ACCESS_ADDRESS, decode_adv_pdu
+from analyzer.decode.l2cap import basic_header
+from analyzer.decode.le_ll import (
+    ADV_ACCESS_ADDRESS,
+    adv_columns,
+    data_pdu_fields,
+    decode_adv_pdu,
+    looks_plaintext,
+    terminate_reason,
+)
 from analyzer.model import Connection, LlConnection, LlConnectionParams
 from analyzer.sessions import l2cap as l2
-from analyzer.sessions.att import AttSession, finish_att
-from analyzer.sessions.build import BuildContext, post_pass
-from analyzer.sessions.smp import SmpSession, finish_smp
+from analyzer.sessions.att import AttSession
+from analyzer.sessions.build import BuildContext, stage
+from analyzer.sessions.smp import SmpSession
 
 T_IFS_US = 150
 SLACK_US = 60
-#: LL control PDU sizes (opcode + CtrData, Vol 6 Part B §2.4.2) used to tell plaintext from
-#: ciphertext after encryption starts
-_CTRL_SIZES = {0x00: 12, 0x01: 8, 0x02: 2, 0x03: 23, 0x04: 13, 0x05: 1, 0x06: 1, 0x07: 2,
-               0x08: 9, 0x09: 9, 0x0A: 1, 0x0B: 1, 0x0C: 6, 0x0D: 2, 0x0E: 9, 0x0F: 24,
-               0x10: 24, 0x11: 3, 0x12: 1, 0x13: 1, 0x14: 9, 0x15: 9, 0x16: 3, 0x17: 3,
-               0x18: 5, 0x19: 3}  # fmt: skip
 
 
 @dataclass
@@ -70,8 +72,8 @@ class _Link:
     sessions: dict[int, Any] = field(default_factory=dict)  # cid → SMP / ATT session
 
 
-@post_pass
-def le_air(analysis: Any, ctx: BuildContext) -> None:
+@stage("le_air")
+def le_air(ctx: BuildContext) -> None:
     """Rebuild LE connections, SMP and ATT from LL data PDUs of air captures."""
     f = ctx.cap.frames
     if f.height == 0:
@@ -89,9 +91,8 @@ def le_air(analysis: Any, ctx: BuildContext) -> None:
         dat = ctx.cap.data
         offs = adv["offset"].to_numpy()
         lens = adv["length"].to_numpy()
-        ok = lens >= 6
-        typ = dat[(offs + 4).clip(0, max(len(dat) - 1, 0))] & 0x0F
-        cand = adv.filter(pl.Series(ok & (typ == 5)))
+        typ = adv_columns(dat, offs, lens)["pdu_type"]
+        cand = adv.filter(pl.Series(typ == 5))  # CONNECT_IND
         for frame, t, off, ln in cand.select("index", "time_us", "offset", "length").iter_rows():
             p = decode_adv_pdu(bytes(buf[off : off + ln]))
             if p.connect and p.connect.get("access_address") is not None:
@@ -122,16 +123,12 @@ def _process_data(
     connect_frames = {aa: [int(i["frame"]) for i in v] for aa, v in conns_info.items()}
     cols = data.select("index", "time_us", "offset", "length", "direction")
     for frame, t, off, ln, d in cols.iter_rows():
-        if ln < 6:
+        head = data_pdu_fields(bytes(buf[off : off + ln]))
+        if head is None or head.access_address == ADV_ACCESS_ADDRESS:
             continue
-        raw = bytes(buf[off : off + ln])
-        aa = int.from_bytes(raw[0:4], "little")
-        if aa == ADV_ACCESS_ADDRESS:
-            continue
-        h0, plen = raw[4], raw[5]
-        llid = h0 & 0x3
-        sn = (h0 >> 3) & 1
-        payload = raw[6 : 6 + plen]
+        aa, llid, sn, plen, payload = (
+            head.access_address, head.llid, head.sn, head.length, head.payload
+        )  # fmt: skip
         airtime = (10 + plen) * 8  # preamble, AA, header, payload, CRC at 1 µs per bit
         # the connection is the one whose CONNECT_IND most recently precedes this frame
         ci = bisect_left(connect_frames.get(aa, []), frame) - 1
@@ -180,7 +177,9 @@ def _process_data(
         # same SN and payload as the previous PDU this side sent: a resend
         if prev_sn == sn and pp == (sn, llid, payload):
             s.retransmissions += 1  # counted; still decoded, as Wireshark does
-        if link.encrypted and not _plaintext(llid, payload, reasm, link.handle, direction):
+        if link.encrypted and not looks_plaintext(
+            llid, payload, (link.handle, direction) in reasm._partial
+        ):
             s.encrypted_pdus += 1
             continue
         if llid == 3:
@@ -193,7 +192,7 @@ def _process_data(
             elif op == 0x02:  # LL_TERMINATE_IND (§2.4.2.3): the connection ends here
                 link.terminated = True
                 conn.end_frame, conn.end_time_us = frame, t
-                conn.disconnect_reason = payload[1] if len(payload) > 1 else None
+                conn.disconnect_reason = terminate_reason(payload)
                 conn.disconnect_reason_name = error_name(conn.disconnect_reason)
                 s.terminate_frame = frame
                 s.terminated_by = "central" if direction == "sent" else "peripheral"
@@ -210,10 +209,10 @@ def _process_data(
         if done is None:
             continue
         first, pdu, trunc = done
-        if len(pdu) < 4:
+        hdr = basic_header(pdu)
+        if hdr is None:
             continue
-        l2len = pdu[0] | (pdu[1] << 8)
-        cid = pdu[2] | (pdu[3] << 8)
+        l2len, cid = hdr
         if cid not in (0x0004, 0x0006):
             continue
         sess = link.sessions.get(cid)
@@ -263,22 +262,5 @@ def _new_link(aa: int, info: dict[str, Any], frame: int, t: int, n: int) -> _Lin
         stats=stats,
     )
 
-
-def _plaintext(llid: int, p: bytes, reasm: l2.Reassembler, handle: int, d: str) -> bool:
-    """After LL_ENC_RSP: does this PDU still read as plaintext? (A sniffer that is a party to
-    the link, or one that decrypts, logs plaintext; ciphertext carries a 4-byte MIC and random
-    bytes, so a consistent L2CAP or LL control header is a reliable sign of plaintext.)"""
-    if llid == 3:
-        return _CTRL_SIZES.get(p[0]) == len(p)
-    if llid == 2:
-        if len(p) < 4:
-            return False
-        ln, cid = p[0] | (p[1] << 8), p[2] | (p[3] << 8)
-        return ln + 4 == len(p) or (ln + 4 > len(p) and cid in (0x0004, 0x0005, 0x0006))
-    return (handle, d) in reasm._partial
-
-
-post_pass(finish_smp)
-post_pass(finish_att)
 
 __all__ = ["le_air"]

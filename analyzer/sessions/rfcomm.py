@@ -15,7 +15,6 @@ descriptor list, RFCOMM channel); without SDP, an AT exchange with AT+BRSF / +CI
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from analyzer.decode.at import LineSplitter, looks_like_at
 from analyzer.decode.rfcomm import RfcommFrame, decode_rfcomm
@@ -28,9 +27,9 @@ from analyzer.model import (
     SideCounts,
     SideModemStatus,
 )
-from analyzer.sessions.build import BuildContext, post_pass
+from analyzer.sessions.build import BuildContext, stage
 from analyzer.sessions.hfp import HfpTracker
-from analyzer.sessions.l2cap import Pdu, consume_psm
+from analyzer.sessions.l2cap import Pdu, on_psm
 
 #: SDP service name → (profile, role of the device that registered the record)
 SERVICE_PROFILES: dict[str, tuple[str, str]] = {
@@ -40,7 +39,6 @@ SERVICE_PROFILES: dict[str, tuple[str, str]] = {
     "Headset HS": ("hsp", "hs"),
     "Headset Audio Gateway": ("hsp", "ag"),
 }
-STATE_KEY = "rfcomm"
 
 
 @dataclass
@@ -91,15 +89,15 @@ class RfcommMux:
     other_half: L2capChannel | None = None  # inferred channel of the other direction
 
     def __post_init__(self) -> None:
-        self.ctx.state.setdefault(STATE_KEY, []).append(self)
+        self.ctx.shared(RfcommState).muxes.append(self)
 
     # -- input -------------------------------------------------------------------------------
     def on_pdu(self, pdu: Pdu) -> None:
         if pdu.channel is not None and pdu.channel.inferred:
             # a channel whose setup was not captured is known per direction only (one CID
             # each): both halves on one ACL are the one RFCOMM session (RFCOMM 1.2 §5.2)
-            shared = self.ctx.state.setdefault("rfcomm_inferred", {})
-            owner = shared.setdefault(pdu.connection.id, self)
+            halves = self.ctx.shared(RfcommState).inferred_owner
+            owner = halves.setdefault(pdu.connection.id, self)
             if owner is not self:
                 owner.other_half = pdu.channel
                 owner.on_pdu(Pdu(**{**vars(pdu), "channel": owner.channel}))
@@ -313,24 +311,29 @@ def _cid(a: L2capChannel | None, b: L2capChannel | None, attr: str) -> int | Non
     return None
 
 
+@dataclass
+class RfcommState:
+    """Every RFCOMM multiplexer of the capture, and what the ``rfcomm`` stage kept."""
+
+    muxes: list[RfcommMux] = field(default_factory=list)
+    #: connection id → the multiplexer that owns both inferred halves of its channel
+    inferred_owner: dict[str, RfcommMux] = field(default_factory=dict)
+    hfp_trackers: list[HfpTracker] = field(default_factory=list)  # in session order
+
+
 def muxes(ctx: BuildContext) -> list[RfcommMux]:
-    return list(ctx.state.get(STATE_KEY, []))
+    return list(ctx.shared(RfcommState).muxes)
 
 
 def trackers(ctx: BuildContext) -> list[HfpTracker]:
-    """The HFP/HSP trackers kept after :func:`finish` (in session order)."""
-    return list(ctx.state.get("hfp_trackers", []))
+    """The HFP/HSP trackers kept by the ``rfcomm`` stage (in session order)."""
+    return list(ctx.shared(RfcommState).hfp_trackers)
 
 
-@post_pass
-def finish(analysis: Any, ctx: BuildContext) -> None:
-    """Settle profiles (SDP seen after the DLC opened, or inference), end times, JSON extras.
-
-    Idempotent: :mod:`analyzer.sessions.sco` calls it before tying SCO links to sessions.
-    """
-    if ctx.state.get("rfcomm_done"):
-        return
-    ctx.state["rfcomm_done"] = True
+@stage("rfcomm")
+def finish(ctx: BuildContext) -> None:
+    """Settle profiles (SDP seen after the DLC opened, or inference), end times, the DLC rows."""
+    analysis = ctx.analysis
     kept: list[HfpTracker] = []
     rows: list[RfcommDlc] = []
     for mux in muxes(ctx):
@@ -363,7 +366,7 @@ def finish(analysis: Any, ctx: BuildContext) -> None:
             kept.append(tr)
         rows += mux.summaries()
     kept.sort(key=lambda t: t.session.start_frame)
-    ctx.state["hfp_trackers"] = kept
+    ctx.shared(RfcommState).hfp_trackers = kept
     analysis.hfp.extend(t.session for t in kept)
     analysis.rfcomm = rows
 
@@ -389,9 +392,9 @@ def _time_of(ctx: BuildContext, frame: int) -> int | None:
     return None
 
 
-@consume_psm(0x0003)
+@on_psm(0x0003)
 def _factory(ctx: BuildContext) -> RfcommMux:
     return RfcommMux(ctx)
 
 
-__all__ = ["SERVICE_PROFILES", "Dlc", "RfcommMux", "finish", "muxes", "trackers"]
+__all__ = ["SERVICE_PROFILES", "Dlc", "RfcommMux", "RfcommState", "finish", "muxes", "trackers"]

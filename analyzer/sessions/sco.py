@@ -10,15 +10,12 @@ SCO data is often routed over PCM/I2S instead of HCI: then ``sco_packets`` is 0.
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from analyzer.decode.at import CODECS
 from analyzer.model import Connection, ScoGap, ScoLink
-from analyzer.sessions.build import BuildContext, post_pass
+from analyzer.sessions.build import BuildContext, stage
 from analyzer.sessions.hfp import HfpTracker
-from analyzer.sessions.rfcomm import finish as rfcomm_finish
 from analyzer.sessions.rfcomm import trackers
 
 #: gaps between consecutive SCO packets (one direction) at least this long are listed
@@ -26,10 +23,10 @@ MIN_GAP_MS = 100.0
 AIR_MODE_CODECS: dict[int, str] = {0: "u-law", 1: "A-law", 2: "CVSD"}
 
 
-@post_pass
-def sco_links(analysis: Any, ctx: BuildContext) -> None:
-    """Count SCO packets per link, tie each link to its HFP/HSP session and name its codec."""
-    rfcomm_finish(analysis, ctx)
+@stage("sco", after=("rfcomm",))
+def sco_links(ctx: BuildContext) -> None:
+    """Count SCO packets per link, tie each link to its HFP/HSP session (the ``rfcomm`` stage
+    settles those) and name its codec."""
     links = [c for c in ctx.hci.connections if c.transport in ("sco", "esco") and c.status == 0]
     if not links:
         return

@@ -24,7 +24,7 @@ from analyzer.decode.sdp import (
 )
 from analyzer.model import DeviceId, DeviceIdSeen, SdpRecord, SdpTransaction, TimelineEvent
 from analyzer.sessions.build import BuildContext
-from analyzer.sessions.l2cap import Pdu, consume_psm
+from analyzer.sessions.l2cap import Pdu, on_psm
 
 RESPONSE_OF = {0x02: 0x03, 0x04: 0x05, 0x06: 0x07}
 PNP_INFORMATION = 0x1200
@@ -187,6 +187,6 @@ def _uuid_str(u: Any) -> str:
     return f"{u} {name}" if name else str(u)
 
 
-@consume_psm(0x0001)
+@on_psm(0x0001)
 def _factory(ctx: BuildContext) -> SdpChannelSession:
     return SdpChannelSession(ctx)

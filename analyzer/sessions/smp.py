@@ -7,10 +7,10 @@ PDU are recorded, so a timeout rule can check ``last_time_us`` against the next 
 
 A Pairing Request → Response exchange gives the pairing method (§2.3.5.1); Pairing Confirm /
 Random (legacy, §2.3.5.5) or Public Key / DHKey Check (Secure Connections, §2.3.5.6) finish
-phase 2; Pairing Failed gives the reason. :func:`finish_smp` (a post pass, registered by
-:mod:`analyzer.sessions.le_air` so that air captures are included) merges each pairing into the
-HCI tracker's LE :class:`PairingAttempt` of the same connection (LE Enable Encryption / LTK
-Request) or adds one with transport ``le`` (``br_edr`` for cross-transport SMP on CID 0x0007).
+phase 2; Pairing Failed gives the reason. :func:`finish_smp` (the ``smp`` build stage, after
+the air pass so that sniffed links are included) merges each pairing into the HCI tracker's
+LE :class:`PairingAttempt` of the same connection (LE Enable Encryption / LTK Request) or adds
+one with transport ``le`` (``br_edr`` for cross-transport SMP on CID 0x0007).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from analyzer.decode.smp import REQUESTS, decode_smp, pairing_method
 from analyzer.model import (
+    Analysis,
     PairingAttempt,
     SmpPairingParams,
     SmpPairingSummary,
@@ -30,8 +31,8 @@ from analyzer.model import (
     TimelineEvent,
 )
 from analyzer.model.base import field_types
-from analyzer.sessions.build import BuildContext
-from analyzer.sessions.l2cap import Pdu, consume_cid
+from analyzer.sessions.build import BuildContext, stage
+from analyzer.sessions.l2cap import Pdu, on_cid
 
 _PARAM_FIELDS = frozenset(n for n, _ in field_types(SmpPairingParams))
 
@@ -41,11 +42,12 @@ def _params(fields: dict[str, Any]) -> SmpPairingParams:
     return SmpPairingParams(**{k: v for k, v in fields.items() if k in _PARAM_FIELDS})
 
 
-def _state(ctx: BuildContext) -> dict[str, Any]:
-    st = ctx.state.get("smp")
-    if st is None:
-        st = ctx.state["smp"] = {"pdus": [], "transactions": []}
-    return st
+@dataclass
+class SmpState:
+    """SMP PDUs and procedures of every connection, gathered during pass 2."""
+
+    pdus: list[SmpPdu] = field(default_factory=list)
+    transactions: list[SmpTransaction] = field(default_factory=list)
 
 
 @dataclass
@@ -60,11 +62,11 @@ class SmpSession:
 
     def on_pdu(self, pdu: Pdu) -> None:
         rec = decode_smp(pdu.payload)
-        st = _state(self.ctx)
+        st = self.ctx.shared(SmpState)
         if rec.anomaly:
             self.ctx.anomaly(pdu.frame, "smp", f"{rec.name}: {rec.anomaly}")
         conn = pdu.connection
-        st["pdus"].append(
+        st.pdus.append(
             SmpPdu(pdu.frame, pdu.time_us, conn.id, pdu.cid, pdu.direction, rec.opcode, rec.name,
                    rec.reason, rec.reason_name)
         )  # fmt: skip
@@ -87,7 +89,7 @@ class SmpSession:
                 pdus=[short],
             )
             self._request_fields[id(tx)] = dict(rec.fields)
-            st["transactions"].append(tx)
+            st.transactions.append(tx)
             if op == 0x01:
                 if self._security is not None and self._security.direction != pdu.direction:
                     self._answer(self._security, rec.name, pdu)
@@ -136,23 +138,23 @@ class SmpSession:
         tx.latency_ms = (pdu.time_us - tx.time_us) / 1000
 
 
-@consume_cid(0x0006)
+@on_cid(0x0006)
 def _factory_le(ctx: BuildContext) -> SmpSession:
     return SmpSession(ctx)
 
 
-@consume_cid(0x0007)
+@on_cid(0x0007)
 def _factory_bredr(ctx: BuildContext) -> SmpSession:
     return SmpSession(ctx)
 
 
-def finish_smp(analysis: Any, ctx: BuildContext) -> None:
-    """Publish SMP transactions and merge SMP pairings into the pairing attempts."""
-    st = ctx.state.get("smp")
-    if st is None or ctx.state.get("smp_finished"):
-        return
-    ctx.state["smp_finished"] = True
-    txs: list[SmpTransaction] = st["transactions"]
+@stage("smp", after=("le_air",))
+def finish_smp(ctx: BuildContext) -> None:
+    """Publish SMP transactions and merge SMP pairings into the pairing attempts (after the air
+    pass, which adds the SMP of sniffed links)."""
+    analysis = ctx.analysis
+    st = ctx.shared(SmpState)
+    txs = st.transactions
     pairing: list[PairingAttempt] = ctx.hci.pairing
     pairings = [t for t in txs if t.request == "Pairing Request"]
     by_conn: dict[str | None, list[SmpTransaction]] = {}
@@ -179,7 +181,7 @@ def finish_smp(analysis: Any, ctx: BuildContext) -> None:
                 p = pairing[match]
             _merge(p, t)
             _timeline(analysis, t)
-    analysis.smp = SmpSummary(transactions=txs, pdus=st["pdus"])
+    analysis.smp = SmpSummary(transactions=txs, pdus=st.pdus)
 
 
 def _new_attempt(t: SmpTransaction) -> PairingAttempt:
@@ -231,7 +233,7 @@ def _io(t: SmpTransaction, local: bool) -> str | None:
     return params.io_capability_name if params is not None else None
 
 
-def _timeline(analysis: Any, t: SmpTransaction) -> None:
+def _timeline(analysis: Analysis, t: SmpTransaction) -> None:
     text = f"SMP pairing ({t.method or 'method unknown'}): {t.outcome}"
     if t.reason_name:
         text += f" ({t.reason_name})"

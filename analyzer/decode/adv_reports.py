@@ -1,0 +1,192 @@
+"""LE advertising reports as columns (Core v5.4 Vol 4 Part E §7.7.65.2 LE Advertising Report,
+§7.7.65.11 LE Directed Advertising Report, §7.7.65.13 LE Extended Advertising Report).
+
+The common case — a legacy report event holding one report — is gathered with numpy over the
+capture bytes; other events (several reports, directed, extended with fragments) are parsed one
+by one. Report names are the decoder's (:func:`analyzer.decode.hci.ext_event_type_name`).
+"""
+
+from __future__ import annotations
+
+import mmap
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from analyzer.decode.base import Buffer
+from analyzer.decode.hci import ADV_REPORT_TYPES, ext_event_type_name
+from analyzer.decode.le_ll import addr_str
+
+RawBuffer = Buffer | mmap.mmap
+
+REPORT_SCHEMA = {
+    "frame": pl.Int64, "time_us": pl.Int64, "address": pl.String, "addr_type": pl.Int64,
+    "pdu": pl.String, "rssi": pl.Int64, "data": pl.Binary,
+}  # fmt: skip
+
+
+def advertising_reports(
+    data: np.ndarray, buf: RawBuffer, ev: pl.DataFrame, datas: dict[str, set[bytes]]
+) -> pl.DataFrame:
+    """One row per advertising report (frame, time_us, address, addr_type, pdu, rssi, data);
+    extended report fragments joined. The common case — a legacy report event holding one
+    report — is gathered columnar, its distinct advertising data going to ``datas``
+    (address → data); other events are parsed one by one. ``ev``: the LE Meta events with
+    columns index, time_us, offset, length, subevent; ``data``/``buf``: the capture bytes."""
+    if ev.height == 0:
+        return pl.DataFrame(schema=REPORT_SCHEMA)
+    off = ev["offset"].to_numpy()
+    ln = ev["length"].to_numpy().astype(np.int64)
+    sub = ev["subevent"].to_numpy()
+    last = max(data.size - 1, 0)
+
+    def at(k: int | np.ndarray) -> np.ndarray:
+        return data[np.minimum(off + k, last)].astype(np.int64)
+
+    dl = at(12)
+    fast = (sub == 0x02) & (ln >= 14) & (at(3) == 1) & (ln == 14 + dl)
+    fi = np.nonzero(fast)[0]
+    parts = []
+    if fi.size:
+        o = off[fi]
+        key = np.zeros(fi.size, dtype=np.int64)
+        for k in range(6):  # little-endian BD_ADDR → integer, formatted once per address
+            key |= data[o + 6 + k].astype(np.int64) << (8 * k)
+        uniq, inv = np.unique(key, return_inverse=True)
+        names = np.asarray([addr_str(int(u)) for u in uniq.tolist()], dtype=object)
+        et = data[o + 4].astype(np.int64)
+        rssi = data[o + 13 + dl[fi]].astype(np.int64)
+        rssi = np.where(rssi > 127, rssi - 256, rssi)
+        # distinct advertising data per address without a bytes object per report: the
+        # (address, length, up to 31 data bytes) rows are deduplicated as 40-byte records
+        d = dl[fi]
+        width = int(min(d.max(initial=0), 255))
+        mat = np.zeros((fi.size, 8 + 1 + width), dtype=np.uint8)
+        mat[:, :8] = key.view(np.uint8).reshape(-1, 8)
+        mat[:, 8] = d
+        for k in range(width):
+            present = d > k
+            mat[present, 9 + k] = data[o[present] + 13 + k]
+        rows = np.unique(np.ascontiguousarray(mat).view(np.dtype((np.void, mat.shape[1]))))
+        for row in rows.tolist():
+            raw = bytes(row)
+            n = raw[8]
+            if n:
+                adr = addr_str(int.from_bytes(raw[:6], "little"))
+                datas.setdefault(adr, set()).add(raw[9 : 9 + n])
+        parts.append(
+            pl.DataFrame({
+                "frame": ev["index"].to_numpy()[fi],
+                "time_us": ev["time_us"].to_numpy()[fi],
+                "address": names[inv].tolist(),
+                "addr_type": data[o + 5].astype(np.int64),
+                "pdu": pl.Series(et).replace_strict(
+                    (ets := np.unique(et).tolist()),
+                    [ADV_REPORT_TYPES.get(x, f"0x{x:02X}") for x in ets],
+                    return_dtype=pl.String,
+                ),
+                "rssi": pl.Series(rssi).set(pl.Series(rssi == 127), None),
+                "data": pl.Series([None] * fi.size, dtype=pl.Binary),
+            }, schema=REPORT_SCHEMA)
+        )  # fmt: skip
+    slow = ev.filter(pl.Series(~fast))
+    if slow.height:
+        parts.append(pl.DataFrame(_parse_reports(buf, slow), schema=REPORT_SCHEMA, orient="row"))
+    return (
+        pl.concat(parts).sort("frame", maintain_order=True)
+        if parts
+        else pl.DataFrame(schema=REPORT_SCHEMA)
+    )
+
+
+def _parse_reports(
+    buf: RawBuffer, ev: pl.DataFrame
+) -> list[tuple[int, int, str, int, str, int | None, bytes]]:
+    """Advertising report events parsed one by one (several reports per event, extended
+    reports and their fragments, directed reports)."""
+    out: list[tuple[int, int, str, int, str, int | None, bytes]] = []
+    partial: dict[tuple[str, int], list[Any]] = {}
+    ext_names: dict[int, str] = {}
+    for frame, t, off, ln, sub in ev.select(
+        "index", "time_us", "offset", "length", "subevent"
+    ).iter_rows():
+        b = bytes(buf[off : off + ln])
+        if len(b) < 4:
+            continue
+        nrep, i = b[3], 4
+        for _ in range(nrep):
+            if sub == 0x02:
+                if i + 10 > len(b):
+                    break
+                dl = b[i + 8]
+                if i + 10 + dl > len(b):
+                    break
+                addr = _addr(b, i + 2)
+                rssi = b[i + 9 + dl]
+                out.append(
+                    (frame, t, addr, b[i + 1], ADV_REPORT_TYPES.get(b[i], f"0x{b[i]:02X}"),
+                     None if rssi == 127 else rssi - 256 if rssi > 127 else rssi,
+                     b[i + 9 : i + 9 + dl])
+                )  # fmt: skip
+                i += 10 + dl
+            elif sub == 0x0B:
+                if i + 16 > len(b):
+                    break
+                rssi = b[i + 15]
+                out.append(
+                    (frame, t, _addr(b, i + 2), b[i + 1], "ADV_DIRECT_IND",
+                     None if rssi == 127 else rssi - 256 if rssi > 127 else rssi, b"")
+                )  # fmt: skip
+                i += 16
+            else:
+                if i + 24 > len(b):
+                    break
+                et = b[i] | (b[i + 1] << 8)
+                dl = b[i + 23]
+                if i + 24 + dl > len(b):
+                    break
+                addr = _addr(b, i + 3)
+                sid = b[i + 11]
+                rssi = b[i + 13]
+                data = b[i + 24 : i + 24 + dl]
+                status = (et >> 5) & 0x3
+                key = (addr, sid)
+                name = ext_names.get(et & 0x1F)
+                if name is None:
+                    name = ext_names[et & 0x1F] = ext_event_type_name(et)
+                pend = partial.pop(key, None)
+                if pend is not None:  # continuation of an incomplete report
+                    pend[6] += data
+                    if status == 1:
+                        partial[key] = pend
+                    else:
+                        out.append(tuple(pend))  # type: ignore[arg-type]
+                else:
+                    rv = None if rssi == 127 else rssi - 256 if rssi > 127 else rssi
+                    rec = [frame, t, addr, b[i + 2], name, rv, data]
+                    if status == 1:
+                        partial[key] = rec
+                    else:
+                        out.append(tuple(rec))  # type: ignore[arg-type]
+                i += 24 + dl
+    for pend in partial.values():
+        out.append(tuple(pend))  # type: ignore[arg-type]
+    return out
+
+
+_ADDR_CACHE: dict[bytes, str] = {}
+
+
+def _addr(b: bytes, i: int) -> str:
+    """BD_ADDR (little-endian on the wire) as text; cached, a scan repeats few addresses."""
+    raw = b[i : i + 6]
+    s = _ADDR_CACHE.get(raw)
+    if s is None:
+        if len(_ADDR_CACHE) > 100_000:
+            _ADDR_CACHE.clear()
+        s = _ADDR_CACHE[raw] = ":".join(f"{x:02X}" for x in reversed(raw))
+    return s
+
+
+__all__ = ["REPORT_SCHEMA", "advertising_reports"]

@@ -1,0 +1,82 @@
+"""The layers stay layered: imports go one way (readers → decode → sessions → rules → model →
+report), and only decode/ (and the readers, for container framing) reads wire bytes."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "analyzer"
+
+#: layer → the analyzer layers it may import (besides itself); model is the shared ground
+ALLOWED: dict[str, set[str]] = {
+    "model": set(),
+    "decode": {"model"},
+    "capture": {"model"},
+    "readers": {"capture", "decode", "model"},
+    "sessions": {"capture", "decode", "model"},
+    "rules": {"model"},
+    "report": {"model", "rules"},
+    "dashboards": {"model", "rules", "report"},
+}
+#: wire parsing: byte unpacking, integer assembly from bytes, shifts of bytes into words
+WIRE = re.compile(r"\bstruct\b|from_bytes|\bunpack(_from)?\(|\[[^\]\n]*\d\] << 8|<< \(8 \*")
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        for n in names:
+            parts = n.split(".")
+            if parts[0] == "analyzer" and len(parts) > 1:
+                out.add(parts[1])
+    return out
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PKG.rglob("*.py") if _layer(p) in ALLOWED)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PKG)))
+def test_imports_go_one_way(path: Path) -> None:
+    layer = _layer(path)
+    bad = {m for m in _imports(path) if m != layer and m not in ALLOWED[layer]}
+    assert not bad, f"{layer} must not import {sorted(bad)}"
+
+
+def test_wire_bytes_are_read_only_in_decode_and_readers() -> None:
+    offenders = []
+    for p in PKG.rglob("*.py"):
+        if _layer(p) in ("decode", "readers", "writers", "capture"):
+            continue
+        for i, line in enumerate(p.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if WIRE.search(code):
+                offenders.append(f"{p.relative_to(PKG)}:{i}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_checks_catch_a_violation(tmp_path: Path) -> None:
+    """The two checks are not vacuous: a rule importing a decoder and a session unpacking bytes
+    are caught by the same functions."""
+    (tmp_path / "x.py").write_text(
+        "from analyzer.decode.hci import decode_event\nv = data[0] | (data[1] << 8)\n"
+    )
+    assert _imports(tmp_path / "x.py") == {"decode"}
+    assert WIRE.search("v = data[0] | (data[1] << 8)")
+    assert WIRE.search("int.from_bytes(raw[:6], 'little')")
+    assert not WIRE.search("mask = 1 << 8")

@@ -1,4 +1,5 @@
-"""The terminal report: findings first (most severe first), then the story."""
+"""The terminal report: incidents first (unrecovered first, then by severity), each with its
+root cause, consequences and recovery; then every finding; then the story."""
 
 from __future__ import annotations
 
@@ -25,6 +26,20 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
     if cap.filtered:
         con.print("[yellow]filtered Android snoop log: media and some payloads are missing[/]")
     con.print()
+    by_ref = {f.ref: f for f in a.findings}
+    shown = [i for i in a.incidents if i.severity != "info"]
+    if shown:
+        con.print(f"[bold]Incidents ({len(shown)})[/bold]")
+        for inc in shown:
+            con.print(
+                f"[{SEV_STYLE[inc.severity]}]{inc.id:>3} {inc.severity.upper():7}[/] {inc.verdict}",
+                highlight=False,
+            )
+            for ref in inc.consequences:
+                then = by_ref.get(ref)
+                if then is not None:
+                    con.print(f"        then {then.id}: {then.message}", highlight=False)
+        con.print()
     if a.findings:
         con.print(f"[bold]Findings ({len(a.findings)})[/bold]")
         for f in a.findings:
@@ -40,6 +55,11 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
         con.print()
     else:
         con.print("[green]No findings.[/green]\n")
+    if a.suppressed:
+        con.print(
+            f"[dim]{len(a.suppressed)} benign protocol events recognised and not reported "
+            "(--json: suppressed)[/dim]\n"
+        )
     if a.devices:
         t = Table(
             "address",

@@ -223,6 +223,12 @@ def _c_le_adv_params(p: bytes, r: HciCommand) -> None:
     )
 
 
+def _c_enable(p: bytes, r: HciCommand) -> None:
+    """The first parameter of the LE enable commands: Advertising_Enable (§7.8.9), Enable of
+    Extended Advertising (§7.8.56) and Periodic Advertising (§7.8.63)."""
+    r.fields["enable"] = p[0]
+
+
 def _c_le_ext_adv_params(p: bytes, r: HciCommand) -> None:
     # handle(1) properties(2) interval min(3) max(3) channel map(1) own type(1) peer type(1)
     # peer address(6) filter policy(1) tx power(1) primary PHY(1) max skip(1) secondary PHY(1)
@@ -336,6 +342,7 @@ COMMANDS: dict[int, tuple[int, CmdDecoder | None]] = {
     0x0C18: (2, _c_write_page_timeout),
     0x0C1A: (1, _c_write_scan_enable),
     0x2006: (15, _c_le_adv_params),
+    0x200A: (1, _c_enable),
     0x200B: (7, _c_le_scan_params),
     0x200C: (2, _c_le_scan_enable),
     0x200D: (25, _c_le_create_conn),
@@ -343,6 +350,8 @@ COMMANDS: dict[int, tuple[int, CmdDecoder | None]] = {
     0x201A: (18, _c_handle),
     0x201B: (2, _c_handle),
     0x2036: (25, _c_le_ext_adv_params),
+    0x2039: (1, _c_enable),
+    0x2040: (1, _c_enable),
     0x2041: (3, _c_le_ext_scan_params),
     0x2042: (2, _c_le_scan_enable),
     0x2043: (10, _c_le_ext_create_conn),

@@ -31,7 +31,7 @@ from analyzer.model.capture import (
     LogInfo,
     Scope,
 )
-from analyzer.model.findings import Anomaly, Finding, TimelineEvent
+from analyzer.model.findings import Anomaly, Finding, Incident, Suppressed, TimelineEvent
 from analyzer.model.le import (
     Advertiser,
     AdvertisingSummary,
@@ -121,6 +121,7 @@ __all__ = [
     "HciTransaction",
     "HfpCall",
     "HfpSession",
+    "Incident",
     "InterfaceInfo",
     "L2capChannel",
     "L2capSignal",
@@ -155,6 +156,7 @@ __all__ = [
     "SmpTransaction",
     "StreamEndpoint",
     "StreamState",
+    "Suppressed",
     "TimelineEvent",
     "VersionSeen",
     "from_jsonable",

@@ -29,7 +29,7 @@ from analyzer.model.base import (
     to_jsonable,
 )
 from analyzer.model.capture import CaptureSummary, Scope
-from analyzer.model.findings import Anomaly, Finding, TimelineEvent
+from analyzer.model.findings import Anomaly, Finding, Incident, Suppressed, TimelineEvent
 from analyzer.model.le import Advertiser, AdvertisingSummary, AttSummary, SmpSummary
 from analyzer.model.links import (
     Connection,
@@ -83,6 +83,8 @@ class Analysis:
     advertising: AdvertisingSummary = field(default_factory=AdvertisingSummary)
     timeline: list[TimelineEvent] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
+    suppressed: list[Suppressed] = field(default_factory=list)
     anomalies: list[Anomaly] = field(default_factory=list)
 
     # -- AVDTP tables under their schema-1 names ------------------------------------------------
@@ -223,6 +225,8 @@ TABLE_PATHS: dict[str, tuple[str, ...]] = {
     "scan_sessions": ("advertising", "scan_sessions"),
     "timeline": ("timeline",),
     "findings": ("findings",),
+    "incidents": ("incidents",),
+    "suppressed": ("suppressed",),
     "anomalies": ("anomalies",),
 }
 TABLES: tuple[str, ...] = tuple(TABLE_PATHS)

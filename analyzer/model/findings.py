@@ -26,6 +26,41 @@ class Finding:
     #: stable identity: ``<id>:<rule key>`` (e.g. ``hci_command_failed:0x0C03/0x0C``); the same
     #: problem in two captures has the same key, so a store can count it and a page link to it
     key: str = ""
+    #: this finding in this analysis ("F1", "F2" … in report order) and the incident it is part of
+    ref: str = ""
+    incident: str | None = None
+    #: the same procedure succeeded later in the capture (a retry connected, a re-pair bonded)
+    recovered_at_frame: int | None = None
+    recovered_time_us: int | None = None
+
+
+@record
+class Incident:
+    """Findings that tell one story: a root cause, its consequences in time order, and the
+    recovery if one happened within the capture."""
+
+    id: str  # "I1", "I2" … in report order
+    severity: str  # the worst of its findings (after recovery grading)
+    verdict: str  # one line: what went wrong, and whether it recovered
+    root_cause: str  # ref of the finding that explains the others
+    consequences: list[str] = field(default_factory=list)  # refs, in time order
+    recovered_at_frame: int | None = None
+    devices: list[str] = field(default_factory=list)
+    start_time_us: int | None = None
+    end_time_us: int | None = None
+
+
+@record
+class Suppressed:
+    """Protocol behaviour a rule recognised as benign and did not report, and why."""
+
+    rule: str
+    what: str
+    why: str
+    frames: list[int] = field(default_factory=list)
+    address: str | None = None
+    connection: str | None = None
+    time_us: int | None = None
 
 
 @record

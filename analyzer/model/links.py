@@ -143,6 +143,8 @@ class Connection:
     request_frame: int | None = None  # Create Connection / Accept / Setup Sync command
     acl_packets: int = 0
     acl_bytes: int = 0
+    #: why a failed set-up is benign (e.g. it raced the peer's own connection); None otherwise
+    benign: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -171,6 +173,10 @@ class HciTransaction:
     complete_status_name: str | None = None
     expects_completion: bool = False
     waits_on_user: bool = False
+    #: the Enable parameter of the LE advertising/scanning enable commands (0 = disable)
+    enable: int | None = None
+    #: why a failure of this command is benign protocol behaviour (None: not recognised as such)
+    benign: str | None = None
 
 
 @record
@@ -306,6 +312,8 @@ class L2capChannel:
     inferred: bool = False
     frames: int = 0
     bytes: int = 0
+    #: why a refusal is benign (a collision, a teardown); None otherwise
+    benign: str | None = None
 
 
 @record

@@ -148,9 +148,13 @@ def a2dp_fallback_hfp(ctx: RuleContext) -> Iterator[Finding]:
             f"endpoints), but no A2DP stream was streaming while the {link} link carried "
             f"audio{f' ({codec})' if codec else ''}, and no call was ringing or active. This "
             "is the 'sounds like a phone call' fallback.",
-            fix="Make media audio use A2DP: on Windows pick the 'Stereo'/'Headphones' output, "
-            f"not 'Hands-Free'; on {a.host} enable media audio for the device; if AVDTP was "
-            "rejected, forget and re-pair, and update the headset's firmware.",
+            fix=(
+                "AVDTP was rejected, so A2DP could not stream: forget and re-pair, and update "
+                "the headset's firmware (see the rejected step)."
+                if "reject" in reason
+                else f"Make media audio use A2DP: enable media audio for the device on {a.host} "
+                "(on a PC pick the 'Stereo'/'Headphones' output, not 'Hands-Free')."
+            ),
             address=addr,
             connection=sco.id,
             time_us=t0,

@@ -112,9 +112,14 @@ def a2dp_media_stall(ctx: RuleContext) -> Iterator[Finding]:
             "the music drops out. A stall right before a link loss means the radio link was "
             f"failing; one on a healthy link means the encoder or audio path of {a.host} stalled "
             "(CPU load, Wi-Fi coexistence).",
-            fix="Keep the devices close and away from 2.4 GHz interference; turn off Wi-Fi "
-            "or move to 5 GHz to test coexistence; choose a lower-bitrate codec or quality "
-            "setting.",
+            fix=(
+                "The stall is the start of the link loss that followed (see that finding): "
+                "keep the devices close, with nothing in between."
+                if all(g.kind == "before_link_loss" for g in found)
+                else "Keep the devices close and away from 2.4 GHz interference; turn off Wi-Fi "
+                "or move to 5 GHz to test coexistence; choose a lower-bitrate codec or quality "
+                "setting."
+            ),
             address=st.address,
             connection=st.connection,
             time_us=worst.time_us,

@@ -11,10 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from analyzer.model import Analysis, PairingAttempt
 from analyzer.rules.base import Finding, RuleContext, rule
 from analyzer.rules.queries import firmware_changes
 
 KEY_FAILURES = {0x05: "Authentication Failure", 0x06: "PIN or Key Missing"}
+
+
+def _key_dropped_after_rejection(a: Analysis, p: PairingAttempt) -> int | None:
+    """The frame where the device rejected the stored key, when this negative reply follows
+    such a rejection (the host deletes a key the peer refused and pairs anew, as Android and
+    BlueZ do after Authentication Complete 0x05/0x06)."""
+    for q in a.pairing:
+        if (
+            q.address == p.address
+            and q.start_frame < p.start_frame
+            and q.link_key_request == "reply"
+            and q.outcome == "failure"
+            and q.status in KEY_FAILURES
+        ):
+            return q.frames[-1] if q.frames else q.start_frame
+    return None
 
 
 @rule(
@@ -73,6 +90,18 @@ def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
                 },
             )
         elif p.link_key_request == "negative_reply" and p.details.bonded_earlier_in_capture:
+            dropped = _key_dropped_after_rejection(a, p)
+            if dropped is not None:
+                ctx.suppress(
+                    what=f"Link Key Request Negative Reply for {label} (frame {p.frames[0]})",
+                    why=f"the host dropped the key {label} rejected at frame {dropped} and "
+                    "paired again: a recovery, not a lost key",
+                    frames=p.frames,
+                    address=addr,
+                    connection=p.connection,
+                    time_us=p.start_time_us,
+                )
+                continue
             yield ctx.finding(
                 message=f"{a.host} had no link key for {label}, bonded earlier in this "
                 f"capture (Link Key Request Negative Reply, frame {p.frames[0]})",

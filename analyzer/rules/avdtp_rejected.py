@@ -57,10 +57,15 @@ def avdtp_rejected(ctx: RuleContext) -> Iterator[Finding]:
             explanation="AVDTP sets up an A2DP stream with commands the other side must accept. "
             f"A reject of {signal} stops the negotiation at that step; after a rejected "
             f"SET_CONFIGURATION {a.host} may try another codec or give up on A2DP.",
-            fix="Check that both devices support a common codec configuration (disable "
-            "optional codecs such as AAC/LDAC in the host's settings (Android: developer "
-            "options) to test with "
-            "SBC); update the headset's firmware.",
+            fix=(
+                "SBC, the codec every A2DP device must accept (A2DP 1.4 §4.3), was the one "
+                "rejected: the rejecting side's firmware is at fault — update it, and compare "
+                "the configuration with the capabilities it advertised (GET_CAPABILITIES)."
+                if codecs == ["SBC"]
+                else "Check that both devices support a common codec configuration (disable "
+                "optional codecs such as AAC/LDAC in the host's settings — Android: developer "
+                "options — to test with SBC); update the headset's firmware."
+            ),
             address=addr,
             connection=conn_id,
             time_us=s.response_time_us,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from analyzer.model import Anomaly, DetailValue, Finding
+from analyzer.model import Anomaly, DetailValue, Finding, Suppressed
 
 if TYPE_CHECKING:
     from analyzer.model import Analysis
@@ -122,12 +122,29 @@ class RuleContext:
     analysis: Analysis
     rule: Rule
     config: RuleConfig
+    suppressed: list[Suppressed] = field(default_factory=list)
 
     def threshold(self, name: str) -> float:
         for t in self.rule.thresholds:
             if t.name == name:
                 return self.config.overrides.get(self.rule.id, {}).get(name, t.default)
         raise KeyError(f"rule {self.rule.id} has no threshold {name}")
+
+    def suppress(
+        self,
+        *,
+        what: str,
+        why: str,
+        frames: Iterable[int] = (),
+        address: str | None = None,
+        connection: str | None = None,
+        time_us: int | None = None,
+    ) -> None:
+        """Record something this rule recognised as benign and does not report (kept in the
+        result's ``suppressed`` table with the reason)."""
+        self.suppressed.append(
+            Suppressed(self.rule.id, what, why, sorted(set(frames)), address, connection, time_us)
+        )
 
     def finding(
         self,
@@ -179,7 +196,7 @@ def load_all() -> dict[str, Rule]:
         import analyzer.rules as pkg
 
         for mod in pkgutil.iter_modules(pkg.__path__):
-            if mod.name not in ("base", "engine", "docs"):
+            if mod.name not in ("base", "engine", "docs", "queries", "incidents"):
                 importlib.import_module(f"analyzer.rules.{mod.name}")
         _loaded = True
     return REGISTRY
@@ -191,10 +208,11 @@ def run_rules(analysis: Analysis, config: RuleConfig | None = None) -> list[Find
     config = config or RuleConfig()
     raw: list[Finding] = []
     rules = load_all()
+    suppressed: list[Suppressed] = []
     for r in rules.values():
         if r.id in config.disabled:
             continue
-        ctx = RuleContext(analysis, r, config)
+        ctx = RuleContext(analysis, r, config, suppressed)
         try:
             raw.extend(r.func(ctx))
         except Exception as exc:  # a rule bug must not lose the rest of the analysis
@@ -202,7 +220,10 @@ def run_rules(analysis: Analysis, config: RuleConfig | None = None) -> list[Find
                 Anomaly(0, "rules", f"rule {r.id} failed: {type(exc).__name__}: {exc}")
             )
     findings = merge_findings(apply_precedence(raw, rules))
-    findings.sort(key=lambda f: (SEVERITY_RANK[f.severity], f.time_us or 0, f.id))
+    analysis.suppressed = sorted(suppressed, key=lambda s: (s.time_us or 0, s.rule))
+    from analyzer.rules.incidents import build_incidents
+
+    findings, analysis.incidents = build_incidents(analysis, findings)
     return findings
 
 

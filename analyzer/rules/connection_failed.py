@@ -78,6 +78,17 @@ def connection_failed(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
     groups: dict[tuple[str | None, str, int], list[Connection]] = {}
     for c in failed_setups(a.connections):
+        if c.benign is not None:
+            ctx.suppress(
+                what=f"{c.transport} connection to {a.device_label(c.address)} failed: "
+                f"{c.status:#04x} {c.status_name}",
+                why=c.benign,
+                frames=[f for f in (c.request_frame, c.start_frame) if f],
+                address=c.address,
+                connection=c.id,
+                time_us=c.start_time_us,
+            )
+            continue
         code = c.status if c.status != 0 else 0x3E
         groups.setdefault((c.address, c.transport, code), []).append(c)
     for (addr, transport, code), cs in groups.items():

@@ -51,6 +51,8 @@ def grade(tx: HciTransaction) -> str | None:
         return "info"  # link policy: the link was gone, or in a mode/role where it does not apply
     if st in PROBE_STATUSES or (st in READ_PARAM_STATUSES and "Read" in tx.name):
         return "info"
+    if st == 0x02 and "Read" in tx.name:
+        return "info"  # reading about a link or list entry that is gone or was never there
     return "warning"
 
 
@@ -93,8 +95,27 @@ def hci_command_failed(ctx: RuleContext) -> Iterator[Finding]:
             continue
         if scoped and not (tx.connection in ids or (tx.address and tx.address in devs)):
             continue  # about another device, or about none, in a one-device analysis
-        if g == "info" and in_startup(tx.time_us) and tx.opcode not in (RACE):
-            continue  # start-up probing of optional features
+        why = tx.benign
+        if (
+            why is None
+            and in_startup(tx.time_us)
+            and tx.opcode not in RACE
+            and (g == "info" or tx.opcode not in PURPOSE)
+        ):
+            why = (
+                "start-up probe: the host tries an optional feature or setting before the "
+                "first connection and carries on without it"
+            )
+        if why is not None:
+            ctx.suppress(
+                what=f"HCI {tx.name} ({tx.opcode:#06x}) → {tx.status:#04x} {tx.status_name}",
+                why=why,
+                frames=[f for f in (tx.frame, tx.status_frame) if f],
+                address=tx.address,
+                connection=tx.connection,
+                time_us=tx.time_us,
+            )
+            continue
         key = (tx.opcode, tx.status)
         groups.setdefault(key, []).append(tx)
         grades[key] = g

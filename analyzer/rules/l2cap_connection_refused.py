@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.model import L2capChannel
+from analyzer.model import Connection, L2capChannel
 from analyzer.rules.base import Finding, RuleContext, rule
 
 #: results meaning the requester's security level was not enough (BR/EDR 0x0003; LE 0x0005-0x0008)
@@ -29,6 +29,31 @@ MEANING = {
     0x0007: "the source channel id was already in use",
 }
 MILDER = {"error": "warning", "warning": "info", "info": "info"}
+
+
+def _fix(conn: Connection | None, ch: L2capChannel, result: int, refuser: str, host: str) -> str:
+    """Advice that fits the evidence: a security refusal on a link already encrypted is not
+    cured by re-pairing for encryption."""
+    enc = [f for f in (conn.encryption_frames if conn else []) if f < (ch.response_frame or 0)]
+    failed = {e.frame for e in conn.encryption_failures} if conn else set()
+    enc = [f for f in enc if f not in failed]
+    if result in SECURITY and enc:
+        return (
+            f"The link was already encrypted (frame {enc[-1]}) when {refuser} refused: it "
+            "wants a stronger key (MITM-protected or Secure Connections) for this profile, or "
+            "refuses it for another reason. Forget and re-pair with a method that confirms a "
+            "code; update the refusing side's firmware."
+        )
+    if result in SECURITY:
+        return (
+            "The link was not yet encrypted: if the profile matters (audio, controls), forget "
+            "and re-pair so the link is authenticated and encrypted before profiles connect; "
+            "update the device's firmware."
+        )
+    return (
+        f"Check that the profile is enabled for this device on {host}; update the device's "
+        "firmware."
+    )
 
 
 @rule(
@@ -48,6 +73,16 @@ def l2cap_connection_refused(ctx: RuleContext) -> Iterator[Finding]:
             continue
         conn = a.connection(ch.connection)
         addr = conn.address if conn else None
+        if ch.benign is not None:
+            ctx.suppress(
+                what=f"L2CAP {ch.psm_name} channel refused: {ch.result:#06x} {ch.result_name}",
+                why=ch.benign,
+                frames=[f for f in (ch.request_frame, ch.response_frame) if f],
+                address=addr,
+                connection=ch.connection,
+                time_us=ch.open_time_us,
+            )
+            continue
         groups.setdefault((addr, ch.psm, ch.result, ch.requester), []).append(ch)
     for (addr, psm, result, requester), chans in groups.items():
         ch = chans[0]
@@ -85,9 +120,7 @@ def l2cap_connection_refused(ctx: RuleContext) -> Iterator[Finding]:
             f"({f'0x{psm:04X}' if psm is not None else 'unknown PSM'} = {ch.psm_name}); the "
             f"answer to the Connection Request was a refusal: "
             f"{MEANING.get(result, 'the responder gave this result code')}.",
-            fix="If the profile matters (audio, controls), forget and re-pair so the link is "
-            "authenticated and encrypted before profiles connect; check that the profile is "
-            f"enabled for this device on {a.host}; update the device's firmware.",
+            fix=_fix(a.connection(ch.connection), ch, result, refuser, a.host),
             address=addr,
             connection=ch.connection,
             time_us=ch.open_time_us,

@@ -8,6 +8,9 @@ from analyzer.rules.base import Finding, RuleContext, Threshold, rule
 from analyzer.rules.queries import Exchange, exchanges
 
 DEADLINE = Threshold("deadline_s", 7.0, "s", "responses later than this are late")
+#: a page / LE connect completes when the device answers, within the Page Timeout the host set:
+#: one that succeeded was not late (Core Vol 4 Part E §7.1.5, §7.8.12)
+CONNECTION_CREATION = frozenset({0x0405, 0x200D, 0x2043})
 
 
 @rule(
@@ -27,6 +30,8 @@ def late_response(ctx: RuleContext) -> Iterator[Finding]:
     for ex in exchanges(a):
         if ex.response_time_us is None or ex.completion_status:
             continue  # a failed completion (e.g. Page Timeout) is connection_failed's story
+        if ex.layer == "hci_completion" and ex.opcode in CONNECTION_CREATION:
+            continue  # a page or LE connect that succeeded did so within its own timeout
         dl = ex.deadline(default)
         took = (ex.response_time_us - ex.request_time_us) / 1e6
         if took > dl:

@@ -18,6 +18,16 @@ from analyzer.rules.queries import Exchange, exchanges
 DEADLINE = Threshold("deadline_s", 7.0, "s", "a response later than this is missing")
 
 
+#: AT command prefixes that are vendor extensions, not HFP/HSP commands (Apple's accessory
+#: commands, CSR's, Plantronics'): a host that does not know them should answer ERROR
+VENDOR_AT = ("AT+X", "AT+IPHONE", "AT+APL", "AT+CSR")
+
+
+def _vendor_at(what: str) -> bool:
+    cmd = what.removeprefix("AT command ").upper()
+    return cmd.startswith(VENDOR_AT)
+
+
 def _conn_end(ctx: RuleContext, ex: Exchange) -> int | None:
     c = ctx.analysis.connection(ex.connection)
     return c.end_time_us if c else None
@@ -34,7 +44,9 @@ def _conn_end(ctx: RuleContext, ex: Exchange) -> int | None:
 )
 def response_timeout(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
-    deadline_default = ctx.threshold("deadline_s")
+    # silence is judged against the shorter of the configured and the standard deadline: a
+    # longer --deadline moves what counts as late, never hides a request nobody answered
+    deadline_default = min(ctx.threshold("deadline_s"), DEADLINE.default)
     end_us = a.capture.last_time_us or 0
     groups: dict[tuple[str, str, str | None], list[Exchange]] = {}
     for ex in exchanges(a):
@@ -60,13 +72,22 @@ def response_timeout(ctx: RuleContext) -> Iterator[Finding]:
                 if silent == "remote device"
                 else (f"from {who} got no response from {a.host}")
             )
+        vendor_at = first.layer == "at" and silent == "local host" and _vendor_at(what)
         yield ctx.finding(
             key=f"{first.layer}/{what}",
+            severity="warning" if vendor_at else None,
             message=f"{what} (frame {first.request_frame}) {target} within {dl:g} s: the "
             f"{silent} was silent" + (f" ({len(exs)} times)" if len(exs) > 1 else ""),
-            explanation=f"Every {first.layer.upper()} request expects an answer; none came in "
-            f"{dl:g} s. A device in pairing mode keeps its window open only briefly (about "
-            "7 s on many headsets), so an unanswered step makes the whole attempt fail.",
+            explanation=(
+                f"The device sent a vendor extension of HFP/HSP ({what.split()[-1]}); the AG "
+                "must answer every AT command with OK or ERROR (HFP 1.9 §4.34.1) but "
+                f"{a.host} ignored it. The device carries on without the extension (battery "
+                "or accessory reports), so only that feature is lost."
+                if vendor_at
+                else f"Every {first.layer.upper()} request expects an answer; none came in "
+                f"{dl:g} s. A device in pairing mode keeps its window open only briefly (about "
+                "7 s on many headsets), so an unanswered step makes the whole attempt fail."
+            ),
             fix=_fix(first, silent, a.host),
             address=first.address,
             connection=conn,
@@ -123,6 +144,11 @@ def _pairing_window(ctx: RuleContext, deadline_s: float) -> Iterator[Finding]:
         waited = (page_time - t_found) / 1e6
         if waited <= deadline_s:
             continue
+        if any(
+            o.ok and o.address == c.address and (o.start_time_us or 0) - t_found > waited * 1e6
+            for o in a.connections
+        ):
+            continue  # a later page, even later after discovery, connected: no such window
         yield ctx.finding(
             message=f"{a.device_label(c.address)} was found at frame {f_found} but paged only "
             f"{waited:.1f} s later; the page failed: {c.status_name}",

@@ -215,6 +215,7 @@ class HciState:
         comp = COMPLETIONS.get(op)
         tx.expects_completion = comp is not None
         tx.waits_on_user = op in WAITS_ON_USER
+        tx.enable = cmd.fields.get("enable", cmd.fields.get("scan_enable"))
         conn = self.conn_by_handle(cmd.handle)
         if conn is not None:
             tx.connection = conn.id
@@ -297,9 +298,11 @@ class HciState:
                 self.local_name = ev.fields["local_name"]
 
     def _match_completion(self, ev: HciEvent, frame: int, time_us: int) -> None:
+        # Encryption Change v2 (0x59, Core 5.3 §7.7.8.2) completes what v1 (0x08) would
+        code = 0x08 if ev.code == 0x59 else ev.code
         for tx in self._awaiting_completion:
             comp = COMPLETIONS[tx.opcode]
-            if comp[0] != ev.code or (comp[1] is not None and comp[1] != ev.subevent):
+            if comp[0] != code or (comp[1] is not None and comp[1] != ev.subevent):
                 continue
             key = comp[2]
             if key == "addr" and tx.address != ev.bd_addr:

@@ -1,0 +1,217 @@
+"""Benign protocol behaviour, recognised where the state is: each predicate below names a
+pattern real stacks produce that looks like a failure but is not one, and marks the records it
+explains (``benign``: why). Rules do not report those; they list them in the result's
+``suppressed`` table with that reason, so the JSON still shows them.
+
+The patterns (each tested on a real capture or a scenario):
+
+* **L2CAP collision** — both sides ask for a channel to the same PSM on one link within
+  :data:`COLLISION_S` (e.g. both open AVCTP after A2DP comes up); one request is refused
+  (no resources, security block while the other's set-up is in progress) and one attempt on that
+  PSM succeeds.
+* **Refusal during teardown** — a channel refused after the teardown of its link began (a
+  Disconnection Request or HCI Disconnect on the link within :data:`TEARDOWN_S` before), the
+  link ending soon after (bluffs: the host closes AVCTP and AVDTP, the buds ask for AVCTP again,
+  the host refuses, the link goes).
+* **A command sent again while the first is in progress** — Accept Connection Request, (LE)
+  Create Connection refused with Command Disallowed / Connection Already Exists while the same
+  command is still waiting for its completion (e.g. ap4y: the second Accept gets 0x0C, the
+  connection completes two frames later).
+* **Create Connection racing the peer's own connection** — our page refused (0x0B / 0x0C) or
+  failed while a connection from that device comes up within :data:`RACE_S`.
+* **Enable/disable refused because it is already in that state** — LE Set (Extended/Periodic)
+  Advertising Enable or LE Set (Extended) Scan Enable with Enable = 0 (or a scan enable repeating
+  the current state) answered Command Disallowed (Vol 4 Part E §7.8.9/§7.8.11/§7.8.56/§7.8.63).
+* **Random address changes refused while advertising, scanning or initiating** — LE Set
+  Random Address / LE Set Advertising Set Random Address → Command Disallowed (§7.8.4, §7.8.52):
+  the controller keeps the old address and the host sets it again later.
+* **Remote Name Request Cancel racing the name result** — the cancel arrives after the name
+  request completed (0x02 / 0x12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from analyzer.model import Connection, HciTransaction, L2capChannel
+from analyzer.sessions.build import BuildContext, stage
+
+#: the other side's request for the same PSM within this many seconds is a collision
+COLLISION_S = 2.0
+#: a refusal this close before the link ended is part of the teardown
+TEARDOWN_S = 2.0
+#: a failed page this close to the peer's own connection raced it
+RACE_S = 2.0
+#: commands whose second copy is refused while the first is still in progress
+IN_PROGRESS_STATUSES = frozenset({0x0B, 0x0C})
+RESENT_OPCODES = frozenset({0x0405, 0x0409, 0x200D, 0x2043})
+ENABLE_OPCODES = frozenset({0x200A, 0x200C, 0x2039, 0x2040, 0x2042})
+SCAN_ENABLE_OPCODES = frozenset({0x200C, 0x2042})
+ADDRESS_OPCODES = frozenset({0x2005, 0x2035})
+NAME_CANCEL = 0x041A
+
+
+def _failed(tx: HciTransaction) -> bool:
+    return tx.status not in (None, 0)
+
+
+TimeOf = Callable[[int | None], int | None]
+
+
+def l2cap_collision(ch: L2capChannel, chans: list[L2capChannel], t_us: TimeOf) -> str | None:
+    """Both sides asked for this PSM at once and an attempt on it succeeded."""
+    if ch.result in (None, 0, 1) or ch.request_frame is None or ch.psm is None:
+        return None
+    t0 = t_us(ch.request_frame)
+    if t0 is None:
+        return None
+    other = [
+        o
+        for o in chans
+        if o is not ch
+        and o.connection == ch.connection
+        and o.psm == ch.psm
+        and o.requester != ch.requester
+        and abs((t_us(o.request_frame) or 1 << 62) - t0) <= COLLISION_S * 1e6
+    ]
+    first = min([ch.request_frame, *(x.request_frame or 0 for x in other)])
+    ok = [
+        o
+        for o in chans
+        if o.connection == ch.connection
+        and o.psm == ch.psm
+        and o.result == 0
+        and (o.request_frame or 0) >= first
+    ]
+    if not other or not ok:
+        return None
+    return (
+        f"collision: both sides asked for {ch.psm_name} at once (frames {ch.request_frame} and "
+        f"{other[0].request_frame}); the channel opened at frame {ok[0].response_frame}"
+    )
+
+
+def l2cap_teardown(
+    ch: L2capChannel,
+    conn: Connection | None,
+    closing: list[tuple[int, int]],
+    t_us: TimeOf,
+) -> str | None:
+    """Refused after the teardown of the link began — a Disconnection Request or an HCI
+    Disconnect on it within :data:`TEARDOWN_S` before (``closing``: their frames and times) —
+    and the link ended soon after."""
+    if ch.result in (None, 0, 1) or conn is None or conn.end_time_us is None:
+        return None
+    t = t_us(ch.response_frame)
+    if t is None or not 0 <= conn.end_time_us - t <= 2 * TEARDOWN_S * 1e6:
+        return None
+    began = [f for f, ct in closing if 0 <= t - ct <= TEARDOWN_S * 1e6]
+    if not began:
+        return None
+    return (
+        f"refused while the link was being torn down (teardown began at frame {began[0]}, the "
+        f"link ended at frame {conn.end_frame})"
+    )
+
+
+def resent_in_progress(tx: HciTransaction, earlier: list[HciTransaction]) -> str | None:
+    """Refused because the same command, sent before, was still waiting for its completion."""
+    if tx.opcode not in RESENT_OPCODES or tx.status not in IN_PROGRESS_STATUSES:
+        return None
+    for e in reversed(earlier):
+        if e.opcode != tx.opcode or e is tx or _failed(e):
+            continue
+        if tx.address and e.address and e.address != tx.address:
+            continue
+        if e.complete_frame is None or e.complete_frame > tx.frame:
+            done = f", completed at frame {e.complete_frame}" if e.complete_frame else ""
+            return (
+                f"sent again while the first {e.name} (frame {e.frame}) was still in progress{done}"
+            )
+    return None
+
+
+def page_races_incoming(c: Connection, conns: list[Connection]) -> str | None:
+    """Our failed page met the device's own connection to us."""
+    if c.ok or c.address is None or c.start_time_us is None or c.transport != "br_edr":
+        return None
+    if c.status not in (0x0B, 0x0C, 0x04, 0x08, 0x16, 0x22) or c.initiator == "remote":
+        return None
+    for o in conns:
+        if (
+            o is not c
+            and o.ok
+            and o.address == c.address
+            and o.initiator == "remote"
+            and o.start_time_us is not None
+            and abs(o.start_time_us - c.start_time_us) <= RACE_S * 1e6
+        ):
+            return f"raced the device's own connection to us (connected at frame {o.start_frame})"
+    return None
+
+
+def enable_in_same_state(tx: HciTransaction, state: dict[int, int | None]) -> str | None:
+    """Disable (or a repeated scan enable) refused because it was already in that state."""
+    if tx.opcode not in ENABLE_OPCODES or tx.status != 0x0C or tx.enable is None:
+        return None
+    if tx.enable == 0:
+        return f"{tx.name} with Enable = 0 refused: there was nothing enabled to stop"
+    key = 0x200C if tx.opcode in SCAN_ENABLE_OPCODES else tx.opcode
+    if tx.opcode in SCAN_ENABLE_OPCODES and state.get(key) == tx.enable:
+        return f"{tx.name} refused: scanning was already in that state"
+    return None
+
+
+def address_while_active(tx: HciTransaction) -> str | None:
+    if tx.opcode in ADDRESS_OPCODES and tx.status == 0x0C:
+        return (
+            "a new random address is refused while advertising, scanning or initiating; "
+            "the controller keeps the current one"
+        )
+    return None
+
+
+def name_cancel_race(tx: HciTransaction) -> str | None:
+    if tx.opcode == NAME_CANCEL and tx.status in (0x02, 0x12):
+        return "the cancel came after the name request had completed"
+    return None
+
+
+@stage("benign", after=("le_air",))
+def mark_benign(ctx: BuildContext) -> None:
+    """Mark the commands, links and channels whose failure is benign (see the module doc)."""
+    hci = ctx.hci
+    times = ctx.cap.frames["time_us"].to_numpy()
+
+    def t_us(frame: int | None) -> int | None:
+        return int(times[frame - 1]) if frame is not None and 0 < frame <= times.size else None
+
+    scan_state: dict[int, int | None] = {}
+    for i, tx in enumerate(hci.commands):
+        if _failed(tx):
+            tx.benign = (
+                resent_in_progress(tx, hci.commands[max(0, i - 50) : i])
+                or enable_in_same_state(tx, scan_state)
+                or address_while_active(tx)
+                or name_cancel_race(tx)
+            )
+        elif tx.opcode in SCAN_ENABLE_OPCODES and tx.status == 0:
+            scan_state[0x200C] = tx.enable
+    for c in hci.connections:
+        c.benign = page_races_incoming(c, hci.connections)
+    by_id = {c.id: c for c in hci.connections}
+    closing: dict[str | None, list[tuple[int, int]]] = {}
+    for sig in ctx.table.signals:
+        if sig.name == "Disconnection Request":
+            closing.setdefault(sig.connection, []).append((sig.frame, sig.time_us))
+    for tx in hci.commands:
+        if tx.opcode == 0x0406:
+            closing.setdefault(tx.connection, []).append((tx.frame, tx.time_us))
+    chans = ctx.table.channels
+    for ch in chans:
+        ch.benign = l2cap_collision(ch, chans, t_us) or l2cap_teardown(
+            ch, by_id.get(ch.connection), closing.get(ch.connection, []), t_us
+        )
+
+
+__all__ = ["mark_benign"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from functools import cache
@@ -10,16 +11,63 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CAPTURES = (REPO / ".." / "shared" / "captures").resolve()
+#: the team's real-capture corpus (BTANALYZE_SHARED points elsewhere, e.g. to check the skips)
+SHARED_CAPTURES = Path(
+    os.environ.get("BTANALYZE_SHARED", str(REPO / ".." / "shared" / "captures"))
+).resolve()
+#: the corpus's file names, so that its tests are collected (and skipped) when it is missing
+SHARED_NAMES = (Path(__file__).resolve().parent / "shared_corpus.txt").read_text().split()
 BUNDLED = REPO / "captures"
 TSHARK = shutil.which("tshark")
 PPI_USER_DLT = 'uat:user_dlts:"User 0 (DLT=147)","btle","0","","0",""'
 
 
+#: what an --update-golden run rewrote (printed at the end of the run)
+GOLDEN_CHANGES: list[str] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden from the current analysis (refused under CI)",
+    )
+
+
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """Is this an --update-golden run? (Never under CI: there the files are the oracle.)"""
+    if not request.config.getoption("--update-golden"):
+        return False
+    if os.environ.get("CI"):
+        pytest.fail("--update-golden refuses to run under CI")
+    return True
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if GOLDEN_CHANGES:
+        terminalreporter.section("golden files changed")
+        for line in GOLDEN_CHANGES:
+            terminalreporter.write_line(line)
+
+
 def shared_captures() -> list[Path]:
-    if not SHARED_CAPTURES.is_dir():
-        return []
-    return sorted(p for p in SHARED_CAPTURES.iterdir() if p.is_file() and p.suffix != ".md")
+    """Every capture of the shared corpus (listed ones even when absent: their tests skip)."""
+    present = (
+        {p.name for p in SHARED_CAPTURES.iterdir() if p.is_file() and p.suffix != ".md"}
+        if SHARED_CAPTURES.is_dir()
+        else set()
+    )
+    return [SHARED_CAPTURES / n for n in sorted(present | set(SHARED_NAMES))]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test of a shared capture that is not on this machine is skipped, with the reason."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        for v in params.values():
+            path = SHARED_CAPTURES / v if isinstance(v, str) and v in SHARED_NAMES else v
+            if isinstance(path, Path) and path.parent == SHARED_CAPTURES and not path.exists():
+                item.add_marker(pytest.mark.skip(reason=f"{path.name}: ../shared/captures missing"))
 
 
 def corpus() -> list[Path]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import BUNDLED, shared_captures
 
@@ -69,7 +70,10 @@ def test_missing_file_exit_2(tmp_path: Path) -> None:
 
 
 def test_every_shared_capture_reads_without_traceback() -> None:
-    for p in shared_captures():
+    present = [p for p in shared_captures() if p.exists()]
+    if not present:
+        pytest.skip("../shared/captures missing")
+    for p in present:
         r = run("info", "--json", str(p))
         assert r.returncode in (0, 2), (p.name, r.stderr)
         assert "Traceback" not in r.stderr, p.name

@@ -1,14 +1,73 @@
-"""Property tests: every decoder returns a record on arbitrary bytes, never raises."""
+"""Property tests: every decoder returns a record on arbitrary bytes and never raises.
+
+``@never_raise`` turns a decoder's exception into a record with a "decoder error" anomaly so that
+one bad packet cannot stop an analysis; these tests call the decoders *under* that safety net
+(``__wrapped__``), so a decoder that raises fails them (shown by an injected raising decoder)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.decode import a2dp, avdtp, hci, l2cap, sdp
+from analyzer.decode import a2dp, att, avdtp, hci, l2cap, le_adv, le_ll, rfcomm, sdp, smp
 
 BYTES = st.binary(max_size=300)
+
+#: every decoder behind @never_raise, with the extra arguments it takes
+DECODERS: list[tuple[Callable[..., object], tuple[object, ...]]] = [
+    (hci.decode_command, ()),
+    (hci.decode_event, ()),
+    (hci.decode_acl, ()),
+    (l2cap.decode_l2cap, ()),
+    (l2cap.decode_signalling, ()),
+    (l2cap.decode_signalling, (True,)),
+    (sdp.decode_sdp, ()),
+    (avdtp.decode_avdtp, ()),
+    (a2dp.decode_codec, ()),
+    (att.decode_att, ()),
+    (smp.decode_smp, ()),
+    (rfcomm.decode_rfcomm, (True,)),
+    (rfcomm.decode_rfcomm, (False,)),
+    (le_ll.decode_adv_pdu, ()),
+    (le_ll.decode_data_pdu, ()),
+    (le_adv.decode_ad, ()),
+]
+
+
+def assert_decodes(decoder: Callable[..., object], b: bytes, *args: object) -> None:
+    """The decoder itself (not its never-raise wrapper) returns on ``b``."""
+    raw = getattr(decoder, "__wrapped__", decoder)
+    try:
+        raw(b, *args)
+    except Exception as exc:
+        raise AssertionError(f"{decoder.__name__} raised on {b.hex()}: {exc!r}") from exc
+
+
+@settings(max_examples=300, deadline=None)
+@given(BYTES)
+def test_no_decoder_raises(b: bytes) -> None:
+    for decoder, args in DECODERS:
+        assert_decodes(decoder, b, *args)
+    assert isinstance(sdp.parse_attribute_lists(b), sdp.SdpRecords)
+
+
+def test_the_check_catches_a_raising_decoder() -> None:
+    from analyzer.decode.base import never_raise
+
+    def raw_record(data: bytes, anomaly: str | None = None) -> str:
+        return anomaly or ""
+
+    @never_raise(raw_record)
+    def bad_decoder(data: bytes) -> str:
+        return str(data[5])  # IndexError on short input
+
+    assert bad_decoder(b"\x01").startswith("decoder error")  # the safety net hides it ...
+    with pytest.raises(AssertionError, match="bad_decoder raised"):
+        assert_decodes(bad_decoder, b"\x01")  # ... the fuzz check does not
 
 
 @settings(max_examples=400, deadline=None)

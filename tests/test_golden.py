@@ -1,25 +1,30 @@
 """Golden expected findings: every real and scenario capture has a reviewed file of the findings
 it must produce (ids, severities, counts, key frames); the analysis must match it exactly.
 
-Refresh after a reviewed change with ``BTANALYZE_UPDATE_GOLDEN=1 python -m pytest
-tests/test_golden.py`` and describe the change in the commit message.
+Besides the reviewed findings summary (``golden/<kind>/<capture>.json``), the whole analysis is
+baselined: one JSON-lines file per table of ``Analysis.to_json()`` under
+``golden/<kind>/<capture>/<table>.jsonl`` (the capture's own path is left out: it differs from
+machine to machine), so a change to any session shows.
+
+Refresh after a reviewed change with ``python -m pytest tests/test_golden.py --update-golden``
+(it prints what changed per file, and refuses to run under CI) and describe the change in the
+commit message.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from analyzer.analysis import Analysis
-from tests.conftest import BUNDLED, analysis_of, shared_captures
+from analyzer.analysis import TABLES, Analysis
+from analyzer.model import to_jsonable
+from tests.conftest import BUNDLED, GOLDEN_CHANGES, analysis_of, shared_captures, update_golden
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SCENARIOS = BUNDLED / "scenarios"
-UPDATE = os.environ.get("BTANALYZE_UPDATE_GOLDEN") == "1"
 MANIFEST = json.loads((SCENARIOS / "manifest.json").read_text()) if SCENARIOS.is_dir() else {}
 
 
@@ -54,7 +59,7 @@ def summarize(a: Analysis) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(("kind", "path"), _cases(), ids=lambda x: getattr(x, "name", x))
-def test_findings_match_golden(kind: str, path: Path) -> None:
+def test_findings_match_golden(kind: str, path: Path, request: pytest.FixtureRequest) -> None:
     try:
         a = _analysis(path)
     except Exception as exc:  # a non-capture is its own golden result
@@ -64,12 +69,63 @@ def test_findings_match_golden(kind: str, path: Path) -> None:
         assert not failures, failures  # a rule that crashed is a bug, not a silence
         got = summarize(a)
     target = GOLDEN / kind / f"{path.name}.json"
-    if UPDATE:
+    if update_golden(request):
+        old = json.loads(target.read_text()) if target.exists() else None
+        if old != got:
+            GOLDEN_CHANGES.append(f"{target.relative_to(GOLDEN)}: findings summary changed")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(got, indent=1) + "\n")
         return
-    assert target.exists(), f"no golden file {target}: create it with BTANALYZE_UPDATE_GOLDEN=1"
+    assert target.exists(), f"no golden file {target}: create it with --update-golden"
     assert got == json.loads(target.read_text())
+
+
+def table_lines(a: Analysis) -> dict[str, list[str]]:
+    """Every table of the analysis as JSON lines (the capture's path reduced to its name)."""
+    out: dict[str, list[str]] = {}
+    for name in TABLES:
+        rows = [to_jsonable(r) for r in a.rows(name)]
+        if name == "capture":
+            for r in rows:
+                assert isinstance(r, dict)
+                r["path"] = Path(str(r["path"])).name
+        out[name] = [json.dumps(r, sort_keys=True, ensure_ascii=False) for r in rows]
+    return out
+
+
+@pytest.mark.parametrize(("kind", "path"), _cases(), ids=lambda x: getattr(x, "name", x))
+def test_every_table_matches_golden(kind: str, path: Path, request: pytest.FixtureRequest) -> None:
+    try:
+        a = _analysis(path)
+    except Exception:
+        pytest.skip("not a capture: its error is the findings golden")
+    got = table_lines(a)
+    folder = GOLDEN / kind / path.name
+    if update_golden(request):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, lines in got.items():
+            f = folder / f"{name}.jsonl"
+            old = f.read_text().splitlines() if f.exists() else []
+            if old != lines:
+                added = len(set(lines) - set(old))
+                removed = len(set(old) - set(lines))
+                GOLDEN_CHANGES.append(
+                    f"{f.relative_to(GOLDEN)}: {len(old)} → {len(lines)} rows "
+                    f"(+{added} −{removed} distinct)"
+                )
+            if lines:
+                f.write_text("".join(line + "\n" for line in lines))
+            else:
+                f.unlink(missing_ok=True)  # an empty table has no file
+        return
+    diffs = []
+    for name, lines in got.items():
+        f = folder / f"{name}.jsonl"
+        old = f.read_text().splitlines() if f.exists() else []
+        if old != lines:
+            changed = len(set(old) ^ set(lines))
+            diffs.append(f"{name}: golden {len(old)} rows, now {len(lines)} ({changed} differ)")
+    assert not diffs, f"{path.name}: " + "; ".join(diffs) + " (review, then --update-golden)"
 
 
 def _manifest_entries() -> list[dict[str, Any]]:

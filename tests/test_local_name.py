@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from analyzer.analysis import analyze
-from tests.conftest import SHARED_CAPTURES, shared_captures, tshark_fields
+from tests.conftest import SHARED_CAPTURES, shared_capture, shared_captures, tshark_fields
 
 NAMED = [
     p
@@ -38,6 +38,6 @@ def test_local_name_matches_tshark(path: object) -> None:
 
 
 def test_host_label_follows_the_capture() -> None:
-    a = analyze(SHARED_CAPTURES / "ap4y_iSAP_hci_dump.pklg")
+    a = analyze(shared_capture("ap4y_iSAP_hci_dump.pklg"))
     assert a.host.startswith("the Apple host")
     assert a.Host.startswith("The Apple host")

@@ -1,4 +1,5 @@
-"""The code base stays ruff- and mypy-clean (a check, like the others, that can fail)."""
+"""The code base stays ruff-clean, ruff-formatted and mypy-clean (strict for the model and the
+rules; a check, like the others, that can fail)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,19 @@ def test_ruff_clean() -> None:
         pytest.skip("ruff not installed")
     r = subprocess.run(
         ["ruff", "check", "analyzer", "tests", "benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout[-3000:]
+
+
+def test_ruff_format_clean() -> None:
+    if shutil.which("ruff") is None:
+        pytest.skip("ruff not installed")
+    r = subprocess.run(
+        ["ruff", "format", "--check", "analyzer", "tests", "benchmarks"],
         cwd=REPO,
         capture_output=True,
         text=True,

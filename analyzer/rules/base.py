@@ -255,3 +255,21 @@ def merge_findings(findings: list[Finding]) -> list[Finding]:
         if f.time_us is not None and (m.time_us is None or f.time_us < m.time_us):
             m.time_us = f.time_us
     return list(merged.values())
+
+
+__all__ = [
+    "REGISTRY",
+    "SEVERITIES",
+    "SEVERITY_RANK",
+    "ConfigError",
+    "Finding",
+    "Rule",
+    "RuleConfig",
+    "RuleContext",
+    "Threshold",
+    "apply_precedence",
+    "load_all",
+    "merge_findings",
+    "rule",
+    "run_rules",
+]

@@ -80,3 +80,17 @@ def test_the_checks_catch_a_violation(tmp_path: Path) -> None:
     assert WIRE.search("v = data[0] | (data[1] << 8)")
     assert WIRE.search("int.from_bytes(raw[:6], 'little')")
     assert not WIRE.search("mask = 1 << 8")
+
+
+def test_no_rule_imports_another_rule() -> None:
+    """Rules share facts through the model and rules/queries.py, never through each other."""
+    shared = {"base", "queries", "incidents", "docs", "__init__"}
+    for p in (PKG / "rules").glob("*.py"):
+        if p.stem in shared:
+            continue
+        tree = ast.parse(p.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "analyzer.rules."
+            ):
+                assert node.module.split(".")[2] in shared, f"{p.name} imports {node.module}"

@@ -23,6 +23,8 @@ TSHARK = shutil.which("tshark")
 # Key frame name -> display filter the frame must satisfy (HCI Vol 4 Part E 7.7, AVDTP 8.x:
 # message_type 0 command / 2 accept / 3 reject, L2CAP Vol 3 Part A 4).
 KEY_FRAME_FILTERS: dict[str, str] = {
+    "smp_pairing_request": "btsmp.opcode == 0x01",
+    "att_read_request": "btatt.opcode == 0x0a",
     "extended_inquiry_result": "bthci_evt.code == 0x2f",
     "connection_complete": "bthci_evt.code == 0x03 && bthci_evt.status == 0",
     "connection_complete_page_timeout": "bthci_evt.code == 0x03 && bthci_evt.status == 0x04",

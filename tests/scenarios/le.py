@@ -7,8 +7,12 @@ Advertising events: T_advEvent = advInterval + advDelay, advDelay pseudo-random 
 
 from __future__ import annotations
 
-from bumble import data_types
-from bumble.core import AdvertisingData
+import asyncio
+import contextlib
+from typing import Any
+
+from bumble import core, data_types, device
+from bumble.core import BT_LE_TRANSPORT, AdvertisingData
 
 from tests.scenarios.harness import sleep
 from tests.scenarios.scenarios import Ctx, scenario
@@ -103,3 +107,71 @@ def le_scan(name: str, seed: int, duty: int) -> None:
 le_scan("le_adv_scan_duty_10", 401, 10)
 le_scan("le_adv_scan_duty_25", 402, 25)
 le_scan("le_adv_scan_duty_100", 403, 100)
+
+
+# -- unanswered SMP and ATT requests (the 30 s transaction timers, Vol 3 Part H §3.4, Part F
+# §3.3.3) -------------------------------------------------------------------------------------
+
+TRACKER = "C4:7C:8D:6A:30:01"
+
+
+async def _le_link(ctx: Ctx) -> Any:
+    """The phone connects over LE to a tracker that advertises connectably."""
+    node = ctx.world.add_node("Tracker", TRACKER, classic=False, le=True)
+    ctx.configure_phone()
+    await ctx.phone.device.power_on()
+    await node.device.power_on()
+    await node.device.start_advertising(auto_restart=False)
+    await sleep(0.2)
+    conn = await ctx.phone.device.connect(node.device.random_address, transport=BT_LE_TRANSPORT)
+    ctx.truth["peer"] = {"name": "Tracker", "address": str(node.device.random_address)[:17]}
+    return node, conn
+
+
+@scenario(
+    "le_smp_unanswered",
+    "The phone connects over LE and sends an SMP Pairing Request; the tracker's host never "
+    "answers. The phone gives up after the SMP timeout (30 s) and disconnects.",
+    911,
+    ["response_timeout"],
+    "faults",
+)
+async def le_smp_unanswered(ctx: Ctx) -> None:
+    node, conn = await _le_link(ctx)
+    node.device.smp_manager.on_smp_pdu = lambda _connection, _pdu: None  # a silent SMP layer
+    ctx.faults.append("peripheral drops every SMP PDU")
+    with contextlib.suppress(asyncio.TimeoutError, core.ProtocolError):
+        await asyncio.wait_for(conn.pair(), timeout=35)
+    await sleep(1.0)
+    await conn.disconnect()
+    await sleep(0.5)
+    ctx.frame(
+        "smp_pairing_request", ctx.snoop.l2cap_frames(lambda cid, p: cid == 6 and p[:1] == b"\x01")
+    )
+
+
+@scenario(
+    "le_att_unanswered",
+    "The phone connects over LE, discovers the tracker's services, then reads its Device Name; "
+    "the tracker's ATT server never answers the read. The phone waits out the ATT timeout "
+    "(30 s) and disconnects.",
+    912,
+    ["response_timeout"],
+    "faults",
+)
+async def le_att_unanswered(ctx: Ctx) -> None:
+    node, conn = await _le_link(ctx)
+    peer = device.Peer(conn)
+    await peer.discover_services()
+    await peer.discover_characteristics()
+    server = node.device.gatt_server
+    server.on_gatt_pdu = lambda _connection, _pdu: None  # the server stops answering
+    ctx.faults.append("peripheral ATT server drops requests after discovery")
+    chars = peer.get_characteristics_by_uuid(core.UUID.from_16_bits(0x2A00))
+    with contextlib.suppress(asyncio.TimeoutError, core.ProtocolError, core.TimeoutError):
+        await asyncio.wait_for(chars[0].read_value(), timeout=35)
+    await sleep(1.0)
+    await conn.disconnect()
+    await sleep(0.5)
+    reads = ctx.snoop.l2cap_frames(lambda cid, p: cid == 4 and p[:1] == b"\x0a")
+    ctx.frame("att_read_request", reads, -1)

@@ -11,16 +11,16 @@ import functools
 import json
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from analyzer.decode import avdtp, hci, l2cap, sdp
+from tests.conftest import SHARED_CAPTURES
 
 pytestmark = [pytest.mark.tshark]
 
-CAPTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "captures"
+CAPTURES = SHARED_CAPTURES
 TSHARK = shutil.which("tshark")
 
 BREDR = [

@@ -5,8 +5,6 @@ the real capture it was seen in, or on a scenario."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from analyzer.analysis import analyze
@@ -19,9 +17,9 @@ from analyzer.model import (
 )
 from analyzer.rules.base import RuleConfig, run_rules
 from analyzer.rules.incidents import build_incidents
-from tests.conftest import analysis_of, shared_capture
+from tests.conftest import REPO, analysis_of, shared_capture
 
-SCEN = Path(__file__).resolve().parents[1] / "captures" / "scenarios"
+SCEN = REPO / "captures" / "scenarios"
 
 
 def _real(name: str) -> Analysis:

@@ -4,7 +4,6 @@ function over the finished model that records its scope."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,9 @@ from analyzer.sessions.build import (
     _load_session_modules,
     stage_order,
 )
+from tests.conftest import REPO
 
-SCEN = Path(__file__).resolve().parents[1] / "captures" / "scenarios"
+SCEN = REPO / "captures" / "scenarios"
 
 
 def _noop(_ctx: object) -> None:

@@ -15,15 +15,14 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from analyzer.analysis import analyze
-from tests.conftest import TSHARK, tshark_fields
+from tests.conftest import REPO, TSHARK, tshark_fields
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "captures" / "scenarios"
+SCENARIOS = REPO / "captures" / "scenarios"
 MANIFEST = SCENARIOS / "manifest.json"
 
 

@@ -14,8 +14,8 @@ import pytest
 from analyzer.analysis import analyze
 from analyzer.sessions.advertising import estimate_interval
 from tests.builders import h4_phdr, pcap_file
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "captures" / "scenarios"
 
 

@@ -21,7 +21,7 @@ from analyzer.model.findings import Finding
 from analyzer.model.le import Advertiser
 from analyzer.model.links import Connection, HciTransaction
 from analyzer.rules.base import RuleConfig, apply_precedence, load_all, merge_findings, run_rules
-from tests.conftest import analysis_of, corpus, shared_capture
+from tests.conftest import REPO, analysis_of, corpus, shared_capture
 
 CORPUS = corpus()
 
@@ -96,7 +96,7 @@ def test_analysis_pickles_to_a_worker_process() -> None:
 
 
 def test_to_parquet_one_file_per_table(tmp_path: Path) -> None:
-    a = analyze(Path(__file__).resolve().parents[1] / "captures/scenarios/a2dp_sbc_clean.btsnoop")
+    a = analyze(REPO / "captures/scenarios/a2dp_sbc_clean.btsnoop")
     written = a.to_parquet(tmp_path, "night-1/a2dp_sbc_clean")
     assert {p.stem for p in written} == set(TABLES)
     conns = pl.read_parquet(tmp_path / "connections.parquet")
@@ -210,3 +210,21 @@ def test_json_schema_doc_is_current() -> None:
     from analyzer.model.docs import OUT, render
 
     assert OUT.read_text() == render(), "run: python -m analyzer.model.docs"
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "what"),
+    [
+        ("le_smp_unanswered.btsnoop", "smp_pairing_request", "SMP Pairing Request"),
+        ("le_att_unanswered.btsnoop", "att_read_request", "ATT Read Request"),
+    ],
+)
+def test_unanswered_smp_and_att_requests_in_scenarios(name: str, key: str, what: str) -> None:
+    """bumble scenarios: a peripheral whose SMP layer / ATT server stops answering; the 30 s
+    transaction timers run out (Vol 3 Part H §3.4, Part F §3.3.3)."""
+    manifest = json.loads((REPO / "captures/scenarios/manifest.json").read_text())
+    entry = next(e for e in manifest["captures"] if e["file"] == name)
+    frame = entry["ground_truth"]["key_frames"][key]
+    a = analyze(REPO / "captures/scenarios" / name)
+    (f,) = [f for f in a.findings if f.id == "response_timeout"]
+    assert f.frames == [frame] and what in f.message and "30 s" in f.message

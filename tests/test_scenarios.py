@@ -32,6 +32,7 @@ KEY_FRAME_FILTERS: dict[str, str] = {
     "link_key_notification": "bthci_evt.code == 0x18",
     "link_key_request": "bthci_evt.code == 0x17",
     "link_key_request_reply": "bthci_cmd.opcode == 0x040b",
+    "link_key_request_negative_reply": "bthci_cmd.opcode == 0x040c",
     "user_confirmation_request": "bthci_evt.code == 0x33",
     "authentication_complete": "bthci_evt.code == 0x06 && bthci_evt.status == 0",
     "authentication_complete_failure": "bthci_evt.code == 0x06 && "

@@ -236,3 +236,13 @@ def test_predicates_for_races_the_corpus_lacks() -> None:
     assert benign.enable_in_same_state(again, {0x200C: 1})  # type: ignore[arg-type]
     assert benign.enable_in_same_state(again, {0x200C: 0}) is None  # type: ignore[arg-type]
     assert on is not again
+
+
+def test_stale_key_then_re_pair_on_the_same_link_is_a_recovery() -> None:
+    """bumble scenario: Authentication Complete 0x06 with the stored key, the phone drops the
+    key and pairs again (Link Key Request Negative Reply, SSP) on the same link."""
+    a = analyze(SCEN / "stale_bond_repaired.btsnoop")
+    (f,) = _ids(a, "auth_key_missing")
+    assert f.severity == "warning" and f.recovered_at_frame is not None
+    assert f"recovered at frame {f.recovered_at_frame}" in f.message
+    assert [p.outcome for p in a.pairing] == ["failure", "success"]

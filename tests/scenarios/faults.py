@@ -114,6 +114,40 @@ stale_bond("stale_bond_key_mismatch", 202, False)
 
 
 @scenario(
+    "stale_bond_repaired",
+    "Bonded phone reconnects, the headset wiped its keys: Authentication Complete 0x06. The "
+    "phone drops the dead key and authenticates again on the same link: Link Key Request "
+    "Negative Reply, SSP pairing, success. A recovery: the stale key is reported as recovered, "
+    "the negative reply is not a second failure.",
+    204,
+    ["auth_key_missing"],
+    "faults",
+)
+async def stale_bond_repaired(ctx: Ctx) -> None:
+    ctx.add_headset(HeadsetBehaviour(codecs=("sbc",)))
+    await bond_silently(ctx)
+    await wipe_headset_keys(ctx)
+    conn = await ctx.connect()
+    await ctx.read_remote_version(conn)
+    err = await try_secure(ctx, conn)
+    assert err == 0x06, err
+    phone_keys = ctx.phone.device.keystore
+    assert phone_keys is not None
+    await phone_keys.delete(HEADSET_ADDR + "/P")  # the host drops the key the device refused
+    await sleep(0.5)
+    err = await try_secure(ctx, conn)
+    assert err == 0, err
+    await sleep(0.5)
+    await conn.disconnect()
+    await sleep(0.5)
+    s = ctx.snoop
+    ctx.frame("authentication_complete_failure", s.events(EVT_AUTH_COMPLETE, 0x06))
+    ctx.frame("link_key_request_negative_reply", s.commands(0x040C))
+    ctx.frame("authentication_complete", s.events(EVT_AUTH_COMPLETE, 0), -1)
+    ctx.faults.append("headset wiped its keys; the phone re-pairs on the same link")
+
+
+@scenario(
     "firmware_update_stale_bond",
     "Two connections 60 s apart. The headset's firmware is updated in between: LMP "
     "subversion 0x0310 -> 0x0420, Device ID version 0x0100 -> 0x0200, and the update wiped "

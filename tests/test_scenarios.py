@@ -24,6 +24,7 @@ TSHARK = shutil.which("tshark")
 # message_type 0 command / 2 accept / 3 reject, L2CAP Vol 3 Part A 4).
 KEY_FRAME_FILTERS: dict[str, str] = {
     "smp_pairing_request": "btsmp.opcode == 0x01",
+    "att_error_response": "btatt.opcode == 0x01 && btatt.error_code == 0x05",
     "att_read_request": "btatt.opcode == 0x0a",
     "extended_inquiry_result": "bthci_evt.code == 0x2f",
     "connection_complete": "bthci_evt.code == 0x03 && bthci_evt.status == 0",
@@ -133,14 +134,9 @@ def test_regeneration_is_byte_identical(tmp_path: Path) -> None:
 
 def test_manifest_shape() -> None:
     manifest = _manifest()
-    allowed = {
-        "response_timeout", "late_response", "auth_key_missing", "firmware_changed",
-        "a2dp_fallback_hfp", "avdtp_rejected", "a2dp_stream_not_started", "connection_failed",
-        "link_loss", "short_connection", "periodic_disconnect", "pairing_failed",
-        "encryption_failed", "l2cap_connection_refused", "sdp_error", "a2dp_media_stall",
-        "codec_choice", "high_audio_latency", "hci_command_failed", "controller_reset",
-        "hardware_error", "adv_interval_irregular", "capture_incomplete",
-    }  # fmt: skip
+    from analyzer.rules.base import load_all
+
+    allowed = set(load_all())  # every registered rule id
     files = {e["file"] for e in manifest["captures"]}
     assert files == {p.name for p in COMMITTED.glob("*.btsnoop")}
     for entry in manifest["captures"]:

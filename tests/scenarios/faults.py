@@ -144,7 +144,10 @@ async def stale_bond_repaired(ctx: Ctx) -> None:
     ctx.frame("authentication_complete_failure", s.events(EVT_AUTH_COMPLETE, 0x06))
     ctx.frame("link_key_request_negative_reply", s.commands(0x040C))
     ctx.frame("authentication_complete", s.events(EVT_AUTH_COMPLETE, 0), -1)
-    ctx.faults.append("headset wiped its keys; the phone re-pairs on the same link")
+    ctx.faults.append(
+        "headset wiped its keys; Authentication Complete status 0x06; the phone re-pairs "
+        "on the same link"
+    )
 
 
 @scenario(

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from bumble import core, data_types, device
+from bumble import core, data_types, device, gatt
 from bumble.core import BT_LE_TRANSPORT, AdvertisingData
 
 from tests.scenarios.harness import sleep
@@ -175,3 +175,60 @@ async def le_att_unanswered(ctx: Ctx) -> None:
     await sleep(0.5)
     reads = ctx.snoop.l2cap_frames(lambda cid, p: cid == 4 and p[:1] == b"\x0a")
     ctx.frame("att_read_request", reads, -1)
+
+
+SECURE_SERVICE = "6E400001-B5A3-F393-E0A9-E50E24DCCA9E"
+SECURE_CHAR = "6E400002-B5A3-F393-E0A9-E50E24DCCA9E"
+
+
+def att_refused(name: str, seed: int, retry: bool) -> None:
+    """The phone writes a characteristic that requires an authenticated link; the tracker
+    answers Insufficient Authentication. ``retry``: the phone pairs and writes again (LE
+    pairing between the harness's virtual devices does not complete yet: not used)."""
+
+    async def run(ctx: Ctx) -> None:
+        node = ctx.world.add_node("Tracker", TRACKER, classic=False, le=True)
+        chrc = gatt.Characteristic(
+            SECURE_CHAR,
+            gatt.Characteristic.Properties.WRITE,
+            gatt.Characteristic.WRITEABLE | gatt.Characteristic.WRITE_REQUIRES_AUTHENTICATION,
+            b"\x00",
+        )
+        node.device.add_service(gatt.Service(SECURE_SERVICE, [chrc]))
+        ctx.configure_phone()
+        await ctx.phone.device.power_on()
+        await node.device.power_on()
+        await node.device.start_advertising(auto_restart=False)
+        await sleep(0.2)
+        conn = await ctx.phone.device.connect(node.device.random_address, transport=BT_LE_TRANSPORT)
+        peer = device.Peer(conn)
+        await peer.discover_services()
+        await peer.discover_characteristics()
+        (target,) = peer.get_characteristics_by_uuid(core.UUID(SECURE_CHAR))
+        with contextlib.suppress(core.ProtocolError):
+            await target.write_value(b"\x01", with_response=True)
+        if retry:
+            await conn.pair()
+            await sleep(0.2)
+            await target.write_value(b"\x01", with_response=True)
+        await sleep(0.3)
+        await conn.disconnect()
+        await sleep(0.5)
+        errors = ctx.snoop.l2cap_frames(lambda cid, p: cid == 4 and p[:1] == b"\x01")
+        ctx.frame("att_error_response", errors, -1)
+        ctx.faults.append(
+            "write requires authentication" + ("; the phone pairs and retries" if retry else "")
+        )
+
+    scenario(
+        name,
+        "LE: the phone writes a characteristic that requires an authenticated link and gets "
+        "ATT Insufficient Authentication; "
+        + ("it pairs and the retried write succeeds." if retry else "it disconnects at once."),
+        seed,
+        ["att_error"],
+        "faults",
+    )(run)
+
+
+att_refused("le_att_insufficient_authentication", 913, False)

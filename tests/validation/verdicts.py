@@ -54,6 +54,12 @@ VERDICTS: dict[tuple[str, str, int], tuple[str, str]] = {
         "Disconnection Complete reason 0x08 #397, 21 s after the LE link came up; no later "
         "connection to 68:9E:19:12:7E:7F in the capture.",
     ),
+    ("durnerj_PoGo-Plus-BLE_btsnoop_hci.log", "att_error", 285): (
+        "TRUE",
+        "The app writes the CCCD of handle 0x0019 (#285) to enable notifications; Error "
+        "Response 0x08 Insufficient Authorization #287 (tshark btatt.error_code); the host "
+        "disconnects at #290 without pairing or a retry.",
+    ),
     ("durnerj_PoGo-Plus-BLE_btsnoop_hci.log", "hci_command_failed", 542): (
         "TRUE",
         "LE Add Device to Filter Accept List → Command Complete 0x17 #543 (tshark "

@@ -3,9 +3,11 @@ rules; a check, like the others, that can fail)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +51,27 @@ def test_mypy_clean() -> None:
     if "No module named mypy" in r.stderr:
         pytest.skip("mypy not installed")
     assert r.returncode == 0, r.stdout[-3000:]
+
+
+def _runs_tshark(text: str) -> bool:
+    """Does a module start tshark itself, or keep its own tshark plumbing?"""
+    starts = "subprocess" in text and re.search(r"TSHARK|[\"']tshark[\"']", text)
+    return bool(starts or re.search(r"which\(\s*[\"']tshark|^def tshark_", text, re.M))
+
+
+def test_only_the_oracle_runs_tshark() -> None:
+    """One tshark oracle (tests/oracle.py): no other test module starts tshark or keeps its own
+    tshark plumbing (a helper that runs it, its own lookup of the binary)."""
+    here = REPO / "tests"
+    mine = {here / "oracle.py", Path(__file__).resolve()}
+    offenders = [
+        str(p.relative_to(REPO))
+        for p in sorted(here.rglob("*.py"))
+        if p not in mine and _runs_tshark(p.read_text())
+    ]
+    assert not offenders, offenders
+    # the check sees the plumbing it forbids
+    assert _runs_tshark('import subprocess\nsubprocess.run(["tshark", "-r", str(p)])')
+    assert _runs_tshark('TSHARK = shutil.which("tshark")')
+    assert _runs_tshark("def tshark_fields(path):\n    ...")
+    assert not _runs_tshark("from tests.oracle import tshark_fields")

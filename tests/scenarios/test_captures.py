@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.oracle import run_tshark
 
-REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "captures" / "scenarios"
 
 # Key frame name -> display filter the frame must satisfy (HCI Vol 4 Part E 7.7, AVDTP 8.x:

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,32 @@ def test_only_the_oracle_runs_tshark() -> None:
     assert _runs_tshark('TSHARK = shutil.which("tshark")')
     assert _runs_tshark("def tshark_fields(path):\n    ...")
     assert not _runs_tshark("from tests.oracle import tshark_fields")
+
+
+#: the per-module flags of mypy --strict (the global-only ones cannot be scoped to a package)
+STRICT_FLAGS = {
+    "disallow_any_generics",
+    "disallow_untyped_calls",
+    "disallow_untyped_defs",
+    "disallow_incomplete_defs",
+    "check_untyped_defs",
+    "disallow_untyped_decorators",
+    "disallow_subclassing_any",
+    "warn_return_any",
+    "warn_unused_ignores",
+    "no_implicit_reexport",
+    "strict_equality",
+    "extra_checks",
+}
+
+
+def test_model_and_rules_are_mypy_strict() -> None:
+    """test_mypy_clean checks them strictly: the override stays in pyproject.toml."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]
+    strict = [
+        o
+        for o in config["overrides"]
+        if {"analyzer.model.*", "analyzer.rules.*"} <= set(o["module"])
+    ]
+    assert len(strict) == 1
+    assert {k for k, v in strict[0].items() if v is True} >= STRICT_FLAGS

@@ -1,10 +1,8 @@
-"""Shared test fixtures: where the real corpus lives and how to ask tshark."""
+"""Shared test fixtures: where the real corpus lives, the golden-file option."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -15,14 +13,26 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_CAPTURES = Path(
     os.environ.get("BTANALYZE_SHARED", str(REPO / ".." / "shared" / "captures"))
 ).resolve()
-#: the corpus's file names, so that its tests are collected (and skipped) when it is missing
-SHARED_NAMES = (Path(__file__).resolve().parent / "shared_corpus.txt").read_text().split()
+
+
+def _listing() -> dict[str, str]:
+    out = {}
+    for raw in (Path(__file__).resolve().parent / "shared_corpus.txt").read_text().splitlines():
+        line = raw.partition("#")[0].strip()
+        if line:
+            name, fmt = line.split()
+            out[name] = fmt
+    return out
+
+
+#: the corpus's file names and container formats, so that its tests are collected (and skipped)
+#: when it is missing
+SHARED_LISTING = _listing()
+SHARED_NAMES = tuple(SHARED_LISTING)
 BUNDLED = REPO / "captures"
-TSHARK = shutil.which("tshark")
-PPI_USER_DLT = 'uat:user_dlts:"User 0 (DLT=147)","btle","0","","0",""'
 
 
-#: what an --update-golden run rewrote (printed at the end of the run)
+#: what an --update-golden run changed, one line per golden file (printed at the end of the run)
 GOLDEN_CHANGES: list[str] = []
 
 
@@ -30,34 +40,76 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",
         action="store_true",
-        help="rewrite tests/golden from the current analysis (refused under CI)",
+        help="rewrite tests/golden from the current analysis and print what changed per file "
+        "(refused when the CI environment variable is set)",
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--update-golden") and os.environ.get("CI"):
+        raise pytest.UsageError(
+            "--update-golden refuses to run under CI (CI is set): there the golden files are "
+            "the oracle; refresh them on a workstation and review the diff"
+        )
+
+
 def update_golden(request: pytest.FixtureRequest) -> bool:
-    """Is this an --update-golden run? (Never under CI: there the files are the oracle.)"""
-    if not request.config.getoption("--update-golden"):
-        return False
-    if os.environ.get("CI"):
-        pytest.fail("--update-golden refuses to run under CI")
-    return True
+    """Is this an --update-golden run? (Never under CI: pytest_configure refuses it.)"""
+    return bool(request.config.getoption("--update-golden"))
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if GOLDEN_CHANGES:
-        terminalreporter.section("golden files changed")
-        for line in GOLDEN_CHANGES:
-            terminalreporter.write_line(line)
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    if not config.getoption("--update-golden"):
+        return
+    terminalreporter.section("--update-golden")
+    for line in sorted(GOLDEN_CHANGES):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(
+        f"{len(GOLDEN_CHANGES)} golden file(s) changed"
+        if GOLDEN_CHANGES
+        else "no golden file changed"
+    )
 
 
-def shared_captures() -> list[Path]:
-    """Every capture of the shared corpus (listed ones even when absent: their tests skip)."""
+#: classic pcap in either byte order, micro- or nanosecond time stamps
+PCAP_MAGICS = (b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1")
+
+
+def container_format(path: Path) -> str:
+    """btsnoop, pcap, pcapng or other, from the file's first bytes."""
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if head == b"btsnoop\x00":
+        return "btsnoop"
+    if head[:4] in (
+        b"\xa1\xb2\xc3\xd4",
+        b"\xd4\xc3\xb2\xa1",
+        b"\xa1\xb2\x3c\x4d",
+        b"\x4d\x3c\xb2\xa1",
+    ):
+        return "pcap"
+    if head[:4] == b"\x0a\x0d\x0d\x0a":
+        return "pcapng"
+    return "other"
+
+
+def shared_captures(*formats: str) -> list[Path]:
+    """Every capture of the shared corpus, or those of the given container formats (the listed
+    ones even when absent: their tests skip; a present one not yet listed is included too)."""
     present = (
         {p.name for p in SHARED_CAPTURES.iterdir() if p.is_file() and p.suffix != ".md"}
         if SHARED_CAPTURES.is_dir()
         else set()
     )
-    return [SHARED_CAPTURES / n for n in sorted(present | set(SHARED_NAMES))]
+    out = []
+    for name in sorted(present | set(SHARED_NAMES)):
+        path = SHARED_CAPTURES / name
+        fmt = SHARED_LISTING.get(name) or container_format(path)
+        if not formats or fmt in formats:
+            out.append(path)
+    return out
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -96,32 +148,6 @@ def shared_capture(name: str) -> Path:
     if not p.is_file():
         pytest.skip(f"{name} not in ../shared/captures")
     return p
-
-
-def tshark_fields(
-    path: Path, fields: list[str], *extra: str, occurrence: str = "f"
-) -> list[list[str]]:
-    """Run tshark -T fields and return one list of values per frame (``occurrence`` "f": the
-    first value of a repeated field, "a": all of them, comma-separated)."""
-    if TSHARK is None:
-        pytest.skip("tshark not installed")
-    cmd = [
-        TSHARK,
-        "-n",
-        "-r",
-        str(path),
-        "-T",
-        "fields",
-        "-E",
-        f"occurrence={occurrence}",
-        "-E",
-        "separator=\t",
-        *extra,
-    ]
-    for f in fields:
-        cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-    return [line.split("\t") for line in out.splitlines()]
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ well-formed capture of the asked size with AVDTP signalling and A2DP/SBC media."
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 
 from analyzer import load
 from benchmarks.gen_a2dp_btsnoop import generate, main, sbc_crc8
+from tests.oracle import run_tshark
 
 N = 3000
 
@@ -24,13 +23,7 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _tshark(path: Path, *args: str) -> str:
-    tshark = shutil.which("tshark")
-    if tshark is None:
-        pytest.skip("tshark not installed")
-    out = subprocess.run(
-        [tshark, "-r", str(path), *args], capture_output=True, text=True, timeout=120, check=True
-    )
-    return out.stdout
+    return run_tshark(path, *args, timeout=120)
 
 
 def test_reader_sees_every_frame(capture: Path) -> None:

@@ -13,7 +13,12 @@ commit message.
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,14 @@ import pytest
 
 from analyzer.analysis import TABLES, Analysis
 from analyzer.model import to_jsonable
-from tests.conftest import BUNDLED, GOLDEN_CHANGES, analysis_of, shared_captures, update_golden
+from tests.conftest import (
+    BUNDLED,
+    GOLDEN_CHANGES,
+    REPO,
+    analysis_of,
+    shared_captures,
+    update_golden,
+)
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SCENARIOS = BUNDLED / "scenarios"
@@ -58,6 +70,51 @@ def summarize(a: Analysis) -> list[dict[str, Any]]:
     )
 
 
+def row_diff(old: list[str], new: list[str]) -> tuple[int, int, int]:
+    """(added, removed, changed) rows from ``old`` to ``new`` (a row replaced in place counts
+    as changed; order matters, as the tables are in frame order)."""
+    added = removed = changed = 0
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "replace":
+            both = min(i2 - i1, j2 - j1)
+            changed += both
+            removed += i2 - i1 - both
+            added += j2 - j1 - both
+        elif tag == "delete":
+            removed += i2 - i1
+        elif tag == "insert":
+            added += j2 - j1
+    return added, removed, changed
+
+
+def describe(old: list[str], new: list[str]) -> str:
+    """What changed in one golden file, e.g. ``+2 -0 ~1 rows (93 -> 95)``."""
+    if not old:
+        return f"new file, {len(new)} rows"
+    if not new:
+        return f"removed (was {len(old)} rows)"
+    added, removed, changed = row_diff(old, new)
+    return f"+{added} -{removed} ~{changed} rows ({len(old)} -> {len(new)})"
+
+
+def refresh(target: Path, lines: list[str]) -> None:
+    """--update-golden: write ``lines`` to ``target`` (no file for no rows) and note the change."""
+    old = target.read_text().splitlines() if target.exists() else []
+    if old == lines:
+        return
+    GOLDEN_CHANGES.append(f"{target.relative_to(GOLDEN)}: {describe(old, lines)}")
+    if lines:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("".join(line + "\n" for line in lines))
+    else:
+        target.unlink(missing_ok=True)
+
+
+def _summary_lines(summary: list[dict[str, Any]]) -> list[str]:
+    return json.dumps(summary, indent=1).splitlines()
+
+
 @pytest.mark.parametrize(("kind", "path"), _cases(), ids=lambda x: getattr(x, "name", x))
 def test_findings_match_golden(kind: str, path: Path, request: pytest.FixtureRequest) -> None:
     try:
@@ -70,14 +127,11 @@ def test_findings_match_golden(kind: str, path: Path, request: pytest.FixtureReq
         got = summarize(a)
     target = GOLDEN / kind / f"{path.name}.json"
     if update_golden(request):
-        old = json.loads(target.read_text()) if target.exists() else None
-        if old != got:
-            GOLDEN_CHANGES.append(f"{target.relative_to(GOLDEN)}: findings summary changed")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(got, indent=1) + "\n")
+        refresh(target, _summary_lines(got))
         return
     assert target.exists(), f"no golden file {target}: create it with --update-golden"
-    assert got == json.loads(target.read_text())
+    want = json.loads(target.read_text())
+    assert got == want, describe(_summary_lines(want), _summary_lines(got))
 
 
 def table_lines(a: Analysis) -> dict[str, list[str]]:
@@ -102,30 +156,52 @@ def test_every_table_matches_golden(kind: str, path: Path, request: pytest.Fixtu
     got = table_lines(a)
     folder = GOLDEN / kind / path.name
     if update_golden(request):
-        folder.mkdir(parents=True, exist_ok=True)
         for name, lines in got.items():
-            f = folder / f"{name}.jsonl"
-            old = f.read_text().splitlines() if f.exists() else []
-            if old != lines:
-                added = len(set(lines) - set(old))
-                removed = len(set(old) - set(lines))
-                GOLDEN_CHANGES.append(
-                    f"{f.relative_to(GOLDEN)}: {len(old)} → {len(lines)} rows "
-                    f"(+{added} −{removed} distinct)"
-                )
-            if lines:
-                f.write_text("".join(line + "\n" for line in lines))
-            else:
-                f.unlink(missing_ok=True)  # an empty table has no file
+            refresh(folder / f"{name}.jsonl", lines)
         return
     diffs = []
     for name, lines in got.items():
         f = folder / f"{name}.jsonl"
         old = f.read_text().splitlines() if f.exists() else []
         if old != lines:
-            changed = len(set(old) ^ set(lines))
-            diffs.append(f"{name}: golden {len(old)} rows, now {len(lines)} ({changed} differ)")
+            diffs.append(f"{name}: {describe(old, lines)}")
     assert not diffs, f"{path.name}: " + "; ".join(diffs) + " (review, then --update-golden)"
+
+
+def test_no_orphan_golden_files(request: pytest.FixtureRequest) -> None:
+    """Every golden file belongs to a capture of the corpus and a table of the model (a renamed
+    capture or table must not leave a baseline nobody checks)."""
+    expected = {f"{kind}/{p.name}" for kind, p in _cases()}
+    orphans = []
+    for kind in ("real", "scenarios"):
+        for entry in sorted((GOLDEN / kind).iterdir()):
+            key = f"{kind}/{entry.name.removesuffix('.json') if entry.is_file() else entry.name}"
+            if key not in expected:
+                orphans.append(entry)
+            elif entry.is_dir():
+                orphans += [
+                    f for f in entry.iterdir() if f.name.removesuffix(".jsonl") not in TABLES
+                ]
+    if update_golden(request):
+        for entry in orphans:
+            GOLDEN_CHANGES.append(
+                f"{entry.relative_to(GOLDEN)}: removed (no such capture or table)"
+            )
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        return
+    assert not orphans, [str(o.relative_to(GOLDEN)) for o in orphans]
+
+
+def test_row_diff() -> None:
+    old = ["a", "b", "c", "d"]
+    assert row_diff(old, old) == (0, 0, 0)
+    assert row_diff(old, ["a", "b", "c", "d", "e"]) == (1, 0, 0)
+    assert row_diff(old, ["a", "c", "d"]) == (0, 1, 0)
+    assert row_diff(old, ["a", "B", "c", "d"]) == (0, 0, 1)
+    assert row_diff(old, ["a", "B", "X", "c", "d"]) == (1, 0, 1)
+    assert describe([], ["x"]) == "new file, 1 rows"
+    assert describe(["x"], []) == "removed (was 1 rows)"
+    assert describe(old, ["a", "B", "c"]) == "+0 -1 ~1 rows (4 -> 3)"
 
 
 def _manifest_entries() -> list[dict[str, Any]]:
@@ -138,3 +214,36 @@ def test_scenario_expected_finding_ids(entry: dict[str, Any]) -> None:
     a = _analysis(SCENARIOS / entry["file"])
     got = {f.id for f in a.findings}
     assert got == set(entry["expected_findings"]), [f.message for f in a.findings]
+
+
+def test_refresh_writes_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(f"{__name__}.GOLDEN", tmp_path)
+    changes: list[str] = []
+    monkeypatch.setattr(f"{__name__}.GOLDEN_CHANGES", changes)
+    target = tmp_path / "real" / "x.log" / "timeline.jsonl"
+    refresh(target, ['{"a": 1}', '{"a": 2}'])
+    assert target.read_text() == '{"a": 1}\n{"a": 2}\n'
+    refresh(target, ['{"a": 1}', '{"a": 2}'])  # unchanged: nothing to report
+    refresh(target, ['{"a": 1}', '{"a": 3}', '{"a": 4}'])
+    refresh(target, [])
+    assert not target.exists()  # an empty table has no file
+    assert changes == [
+        "real/x.log/timeline.jsonl: new file, 2 rows",
+        "real/x.log/timeline.jsonl: +1 -0 ~1 rows (2 -> 3)",
+        "real/x.log/timeline.jsonl: removed (was 3 rows)",
+    ]
+
+
+def test_update_golden_refused_under_ci() -> None:
+    env = {**os.environ, "CI": "true", "PYTHONPATH": str(REPO)}
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--update-golden", __file__],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == pytest.ExitCode.USAGE_ERROR, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "--update-golden refuses to run under CI" in r.stderr

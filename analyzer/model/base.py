@@ -179,7 +179,7 @@ def dtype_of(tp: object) -> pl.DataType:
     if _is_detail_map(inner):
         return pl.Utf8()  # JSON text: the detail keys differ from rule to rule
     if inner in _SCALARS:
-        return _SCALARS[typing.cast(type, inner)]
+        return _SCALARS[inner]
     origin = get_origin(inner)
     if origin is list:
         return pl.List(dtype_of(get_args(inner)[0]))

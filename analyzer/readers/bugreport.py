@@ -139,7 +139,14 @@ def read(src: Source) -> Capture:
     try:
         zf = zipfile.ZipFile(io.BytesIO(bytes(src.buffer)))
         infos = [i for i in zf.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        OSError,
+        ValueError,
+        EOFError,
+    ) as exc:
         raise CaptureError(f"not a readable zip: {exc}") from None
     names = {i.filename for i in infos}
     bugreport = any(_is_bugreport_text(n) for n in names) or any(n.startswith("FS/") for n in names)

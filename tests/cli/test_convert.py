@@ -8,10 +8,7 @@ frames in tshark's reading of our output against our own command/event counts.
 from __future__ import annotations
 
 import io
-import json
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +20,9 @@ from analyzer.capture import Capture, CaptureMeta, build_frames
 from analyzer.cli import cli
 from analyzer.readers import load
 from analyzer.writers import WriteError, write_btsnoop, write_pcapng
-from tests.conftest import SHARED_CAPTURES, tshark_fields
+from tests.conftest import SHARED_CAPTURES
+from tests.oracle import need_tshark, tshark_fields, tshark_frames
 
-TSHARK = shutil.which("tshark")
 SARDARK = SHARED_CAPTURES / "sardark1_data-1_btsnooz_hci.log"
 PKLG = SHARED_CAPTURES / "ap4y_iSAP_hci_dump.pklg"
 MONITOR = SHARED_CAPTURES / "TheoLestandi_Projet_RP_ble_capture.snoop"
@@ -37,31 +34,11 @@ NORDIC = (
 
 
 def need(path: Path) -> Path:
+    """A capture of ../shared/captures that tshark reads (the test skips without either)."""
     if not path.is_file():
         pytest.skip(f"{path.name} not in ../shared/captures")
-    if TSHARK is None:
-        pytest.skip("tshark not installed")
+    need_tshark()
     return path
-
-
-def tshark_frames(path: Path) -> list[tuple[int, bytes]]:
-    """(time in µs, raw frame bytes) per frame, as tshark reads ``path``."""
-    assert TSHARK is not None
-    out = subprocess.run(
-        [TSHARK, "-n", "-r", str(path), "-T", "ek", "-x"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    frames = []
-    for line in out.splitlines():
-        if '"layers"' not in line:
-            continue
-        layers = json.loads(line)["layers"]
-        secs, frac = layers["frame"]["frame_frame_time_epoch"].split(".")
-        t = int(secs) * 1_000_000 + int(frac[:6].ljust(6, "0"))
-        frames.append((t, bytes.fromhex(layers.get("frame_raw", ""))))
-    return frames
 
 
 def convert(src: Path, dst: Path, *args: str) -> None:

@@ -19,7 +19,8 @@ from analyzer.decode.at import (
 )
 from analyzer.decode.rfcomm import decode_rfcomm
 from analyzer.readers import load
-from tests.conftest import SHARED_CAPTURES, tshark_fields
+from tests.conftest import SHARED_CAPTURES
+from tests.oracle import tshark_fields
 
 HFP_CAPTURES = [
     "2m_a2dp-captures_motog2013-lghbs730_btsnoop_hci.log",

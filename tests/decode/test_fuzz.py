@@ -6,6 +6,8 @@ one bad packet cannot stop an analysis; these tests call the decoders *under* th
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import analyzer.decode
 from analyzer.decode import a2dp, att, avdtp, hci, l2cap, le_adv, le_ll, rfcomm, sdp, smp
 
 BYTES = st.binary(max_size=300)
@@ -36,6 +39,29 @@ DECODERS: list[tuple[Callable[..., object], tuple[object, ...]]] = [
     (le_ll.decode_data_pdu, ()),
     (le_adv.decode_ad, ()),
 ]
+
+
+def _name(fn: Callable[..., object]) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def under_the_net() -> set[str]:
+    """Every function of analyzer.decode wrapped by @never_raise (found by its wrapper's code)."""
+    found = set()
+    for info in pkgutil.iter_modules(analyzer.decode.__path__):
+        module = importlib.import_module(f"analyzer.decode.{info.name}")
+        for obj in vars(module).values():
+            code = getattr(obj, "__code__", None)
+            if code is not None and code.co_qualname.startswith("never_raise."):
+                found.add(_name(obj))
+    return found
+
+
+def test_every_decoder_under_the_net_is_fuzzed() -> None:
+    """A new @never_raise decoder must join DECODERS (else its bugs stay hidden)."""
+    guarded = under_the_net()
+    assert len(guarded) >= 14
+    assert guarded == {_name(d) for d, _ in DECODERS}
 
 
 def assert_decodes(decoder: Callable[..., object], b: bytes, *args: object) -> None:

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from analyzer.decode.rfcomm import build_frame, decode_mcc, decode_rfcomm, fcs
 from analyzer.readers import load
-from tests.conftest import SHARED_CAPTURES, tshark_fields
+from tests.conftest import SHARED_CAPTURES
+from tests.oracle import tshark_fields
 
 RFCOMM_CAPTURES = [
     "aleksamarkoni_bluetooth_sample_btsnoop_hci.log",

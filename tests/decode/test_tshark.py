@@ -7,21 +7,16 @@ bytes and compare field by field.
 
 from __future__ import annotations
 
-import functools
-import json
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
 
 from analyzer.decode import avdtp, hci, l2cap, sdp
-from tests.conftest import SHARED_CAPTURES
+from tests.conftest import shared_capture
+from tests.oracle import Flat, tshark_packets
 
 pytestmark = [pytest.mark.tshark]
 
-CAPTURES = SHARED_CAPTURES
-TSHARK = shutil.which("tshark")
 
 BREDR = [
     "2m_a2dp-captures_motog2013-lghbs730_btsnoop_hci.log",
@@ -38,40 +33,9 @@ LE = [
     "BeanCounterTop_ble-pcap-analyzer_hci.pcap",
 ]
 
-Flat = dict[str, list[Any]]
 
-
-def _flatten(pairs: list[tuple[str, Any]], out: Flat) -> None:
-    for k, v in pairs:
-        if isinstance(v, list) and v and isinstance(v[0], tuple):
-            _flatten(v, out)
-        else:
-            out.setdefault(k, []).append(v)
-
-
-@functools.lru_cache(maxsize=64)
 def _packets(name: str, dfilter: str) -> tuple[Flat, ...]:
-    if TSHARK is None:
-        pytest.skip("tshark not on PATH")
-    path = CAPTURES / name
-    if not path.exists():
-        pytest.skip(f"capture {name} not present")
-    proc = subprocess.run(
-        [TSHARK, "-r", str(path), "-Y", dfilter, "-T", "json", "-x"],
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    if not proc.stdout.strip():
-        return ()
-    data = json.loads(proc.stdout, object_pairs_hook=list)
-    out: list[Flat] = []
-    for pkt in data:
-        src = dict(dict(pkt)["_source"])
-        flat: Flat = {}
-        _flatten(src["layers"], flat)
-        out.append(flat)
-    return tuple(out)
+    return tshark_packets(shared_capture(name), dfilter)
 
 
 def _raw(p: Flat, key: str, k: int = 0) -> bytes:

@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 from analyzer import CaptureError, load
 from analyzer.readers import Source, read_source
 from analyzer.readers.btsnoop import EPOCH_DELTA_US
-from tests.conftest import shared_captures, tshark_fields
+from tests.conftest import shared_captures
+from tests.oracle import tshark_fields
 
-BTSNOOP_FILES = [
-    p for p in shared_captures() if not p.exists() or p.read_bytes()[:8] == b"btsnoop\x00"
-]
+BTSNOOP_FILES = shared_captures("btsnoop")
 
 
 def _tshark_readable(path: Path) -> list[list[str]]:

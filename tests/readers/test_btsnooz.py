@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 from analyzer.capture import CaptureError
 from analyzer.readers import Source, load, read_source
 from analyzer.readers.btsnooz import read as btsnooz_read
-from tests.cli.test_convert import need, tshark_frames
+from tests.cli.test_convert import need
 from tests.conftest import SHARED_CAPTURES
+from tests.oracle import tshark_frames
 
 SARDARK = SHARED_CAPTURES / "sardark1_data-1_btsnooz_hci.log"
 SOURCE = SHARED_CAPTURES / "pfalcon_Chsmartbulb-led-bulb-speaker_btsnoop_hci.log"

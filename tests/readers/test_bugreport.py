@@ -29,8 +29,9 @@ from hypothesis import strategies as st
 from analyzer.capture import CaptureError
 from analyzer.cli import cli
 from analyzer.readers import Source, load, read_source
-from tests.cli.test_convert import need, tshark_frames
+from tests.cli.test_convert import need
 from tests.conftest import SHARED_CAPTURES
+from tests.oracle import tshark_frames
 from tests.readers.test_btsnooz import make_snooz, summary_text
 
 FULL = SHARED_CAPTURES / "pfalcon_Chsmartbulb-led-bulb-speaker_btsnoop_hci.log"

@@ -10,10 +10,10 @@ import pytest
 
 from analyzer.readers import load
 from analyzer.readers.filtered import detect
-from tests.conftest import SHARED_CAPTURES
+from tests.conftest import SHARED_CAPTURES, shared_captures
 
 ROBOT = SHARED_CAPTURES / "robotdrink_OpenSCQ30-P31i_btsnoop_hci.log.filtered"
-TWO_M = sorted(SHARED_CAPTURES.glob("2m_*"))
+TWO_M = [p for p in shared_captures() if p.name.startswith("2m_")]
 
 
 def _need(p: Path) -> Path:

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from analyzer.capture import CaptureError
 from analyzer.readers import Source, load, read_source
 from analyzer.readers.packetlogger import sniff
-from tests.cli.test_convert import need, tshark_frames
-from tests.conftest import SHARED_CAPTURES, tshark_fields
+from tests.cli.test_convert import need
+from tests.conftest import SHARED_CAPTURES
+from tests.oracle import tshark_fields, tshark_frames
 
 PKLG = SHARED_CAPTURES / "ap4y_iSAP_hci_dump.pklg"
 KIND = {0: "command", 1: "event", 2: "acl", 3: "acl"}

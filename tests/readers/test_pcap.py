@@ -15,37 +15,18 @@ from analyzer.capture import Capture
 from analyzer.readers import Source, read_source
 from analyzer.readers.pcap import read as pcap_read
 from tests import builders as b
-from tests.conftest import PPI_USER_DLT, SHARED_CAPTURES, shared_captures, tshark_fields
+from tests.conftest import SHARED_CAPTURES, shared_captures
+from tests.oracle import PPI_USER_DLT, tshark_fields, tshark_us
 
 PCAP_MAGICS = {b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 
-def _is_pcap(p: Path) -> bool:
-    if not p.exists():
-        return p.suffix in (".pcap", ".pcapng")  # collected, then skipped as missing
-    with p.open("rb") as fh:
-        head = fh.read(4)
-    return head in PCAP_MAGICS or head == PCAPNG_MAGIC
-
-
-PCAP_FILES = [p for p in shared_captures() if _is_pcap(p)]
+PCAP_FILES = shared_captures("pcap", "pcapng")
 
 # Independent channel mapping (Core Vol 6 Part A §2: RF channel k at 2402 + 2k MHz; advertising
 # channels 37/38/39 at RF 0/12/39, data channels 0..36 on the rest in order).
 _RF = [37, *range(0, 11), 38, *range(11, 37), 39]
-
-
-def tshark_us(text: str) -> int:
-    """tshark frame.time_epoch -> Unix µs. tshark prints seconds '.' nanoseconds as %09d, so a
-    file whose fraction field is >= 1 s (old Ubertooth) prints more than 9 digits, and a
-    negative fraction prints as '-seconds.fraction'."""
-    neg = text.startswith("-")
-    sec, _, frac = text.lstrip("-").partition(".")
-    ns = int(frac.ljust(9, "0")) if frac else 0
-    if neg:  # seconds >= 0 with a negative fraction (no capture here predates 1970)
-        return int(sec) * 1_000_000 - ns // 1000
-    return int(sec) * 1_000_000 + ns // 1000
 
 
 def _extra(path: Path) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.analysis import Analysis, analyze
+from analyzer.model import CaptureSummary, Connection
 from analyzer.rules.base import Finding, RuleConfig, run_rules
 from tests.conftest import BUNDLED, SHARED_CAPTURES
 
@@ -57,3 +58,16 @@ def _fresh(name: str) -> Analysis:
 
 def _no_rule_errors(a: Analysis) -> None:
     assert not [x for x in a.anomalies if x.layer == "rules"]
+
+
+def _bare() -> Analysis:
+    cap = CaptureSummary("x", "btsnoop", 1002, "HCI", 0, frames=500, first_time_us=0,
+                         last_time_us=3_600_000_000)  # fmt: skip
+    return Analysis(capture=cap)
+
+
+def _conn(n: int, addr: str, start_s: float, dur_s: float, reason: int) -> Connection:
+    s, e = round(start_s * 1e6), round((start_s + dur_s) * 1e6)
+    return Connection(f"acl-0x00{n}-1", n, addr, "br_edr", 0, "Success", n * 10, s,
+                      end_frame=n * 10 + 5, end_time_us=e, disconnect_reason=reason,
+                      initiator="local")  # fmt: skip

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from analyzer.analysis import analyze
-from tests.conftest import BUNDLED, shared_capture, tshark_fields
+from tests.conftest import BUNDLED, shared_capture
+from tests.oracle import tshark_fields
 from tests.rules.helpers import _mine, _real
 
 

@@ -10,7 +10,8 @@ import itertools
 
 import pytest
 
-from tests.conftest import PPI_USER_DLT, SHARED_CAPTURES, tshark_fields
+from tests.conftest import SHARED_CAPTURES
+from tests.oracle import PPI_USER_DLT, tshark_fields
 from tests.rules.helpers import ENTRIES, _mine, _real, _scen
 
 

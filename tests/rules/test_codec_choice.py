@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SHARED_CAPTURES, tshark_fields
+from tests.conftest import SHARED_CAPTURES
+from tests.oracle import tshark_fields
 from tests.rules.helpers import ENTRIES, _mine, _real, _scen
 
 

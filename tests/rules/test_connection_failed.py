@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SHARED_CAPTURES, tshark_fields
+from tests.conftest import SHARED_CAPTURES
+from tests.oracle import tshark_fields
 from tests.rules.helpers import ENTRIES, _fresh, _mine, _real, _rerun, _scen
 
 
@@ -51,3 +52,15 @@ def test_cancelled_attempt_is_not_a_failure() -> None:
     for c in a.connections:
         c.status, c.status_name = 0x02, "Unknown Connection Identifier"
     assert not [f for f in _rerun(a) if f.id == "connection_failed"]
+
+
+def test_page_timeout_then_retry_connects() -> None:
+    """Leafspy: a page times out (271), the retry connects (274): a warning that says so, and
+    the slow-but-successful page is not a second finding."""
+    a = _real("AshMartian_HappyLeaf_Leafspy_Read_DCT_btsnoop_hci.log")
+    (f,) = _mine(a, "connection_failed")
+    assert f.severity == "warning" and f.recovered_at_frame == 274
+    assert "recovered at frame 274" in f.message
+    assert not _mine(a, "late_response")
+    (inc,) = [i for i in a.incidents if i.root_cause == f.ref]
+    assert inc.recovered_at_frame == 274 and f.incident == inc.id

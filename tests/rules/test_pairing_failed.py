@@ -13,7 +13,8 @@ import pytest
 from analyzer.model import (
     EncryptionFailure,
 )
-from tests.conftest import SHARED_CAPTURES, tshark_fields
+from tests.conftest import SHARED_CAPTURES
+from tests.oracle import tshark_fields
 from tests.rules.helpers import ENTRIES, _fresh, _mine, _real, _rerun, _scen
 
 

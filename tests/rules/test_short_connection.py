@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from analyzer.rules.base import RuleConfig
-from tests.conftest import SHARED_CAPTURES, tshark_fields
+from tests.conftest import SHARED_CAPTURES
+from tests.oracle import tshark_fields
 from tests.rules.helpers import ENTRIES, _fresh, _mine, _real, _rerun, _scen
 
 

@@ -25,7 +25,8 @@ from analyzer.decode.at import parse_line
 from analyzer.decode.rfcomm import build_frame
 from analyzer.model import HfpSession
 from analyzer.sessions.hfp import HfpTracker, call_in_progress
-from tests.conftest import BUNDLED, SHARED_CAPTURES, tshark_fields
+from tests.conftest import BUNDLED, SHARED_CAPTURES
+from tests.oracle import tshark_fields
 
 HFP_CAPTURES = [
     "2m_a2dp-captures_motog2013-lghbs730_btsnoop_hci.log",

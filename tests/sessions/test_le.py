@@ -9,7 +9,8 @@ from functools import cache
 import pytest
 
 from analyzer.analysis import Analysis, analyze
-from tests.conftest import PPI_USER_DLT, shared_capture, tshark_fields
+from tests.conftest import shared_capture
+from tests.oracle import tshark_where
 
 pytestmark = pytest.mark.tshark
 
@@ -58,9 +59,7 @@ def _analysis(name: str) -> Analysis:
 
 
 def _tshark(name: str, display: str, *fields: str) -> list[list[str]]:
-    return tshark_fields(
-        _path(name), list(fields), "-o", PPI_USER_DLT, "-Y", display, occurrence="a"
-    )
+    return tshark_where(_path(name), display, *fields, occurrence="a")
 
 
 def _our_smp(name: str) -> list[tuple[int, int]]:

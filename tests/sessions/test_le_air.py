@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import struct
-import subprocess
 from bisect import bisect_left
 from functools import cache
 from pathlib import Path
@@ -20,7 +19,8 @@ import pytest
 from analyzer.analysis import Analysis, analyze
 from analyzer.model import Connection
 from tests import builders as b
-from tests.conftest import PPI_USER_DLT, TSHARK, shared_capture, tshark_fields
+from tests.conftest import shared_capture
+from tests.oracle import tshark_pdml, tshark_where
 
 STM = "Matheus-Garbelini_sweyntooth_noncompliance_stm_wb55_non_zero_ediv_rand_SC.pcapng"
 AIR_CAPTURES = [
@@ -44,9 +44,7 @@ def _analysis(name: str) -> Analysis:
 
 
 def _tshark(name: str, display: str, *fields: str) -> list[list[str]]:
-    return tshark_fields(
-        _path(name), list(fields), "-o", PPI_USER_DLT, "-Y", display, occurrence="f"
-    )
+    return tshark_where(_path(name), display, *fields)
 
 
 def _air(a: Analysis) -> list[Connection]:
@@ -115,21 +113,7 @@ def _expected(name: str) -> list[tuple[int, int, int, int | None]]:
 
 def _reason_names(name: str) -> dict[int, str]:
     """Error code → Wireshark's name for it, from the PDML of the LL_TERMINATE_INDs."""
-    if TSHARK is None:
-        pytest.skip("tshark not installed")
-    cmd = [
-        TSHARK,
-        "-n",
-        "-r",
-        str(_path(name)),
-        "-o",
-        PPI_USER_DLT,
-        "-Y",
-        "btle.control_opcode == 0x02",
-        "-T",
-        "pdml",
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    out = tshark_pdml(_path(name), "btle.control_opcode == 0x02")
     pat = r'name="btle.control.error_code" showname="Error Code: (.*?) \((0x[0-9a-fA-F]+)\)"'
     return {int(code, 16): nm for nm, code in re.findall(pat, out)}
 

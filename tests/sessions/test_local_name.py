@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from analyzer.analysis import analyze
-from tests.conftest import SHARED_CAPTURES, shared_capture, shared_captures, tshark_fields
+from tests.conftest import SHARED_CAPTURES, shared_capture, shared_captures
+from tests.oracle import tshark_fields
 
 NAMED = [
     p

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from analyzer.analysis import analyze
-from tests.conftest import REPO, TSHARK, tshark_fields
+from tests.conftest import REPO
+from tests.oracle import tshark_fields
 
 SCENARIOS = REPO / "captures" / "scenarios"
 MANIFEST = SCENARIOS / "manifest.json"
@@ -162,8 +163,6 @@ A2DP_FILES = [
 @pytest.mark.tshark
 @pytest.mark.parametrize("entry", [pytest.param(e, id=e["file"]) for e in A2DP_FILES])
 def test_media_packet_count(entry: dict[str, Any]) -> None:
-    if TSHARK is None:
-        pytest.skip("tshark not installed")
     rows = tshark_fields(SCENARIOS / entry["file"], ["frame.number"], "-Y", "bta2dp || rtp")
     ours = sum(s["media_packets"] for s in _json(entry["file"])["avdtp"]["streams"])
     assert ours == len(rows)
@@ -286,8 +285,6 @@ def test_disconnection_frames(entry: dict[str, Any]) -> None:
 @pytest.mark.tshark
 @pytest.mark.parametrize("entry", _with("key_frames"))
 def test_disconnect_reasons_against_tshark(entry: dict[str, Any]) -> None:
-    if TSHARK is None:
-        pytest.skip("tshark not installed")
     rows = tshark_fields(
         SCENARIOS / entry["file"],
         ["frame.number", "bthci_evt.connection_handle", "bthci_evt.reason"],

@@ -34,7 +34,8 @@ from typing import Any
 import pytest
 
 from analyzer.analysis import CaptureAnalysis, open_capture
-from tests.conftest import SHARED_CAPTURES, TSHARK, shared_captures, tshark_fields
+from tests.conftest import SHARED_CAPTURES, shared_captures
+from tests.oracle import TSHARK, tshark_fields
 
 pytestmark = [
     pytest.mark.tshark,

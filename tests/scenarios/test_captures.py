@@ -9,16 +9,15 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
+from tests.oracle import run_tshark
+
 COMMITTED = REPO / "captures" / "scenarios"
-TSHARK = shutil.which("tshark")
 
 # Key frame name -> display filter the frame must satisfy (HCI Vol 4 Part E 7.7, AVDTP 8.x:
 # message_type 0 command / 2 accept / 3 reject, L2CAP Vol 3 Part A 4).
@@ -109,13 +108,10 @@ def _captures() -> list[dict]:
 
 
 def _tshark(path: Path, display_filter: str, *fields: str) -> list[str]:
-    if TSHARK is None:
-        pytest.skip("tshark not installed")
-    cmd = [TSHARK, "-n", "-r", str(path), "-Y", display_filter]
+    args = ["-Y", display_filter]
     if fields:
-        cmd += ["-T", "fields", *[a for f in fields for a in ("-e", f)]]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
-    return [line for line in out.stdout.splitlines() if line.strip()]
+        args += ["-T", "fields", *[a for f in fields for a in ("-e", f)]]
+    return [line for line in run_tshark(path, *args, timeout=120).splitlines() if line.strip()]
 
 
 def test_regeneration_is_byte_identical(tmp_path: Path) -> None:

@@ -120,6 +120,8 @@ MAX_PACKET = 262144
 MAX_BLOCK = MAX_PACKET + 65536
 #: a resynchronised record must lie within this many seconds of the last good one.
 RESYNC_WINDOW_S = 48 * 3600
+#: largest |if_tsoffset| taken (seconds; ~3,000 years): beyond it µs overflow int64 arithmetic.
+MAX_TSOFFSET_S = 1 << 36
 #: bytes scanned per vectorised resync step.
 RESYNC_CHUNK = 1 << 20
 
@@ -264,6 +266,40 @@ class _PcapWalker:
         return None
 
 
+def _zero_run_end(data: np.ndarray, off: int) -> int:
+    """The first offset >= off holding a non-zero byte (data.size when none)."""
+    pos = off
+    while pos < data.size:
+        nz = np.flatnonzero(data[pos : pos + RESYNC_CHUNK])
+        if nz.size:
+            return pos + int(nz[0])
+        pos += RESYNC_CHUNK
+    return int(data.size)
+
+
+def _pcap_join(
+    buf: _Buf, off: int, size: int, warnings: list[str], damaged: list[DamagedRange]
+) -> int:
+    """A pcap global header at ``off`` (two files joined end to end): where reading goes on.
+    Only a header of the same byte order, time unit and link type continues the capture."""
+    first = (bytes(buf[:4]), struct.unpack_from(PCAP_MAGICS[bytes(buf[:4])][0] + "I", buf, 20))
+    if off + 24 > size:
+        damaged.append(DamagedRange(off, size, "a second pcap header, cut by end of file"))
+        return size
+    magic = bytes(buf[off : off + 4])
+    second = (magic, struct.unpack_from(PCAP_MAGICS[magic][0] + "I", buf, off + 20))
+    if second != first:
+        damaged.append(
+            DamagedRange(off, size, "a second pcap header of another format or link type: not read")
+        )
+        return size
+    warnings.append(
+        f"a second pcap header at offset {off}: two files joined end to end, read as one "
+        "capture (times may jump at the join)"
+    )
+    return off + 24
+
+
 def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
     size = data.size
     if size < 24:
@@ -284,18 +320,37 @@ def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
 
     walker = _PcapWalker(buf, data, big, limit)
     unpack = struct.Struct(endian + "8xII").unpack_from
+    unpack_rec = struct.Struct(endian + "I4xII").unpack_from
     sec_of = struct.Struct(endian + "I").unpack_from
+    magic_secs = {struct.unpack(endian + "I", m)[0] for m in PCAP_MAGICS}
     offs = array("q")
     off = 24
     prev_off: int | None = None
     while off < size:
         if off + 16 <= size:
-            incl, orig = unpack(buf, off)
+            sec, incl, orig = unpack_rec(buf, off)
             end = off + 16 + incl
-            if incl <= limit and incl <= orig and end <= size:
+            if incl <= limit and incl <= orig and end <= size and orig and sec not in magic_secs:
                 offs.append(off)
                 prev_off = off
                 off = end
+                continue
+            if sec in magic_secs:  # a second pcap header: two files joined end to end
+                off = _pcap_join(buf, off, size, warnings, damaged)
+                prev_off = None
+                continue
+            if not (sec or orig or incl) and not any(buf[off : off + 16]):
+                zend = _zero_run_end(data, off)
+                if zend >= size:
+                    warnings.append(f"{size - off} bytes of zero padding at offset {off} ignored")
+                    break
+                cand = walker.resync(off, None)
+                if cand is None:
+                    damaged.append(DamagedRange(off, size, "zero padding then no plausible record"))
+                    break
+                warnings.append(f"{cand - off} bytes of zero padding at offset {off} ignored")
+                prev_off = None
+                off = cand
                 continue
         # -- damage ---------------------------------------------------------------------------
         if limit < MAX_PACKET and off + 16 <= size:
@@ -658,7 +713,11 @@ def _read_pcapng(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
                     if code == 9 and val:
                         ifc.tsresol = val[0]
                     elif code == 14 and len(val) >= 8:
-                        ifc.tsoffset = struct.unpack_from(endian + "q", val, 0)[0]
+                        tsoff = struct.unpack_from(endian + "q", val, 0)[0]
+                        if abs(tsoff) <= MAX_TSOFFSET_S:
+                            ifc.tsoffset = tsoff
+                        else:
+                            warnings.append(f"implausible if_tsoffset {tsoff} s ignored")
                     elif code == 2:
                         ifc.name = val.decode("utf-8", "replace").rstrip("\x00")
                 ifaces.append(ifc)
@@ -718,14 +777,18 @@ def _read_pcapng(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
         cap = np.where(is_spb, np.minimum(spb_orig, blens - 16), cap)
         off_data = np.where(is_spb, pos + 12, off_data)
 
+    # per-interface values gathered by index: cost frames + interfaces, not their product
     time_us = np.zeros(n, dtype=np.int64)
     link_col = np.zeros(n, dtype=np.int64)
-    for gi, ifc in enumerate(ifaces):
-        sel = ifx == gi
-        if not sel.any():
-            continue
-        link_col[sel] = ifc.link
-        time_us[sel] = _ts_to_us(ts[sel], ifc.tsresol) + ifc.tsoffset * 1_000_000
+    if ifaces and n:
+        ifx_ok = np.clip(ifx, 0, len(ifaces) - 1)
+        link_col = np.array([i.link for i in ifaces], dtype=np.int64)[ifx_ok]
+        resol = np.array([i.tsresol for i in ifaces], dtype=np.int64)[ifx_ok]
+        tsoff = np.array([i.tsoffset for i in ifaces], dtype=np.int64)[ifx_ok]
+        for r in np.unique(resol).tolist():
+            sel = resol == r
+            time_us[sel] = _ts_to_us(ts[sel], int(r))
+        time_us += tsoff * 1_000_000
     if spb_count:
         last = np.where(is_spb, -1, np.arange(n))
         np.maximum.accumulate(last, out=last)
@@ -822,7 +885,23 @@ def _classify(
     rssi = np.full(n, -1000, dtype=np.int16)
     incl = incl.astype(np.int64)
     orig = orig.astype(np.int64)
-    for lt in np.unique(link).tolist():
+    kinds_of_link = np.unique(link)
+    other = kinds_of_link[~np.isin(kinds_of_link, list(SUPPORTED_LINK_TYPES))].tolist()
+    if other:
+        n_other = int(np.isin(link, other).sum())
+        named = ", ".join(
+            f"{lt}{f' ({LINK_TYPE_NAMES[lt]})' if lt in LINK_TYPE_NAMES else ''}"
+            for lt in other[:5]
+        )
+        more = f" and {len(other) - 5} more" if len(other) > 5 else ""
+        warnings.append(
+            f"link type{'s' if len(other) > 1 else ''} {named}{more} "
+            f"{'are' if len(other) > 1 else 'is'} not a Bluetooth link type: "
+            f"{n_other} frames kept whole as kind 'unknown'"
+        )
+    for lt in kinds_of_link.tolist():
+        if lt not in SUPPORTED_LINK_TYPES:
+            continue
         sel = np.flatnonzero(link == lt)
         o, ln = off[sel], incl[sel]
         if lt in (187, 201):
@@ -893,14 +972,7 @@ def _classify(
             rf = (mhz - 2402) // 2
             valid = has_btle & (mhz >= 2402) & (mhz <= 2480) & (mhz % 2 == 0)
             channel[sel] = np.where(valid, RF_TO_LL[np.clip(rf, 0, 255)], -1)
-        elif lt == 255:
-            pass  # BR/EDR baseband: kept whole as unknown
-        else:
-            name = LINK_TYPE_NAMES.get(lt, "")
-            warnings.append(
-                f"link type {lt}{f' ({name})' if name else ''} is not a Bluetooth link type: "
-                f"{sel.size} frames kept whole as kind 'unknown'"
-            )
+        # 255 BR/EDR baseband: kept whole as unknown
     return {
         "kind": kind,
         "direction": dirn,

@@ -147,3 +147,13 @@ def test_truncated_and_headerless_inputs_raise_capture_error() -> None:
     for blob in (b"btsnoop\x00\x00\x00", b"\x0a\x0d\x0d\x0a" + bytes(8), b"\xd4\xc3\xb2\xa1"):
         with pytest.raises(CaptureError):
             read(blob)
+
+
+def test_zero_run_inside_pcap_is_no_endless_loop() -> None:
+    """Found by the fuzzer: a resync landing back on the zero header looped for ever."""
+    a, _ = pcap_file([(1_600_000_000_000_000 + i, hci_reset_cmd()) for i in range(3)], 187)
+    b, _ = pcap_file([(1_600_000_001_000_000 + i, hci_reset_cmd()) for i in range(3)], 187)
+    cap = timed(a + bytes(16 * 3 + 5) + b[24:], seconds=3)
+    assert len(cap) == 6
+    cap = timed(btsnoop(3) + bytes(24 * 2 + 11) + btsnoop(3, TS0 + 9000, header=False), seconds=3)
+    assert len(cap) == 6

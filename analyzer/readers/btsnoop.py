@@ -269,7 +269,7 @@ def read(src: Source) -> Capture:
             if zend >= size:
                 warnings.append(f"{size - off} bytes of zero padding at offset {off} ignored")
                 break
-            cand = _resync(buf, off, size, datalink, None)
+            cand = _resync(buf, max(off + 1, zend - REC_LEN + 1), size, datalink, None)
             if cand is None:
                 damaged.append(DamagedRange(off, size, "zero padding then no plausible record"))
                 break

@@ -226,7 +226,12 @@ class _PcapWalker:
         if off + 16 > self.size:
             return False
         sec, frac, incl, orig = self.hdr.unpack_from(self.buf, off)
-        if incl > self.limit or incl > orig or (frac + _FRAC_SHIFT) % (1 << 32) >= _FRAC_LIMIT:
+        if (
+            incl > self.limit
+            or incl > orig
+            or not orig  # an all-zero header is padding, never a record
+            or (frac + _FRAC_SHIFT) % (1 << 32) >= _FRAC_LIMIT
+        ):
             return False
         return last_sec is None or abs(sec - last_sec) <= RESYNC_WINDOW_S
 
@@ -235,7 +240,12 @@ class _PcapWalker:
         if off + 16 > self.size:
             return False
         _sec, frac, incl, orig = self.hdr.unpack_from(self.buf, off)
-        return incl <= limit and incl <= orig and (frac + _FRAC_SHIFT) % (1 << 32) < _FRAC_LIMIT
+        return (
+            incl <= limit
+            and incl <= orig
+            and orig > 0
+            and (frac + _FRAC_SHIFT) % (1 << 32) < _FRAC_LIMIT
+        )
 
     def resync(self, start: int, last_sec: int | None) -> int | None:
         """First offset >= start with a plausible record followed by another (or by EOF)."""
@@ -252,6 +262,7 @@ class _PcapWalker:
             ok = (
                 (incl <= self.limit)
                 & (incl <= orig)
+                & (orig != 0)
                 & (frac + np.uint32(_FRAC_SHIFT) < _FRAC_LIMIT)  # array add wraps mod 2**32
                 & (offs + 16 + incl.astype(np.int64) <= size)
             )
@@ -344,7 +355,7 @@ def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
                 if zend >= size:
                     warnings.append(f"{size - off} bytes of zero padding at offset {off} ignored")
                     break
-                cand = walker.resync(off, None)
+                cand = walker.resync(zend - 15 if zend - 15 > off else off + 1, None)
                 if cand is None:
                     damaged.append(DamagedRange(off, size, "zero padding then no plausible record"))
                     break

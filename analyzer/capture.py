@@ -217,6 +217,9 @@ def iso_utc(time_us: int | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+INT32_MAX = (1 << 31) - 1
+
+
 def build_frames(
     *,
     time_us: np.ndarray,
@@ -250,8 +253,11 @@ def build_frames(
             "kind": kinds,
             "adapter": col(adapter, np.int32),
             "offset": np.asarray(offset, dtype=np.int64),
-            "length": np.asarray(length, dtype=np.int32),
-            "orig_length": np.asarray(orig_length, dtype=np.int32),
+            # lengths are Int32: an original length claimed past 2**31 - 1 is clipped, not wrapped
+            "length": np.clip(np.asarray(length, dtype=np.int64), 0, INT32_MAX).astype(np.int32),
+            "orig_length": np.clip(np.asarray(orig_length, dtype=np.int64), 0, INT32_MAX).astype(
+                np.int32
+            ),
             "link_type": col(link_type, np.int32),
             "channel": pl.Series("channel", channel, dtype=pl.Int16)
             if channel is not None

@@ -10,11 +10,13 @@ import click
 
 from analyzer.capture import Capture, CaptureError
 from analyzer.readers import load
+from analyzer.readers.limits import printable
 
 
 def fail_input(reason: str) -> NoReturn:
     """Exit 2 with one line on stderr naming why the input could not be read."""
-    click.echo(f"btanalyze: {reason}", err=True)
+    # one line whatever the input: names from paths and archives may hold newlines or escapes
+    click.echo(f"btanalyze: {printable(reason, limit=2000)}", err=True)
     sys.exit(2)
 
 

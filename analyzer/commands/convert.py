@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 
 import click
 
 from analyzer.commands.common import fail_input, load_or_exit
+from analyzer.readers.limits import printable
 from analyzer.writers import WriteError, choose_format, write
 
 
@@ -34,22 +36,35 @@ def command(file: str, output: str, fmt: str | None, log: str | None) -> None:
     """Convert a capture to btsnoop or pcapng."""
     cap = load_or_exit(file, log=log)
     fmt = fmt or choose_format(cap, output)
-    tmp = f"{output}.tmp-{os.getpid()}"
+    tmp = ""
     try:
-        with open(tmp, "wb") as out:
+        # a fresh temporary file beside OUT, created with O_EXCL (tempfile.mkstemp): a symlink
+        # planted at any name we might pick is never followed, then renamed over OUT
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{os.path.basename(output)}.tmp-", dir=os.path.dirname(output) or "."
+        )
+        with os.fdopen(fd, "wb") as out:
             warnings = write(cap, out, fmt)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, output)
     except WriteError as exc:
         _unlink(tmp)
         fail_input(str(exc))
     except OSError as exc:
         _unlink(tmp)
-        fail_input(f"cannot write {output}: {exc.strerror or exc}")
+        fail_input(f"cannot write {printable(output)}: {exc.strerror or exc}")
     for w in warnings:
         click.echo(f"btanalyze: warning: {w}", err=True)
-    click.echo(f"wrote {len(cap)} frames to {output} ({fmt})", err=True)
+    click.echo(f"wrote {len(cap)} frames to {printable(output)} ({fmt})", err=True)
 
 
 def _unlink(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
+    if path:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

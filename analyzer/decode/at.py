@@ -195,22 +195,40 @@ def _result_values(line: AtLine) -> None:
         v["modes"] = [x.strip() for x in p.strip("()").split(",") if x.strip()]
 
 
+#: longest AT line kept (the spec's longest are a few hundred bytes); the rest of a longer
+#: unterminated line is dropped, so a stream without CR costs linear time and bounded memory
+MAX_LINE = 4096
+
+_EOL = re.compile(r"\r\n|\r|\n")
+
+
 @dataclass
 class LineSplitter:
-    """Turns a byte stream (one direction of one DLC) into lines; keeps the unfinished tail."""
+    """Turns a byte stream (one direction of one DLC) into lines; keeps the unfinished tail
+    (at most :data:`MAX_LINE` characters of it). Each payload is scanned once: the unfinished
+    tail is not re-split on every frame."""
 
-    _buf: str = ""
+    _tail: list[str] = field(default_factory=list)
+    _tail_len: int = 0
 
     def feed(self, data: bytes) -> list[str]:
         """Complete lines in ``data`` (after what was buffered). Empty lines are dropped."""
-        self._buf += data.decode("latin-1")
-        parts = re.split(r"\r\n|\r|\n", self._buf)
-        self._buf = parts.pop()
+        text = data.decode("latin-1")
+        parts = _EOL.split(text)
+        last = parts.pop()
+        if parts:  # a line ended in this payload: it starts with the buffered tail
+            parts[0] = ("".join(self._tail) + parts[0][: MAX_LINE - self._tail_len])[:MAX_LINE]
+            self._tail.clear()
+            self._tail_len = 0
+        if last and self._tail_len < MAX_LINE:
+            last = last[: MAX_LINE - self._tail_len]
+            self._tail.append(last)
+            self._tail_len += len(last)
         return [p for p in (x.strip() for x in parts) if p]
 
     @property
     def pending(self) -> str:
-        return self._buf
+        return "".join(self._tail)
 
 
 def split_lines(data: bytes) -> list[str]:

@@ -173,13 +173,21 @@ class SdpPdu:
         return self.pdu_id in (0x02, 0x04, 0x06)
 
 
+#: largest data element (attribute list, accumulated over continuations) decoded; real ones are
+#: a few KB (a phone's whole SDP database is under 64 KB)
+MAX_ELEMENT_BYTES = 1 << 20
+
+
 class _Short(Exception):
     pass
 
 
-def _read_element(b: bytes, i: int, depth: int = 0) -> tuple[Any, int]:
-    """One data element at ``i``: (Python value, index after it). Raises _Short internally."""
-    if i >= len(b):
+def _read_element(b: bytes, i: int, depth: int = 0, limit: int | None = None) -> tuple[Any, int]:
+    """One data element at ``i`` ending by ``limit`` (default: the end of ``b``): (Python value,
+    index after it). Raises _Short internally. Nested elements are read in place, bounded by
+    their sequence's end (no copy of the buffer per element: linear in the bytes)."""
+    size = len(b) if limit is None else limit
+    if i >= size:
         raise _Short("data element header missing")
     if depth > _MAX_DEPTH:
         raise _Short("data elements nested too deep")
@@ -192,14 +200,21 @@ def _read_element(b: bytes, i: int, depth: int = 0) -> tuple[Any, int]:
         n = (1, 2, 4, 8, 16)[si]
     else:
         w = (1, 2, 4)[si - 5]
-        if i + w > len(b):
+        if i + w > size:
             raise _Short("data element length field truncated")
         n = int.from_bytes(b[i : i + w], "big")
         i += w
-    if i + n > len(b):
-        raise _Short(f"data element truncated: {len(b) - i} of {n} bytes")
-    v = b[i : i + n]
+    if i + n > size:
+        raise _Short(f"data element truncated: {size - i} of {n} bytes")
     end = i + n
+    if typ in (6, 7):
+        items: list[Any] = []
+        j = i
+        while j < end:
+            val, j = _read_element(b, j, depth + 1, end)
+            items.append(val)
+        return (Alternative(items) if typ == 7 else items), end
+    v = b[i:end]
     if typ == 1:
         return int.from_bytes(v, "big"), end
     if typ == 2:
@@ -210,21 +225,20 @@ def _read_element(b: bytes, i: int, depth: int = 0) -> tuple[Any, int]:
         return v.decode("utf-8", "replace"), end
     if typ == 5:
         return bool(v[0]) if v else False, end
-    if typ in (6, 7):
-        items: list[Any] = []
-        j = i
-        while j < end:
-            val, j = _read_element(b[:end], j, depth + 1)
-            items.append(val)
-        return (Alternative(items) if typ == 7 else items), end
     return v, end  # reserved types: raw bytes
 
 
 def decode_element(data: Buffer) -> tuple[Any, str | None]:
-    """Decode one data element into Python values; returns (value, anomaly)."""
+    """Decode one data element into Python values; returns (value, anomaly). At most
+    :data:`MAX_ELEMENT_BYTES` are decoded (an attribute list from many continuations)."""
+    b = as_bytes(data)
+    cut = None
+    if len(b) > MAX_ELEMENT_BYTES:
+        b = b[:MAX_ELEMENT_BYTES]
+        cut = f"data element over {MAX_ELEMENT_BYTES} bytes: only its start decoded"
     try:
-        val, _ = _read_element(as_bytes(data), 0)
-        return val, None
+        val, _ = _read_element(b, 0)
+        return val, cut
     except _Short as exc:
         return None, str(exc)
     except Exception as exc:

@@ -6,17 +6,21 @@ Each reader module exposes ``sniff(head: bytes) -> bool`` (does this look like m
 
 from __future__ import annotations
 
-import gzip
 import mmap
 import os
-import zlib
+import select
+import stat
 from collections.abc import Callable, MutableSequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 
 import numpy as np
 
 from analyzer.capture import Capture, CaptureError, DamagedRange
+from analyzer.readers.limits import MAX_ENTRY, Budget, LimitError, inflate, printable
+
+#: seconds to wait for the first byte from a FIFO / pipe given as input (no writer: refused)
+FIFO_WAIT_S = 10.0
 
 
 @dataclass
@@ -28,6 +32,7 @@ class Source:
     size: int  # size on disk
     compressed: bool = False
     log: str | None = None  # which log to pick inside a container (bugreport zip)
+    budget: Budget = field(default_factory=Budget)  # decompression still allowed (limits.py)
 
 
 def skip_damaged(
@@ -71,8 +76,17 @@ def _readers() -> list[ModuleType]:
 
 
 def _open_bytes(path: str) -> tuple[bytes | mmap.mmap, int]:
+    shown = printable(path)
     try:
-        size = os.path.getsize(path)
+        st = os.stat(path)
+        if stat.S_ISFIFO(st.st_mode):
+            data = _read_stream(path, shown)
+            return data, len(data)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):
+            raise CaptureError(f"cannot read {shown}: not a regular file or pipe")
+        size = st.st_size
         with open(path, "rb") as fh:
             if size == 0:
                 return b"", 0
@@ -80,26 +94,46 @@ def _open_bytes(path: str) -> tuple[bytes | mmap.mmap, int]:
             flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
             return mmap.mmap(fh.fileno(), 0, flags=flags, prot=mmap.PROT_READ), size
     except IsADirectoryError:
-        raise CaptureError(f"cannot read {path}: is a directory") from None
+        raise CaptureError(f"cannot read {shown}: is a directory") from None
     except FileNotFoundError:
-        raise CaptureError(f"cannot read {path}: no such file") from None
+        raise CaptureError(f"cannot read {shown}: no such file") from None
     except PermissionError:
-        raise CaptureError(f"cannot read {path}: permission denied") from None
+        raise CaptureError(f"cannot read {shown}: permission denied") from None
     except OSError as exc:
-        raise CaptureError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise CaptureError(f"cannot read {shown}: {printable(str(exc.strerror or exc))}") from None
 
 
-def _gunzip(buf: bytes | mmap.mmap) -> tuple[bytes, str | None]:
-    """Decompress a gzip stream; a cut stream yields what could be decompressed plus a warning."""
+def _read_stream(path: str, shown: str) -> bytes:
+    """A FIFO or pipe (``<(zcat log.gz)``): read to its end, at most :data:`MAX_ENTRY` bytes.
+    Opened without blocking; no byte (and no writer) within :data:`FIFO_WAIT_S` is refused."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        return gzip.decompress(buf), None
-    except (EOFError, OSError, zlib.error) as exc:
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out = d.decompress(bytes(buf))
-        except zlib.error:
-            out = b""
-        return out, f"gzip stream damaged or cut ({exc}); read {len(out)} decompressed bytes"
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(FIFO_WAIT_S * 1000):
+            raise CaptureError(f"cannot read {shown}: no data from the pipe in {FIFO_WAIT_S:g} s")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            piece = os.read(fd, 1 << 20)
+            if not piece:
+                break
+            total += len(piece)
+            if total > MAX_ENTRY:
+                raise LimitError(f"refused: {shown} streams more than {MAX_ENTRY >> 20} MiB")
+            chunks.append(piece)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _gunzip(
+    buf: bytes | mmap.mmap, budget: Budget | None = None, what: str = "gzip stream"
+) -> tuple[bytes, str | None]:
+    """Decompress a gzip stream (every member) within the budget; a cut or damaged stream yields
+    what could be decompressed plus a warning; a bomb raises :class:`LimitError`."""
+    return inflate(buf, wbits=16 + 15, what=what, budget=budget or Budget(), members=True)
 
 
 def load(path: str | os.PathLike[str], *, log: str | None = None) -> Capture:
@@ -111,10 +145,11 @@ def load(path: str | os.PathLike[str], *, log: str | None = None) -> Capture:
     buf, size = _open_bytes(path)
     compressed = False
     gz_warning = None
+    budget = Budget()
     if size >= 2 and buf[:2] == b"\x1f\x8b":
-        buf, gz_warning = _gunzip(buf)
+        buf, gz_warning = _gunzip(buf, budget)
         compressed = True
-    src = Source(buffer=buf, path=path, size=size, compressed=compressed, log=log)
+    src = Source(buffer=buf, path=path, size=size, compressed=compressed, log=log, budget=budget)
     cap = read_source(src)
     from analyzer.readers import filtered  # Android filtered snoop mode (issue 3 §3)
 

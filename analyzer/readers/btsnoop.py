@@ -64,6 +64,10 @@ DATALINK_NAMES = {
 MAX_RECORD = 0x10000 + 16
 #: a resynchronised record must lie within this many µs of the last good timestamp.
 RESYNC_WINDOW_US = 48 * 3600 * 1_000_000
+#: bytes screened per vectorised resync step
+RESYNC_CHUNK = 1 << 20
+#: all-zero record headers (orig 0, incl 0, flags 0, ts year 0) are padding, never a record
+ZERO_HEADER = bytes(REC_LEN)
 
 # Monitor opcode -> (kind code, direction code)
 MONITOR_OPCODES: dict[int, tuple[int, int]] = {
@@ -116,11 +120,11 @@ def sniff(head: bytes) -> bool:
 def _plausible(
     buf: Buffer, off: int, size: int, datalink: int, last_ts: int | None, *, strict: bool
 ) -> bool:
-    """Is there a plausible record header at ``off``?"""
+    """Is there a plausible record header at ``off``? (An all-zero header is padding.)"""
     if off + REC_LEN > size:
         return False
     orig, incl, flags, _drops, ts = RECORD.unpack_from(buf, off)
-    if incl > orig or incl > MAX_RECORD or off + REC_LEN + incl > size:
+    if incl > orig or incl > MAX_RECORD or off + REC_LEN + incl > size or not (orig or flags):
         return False
     if datalink == 2001:
         if (flags & 0xFFFF) > MONITOR_MAX_OPCODE:
@@ -133,17 +137,82 @@ def _plausible(
     return last_ts is None or abs(ts - last_ts) <= RESYNC_WINDOW_US
 
 
+def _be32_all(chunk: np.ndarray) -> np.ndarray:
+    """Big-endian u32 (as int64) starting at every byte of ``chunk`` (``chunk.size - 3``)."""
+    c = chunk.astype(np.int64)
+    return (c[:-3] << 24) | (c[1:-2] << 16) | (c[2:-1] << 8) | c[3:]
+
+
 def _resync(buf: Buffer, start: int, size: int, datalink: int, last_ts: int | None) -> int | None:
     """Find the next offset >= start where two consecutive plausible records (or one ending
-    exactly at EOF) begin."""
-    for cand in range(start, size - REC_LEN + 1):
-        if not _plausible(buf, cand, size, datalink, last_ts, strict=True):
-            continue
-        incl = RECORD.unpack_from(buf, cand)[1]
-        nxt = cand + REC_LEN + incl
-        if nxt == size or _plausible(buf, nxt, size, datalink, None, strict=False):
-            return cand
+    exactly at EOF) begin. Candidates are screened with numpy over :data:`RESYNC_CHUNK`-byte
+    windows (every offset at once), then checked one by one."""
+    data = np.frombuffer(buf, dtype=np.uint8)
+    pos = start
+    while pos + REC_LEN <= size:
+        end = min(size, pos + RESYNC_CHUNK + REC_LEN)
+        u = _be32_all(data[pos:end])
+        m = u.size - 20  # offsets with a whole 24-byte header in the window
+        if m <= 0:
+            break
+        orig, incl, flags = u[:m], u[4 : m + 4], u[8 : m + 8]
+        offs = np.arange(pos, pos + m, dtype=np.int64)
+        ok = (incl <= orig) & (incl <= MAX_RECORD) & (offs + REC_LEN + incl <= size)
+        ok &= (orig != 0) | (flags != 0)
+        ok &= (flags & 0xFFFF) <= MONITOR_MAX_OPCODE if datalink == 2001 else flags <= 3
+        if last_ts is not None:
+            hi = u[16 : m + 16]
+            hi = np.where(hi >= 1 << 31, hi - (1 << 32), hi)
+            ts = (hi << 32) | u[20 : m + 20]
+            ok &= np.abs(ts - last_ts) <= RESYNC_WINDOW_US
+        for rel in np.flatnonzero(ok).tolist():
+            cand = pos + rel
+            if not _plausible(buf, cand, size, datalink, last_ts, strict=True):
+                continue
+            nxt = cand + REC_LEN + int(incl[rel])
+            if nxt == size or _plausible(buf, nxt, size, datalink, None, strict=False):
+                return cand
+        pos += m
     return None
+
+
+def _zero_run_end(data: np.ndarray, off: int) -> int:
+    """The first offset >= off holding a non-zero byte (len(data) when none)."""
+    pos = off
+    while pos < data.size:
+        nz = np.flatnonzero(data[pos : pos + RESYNC_CHUNK])
+        if nz.size:
+            return pos + int(nz[0])
+        pos += RESYNC_CHUNK
+    return int(data.size)
+
+
+def _join(
+    buf: Buffer,
+    off: int,
+    size: int,
+    datalink: int,
+    warnings: list[str],
+    damaged: list[DamagedRange],
+) -> int:
+    """A btsnoop file header at ``off`` (two logs joined end to end): where reading goes on."""
+    if off + HEADER.size > size:
+        damaged.append(DamagedRange(off, size, "a second btsnoop header, cut by end of file"))
+        return size
+    _magic, version, link = HEADER.unpack_from(buf, off)
+    if version != 1 or link != datalink:
+        damaged.append(
+            DamagedRange(
+                off, size, f"a second btsnoop header (version {version}, datalink {link}) at "
+                f"offset {off}: a different log, not read"
+            )
+        )  # fmt: skip
+        return size
+    warnings.append(
+        f"a second btsnoop header at offset {off}: two logs joined end to end, read as one "
+        "capture (times may jump at the join)"
+    )
+    return off + HEADER.size
 
 
 def read(src: Source) -> Capture:
@@ -175,22 +244,57 @@ def read(src: Source) -> Capture:
     flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF  # monitor: opcode in the low half
     flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
     append = offs.append
+    data = np.frombuffer(buf, dtype=np.uint8) if size else np.zeros(0, np.uint8)
     while off < size:
-        # the hot loop: one unpack, four comparisons, one append per record
+        # the hot loop: one unpack, five comparisons, one append per record
         if off + REC_LEN <= size:
             orig, incl, flags = unpack_head(buf, off)
             end = off + REC_LEN + incl
-            if incl <= orig and incl <= max_incl and end <= size and flags & flag_mask <= flag_max:
+            if (
+                incl <= orig
+                and incl <= max_incl
+                and end <= size
+                and flags & flag_mask <= flag_max
+                and (orig or flags)  # an all-zero header is padding
+            ):
                 append(off)
                 prev_off = off
                 off = end
                 continue
+        # -- padding: zero bytes where a record header should be (zero-filled log tails) -------
+        if buf[off : off + REC_LEN] == ZERO_HEADER or (
+            off + REC_LEN > size and not any(buf[off:size])
+        ):
+            zend = _zero_run_end(data, off)
+            if zend >= size:
+                warnings.append(f"{size - off} bytes of zero padding at offset {off} ignored")
+                break
+            cand = _resync(buf, max(off + 1, zend - REC_LEN + 1), size, datalink, None)
+            if cand is None:
+                damaged.append(DamagedRange(off, size, "zero padding then no plausible record"))
+                break
+            warnings.append(f"{cand - off} bytes of zero padding at offset {off} ignored")
+            prev_off = None
+            off = cand
+            continue
+        # -- a second btsnoop header: files joined end to end (a rotated log joined by hand) --
+        if buf[off : off + 8] == MAGIC:
+            off = _join(buf, off, size, datalink, warnings, damaged)
+            prev_off = None
+            continue
         # -- damage: the record at `off` is cut or implausible -------------------------------
         # The previous record's length may be the corrupt one (it then swallowed real records):
         # look for a resync point inside it first.
         search_from = off + 1 if prev_off is None else prev_off + REC_LEN
         last_ts = unpack(buf, offs[-1])[4] if offs else None
         cand = _resync(buf, search_from, size, datalink, last_ts)
+        joined = buf.find(MAGIC, search_from, size if cand is None else cand + 8)
+        if joined >= 0 and (cand is None or joined <= cand):
+            if joined != off:
+                skip_damaged(offs, damaged, prev_off, off, joined)
+            off = _join(buf, joined, size, datalink, warnings, damaged)
+            prev_off = None
+            continue
         if cand is None:
             if off + REC_LEN > size:
                 reason = "record header cut by end of file"
@@ -209,7 +313,6 @@ def read(src: Source) -> Capture:
         off = cand
 
     n = len(offs)
-    data = np.frombuffer(buf, dtype=np.uint8) if size else np.zeros(0, np.uint8)
     rec = np.frombuffer(offs, dtype=np.int64)
     hdr = _headers(data, rec)
     orig_np = hdr["orig"].astype(np.int64)

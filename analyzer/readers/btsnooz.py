@@ -42,7 +42,6 @@ import binascii
 import mmap
 import re
 import struct
-import zlib
 
 import numpy as np
 
@@ -61,6 +60,7 @@ from analyzer.capture import (
     build_frames,
 )
 from analyzer.readers import Source
+from analyzer.readers.limits import inflate
 
 EPOCH_DELTA_US = 0x00DCDDB30F2F8000
 PREAMBLE = struct.Struct("<BQ")
@@ -118,15 +118,9 @@ def find_summary(text: bytes | memoryview | mmap.mmap) -> bytes | None:
         return None
 
 
-def _inflate(comp: bytes) -> tuple[bytes, str | None]:
-    d = zlib.decompressobj()
-    try:
-        out = d.decompress(comp)
-    except zlib.error as exc:
-        return b"", f"btsnooz zlib stream damaged ({exc})"
-    if not d.eof:
-        return out, "btsnooz zlib stream cut short; read what could be decompressed"
-    return out, None
+def _inflate(comp: bytes, src: Source) -> tuple[bytes, str | None]:
+    """The records' zlib stream, inflated within the input's budget (limits.py)."""
+    return inflate(comp, wbits=15, what="btsnooz zlib stream", budget=src.budget)
 
 
 def _walk(
@@ -275,7 +269,7 @@ def decode_snooz(blob: bytes, src: Source, *, form: str) -> Capture:
     version, last_ts = PREAMBLE.unpack_from(blob, 0)
     if version not in (1, 2):
         raise CaptureError(f"unsupported btsnooz version {version} (known: 1, 2)")
-    data, warn = _inflate(blob[PREAMBLE.size :])
+    data, warn = _inflate(blob[PREAMBLE.size :], src)
     if warn and not data:
         raise CaptureError(f"not a btsnooz log: {warn}")
     return decode_records(

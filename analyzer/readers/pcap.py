@@ -97,7 +97,12 @@ class _PcapWalker:
         if off + 16 > self.size:
             return False
         sec, frac, incl, orig = self.hdr.unpack_from(self.buf, off)
-        if incl > self.limit or incl > orig or (frac + _FRAC_SHIFT) % (1 << 32) >= _FRAC_LIMIT:
+        if (
+            incl > self.limit
+            or incl > orig
+            or not orig  # an all-zero header is padding, never a record
+            or (frac + _FRAC_SHIFT) % (1 << 32) >= _FRAC_LIMIT
+        ):
             return False
         return last_sec is None or abs(sec - last_sec) <= RESYNC_WINDOW_S
 
@@ -106,7 +111,12 @@ class _PcapWalker:
         if off + 16 > self.size:
             return False
         _sec, frac, incl, orig = self.hdr.unpack_from(self.buf, off)
-        return incl <= limit and incl <= orig and (frac + _FRAC_SHIFT) % (1 << 32) < _FRAC_LIMIT
+        return (
+            incl <= limit
+            and incl <= orig
+            and orig > 0
+            and (frac + _FRAC_SHIFT) % (1 << 32) < _FRAC_LIMIT
+        )
 
     def resync(self, start: int, last_sec: int | None) -> int | None:
         """First offset >= start with a plausible record followed by another (or by EOF)."""
@@ -123,6 +133,7 @@ class _PcapWalker:
             ok = (
                 (incl <= self.limit)
                 & (incl <= orig)
+                & (orig != 0)
                 & (frac + np.uint32(_FRAC_SHIFT) < _FRAC_LIMIT)  # array add wraps mod 2**32
                 & (offs + 16 + incl.astype(np.int64) <= size)
             )
@@ -135,6 +146,40 @@ class _PcapWalker:
                     return c
             pos += m
         return None
+
+
+def _zero_run_end(data: np.ndarray, off: int) -> int:
+    """The first offset >= off holding a non-zero byte (data.size when none)."""
+    pos = off
+    while pos < data.size:
+        nz = np.flatnonzero(data[pos : pos + RESYNC_CHUNK])
+        if nz.size:
+            return pos + int(nz[0])
+        pos += RESYNC_CHUNK
+    return int(data.size)
+
+
+def _pcap_join(
+    buf: _Buf, off: int, size: int, warnings: list[str], damaged: list[DamagedRange]
+) -> int:
+    """A pcap global header at ``off`` (two files joined end to end): where reading goes on.
+    Only a header of the same byte order, time unit and link type continues the capture."""
+    first = (bytes(buf[:4]), struct.unpack_from(PCAP_MAGICS[bytes(buf[:4])][0] + "I", buf, 20))
+    if off + 24 > size:
+        damaged.append(DamagedRange(off, size, "a second pcap header, cut by end of file"))
+        return size
+    magic = bytes(buf[off : off + 4])
+    second = (magic, struct.unpack_from(PCAP_MAGICS[magic][0] + "I", buf, off + 20))
+    if second != first:
+        damaged.append(
+            DamagedRange(off, size, "a second pcap header of another format or link type: not read")
+        )
+        return size
+    warnings.append(
+        f"a second pcap header at offset {off}: two files joined end to end, read as one "
+        "capture (times may jump at the join)"
+    )
+    return off + 24
 
 
 def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
@@ -157,18 +202,37 @@ def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
 
     walker = _PcapWalker(buf, data, big, limit)
     unpack = struct.Struct(endian + "8xII").unpack_from
+    unpack_rec = struct.Struct(endian + "I4xII").unpack_from
     sec_of = struct.Struct(endian + "I").unpack_from
+    magic_secs = {struct.unpack(endian + "I", m)[0] for m in PCAP_MAGICS}
     offs = array("q")
     off = 24
     prev_off: int | None = None
     while off < size:
         if off + 16 <= size:
-            incl, orig = unpack(buf, off)
+            sec, incl, orig = unpack_rec(buf, off)
             end = off + 16 + incl
-            if incl <= limit and incl <= orig and end <= size:
+            if incl <= limit and incl <= orig and end <= size and orig and sec not in magic_secs:
                 offs.append(off)
                 prev_off = off
                 off = end
+                continue
+            if sec in magic_secs:  # a second pcap header: two files joined end to end
+                off = _pcap_join(buf, off, size, warnings, damaged)
+                prev_off = None
+                continue
+            if not (sec or orig or incl) and not any(buf[off : off + 16]):
+                zend = _zero_run_end(data, off)
+                if zend >= size:
+                    warnings.append(f"{size - off} bytes of zero padding at offset {off} ignored")
+                    break
+                cand = walker.resync(zend - 15 if zend - 15 > off else off + 1, None)
+                if cand is None:
+                    damaged.append(DamagedRange(off, size, "zero padding then no plausible record"))
+                    break
+                warnings.append(f"{cand - off} bytes of zero padding at offset {off} ignored")
+                prev_off = None
+                off = cand
                 continue
         # -- damage ---------------------------------------------------------------------------
         if limit < MAX_PACKET and off + 16 <= size:

@@ -91,6 +91,8 @@ MAX_PACKET = 262144
 MAX_BLOCK = MAX_PACKET + 65536
 #: a resynchronised record must lie within this many seconds of the last good one.
 RESYNC_WINDOW_S = 48 * 3600
+#: largest |if_tsoffset| taken (seconds; ~3,000 years): beyond it µs overflow int64 arithmetic.
+MAX_TSOFFSET_S = 1 << 36
 #: bytes scanned per vectorised resync step.
 RESYNC_CHUNK = 1 << 20
 
@@ -191,7 +193,23 @@ def _classify(
     rssi = np.full(n, -1000, dtype=np.int16)
     incl = incl.astype(np.int64)
     orig = orig.astype(np.int64)
-    for lt in np.unique(link).tolist():
+    kinds_of_link = np.unique(link)
+    other = kinds_of_link[~np.isin(kinds_of_link, list(SUPPORTED_LINK_TYPES))].tolist()
+    if other:
+        n_other = int(np.isin(link, other).sum())
+        named = ", ".join(
+            f"{lt}{f' ({LINK_TYPE_NAMES[lt]})' if lt in LINK_TYPE_NAMES else ''}"
+            for lt in other[:5]
+        )
+        more = f" and {len(other) - 5} more" if len(other) > 5 else ""
+        warnings.append(
+            f"link type{'s' if len(other) > 1 else ''} {named}{more} "
+            f"{'are' if len(other) > 1 else 'is'} not a Bluetooth link type: "
+            f"{n_other} frames kept whole as kind 'unknown'"
+        )
+    for lt in kinds_of_link.tolist():
+        if lt not in SUPPORTED_LINK_TYPES:
+            continue
         sel = np.flatnonzero(link == lt)
         o, ln = off[sel], incl[sel]
         if lt in (187, 201):
@@ -262,14 +280,7 @@ def _classify(
             rf = (mhz - 2402) // 2
             valid = has_btle & (mhz >= 2402) & (mhz <= 2480) & (mhz % 2 == 0)
             channel[sel] = np.where(valid, RF_TO_LL[np.clip(rf, 0, 255)], -1)
-        elif lt == 255:
-            pass  # BR/EDR baseband: kept whole as unknown
-        else:
-            name = LINK_TYPE_NAMES.get(lt, "")
-            warnings.append(
-                f"link type {lt}{f' ({name})' if name else ''} is not a Bluetooth link type: "
-                f"{sel.size} frames kept whole as kind 'unknown'"
-            )
+        # 255 BR/EDR baseband: kept whole as unknown
     return {
         "kind": kind,
         "direction": dirn,

@@ -36,6 +36,7 @@ from analyzer.readers.pcap_linktypes import (
     KNOWN_BLOCKS,
     LINK_TYPE_NAMES,
     MAX_BLOCK,
+    MAX_TSOFFSET_S,
     PCAPNG_SHB,
     RESYNC_CHUNK,
     _classify,
@@ -310,7 +311,11 @@ def _read_pcapng(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
                     if code == 9 and val:
                         ifc.tsresol = val[0]
                     elif code == 14 and len(val) >= 8:
-                        ifc.tsoffset = struct.unpack_from(endian + "q", val, 0)[0]
+                        tsoff = struct.unpack_from(endian + "q", val, 0)[0]
+                        if abs(tsoff) <= MAX_TSOFFSET_S:
+                            ifc.tsoffset = tsoff
+                        else:
+                            warnings.append(f"implausible if_tsoffset {tsoff} s ignored")
                     elif code == 2:
                         ifc.name = val.decode("utf-8", "replace").rstrip("\x00")
                 ifaces.append(ifc)
@@ -370,14 +375,18 @@ def _read_pcapng(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
         cap = np.where(is_spb, np.minimum(spb_orig, blens - 16), cap)
         off_data = np.where(is_spb, pos + 12, off_data)
 
+    # per-interface values gathered by index: cost frames + interfaces, not their product
     time_us = np.zeros(n, dtype=np.int64)
     link_col = np.zeros(n, dtype=np.int64)
-    for gi, ifc in enumerate(ifaces):
-        sel = ifx == gi
-        if not sel.any():
-            continue
-        link_col[sel] = ifc.link
-        time_us[sel] = _ts_to_us(ts[sel], ifc.tsresol) + ifc.tsoffset * 1_000_000
+    if ifaces and n:
+        ifx_ok = np.clip(ifx, 0, len(ifaces) - 1)
+        link_col = np.array([i.link for i in ifaces], dtype=np.int64)[ifx_ok]
+        resol = np.array([i.tsresol for i in ifaces], dtype=np.int64)[ifx_ok]
+        tsoff = np.array([i.tsoffset for i in ifaces], dtype=np.int64)[ifx_ok]
+        for r in np.unique(resol).tolist():
+            sel = resol == r
+            time_us[sel] = _ts_to_us(ts[sel], int(r))
+        time_us += tsoff * 1_000_000
     if spb_count:
         last = np.where(is_spb, -1, np.arange(n))
         np.maximum.accumulate(last, out=last)

@@ -39,9 +39,10 @@ def cccd_handles(a: Analysis, connection: str | None) -> set[int]:
 
 
 def _retried_ok(a: Analysis, tx: AttTransaction) -> AttTransaction | None:
+    """The same request answered later, on this link or a later link to the same device."""
     for o in a.att.transactions:
         if (
-            o.connection == tx.connection
+            (o.connection == tx.connection or (tx.address and o.address == tx.address))
             and o.request_opcode == tx.request_opcode
             and o.handle == tx.handle
             and o.request_frame > tx.request_frame
@@ -83,6 +84,11 @@ def att_error(ctx: RuleContext) -> Iterator[Finding]:
             target += " (Client Characteristic Configuration: enabling notifications)"
         retry = _retried_ok(a, tx)
         need = SECURITY_ERRORS.get(tx.error)
+        enc_before = [
+            f
+            for f in (conn.encryption_frames if conn else [])
+            if f < tx.request_frame and f not in {e.frame for e in conn.encryption_failures}
+        ] if conn else []  # fmt: skip
         closed = (
             conn is not None
             and conn.end_time_us is not None
@@ -116,8 +122,12 @@ def att_error(ctx: RuleContext) -> Iterator[Finding]:
             message=f"{refuser[0].upper() + refuser[1:]} refused {asker}'s {tx.request} to "
             f"{target}: {tx.error:#04x} {tx.error_name} (frame {tx.response_frame}){then}",
             explanation=(
-                f"The attribute requires {need} before it can be used; the client must pair "
-                "or encrypt the link (with a long enough key) and retry."
+                f"The link was already encrypted (frame {enc_before[-1]}), so this is not a "
+                f"pairing problem: the device requires its own {need} (an application-level "
+                "check or a stronger key) before it accepts the request."
+                if need and enc_before
+                else f"The attribute requires {need} before it can be used; the client must "
+                "pair or encrypt the link (with a long enough key) and retry."
                 if need
                 else "The server refused the write that turns on notifications/indications; "
                 "until it succeeds the app receives no updates from this characteristic."
@@ -126,6 +136,9 @@ def att_error(ctx: RuleContext) -> Iterator[Finding]:
             fix=(
                 "Nothing to do: the link was secured as the error asks."
                 if sev == "info"
+                else "Check the device's own authorization step (its app or a button press) and "
+                "whether it needs an MITM-protected (passkey / numeric comparison) bond."
+                if need and enc_before
                 else f"Pair the device (bond) before using this characteristic, or let {a.host} "
                 "react to the error by pairing and retrying (Android starts pairing on 0x05/0x0F "
                 "only for bonded-capable apps); check the device's security settings."

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.model import Connection
+from analyzer.model import Analysis, Connection
 from analyzer.rules.base import Finding, RuleContext, rule
 
 #: statuses that are the host's own doing, not a failed set-up
@@ -65,6 +65,28 @@ def failed_setups(conns: list[Connection]) -> list[Connection]:
     return out
 
 
+#: a page this soon after the controller's start-up (HCI Reset), before any connection, is the
+#: host reconnecting the devices it knows (Android, BlueZ do at Bluetooth-on)
+AUTO_RECONNECT_S = 10.0
+
+
+def _auto_reconnect(a: Analysis, cs: list[Connection]) -> bool:
+    """Pages that began within :data:`AUTO_RECONNECT_S` of an HCI Reset (and their retries),
+    with no connection made since that reset: the host reconnecting at Bluetooth-on."""
+    asked = {tx.frame: tx.time_us for tx in a.hci_commands if tx.opcode == 0x0405}
+    starts = [asked.get(c.request_frame or -1, c.start_time_us) for c in cs]
+    if any(t is None for t in starts):
+        return False
+    first, last = min(t for t in starts if t is not None), max(t for t in starts if t is not None)
+    resets = [r.time_us for r in a.controller.resets if r.time_us <= first]
+    if not resets or first - resets[-1] > AUTO_RECONNECT_S * 1e6:
+        return False
+    return not any(
+        o.ok and o.start_time_us is not None and resets[-1] <= o.start_time_us <= last
+        for o in a.connections
+    )
+
+
 @rule(
     id="connection_failed",
     severity="error",
@@ -101,9 +123,17 @@ def connection_failed(ctx: RuleContext) -> Iterator[Finding]:
         )
         who = {"local": f"by {a.host}", "remote": "by the device"}.get(first.initiator or "", "")
         times = f" {len(cs)} times" if len(cs) > 1 else ""
+        auto = code == 0x04 and first.initiator == "local" and _auto_reconnect(a, cs)
         yield ctx.finding(
+            severity="warning" if auto else None,
             message=f"{link} to {a.device_label(addr)} failed{times}: {code:#04x} {name} "
-            f"(frame{'s' if len(evidence) > 1 else ''} {', '.join(map(str, evidence[:8]))})",
+            f"(frame{'s' if len(evidence) > 1 else ''} {', '.join(map(str, evidence[:8]))})"
+            + (
+                f"; {a.host} was reconnecting its last device right after Bluetooth started "
+                "and the device was off or out of range"
+                if auto
+                else ""
+            ),
             explanation=f"A link set-up {('requested ' + who) if who else ''} ends with a "
             f"completion event whose status is 0 on success; here it was {code:#04x} {name}: "
             f"{MEANING.get(code, 'the controller reported this error code (Core Vol 1 Part F)')}.",

@@ -47,9 +47,14 @@ def _after(f: Finding) -> int:
 
 
 def _reconnected(a: Analysis, f: Finding) -> Recovery | None:
+    """A later connection to the device; for a failed set-up, one started by the same side (a
+    retry), not the device connecting on its own much later."""
+    failed = a.connection(f.connection)
+    side = failed.initiator if failed is not None and not failed.ok else None
     for c in a.connections:
         if (
             c.ok
+            and (side is None or c.initiator in (side, None))
             and not c.inferred
             and c.address == f.address
             and c.address is not None

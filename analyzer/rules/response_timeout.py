@@ -73,11 +73,15 @@ def response_timeout(ctx: RuleContext) -> Iterator[Finding]:
                 else (f"from {who} got no response from {a.host}")
             )
         vendor_at = first.layer == "at" and silent == "local host" and _vendor_at(what)
+        tail = f"the {silent} was silent"
+        if first.layer == "att" and "Indication" in what:
+            target = target.replace("got no response", "got no Handle Value Confirmation")
+            tail = f"the {silent} never confirmed it"
         yield ctx.finding(
             key=f"{first.layer}/{what}",
             severity="warning" if vendor_at else None,
-            message=f"{what} (frame {first.request_frame}) {target} within {dl:g} s: the "
-            f"{silent} was silent" + (f" ({len(exs)} times)" if len(exs) > 1 else ""),
+            message=f"{what} (frame {first.request_frame}) {target} within {dl:g} s: {tail}"
+            + (f" ({len(exs)} times)" if len(exs) > 1 else ""),
             explanation=(
                 f"The device sent a vendor extension of HFP/HSP ({what.split()[-1]}); the AG "
                 "must answer every AT command with OK or ERROR (HFP 1.9 §4.34.1) but "

@@ -8,17 +8,21 @@ from tests.oracle import tshark_fields
 from tests.rules.helpers import _mine, _real
 
 
-def test_cccd_write_refused_then_the_app_gives_up() -> None:
+def test_cccd_write_refused_then_accepted_on_the_next_connection() -> None:
     """durnerj: the app enables notifications, the CCCD write (handle 0x0019) is refused with
-    0x08 Insufficient Authorization at frame 287 and the app disconnects at 290."""
+    0x08 Insufficient Authorization at frame 287 (on a link encrypted since 139: the device's
+    own authorization, not pairing), the app disconnects at 290, reconnects, and the same write
+    is accepted at 536."""
     name = "durnerj_PoGo-Plus-BLE_btsnoop_hci.log"
     a = _real(name)
     rows = tshark_fields(shared_capture(name), ["frame.number", "btatt.error_code"], "-Y",
                          "btatt.opcode == 0x01 && btatt.error_code == 0x08")  # fmt: skip
     assert [r[0] for r in rows] == ["287"]
     (f,) = _mine(a, "att_error")
-    assert f.severity == "error" and f.frames == [285, 287, 290]
+    assert f.severity == "info" and f.frames == [285, 287, 290]
     assert f.details["cccd"] is True and "Client Characteristic Configuration" in f.message
+    assert f.details["retried_frame"] == 536
+    assert "already encrypted (frame 139)" in f.explanation
 
 
 def test_security_error_followed_by_pairing_is_a_recovery() -> None:

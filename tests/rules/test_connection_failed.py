@@ -18,8 +18,19 @@ def test_page_timeout_grouped_with_key_frames() -> None:
     [f] = _mine(_scen("page_timeout.btsnoop"), "connection_failed")
     assert f.count == len(kf["connection_complete_page_timeout_all"]) == 2
     assert set(kf["connection_complete_page_timeout_all"]) <= set(f.frames)
-    assert f.details["status"] == 0x04 and f.severity == "error"
+    # pages right after Bluetooth started, before any connection: the host reconnecting a
+    # known device at start-up, a warning that says so (not an error the user caused)
+    assert f.details["status"] == 0x04 and f.severity == "warning"
     assert "Page Timeout" in f.message and "00:1B:66:4C:A2:31" in f.message
+    assert "right after Bluetooth started" in f.message
+
+
+def test_page_timeout_later_in_the_session_is_an_error() -> None:
+    a = _fresh("page_timeout.btsnoop")
+    for r in a.controller.resets:
+        r.time_us -= 60_000_000  # the stack started a minute earlier: a page the user asked for
+    (f,) = [x for x in _rerun(a) if x.id == "connection_failed"]
+    assert f.severity == "error"
 
 
 @pytest.mark.tshark

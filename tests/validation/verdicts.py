@@ -54,12 +54,6 @@ VERDICTS: dict[tuple[str, str, int], tuple[str, str]] = {
         "Disconnection Complete reason 0x08 #397, 21 s after the LE link came up; no later "
         "connection to 68:9E:19:12:7E:7F in the capture.",
     ),
-    ("durnerj_PoGo-Plus-BLE_btsnoop_hci.log", "att_error", 285): (
-        "TRUE",
-        "The app writes the CCCD of handle 0x0019 (#285) to enable notifications; Error "
-        "Response 0x08 Insufficient Authorization #287 (tshark btatt.error_code); the host "
-        "disconnects at #290 without pairing or a retry.",
-    ),
     ("durnerj_PoGo-Plus-BLE_btsnoop_hci.log", "hci_command_failed", 542): (
         "TRUE",
         "LE Add Device to Filter Accept List → Command Complete 0x17 #543 (tshark "
@@ -118,9 +112,11 @@ VERDICTS: dict[tuple[str, str, int], tuple[str, str]] = {
         "Disconnect Complete reason 0x08 #15796 at t = 1995 s (catalog N2); no reconnection.",
     ),
     ("robotdrink_OpenSCQ30-P31i_btsnoop_hci.log.filtered", "connection_failed", 147): (
-        "TRUE, recovered",
-        "Three Page Timeouts #202/#232/#262 (tshark: Connect Complete 0x04); the earbuds "
-        "connect later (#1586).",
+        "TRUE, warning",
+        "HCI Reset #1, Create Connection #147 0.75 s later and two retries: Page Timeouts "
+        "#202/#232/#262 (tshark: Connect Complete 0x04) — the phone reconnecting its last "
+        "device at Bluetooth-on with the earbuds off. Not recovered: the earbuds connect on "
+        "their own 67 min later (#1586), which is no retry.",
     ),
 }
 

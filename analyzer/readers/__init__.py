@@ -52,6 +52,18 @@ def skip_damaged(
         damaged.append(DamagedRange(off, cand, "implausible record header"))
 
 
+def zero_run_end(data: np.ndarray, off: int, chunk: int = 1 << 20) -> int:
+    """The first offset >= ``off`` holding a non-zero byte (``data.size`` when none): the end of
+    zero padding, scanned with numpy ``chunk`` bytes at a time."""
+    pos = off
+    while pos < data.size:
+        nz = np.flatnonzero(data[pos : pos + chunk])
+        if nz.size:
+            return pos + int(nz[0])
+        pos += chunk
+    return int(data.size)
+
+
 def backwards_warning(time_us: np.ndarray) -> list[str]:
     """A warning when timestamps go backwards (seen in real Android and Ubertooth logs)."""
     back = int((np.diff(time_us) < 0).sum()) if time_us.size > 1 else 0

@@ -40,7 +40,7 @@ from analyzer.capture import (
     DamagedRange,
     build_frames,
 )
-from analyzer.readers import Source, backwards_warning, skip_damaged
+from analyzer.readers import Source, backwards_warning, skip_damaged, zero_run_end
 
 Buffer = bytes | mmap.mmap
 
@@ -176,17 +176,6 @@ def _resync(buf: Buffer, start: int, size: int, datalink: int, last_ts: int | No
     return None
 
 
-def _zero_run_end(data: np.ndarray, off: int) -> int:
-    """The first offset >= off holding a non-zero byte (len(data) when none)."""
-    pos = off
-    while pos < data.size:
-        nz = np.flatnonzero(data[pos : pos + RESYNC_CHUNK])
-        if nz.size:
-            return pos + int(nz[0])
-        pos += RESYNC_CHUNK
-    return int(data.size)
-
-
 def _join(
     buf: Buffer,
     off: int,
@@ -265,7 +254,7 @@ def read(src: Source) -> Capture:
         if buf[off : off + REC_LEN] == ZERO_HEADER or (
             off + REC_LEN > size and not any(buf[off:size])
         ):
-            zend = _zero_run_end(data, off)
+            zend = zero_run_end(data, off)
             if zend >= size:
                 warnings.append(f"{size - off} bytes of zero padding at offset {off} ignored")
                 break

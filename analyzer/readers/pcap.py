@@ -45,7 +45,7 @@ from analyzer.capture import (
     CaptureMeta,
     DamagedRange,
 )
-from analyzer.readers import skip_damaged
+from analyzer.readers import skip_damaged, zero_run_end
 
 if TYPE_CHECKING:
     import mmap
@@ -148,17 +148,6 @@ class _PcapWalker:
         return None
 
 
-def _zero_run_end(data: np.ndarray, off: int) -> int:
-    """The first offset >= off holding a non-zero byte (data.size when none)."""
-    pos = off
-    while pos < data.size:
-        nz = np.flatnonzero(data[pos : pos + RESYNC_CHUNK])
-        if nz.size:
-            return pos + int(nz[0])
-        pos += RESYNC_CHUNK
-    return int(data.size)
-
-
 def _pcap_join(
     buf: _Buf, off: int, size: int, warnings: list[str], damaged: list[DamagedRange]
 ) -> int:
@@ -222,7 +211,7 @@ def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
                 prev_off = None
                 continue
             if not (sec or orig or incl) and not any(buf[off : off + 16]):
-                zend = _zero_run_end(data, off)
+                zend = zero_run_end(data, off)
                 if zend >= size:
                     warnings.append(f"{size - off} bytes of zero padding at offset {off} ignored")
                     break

@@ -150,6 +150,12 @@ class Connection:
     def ok(self) -> bool:
         return self.status == 0
 
+    @property
+    def encryption_ok_frames(self) -> list[int]:
+        """Frames of the encryption changes on this link that succeeded (not failures)."""
+        failed = {e.frame for e in self.encryption_failures}
+        return [f for f in self.encryption_frames if f not in failed]
+
 
 @record
 class HciTransaction:

@@ -84,23 +84,15 @@ def att_error(ctx: RuleContext) -> Iterator[Finding]:
             target += " (Client Characteristic Configuration: enabling notifications)"
         retry = _retried_ok(a, tx)
         need = SECURITY_ERRORS.get(tx.error)
-        enc_before = [
-            f
-            for f in (conn.encryption_frames if conn else [])
-            if f < tx.request_frame and f not in {e.frame for e in conn.encryption_failures}
-        ] if conn else []  # fmt: skip
+        encrypted = conn.encryption_ok_frames if conn else []
+        enc_before = [f for f in encrypted if f < tx.request_frame]
         closed = (
             conn is not None
             and conn.end_time_us is not None
             and tx.response_time_us is not None
             and conn.end_time_us - tx.response_time_us <= gave_up_us
         )
-        failed = {e.frame for e in conn.encryption_failures} if conn else set()
-        secured = [
-            f
-            for f in (conn.encryption_frames if conn else [])
-            if f > (tx.response_frame or 0) and f not in failed
-        ]
+        secured = [f for f in encrypted if f > (tx.response_frame or 0)]
         if retry is not None:
             sev, then = "info", f"; retried and answered at frame {retry.response_frame}"
         elif secured and need:

@@ -76,9 +76,7 @@ def _encrypted_later(a: Analysis, f: Finding) -> Recovery | None:
     for c in a.connections:
         if c.address != f.address or not c.encrypted:
             continue
-        later = [x for x in c.encryption_frames if x > _after(f)]
-        failed = {e.frame for e in c.encryption_failures}
-        ok = [x for x in later if x not in failed]
+        ok = [x for x in c.encryption_ok_frames if x > _after(f)]
         if ok:
             return ok[0], None
     return None

@@ -34,9 +34,7 @@ MILDER = {"error": "warning", "warning": "info", "info": "info"}
 def _fix(conn: Connection | None, ch: L2capChannel, result: int, refuser: str, host: str) -> str:
     """Advice that fits the evidence: a security refusal on a link already encrypted is not
     cured by re-pairing for encryption."""
-    enc = [f for f in (conn.encryption_frames if conn else []) if f < (ch.response_frame or 0)]
-    failed = {e.frame for e in conn.encryption_failures} if conn else set()
-    enc = [f for f in enc if f not in failed]
+    enc = [f for f in (conn.encryption_ok_frames if conn else []) if f < (ch.response_frame or 0)]
     if result in SECURITY and enc:
         return (
             f"The link was already encrypted (frame {enc[-1]}) when {refuser} refused: it "

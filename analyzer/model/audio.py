@@ -235,8 +235,12 @@ class RfcommDlc:
     rejected_frame: int | None = None
     close_frame: int | None = None
     close_time_us: int | None = None
+    closed_by: str | None = None  # the side that sent DISC: local / remote (None: link ended)
     frames: dict[str, int] = field(default_factory=dict)  # by direction
     data_bytes: dict[str, int] = field(default_factory=dict)
+    first_data_frame: dict[str, int] = field(default_factory=dict)  # by direction
+    last_data_frame: dict[str, int] = field(default_factory=dict)
+    first_data_time_us: dict[str, int] = field(default_factory=dict)
     commands: dict[str, int] = field(default_factory=dict)  # multiplexer commands by name
     max_frame_size: int | None = None
     credit_flow: bool | None = None

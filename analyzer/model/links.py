@@ -145,6 +145,13 @@ class Connection:
     acl_bytes: int = 0
     #: why a failed set-up is benign (e.g. it raced the peer's own connection); None otherwise
     benign: str | None = None
+    #: a failed attempt the host cancelled itself (Create Connection Cancel / LE Create
+    #: Connection Cancel → status 0x02, Vol 4 Part E §7.1.7, §7.8.13)
+    cancelled: bool = False
+    cancel_frame: int | None = None
+    #: LE connects: "direct" (to one peer address) or "filter_accept_list" (background connect)
+    connect_mode: str | None = None
+    attempt_ms: float | None = None  # from the create command to the completion event
 
     @property
     def ok(self) -> bool:
@@ -276,6 +283,10 @@ class PairingDetails:
     smp_reason: int | None = None
     smp_reason_name: str | None = None
     smp_incomplete: bool = False
+    smp_failed_by: str | None = None  # the side that sent SMP Pairing Failed: local / remote
+    #: the Security Request (Vol 3 Part H §3.6.7) this attempt answered, when it started as one
+    security_request_frame: int | None = None
+    security_requested_by: str | None = None  # local / remote
 
 
 @record

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from analyzer.model import Analysis, Connection
-from analyzer.rules.base import Finding, RuleContext, rule
+from analyzer.rules.base import Finding, RuleContext, Threshold, rule
 
 #: statuses that are the host's own doing, not a failed set-up
 NOT_FAILURES = frozenset({0x02, 0x0B, 0x44})
@@ -65,6 +65,14 @@ def failed_setups(conns: list[Connection]) -> list[Connection]:
     return out
 
 
+CANCELLED_AFTER = Threshold(
+    "cancelled_after_s",
+    5.0,
+    "s",
+    "a direct connect the host cancelled after waiting this long is a failure (kind cancelled)",
+)
+
+
 #: a page this soon after the controller's start-up (HCI Reset), before any connection, is the
 #: host reconnecting the devices it knows (Android, BlueZ do at Bluetooth-on)
 AUTO_RECONNECT_S = 10.0
@@ -93,6 +101,7 @@ def _auto_reconnect(a: Analysis, cs: list[Connection]) -> bool:
     title="Connection could not be set up",
     summary="Connection Complete / LE Connection Complete / Synchronous Connection Complete "
     "failed (page timeout, rejected, accept timeout, failed to be established), per device",
+    thresholds=[CANCELLED_AFTER],
     example="Connection to Headset (AA:BB:CC:DD:EE:FF) failed 2 times: 0x04 Page Timeout "
     "(frames 45, 48)",
 )
@@ -113,6 +122,7 @@ def connection_failed(ctx: RuleContext) -> Iterator[Finding]:
             continue
         code = c.status if c.status != 0 else 0x3E
         groups.setdefault((c.address, c.transport, code), []).append(c)
+    yield from _cancelled(ctx)
     for (addr, transport, code), cs in groups.items():
         first = cs[0]
         name = first.status_name if first.status != 0 else first.disconnect_reason_name
@@ -150,5 +160,64 @@ def connection_failed(ctx: RuleContext) -> Iterator[Finding]:
                 "initiator": first.initiator,
                 "connections": [c.id for c in cs],
                 "established_then_lost": first.status == 0,
+            },
+        )
+
+
+def _cancelled(ctx: RuleContext) -> Iterator[Finding]:
+    """Direct connects the host gave up on (cancelled after waiting): the peer never answered.
+    Background (filter accept list) connects are cancelled routinely to change the list."""
+    a = ctx.analysis
+    after_ms = ctx.threshold("cancelled_after_s") * 1000
+    groups: dict[tuple[str | None, str], list[Connection]] = {}
+    for c in a.connections:
+        if not c.cancelled or c.attempt_ms is None or c.attempt_ms < after_ms:
+            continue
+        if c.transport == "le" and c.connect_mode != "direct":
+            continue
+        groups.setdefault((c.address, c.transport), []).append(c)
+    for (addr, transport), cs in groups.items():
+        first = cs[0]
+        waited = ", ".join(f"{(c.attempt_ms or 0) / 1000:.1f}" for c in cs[:6])
+        times = f" {len(cs)} times" if len(cs) > 1 else ""
+        le = transport == "le"
+        yield ctx.finding(
+            key="cancelled",
+            severity="warning",
+            message=f"{'LE connection' if le else 'Connection'} to {a.device_label(addr)} "
+            f"given up{times}: {a.host} cancelled the attempt after {waited} s (frame"
+            f"{'s' if len(cs) > 1 else ''} {', '.join(str(c.start_frame) for c in cs[:8])})",
+            explanation=(
+                "The host asked its controller to connect to this one device and cancelled "
+                "after waiting: the device was never heard "
+                + (
+                    "advertising connectably (it was not advertising, out of range, or "
+                    "already connected to another central). Android apps see this as GATT "
+                    "error 133 or 147 after connectGatt(autoConnect=false) times out."
+                    if le
+                    else "answering the page (off, out of range, or not page scanning)."
+                )
+            ),
+            fix=(
+                "Check that the device advertises (wake it, take it off its charger, disconnect "
+                "it from other phones) and is in range; an app can use autoConnect=true (a "
+                "background connect) to wait for it instead of failing."
+                if le
+                else "Turn the device on, bring it close, and make it connectable (disconnect "
+                "it from other hosts)."
+            ),
+            address=addr,
+            connection=first.id,
+            time_us=first.start_time_us,
+            frames=sorted(
+                {f for c in cs for f in (c.request_frame, c.cancel_frame, c.start_frame) if f}
+            ),
+            count=len(cs),
+            details={
+                "status": 0x02,
+                "kind": "cancelled",
+                "transport": transport,
+                "waited_s": [round((c.attempt_ms or 0) / 1000, 3) for c in cs],
+                "connections": [c.id for c in cs],
             },
         )

@@ -56,11 +56,34 @@ def _is_stale_key(p: PairingAttempt) -> bool:
 
 
 def _sender(a: Analysis, p: PairingAttempt) -> str | None:
+    if p.details.smp_failed_by is not None:
+        return a.host if p.details.smp_failed_by == "local" else "device"
     frames = set(p.frames)
     for pdu in a.smp.pdus:
         if pdu.opcode == 0x05 and pdu.frame in frames:
             return a.host if pdu.direction == "sent" else "device"
     return None
+
+
+def _fix(a: Analysis, p: PairingAttempt) -> str:
+    if p.details.security_request_frame is not None and p.details.smp_failed_by == "local":
+        return (
+            f"The device asked to pair and {a.host} refused without trying: on Android an app "
+            "must bond (createBond, or accept the pairing prompt) before it uses the device's "
+            f"protected characteristics; check that {a.host} allows pairing (not blocked by a "
+            "policy, not paired to too many devices) and that the IO capabilities can meet "
+            "what the device asks (MITM needs a display or keyboard)."
+        )
+    if p.details.security_request_frame is not None:
+        return (
+            f"{a.host} asked the device to pair and the device refused: put it in pairing "
+            "mode (or clear its bond list) and try again; update its firmware if it persists."
+        )
+    return (
+        f"Put the device in pairing mode, forget it on {a.host}, and pair again, confirming "
+        "the code on both sides promptly; if it keeps failing, restart both and update the "
+        "device's firmware."
+    )
 
 
 @rule(
@@ -91,6 +114,12 @@ def pairing_failed(ctx: RuleContext) -> Iterator[Finding]:
             meaning = SMP_MEANING.get(code, "the Pairing Failed PDU gave this reason")
             who = _sender(a, p)
             reason += f", sent by the {who}" if who else ""
+            if p.details.security_request_frame is not None:
+                asker = "the device" if p.details.security_requested_by == "remote" else a.host
+                reason += (
+                    f" in answer to {asker}'s Security Request (frame "
+                    f"{p.details.security_request_frame}): pairing never started"
+                )
         else:
             reason = f"{code:#04x} {p.status_name}" if code is not None else "no status"
             meaning = HCI_MEANING.get(code or -1, "the controller reported this error code")
@@ -99,7 +128,11 @@ def pairing_failed(ctx: RuleContext) -> Iterator[Finding]:
                     f"{a.host} declined the PIN request (PIN Code Request Negative "
                     "Reply): the user cancelled or no PIN was entered"
                 )
-        method = p.method or "method unknown"
+        method = p.method or (
+            "refused Security Request"
+            if p.details.security_request_frame is not None
+            else "method unknown"
+        )
         times = f" ({len(ps)} times)" if len(ps) > 1 else ""
         last = p.frames[-1] if p.frames else p.start_frame
         yield ctx.finding(
@@ -107,9 +140,7 @@ def pairing_failed(ctx: RuleContext) -> Iterator[Finding]:
             f"({method}, frame {last}){times}",
             explanation=f"Pairing ({method.replace('_', ' ')}) should end with a shared key; "
             f"it failed: {meaning}.",
-            fix=f"Put the device in pairing mode, forget it on {a.host}, and pair again, "
-            "confirming the code on both sides promptly; if it keeps failing, restart both "
-            "and update the device's firmware.",
+            fix=_fix(a, p),
             address=addr,
             connection=p.connection,
             time_us=p.end_time_us or p.start_time_us,

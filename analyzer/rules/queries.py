@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from analyzer.model import Analysis, Connection, HciTransaction, StreamState
+from analyzer.model import Analysis, Connection, HciTransaction, RfcommDlc, StreamState
 
 #: HCI commands whose completion comes by design after a user-chosen duration or never on its
 #: own (Inquiry runs Inquiry_Length × 1.28 s; LE Create Connection waits for the advertiser).
@@ -387,3 +387,17 @@ def short_remote_drops(a: Analysis, max_s: float) -> list[tuple[Connection, list
         if names and not host_was_done(a, c):
             out.append((c, names, frames))
     return out
+
+
+RFCOMM_PROFILE_NAMES = {
+    "hfp": "Hands-Free",
+    "hsp": "Headset",
+    "multiplexer": "the RFCOMM multiplexer",
+}
+
+
+def profile_label(d: RfcommDlc) -> str:
+    """What an RFCOMM DLC was for, as a user names it (the SDP service name when known)."""
+    if d.profile:
+        return RFCOMM_PROFILE_NAMES.get(d.profile, d.profile)
+    return f"server channel {d.channel}" if d.channel else "the RFCOMM multiplexer"

@@ -60,14 +60,22 @@ def _conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None
 @handles(0x3E0A)
 @handles(0x3E29)
 def _le_conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
+    tx, mode = st._pending_le, st._pending_le_mode
+    st._pending_le = st._pending_le_mode = None
+    if ev.fields.get("role") == 1:
+        tx, mode = None, None  # we were advertising: the peer connected to us
     addr = ev.bd_addr or "?"
+    if ev.status != 0:
+        if addr in ("?", "00:00:00:00:00:00") and tx is not None and mode == "direct":
+            addr = tx.address or addr  # a cancelled attempt's event carries no peer address
+        if addr != "00:00:00:00:00:00":
+            st.device(addr, frame)
+        st._failed_connection(
+            addr, ev.status or 0, frame, time_us, tx, transport="le", connect_mode=mode
+        )
+        return
     dev = st.device(addr, frame)
     dev.address_type = ev.fields.get("peer_address_type_name")
-    if ev.status != 0:
-        if ev.status == 0x02:  # Unknown Connection Identifier: the host cancelled its own attempt
-            return
-        st._failed_connection(addr, ev.status or 0, frame, time_us, None, transport="le")
-        return
     handle = ev.handle or 0
     st.end_links(frame, time_us, handle)
     role = ev.fields.get("role")
@@ -82,6 +90,9 @@ def _le_conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> N
         start_time_us=time_us,
         initiator="local" if role == 0 else "remote",
         role="central" if role == 0 else "peripheral",
+        request_frame=tx.frame if tx is not None else None,
+        connect_mode=mode,
+        attempt_ms=(time_us - tx.time_us) / 1000 if tx is not None else None,
     )
     st.connections.append(c)
     st._open[("le", handle)] = c

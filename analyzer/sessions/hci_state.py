@@ -88,6 +88,10 @@ class HciState:
     _open: dict[tuple[str, int], Connection] = field(default_factory=dict)  # (kind, handle)
     _pending_create: dict[str, HciTransaction] = field(default_factory=dict)
     _pending_remote: dict[str, int] = field(default_factory=dict)  # addr → Connection Request frame
+    #: the outstanding LE (Extended) Create Connection (one at a time, Vol 4 Part E §7.8.12)
+    _pending_le: HciTransaction | None = None
+    _pending_le_mode: str | None = None  # "direct" / "filter_accept_list"
+    _cancels: dict[str, int] = field(default_factory=dict)  # "le" / BR/EDR address → cancel frame
     _awaiting_status: list[HciTransaction] = field(default_factory=list)
     _awaiting_completion: list[HciTransaction] = field(default_factory=list)
     _pairing_open: dict[str, PairingAttempt] = field(default_factory=dict)
@@ -229,6 +233,17 @@ class HciState:
             self._pending_create[addr] = tx
             self.device(addr, frame)
             self._event(time_us, frame, addr, "connect", f"paging {addr}")
+        elif op in (0x200D, 0x2043):  # LE (Extended) Create Connection
+            self._pending_le = tx
+            policy = cmd.fields.get("initiator_filter_policy")
+            self._pending_le_mode = (
+                "filter_accept_list" if policy == 1 else "direct" if policy == 0 else None
+            )
+            self._cancels.pop("le", None)
+        elif op == 0x200E:  # LE Create Connection Cancel
+            self._cancels["le"] = frame
+        elif op == 0x0408 and addr:  # Create Connection Cancel
+            self._cancels[addr] = frame
         elif op == 0x0C18 and "page_timeout_s" in cmd.fields:  # Write Page Timeout
             self.page_timeout_s = cmd.fields["page_timeout_s"]
         elif op == 0x0C13 and cmd.fields.get("local_name"):  # Write Local Name
@@ -238,6 +253,8 @@ class HciState:
             self.resets.append(ControllerReset(frame, time_us, [c.id for c in ended]))
             self._awaiting_completion.clear()
             self._pending_create.clear()
+            self._pending_le = None
+            self._cancels.clear()
             self._event(time_us, frame, "controller", "reset", "HCI Reset", "warning")
         elif op in (0x040B, 0x040C) and addr:  # Link Key Request (Negative) Reply
             p = self._pair(addr, frame, time_us, self.open_acl_for(addr))
@@ -322,7 +339,9 @@ class HciState:
         time_us: int,
         tx: HciTransaction | None,
         transport: str = "br_edr",
-    ) -> None:
+        connect_mode: str | None = None,
+    ) -> Connection:
+        cancel = self._cancels.pop("le" if transport == "le" else addr, None)
         c = Connection(
             id=self._new_id("fail", len(self.connections)),
             handle=-1,
@@ -336,6 +355,10 @@ class HciState:
             end_time_us=time_us,
             initiator="local" if tx is not None else "remote",
             request_frame=tx.frame if tx else None,
+            cancelled=status == 0x02 and cancel is not None,
+            cancel_frame=cancel if status == 0x02 else None,
+            connect_mode=connect_mode,
+            attempt_ms=(time_us - tx.time_us) / 1000 if tx is not None else None,
         )
         self.connections.append(c)
         self._event(
@@ -343,6 +366,9 @@ class HciState:
             frame,
             addr,
             "connect",
-            f"connection to {addr} failed: {c.status_name}",
-            "error",
+            f"connection attempt to {addr} cancelled by the host"
+            if c.cancelled
+            else f"connection to {addr} failed: {c.status_name}",
+            "info" if c.cancelled else "error",
         )
+        return c

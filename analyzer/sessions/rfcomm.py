@@ -55,12 +55,16 @@ class Dlc:
     rejected_frame: int | None = None  # DM answering SABM
     close_frame: int | None = None
     close_time_us: int | None = None
+    disc_by: str | None = None  # the side that sent DISC (local / remote)
     max_frame_size: int | None = None
     credit_flow: bool | None = None
     initial_credits: dict[str, int] = field(default_factory=dict)  # granted by local / remote
     credits_granted: dict[str, int] = field(default_factory=dict)
     frames: dict[str, int] = field(default_factory=dict)  # per direction
     data_bytes: dict[str, int] = field(default_factory=dict)
+    first_data: dict[str, int] = field(default_factory=dict)  # first data frame per direction
+    last_data: dict[str, int] = field(default_factory=dict)
+    first_data_time: dict[str, int] = field(default_factory=dict)
     msc: dict[str, dict[str, int]] = field(default_factory=dict)  # last MSC signals per side
     profile: str | None = None  # hfp / hsp / SDP service name
     profile_source: str | None = None  # sdp / inferred
@@ -138,7 +142,9 @@ class RfcommMux:
             else:
                 self._closed(dlc, pdu)
         elif ft == 0x43:  # DISC
-            pass
+            for d in list(self.dlcs.values()) if f.dlci == 0 else [dlc]:
+                if d.close_frame is None and d.disc_by is None:
+                    d.disc_by = sender
         elif ft == 0xEF:
             if f.dlci == 0:
                 self._mcc(f, pdu, sender)
@@ -190,6 +196,9 @@ class RfcommMux:
         if not f.payload:
             return
         dlc.data_bytes[pdu.direction] = dlc.data_bytes.get(pdu.direction, 0) + len(f.payload)
+        dlc.first_data.setdefault(pdu.direction, pdu.frame)
+        dlc.first_data_time.setdefault(pdu.direction, pdu.time_us)
+        dlc.last_data[pdu.direction] = pdu.frame
         if dlc.at is None:
             self._classify(dlc, f.payload, pdu)
         if not dlc.at or dlc.tracker is None:
@@ -287,6 +296,7 @@ class RfcommMux:
                 rejected_frame=d.rejected_frame,
                 close_frame=d.close_frame,
                 close_time_us=d.close_time_us,
+                closed_by=d.disc_by,
                 frames=dict(d.frames),
                 data_bytes=dict(d.data_bytes),
             )
@@ -299,6 +309,9 @@ class RfcommMux:
                 row.credits_granted = SideCounts(**d.credits_granted)
                 row.msc = SideModemStatus(**{side: ModemStatus(**v) for side, v in d.msc.items()})
                 row.at = bool(d.at)
+                row.first_data_frame = dict(d.first_data)
+                row.last_data_frame = dict(d.last_data)
+                row.first_data_time_us = dict(d.first_data_time)
             out.append(row)
         return out
 

@@ -157,6 +157,16 @@ def finish_smp(ctx: BuildContext) -> None:
     txs = st.transactions
     pairing: list[PairingAttempt] = ctx.hci.pairing
     pairings = [t for t in txs if t.request == "Pairing Request"]
+    for t in txs:
+        if t.request == "Security Request" and t.outcome == "failed":
+            # refused outright: a Pairing Failed in answer to the Security Request, no Pairing
+            # Request in between (Vol 3 Part H §3.6.7: the central may reject the request)
+            p = _new_attempt(t)
+            p.details.security_request_frame = t.frame
+            p.details.security_requested_by = "local" if t.direction == "sent" else "remote"
+            _merge(p, t)
+            pairing.append(p)
+            _timeline(analysis, t)
     by_conn: dict[str | None, list[SmpTransaction]] = {}
     for t in pairings:
         by_conn.setdefault(t.connection, []).append(t)
@@ -213,6 +223,9 @@ def _merge(p: PairingAttempt, t: SmpTransaction) -> None:
         outcome=t.outcome,
     )
     if t.outcome == "failed":
+        failed_by = [x.direction for x in t.pdus if x.name == "Pairing Failed"]
+        if failed_by:
+            p.details.smp_failed_by = "local" if failed_by[-1] == "sent" else "remote"
         p.outcome = "failure"
         p.status = None
         p.status_name = f"SMP Pairing Failed: {t.reason_name}"

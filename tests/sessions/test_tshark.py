@@ -257,6 +257,7 @@ def test_connection_failures_and_disconnect_reasons(name: str) -> None:
     _need_hci(name)
     rows = _tshark(name)
     expected_fail: list[tuple[int, int]] = []
+    expected_cancelled: list[int] = []
     last_cancel = -1
     for r in rows:
         frame = int(r["frame.number"])
@@ -272,9 +273,10 @@ def test_connection_failures_and_disconnect_reasons(name: str) -> None:
             expected_fail.append((frame, status))  # Create Connection refused outright
         elif code == 0x3E:
             # After a cancel the controller reports LE Connection Complete with Unknown Connection
-            # Identifier (Vol 4 Part E §7.8.13): the host gave up, no connection failed.
+            # Identifier (Vol 4 Part E §7.8.13): the host gave up - an attempt row, cancelled.
             if status == 0x02 and last_cancel >= 0:
-                continue
+                expected_cancelled.append(frame)
+                last_cancel = -1
             expected_fail.append((frame, status))
     expected_disc = [
         (
@@ -298,6 +300,8 @@ def test_connection_failures_and_disconnect_reasons(name: str) -> None:
     )
     assert ours_fail == sorted(expected_fail)
     assert ours_disc == sorted(expected_disc)
+    ours_cancelled = sorted(c["start_frame"] for c in conns if c.get("cancelled"))
+    assert ours_cancelled == sorted(expected_cancelled)
 
 
 # -- where tshark cannot know -----------------------------------------------------------------

@@ -19,7 +19,7 @@ VERDICTS: dict[tuple[str, str, int], tuple[str, str]] = {
         "#272 connects at #274 (Connection Complete status 0). Graded warning with the "
         "recovery; the 8.7 s successful page is not a second finding.",
     ),
-    ("FrankHJCuypers_fuut_hci_snoop20250125165300.cfa", "connection_failed", 663): (
+    ("FrankHJCuypers_fuut_hci_snoop20250125165300.cfa", "connection_failed", 658): (
         "TRUE, recovered",
         "LE Extended Create Connection → LE Enhanced Connection Complete 0x3E #673; a later LE "
         "connection to FF:B8:37:72:4F:F8 succeeds (charging session continues).",
@@ -49,6 +49,20 @@ VERDICTS: dict[tuple[str, str, int], tuple[str, str]] = {
         "TRUE, recovered",
         "SMP Pairing Failed 0x07 ×5 sent by the device; a later pairing succeeds.",
     ),
+    ("AshMartian_HappyLeaf_Bluetooth_btsnoop_hci_happyleaf_fail.log", "rfcomm_no_reply", 298): (
+        "TRUE",
+        "SPP DLC channel 1 opens (SABM #287, UA #289); the app writes ELM327 commands #298-#314 "
+        "(tshark btspp.data: ATE1, ATZ, ATE0, ATL0, ATI, STI, ATSP6, ATH1…); the dongle sends "
+        "only credit UIH frames (#305, #313, no payload); sniff at #316-#318; the app closes "
+        "the DLC 14.7 s after its first command (DISC #319, UA #321). The link itself works.",
+    ),
+    ("mtoslalibu_ec521_btsnoop_hci.log", "connection_failed", 11824): (
+        "TRUE, recovered",
+        "LE Create Connection to CE:5D:95:7B:30:53 with filter policy 0 (direct) #11824 at "
+        "210.42 s, LE Create Connection Cancel #12804 at 215.42 s (the app's 5 s timeout), LE "
+        "Enhanced Connection Complete 0x02 #12807; the retry #13713 connects at #14081. "
+        "Warning with the recovery.",
+    ),
     ("danisla_iot-bed_btsnoop_hci.log", "link_loss", 397): (
         "TRUE",
         "Disconnection Complete reason 0x08 #397, 21 s after the LE link came up; no later "
@@ -59,7 +73,7 @@ VERDICTS: dict[tuple[str, str, int], tuple[str, str]] = {
         "LE Add Device to Filter Accept List → Command Complete 0x17 #543 (tshark "
         "bthci_evt.status); not a start-up probe (after connections), not repeated.",
     ),
-    ("durnerj_PoGo-Plus-BLE_btsnoop_hci.log", "connection_failed", 606): (
+    ("durnerj_PoGo-Plus-BLE_btsnoop_hci.log", "connection_failed", 604): (
         "TRUE, recovered",
         "LE link created and dropped with 0x3E #610 (tshark bthci_evt.reason); the next LE "
         "connection to 7C:BB:8A:CB:0C:8D succeeds.",
@@ -88,7 +102,7 @@ VERDICTS: dict[tuple[str, str, int], tuple[str, str]] = {
         "TRUE",
         "Same pattern: indication #4948 unconfirmed, link closed 30 s later.",
     ),
-    ("mchwalisz_lightsapp-cli_btsnoop_hci.log", "connection_failed", 736): (
+    ("mchwalisz_lightsapp-cli_btsnoop_hci.log", "connection_failed", 728): (
         "TRUE, recovered",
         "LE Create Connection → 0x3E #740 (catalog N29); the next connection to "
         "24:35:CC:12:D6:34 succeeds.",
@@ -162,17 +176,17 @@ UNREPORTED = (
         "short_connection and periodic_disconnect",
     ),
     (
-        "LE (Enhanced) Connection Complete 0x02 (fotonick ×62, RokoAB ×2)",
-        "not a failure: the host cancelled its own LE Create Connection (§7.8.13)",
+        "LE (Enhanced) Connection Complete 0x02 after a cancel (fotonick ×62, RokoAB ×2, "
+        "durnerj ×2: background connects; mtoslalibu ×1: direct)",
+        "attempt rows with `cancelled` in `connections`; a finding only for a direct connect "
+        "given up after ≥ 5 s (mtoslalibu, above) — background connects are cancelled to change "
+        "the filter accept list",
     ),
     (
-        "ATT 0x05/0x08 Insufficient Authentication / Authorization (durnerj #287, AleBonora)",
-        "deserves a finding when nothing recovers it (no pairing follows): durnerj's CCCD write "
-        "refused then the app disconnects — issue #14 (ATT security errors)",
-    ),
-    (
-        "RFCOMM DM answering SABM (OPPO channel 17, pfalcon channel 3)",
-        "deserves a finding when the profile never connects: issue #14 (RFCOMM refusals)",
+        "RFCOMM DM (pfalcon channel 3 #588)",
+        "not a refusal: the phone accepted the SABM (UA #572) and closed the DLC itself (DISC "
+        "#576, UA #585); the DM follows the close. `rfcomm_refused` reports DM answering SABM; "
+        "none on the corpus",
     ),
     (
         "Mode Change / LE Read Remote Features Complete with a status (HappyLeaf, durnerj, "

@@ -117,7 +117,10 @@ class Analysis:
         if address is None:
             return "unknown device"
         d = self.device(address)
-        return f"{d.name} ({address})" if d and d.name else address
+        if d and d.name:
+            return f"{d.name} ({address})"
+        adv = next((x for x in self.advertisers if x.address == address and x.name), None)
+        return f"{adv.name} ({address})" if adv is not None else address
 
     @property
     def local_device(self) -> Device | None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from analyzer.model import Analysis, Connection
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
+from analyzer.rules.queries import le_only_evidence
 
 #: statuses that are the host's own doing, not a failed set-up
 NOT_FAILURES = frozenset({0x02, 0x0B, 0x44})
@@ -134,8 +135,11 @@ def connection_failed(ctx: RuleContext) -> Iterator[Finding]:
         who = {"local": f"by {a.host}", "remote": "by the device"}.get(first.initiator or "", "")
         times = f" {len(cs)} times" if len(cs) > 1 else ""
         auto = code == 0x04 and first.initiator == "local" and _auto_reconnect(a, cs)
+        le_only = (
+            le_only_evidence(a, addr)[0] if code == 0x04 and transport == "br_edr" and addr else []
+        )
         yield ctx.finding(
-            severity="warning" if auto else None,
+            severity="warning" if auto or le_only else None,
             message=f"{link} to {a.device_label(addr)} failed{times}: {code:#04x} {name} "
             f"(frame{'s' if len(evidence) > 1 else ''} {', '.join(map(str, evidence[:8]))})"
             + (
@@ -147,7 +151,12 @@ def connection_failed(ctx: RuleContext) -> Iterator[Finding]:
             explanation=f"A link set-up {('requested ' + who) if who else ''} ends with a "
             f"completion event whose status is 0 on success; here it was {code:#04x} {name}: "
             f"{MEANING.get(code, 'the controller reported this error code (Core Vol 1 Part F)')}.",
-            fix=FIX.get(code, DEFAULT_FIX).format(host=a.host),
+            fix=(
+                "The device is known here only over LE (see wrong_transport): connect it over "
+                "LE, not BR/EDR; it cannot answer pages."
+                if le_only
+                else FIX.get(code, DEFAULT_FIX).format(host=a.host)
+            ),
             address=addr,
             connection=first.id,
             time_us=first.start_time_us,

@@ -57,11 +57,11 @@ def _is_stale_key(p: PairingAttempt) -> bool:
 
 def _sender(a: Analysis, p: PairingAttempt) -> str | None:
     if p.details.smp_failed_by is not None:
-        return a.host if p.details.smp_failed_by == "local" else "device"
+        return a.host if p.details.smp_failed_by == "local" else "the device"
     frames = set(p.frames)
     for pdu in a.smp.pdus:
         if pdu.opcode == 0x05 and pdu.frame in frames:
-            return a.host if pdu.direction == "sent" else "device"
+            return a.host if pdu.direction == "sent" else "the device"
     return None
 
 
@@ -113,7 +113,7 @@ def pairing_failed(ctx: RuleContext) -> Iterator[Finding]:
             reason = f"SMP Pairing Failed {code:#04x} {rname}"
             meaning = SMP_MEANING.get(code, "the Pairing Failed PDU gave this reason")
             who = _sender(a, p)
-            reason += f", sent by the {who}" if who else ""
+            reason += f", sent by {who}" if who else ""
             if p.details.security_request_frame is not None:
                 asker = "the device" if p.details.security_requested_by == "remote" else a.host
                 reason += (

@@ -401,3 +401,50 @@ def profile_label(d: RfcommDlc) -> str:
     if d.profile:
         return RFCOMM_PROFILE_NAMES.get(d.profile, d.profile)
     return f"server channel {d.channel}" if d.channel else "the RFCOMM multiplexer"
+
+
+#: Flags AD type bit 2 (Core Supplement Part A §1.3)
+BREDR_NOT_SUPPORTED = 0x04  # Flags AD type bit 2
+
+
+def _bredr_known(a: Analysis, addr: str) -> bool:
+    """Anything that shows the address speaks BR/EDR."""
+    if any(d.address == addr for d in a.discovered):
+        return True
+    if any(c.address == addr and c.transport == "br_edr" and c.ok for c in a.connections):
+        return True
+    if any(
+        p.address == addr and p.transport == "br_edr" and p.link_key_request is not None
+        for p in a.pairing
+    ):
+        return True  # the host holds (or was asked for) a BR/EDR link key
+    dev = a.device(addr)
+    return dev is not None and dev.class_of_device is not None
+
+
+def _le_evidence(a: Analysis, addr: str) -> tuple[list[str], list[int]]:
+    why: list[str] = []
+    frames: list[int] = []
+    adv = next((x for x in a.advertisers if x.address == addr), None)
+    if adv is not None:
+        if adv.flags is not None and adv.flags & BREDR_NOT_SUPPORTED:
+            why.append("its advertising flags say BR/EDR Not Supported")
+        else:
+            why.append(f"it was heard advertising over LE ({adv.reports} reports)")
+        if adv.address_type and "random" in adv.address_type.lower():
+            why.append("its address is a random LE address")
+        if adv.first_frame:
+            frames.append(adv.first_frame)
+    le = [c for c in a.connections if c.address == addr and c.transport == "le" and c.ok]
+    if le:
+        why.append(f"{a.host} connected to it over LE (frame {le[0].start_frame})")
+        frames.append(le[0].start_frame or 0)
+    return why, [f for f in frames if f]
+
+
+def le_only_evidence(a: Analysis, addr: str) -> tuple[list[str], list[int]]:
+    """Why the capture knows ``addr`` only as an LE device (advertising, LE links) and never
+    over BR/EDR (inquiry, a BR/EDR link or key, a class of device); empty when it does not."""
+    if _bredr_known(a, addr):
+        return [], []
+    return _le_evidence(a, addr)

@@ -127,16 +127,17 @@ def _fix(ex: Exchange, silent: str, host: str) -> str:
 
 
 def _pairing_window(ctx: RuleContext, deadline_s: float) -> Iterator[Finding]:
-    """Found (inquiry/advertising) but paged only after the deadline, and the page failed."""
+    """Found by inquiry but paged only after the deadline, and the page failed. (LE advertising
+    says nothing about BR/EDR page scanning: an LE-only address paged over BR/EDR is
+    ``wrong_transport``.)"""
     a = ctx.analysis
     found: dict[str, tuple[int, int]] = {}
     for d in a.discovered:
         found.setdefault(d.address, (d.time_us, d.frame))
-    for adv in a.advertisers:
-        if adv.first_time_us is not None and adv.first_frame is not None:
-            found.setdefault(adv.address, (adv.first_time_us, adv.first_frame))
     for c in a.connections:
         if c.status == 0 or c.address not in found or c.initiator != "local":
+            continue
+        if c.transport != "br_edr" or c.cancelled:
             continue
         t_found, f_found = found[c.address]
         page_time = c.start_time_us or 0

@@ -39,11 +39,9 @@ def _reopened(a: Analysis, d: RfcommDlc) -> RfcommDlc | None:
 def rfcomm_refused(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
     for d in a.rfcomm:
-        if d.rejected_frame is None or d.sabm_frame is None:
+        if d.rejected_frame is None:
             continue
-        opener_local = d.frames.get("sent", 0) > 0 and (
-            (d.dlci == 0 and d.initiator == "local") or d.server == "remote"
-        )
+        opener_local = d.initiator == "local" if d.dlci == 0 else d.server == "remote"
         refuser = a.device_label(d.address) if opener_local else a.host
         opener = a.host if opener_local else a.device_label(d.address)
         what = profile_label(d)
@@ -78,7 +76,7 @@ def rfcomm_refused(ctx: RuleContext) -> Iterator[Finding]:
             ),
             address=d.address,
             connection=d.connection,
-            frames=[f for f in (d.sabm_frame, d.rejected_frame) if f is not None],
+            frames=[f for f in (d.first_frame, d.sabm_frame, d.rejected_frame) if f is not None],
             details={"channel": d.channel, "dlci": d.dlci, "profile": d.profile,
                      "reopened_frame": again.open_frame if again else None},
         )  # fmt: skip

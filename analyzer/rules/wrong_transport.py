@@ -12,45 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.model import Analysis, Connection
+from analyzer.model import Connection
 from analyzer.rules.base import Finding, RuleContext, rule
-
-BREDR_NOT_SUPPORTED = 0x04  # Flags AD type bit 2
-
-
-def _bredr_known(a: Analysis, addr: str) -> bool:
-    """Anything that shows the address speaks BR/EDR."""
-    if any(d.address == addr for d in a.discovered):
-        return True
-    if any(c.address == addr and c.transport == "br_edr" and c.ok for c in a.connections):
-        return True
-    if any(
-        p.address == addr and p.transport == "br_edr" and p.link_key_request is not None
-        for p in a.pairing
-    ):
-        return True  # the host holds (or was asked for) a BR/EDR link key
-    dev = a.device(addr)
-    return dev is not None and dev.class_of_device is not None
-
-
-def _le_evidence(a: Analysis, addr: str) -> tuple[list[str], list[int]]:
-    why: list[str] = []
-    frames: list[int] = []
-    adv = next((x for x in a.advertisers if x.address == addr), None)
-    if adv is not None:
-        if adv.flags is not None and adv.flags & BREDR_NOT_SUPPORTED:
-            why.append("its advertising flags say BR/EDR Not Supported")
-        else:
-            why.append(f"it was heard advertising over LE ({adv.reports} reports)")
-        if adv.address_type and "random" in adv.address_type.lower():
-            why.append("its address is a random LE address")
-        if adv.first_frame:
-            frames.append(adv.first_frame)
-    le = [c for c in a.connections if c.address == addr and c.transport == "le" and c.ok]
-    if le:
-        why.append(f"{a.host} connected to it over LE (frame {le[0].start_frame})")
-        frames.append(le[0].start_frame or 0)
-    return why, [f for f in frames if f]
+from analyzer.rules.queries import le_only_evidence
 
 
 @rule(
@@ -75,9 +39,7 @@ def wrong_transport(ctx: RuleContext) -> Iterator[Finding]:
         ):
             pages.setdefault(c.address, []).append(c)
     for addr, cs in pages.items():
-        if _bredr_known(a, addr):
-            continue
-        why, le_frames = _le_evidence(a, addr)
+        why, le_frames = le_only_evidence(a, addr)
         if not why:
             continue
         times = f" {len(cs)} times" if len(cs) > 1 else ""

@@ -56,6 +56,7 @@ class Dlc:
     close_frame: int | None = None
     close_time_us: int | None = None
     disc_by: str | None = None  # the side that sent DISC (local / remote)
+    pn_frame: int | None = None  # the first PN command for this DLC
     max_frame_size: int | None = None
     credit_flow: bool | None = None
     initial_credits: dict[str, int] = field(default_factory=dict)  # granted by local / remote
@@ -137,7 +138,8 @@ class RfcommMux:
             elif dlc.open_frame is not None or dlc.sabm_frame is None:
                 self._closed(dlc, pdu)
         elif ft == 0x0F:  # DM
-            if dlc.open_frame is None and dlc.sabm_frame is not None:
+            # a refusal answers SABM, or the PN that precedes it (TS 07.10 §5.4.6.3.1)
+            if dlc.open_frame is None and (dlc.sabm_frame is not None or dlc.pn_frame is not None):
                 dlc.rejected_frame = pdu.frame
             else:
                 self._closed(dlc, pdu)
@@ -178,6 +180,8 @@ class RfcommMux:
                 continue
             d = self._dlc(dlci, pdu.frame)
             if m.name == "PN":
+                if m.cr and d.pn_frame is None:
+                    d.pn_frame = pdu.frame
                 d.max_frame_size = m.fields["max_frame_size"]
                 cl = m.fields["convergence_layer"]
                 if m.cr:

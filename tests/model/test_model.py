@@ -137,9 +137,13 @@ def _scenario_analysis() -> Analysis:
                                            first_time_us=0, last_time_us=60_000_000))  # fmt: skip
 
 
-def test_le_discovered_then_paged_too_late() -> None:
-    """An advertiser first heard at frame 10, paged 20 s later, page failed: the pairing-window
-    case of response_timeout (the old rule read advertisers only as dicts, so never)."""
+def test_le_advertiser_paged_over_bredr_is_wrong_transport() -> None:
+    """An address heard only advertising over LE, paged over BR/EDR 20 s later, page failed:
+    not a missed pairing window (LE advertising says nothing about page scanning) but
+    wrong_transport; found by inquiry instead, it is the pairing-window case of
+    response_timeout."""
+    from analyzer.model import DiscoveredDevice
+
     a = _scenario_analysis()
     addr = "AA:BB:CC:DD:EE:01"
     a.advertisers = [
@@ -150,8 +154,14 @@ def test_le_discovered_then_paged_too_late() -> None:
         Connection("acl-0x000-1", 0, addr, "br_edr", 0x04, "Page Timeout", 60, 26_000_000,
                    initiator="local", request_frame=50)
     ]  # fmt: skip
-    found = [f for f in run_rules(a, RuleConfig()) if f.id == "response_timeout"]
-    assert any("was found at frame 10" in f.message for f in found), found
+    found = run_rules(a, RuleConfig())
+    assert "wrong_transport" in {f.id for f in found}
+    assert not [f for f in found if "was found at frame" in f.message]
+    a.discovered = [DiscoveredDevice(addr, 10, 1_000_000)]
+    found = run_rules(a, RuleConfig())
+    assert "wrong_transport" not in {f.id for f in found}
+    late = [f for f in found if f.id == "response_timeout"]
+    assert any("was found at frame 10" in f.message for f in late), late
 
 
 def test_unanswered_smp_pairing_request_times_out() -> None:

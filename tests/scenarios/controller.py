@@ -425,6 +425,31 @@ class ScenarioController(Controller):
         return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
 
     # ------------------------------------------------------------------------------------
+    # LE Create Connection Cancel (7.8.13): the pending attempt ends with LE Connection
+    # Complete, status 0x02 Unknown Connection Identifier (bumble's controller sends none)
+    # ------------------------------------------------------------------------------------
+    def on_hci_le_create_connection_cancel_command(
+        self, _command: hci.HCI_LE_Create_Connection_Cancel_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        if self.pending_le_connection is None:
+            return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+        self.pending_le_connection = None
+        self.send_hci_packet(
+            hci.HCI_LE_Connection_Complete_Event(
+                status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+                connection_handle=0,
+                role=hci.Role.CENTRAL,
+                peer_address_type=0,
+                peer_address=hci.Address("00:00:00:00:00:00"),
+                connection_interval=0,
+                peripheral_latency=0,
+                supervision_timeout=0,
+                central_clock_accuracy=0,
+            )
+        )
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+    # ------------------------------------------------------------------------------------
     # Paging with page timeout (7.1.5)
     # ------------------------------------------------------------------------------------
     def on_hci_create_connection_command(self, command: hci.HCI_Create_Connection_Command) -> None:

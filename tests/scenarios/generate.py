@@ -20,6 +20,7 @@ from tests.scenarios.scenarios import SCENARIOS, Ctx, Scenario
 
 # registered after the older scenarios, so that their manifest entries keep their order
 importlib.import_module("tests.scenarios.stack")
+importlib.import_module("tests.scenarios.missing")
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "captures" / "scenarios"

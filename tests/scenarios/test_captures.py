@@ -23,6 +23,11 @@ COMMITTED = REPO / "captures" / "scenarios"
 # message_type 0 command / 2 accept / 3 reject, L2CAP Vol 3 Part A 4).
 KEY_FRAME_FILTERS: dict[str, str] = {
     "smp_pairing_request": "btsmp.opcode == 0x01",
+    "smp_pairing_failed": "btsmp.opcode == 0x05 && btsmp.reason == 0x05",
+    "le_create_connection_cancel": "bthci_cmd.opcode == 0x200e",
+    "at_brsf_error": 'bthfp.at_cmd == "ERROR" && hci_h4.direction == 0',
+    "rfcomm_dm": "btrfcomm.frame_type == 0x0f",
+    "rfcomm_disc": "btrfcomm.frame_type == 0x43",
     "att_error_response": "btatt.opcode == 0x01 && btatt.error_code == 0x05",
     "att_read_request": "btatt.opcode == 0x0a",
     "extended_inquiry_result": "bthci_evt.code == 0x2f",

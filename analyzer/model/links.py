@@ -389,3 +389,8 @@ class LlConnection:
     direction_inferred: bool = False
     terminate_frame: int | None = None
     terminated_by: str | None = None
+    #: no LL_TERMINATE_IND: the peripheral fell silent here while the central kept sending
+    #: for at least the supervision timeout (the link timed out, reason 0x08 inferred)
+    peer_silent_from_frame: int | None = None
+    peer_silent_s: float | None = None
+    unanswered_pdus: int = 0

@@ -82,7 +82,7 @@ def why_no_a2dp(a: Analysis, conn_ids: set[str], t_end: int) -> tuple[str, list[
         )
     chans = [c for c in a.l2cap_channels if c.connection in conn_ids and c.psm == 0x19]
     if not chans:
-        return "no AVDTP signalling channel was opened", []
+        return "A2DP was never attempted: no AVDTP signalling channel was opened", []
     refused = [c for c in chans if c.result not in (None, 0, 1)]
     if refused and all(c.result not in (None, 0) for c in chans):
         c = refused[-1]

@@ -13,9 +13,36 @@ from collections.abc import Iterator
 
 from analyzer.model import Analysis, PairingAttempt
 from analyzer.rules.base import Finding, RuleContext, rule
-from analyzer.rules.queries import firmware_changes
+from analyzer.rules.queries import REMOTE_REASONS, firmware_changes, own_disconnect
 
 KEY_FAILURES = {0x05: "Authentication Failure", 0x06: "PIN or Key Missing"}
+#: a remote that drops the link this soon after our Negative Reply gave up instead of pairing
+DROP_WITHIN_S = 10.0
+
+
+def _remote_dropped_unpaired(a: Analysis, p: PairingAttempt) -> tuple[int, str] | None:
+    """The one-sided bond: the *remote* authenticated (no Authentication Requested from this
+    host before the Link Key Request), this host had no key (Negative Reply), no pairing
+    followed (no IO capability exchange, no PIN), and the remote ended the link soon after.
+    Returns (the Disconnection Complete frame, its reason name)."""
+    if p.link_key_request != "negative_reply" or p.outcome == "success":
+        return None
+    if p.io_capability_local or p.io_capability_remote or p.method not in (None, "stored_key"):
+        return None
+    c = a.connection(p.connection)
+    if c is None or c.end_frame is None or c.end_time_us is None or c.transport != "br_edr":
+        return None
+    if any(
+        tx.opcode == 0x0411 and tx.connection == c.id and tx.frame < p.start_frame
+        for tx in a.hci_commands
+    ):
+        return None  # this host asked to authenticate: a normal first pairing attempt
+    reason = c.disconnect_reason
+    if reason not in REMOTE_REASONS | set(KEY_FAILURES) or own_disconnect(a, c) is not None:
+        return None
+    if c.end_time_us - p.start_time_us > DROP_WITHIN_S * 1e6:
+        return None
+    return c.end_frame, c.disconnect_reason_name or f"{reason:#04x}"
 
 
 def _key_dropped_after_rejection(a: Analysis, p: PairingAttempt) -> int | None:
@@ -88,6 +115,30 @@ def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
                     "after_firmware_update": bool(before),
                     "firmware_changes": [c.describe() for c in before],
                 },
+            )
+        elif (dropped_by_remote := _remote_dropped_unpaired(a, p)) is not None and not (
+            p.details.bonded_earlier_in_capture
+        ):
+            end_frame, reason_name = dropped_by_remote
+            yield ctx.finding(
+                key="one_sided",
+                message=f"{label} still holds a bond with {a.host}, but {a.host} has no key for "
+                f"it: the device authenticated, {a.host} answered Link Key Request Negative "
+                f"Reply (frame {p.frames[0]}), and the device dropped the link ({reason_name}, "
+                f"frame {end_frame}) instead of pairing again",
+                explanation=f"The device started authentication with the link key it stored "
+                f"when the two were bonded; {a.host} no longer has that key (the device was "
+                f"removed from its paired list, or its Bluetooth data was cleared), so it "
+                "answered negatively. The device then gave up rather than starting a new "
+                "pairing: a one-sided bond. It will keep reconnecting and failing.",
+                fix=f"On the device: clear its pairing list (or reset it) and put it in pairing "
+                f"mode. On {a.host}: remove any leftover entry for the device, then pair it "
+                "again from the Bluetooth settings.",
+                address=addr,
+                connection=p.connection,
+                time_us=p.start_time_us,
+                frames=sorted(set(p.frames) | {end_frame}),
+                details={"lost_by": "local", "transport": p.transport, "one_sided": True},
             )
         elif p.link_key_request == "negative_reply" and p.details.bonded_earlier_in_capture:
             dropped = _key_dropped_after_rejection(a, p)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from analyzer.model import DetailValue
+from analyzer.model.analysis import AIR_LINK_TYPES
 from analyzer.rules.base import Finding, RuleContext, rule
 
 
@@ -71,9 +72,16 @@ def capture_incomplete(ctx: RuleContext) -> Iterator[Finding]:
         explanation="The analysis sees only what the capture holds. Missing, cut or "
         "misordered packets hide steps of the story: a finding may be missing, and a request "
         "whose answer was not captured may look unanswered.",
-        fix="Capture again with the full HCI snoop log (Android: Developer options → Enable "
-        "Bluetooth HCI snoop log → 'Enabled', not 'Filtered'), started before Bluetooth is "
-        "turned on or the device is connected.",
+        fix=(
+            "Capture again with the sniffer started before the devices connect (so it sees the "
+            "CONNECT_IND and follows the hopping), placed close to both devices; with an nRF "
+            "Sniffer, select the device to follow first; an encrypted link needs its LTK (or "
+            "the pairing in the capture) to be decoded."
+            if a.capture.link_type in AIR_LINK_TYPES
+            else "Capture again with the full HCI snoop log (Android: Developer options → "
+            "Enable Bluetooth HCI snoop log → 'Enabled', not 'Filtered'), started before "
+            "Bluetooth is turned on or the device is connected."
+        ),
         time_us=cap.first_time_us,
         frames=sorted(set(frames)),
         count=len(reasons),

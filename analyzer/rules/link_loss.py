@@ -44,12 +44,31 @@ def link_loss(ctx: RuleContext) -> Iterator[Finding]:
         during = f" while {' and '.join(what)}" if what else ""
         times = f" ({len(items)} times)" if len(items) > 1 else ""
         hint = " (supervision timeout)" if reason == 0x08 else ""
+        air = next(
+            (x for x in a.ll_connections if x.connection == c.id and x.peer_silent_from_frame),
+            None,
+        )
+        silent = (
+            f": the peer stopped answering at frame {air.peer_silent_from_frame} (crashed, "
+            f"reset or out of range) while the central kept sending for {air.peer_silent_s:.1f} "
+            f"s ({air.unanswered_pdus} unanswered PDUs), with no LL_TERMINATE_IND"
+            if air is not None and air.peer_silent_s is not None
+            else ""
+        )
         yield ctx.finding(
             message=f"Link to {a.device_label(addr)} lost{dur}: {reason:#04x} "
-            f"{c.disconnect_reason_name}{hint} (frame {c.end_frame}){during}{times}",
+            f"{c.disconnect_reason_name}{hint} (frame {c.end_frame}){silent}{during}{times}",
             explanation="A link ends normally when one side's host asks for it (reasons "
             "0x13-0x16). Here the controllers ended it on their own: "
             f"{LOSS_REASONS[reason]}."
+            + (
+                " On the air the peripheral's answers stop while the central's packets go on "
+                "until the supervision timeout: the peripheral itself went silent (a firmware "
+                "crash or reset, power loss, or it moved out of range) — the central is not at "
+                "fault."
+                if silent
+                else ""
+            )
             + (f" The user heard it: {', '.join(what)}." if what else ""),
             fix="Keep the devices close with no body or metal in between, move away from Wi-Fi "
             "2.4 GHz / USB 3 interference, charge the device; if it repeats at the same place "
@@ -57,7 +76,11 @@ def link_loss(ctx: RuleContext) -> Iterator[Finding]:
             address=addr,
             connection=c.id,
             time_us=c.end_time_us,
-            frames=sorted({x.end_frame or 0 for x, _, _ in items} | set(wframes)),
+            frames=sorted(
+                {x.end_frame or 0 for x, _, _ in items}
+                | set(wframes)
+                | ({air.peer_silent_from_frame or 0} if air is not None else set())
+            ),
             count=len(items),
             details={
                 "reason": reason,

@@ -70,6 +70,10 @@ class _Link:
     encrypted: bool = False
     terminated: bool = False  # LL_TERMINATE_IND seen (§5.1.1): the connection has ended
     sessions: dict[int, Any] = field(default_factory=dict)  # cid → SMP / ATT session
+    heard: dict[str, tuple[int, int]] = field(default_factory=dict)  # direction → (frame, t)
+    answered: int = 0  # PDUs heard from the peripheral
+    unanswered: int = 0  # central PDUs since the peripheral was last heard
+    unanswered_from: tuple[int, int] | None = None  # the first of them (frame, t)
 
 
 @stage("le_air")
@@ -165,6 +169,14 @@ def _process_data(
             else:
                 direction = "sent"  # the central opens each connection event
         link.last = (t, direction, airtime)
+        link.heard[direction] = (frame, t)
+        if direction == "received":
+            link.answered += 1
+            link.unanswered, link.unanswered_from = 0, None
+        else:
+            if link.unanswered == 0:
+                link.unanswered_from = (frame, t)
+            link.unanswered += 1
         prev_sn = link.last_sn.get(direction)
         link.last_sn[direction] = sn
         if plen == 0:
@@ -223,10 +235,41 @@ def _process_data(
         from analyzer.decode.le_ll import LL_CONTROL_OPCODES
 
         for link in links:
+            _peer_went_silent(link)
             link.stats.control = {
                 LL_CONTROL_OPCODES.get(k, f"0x{k:02X}"): v for k, v in sorted(link.control.items())
             }
         ctx.analysis.ll_connections = [link.stats for link in links]
+
+
+#: the peripheral answered at least this many PDUs before falling silent (so the sniffer could
+#: hear it), and the central then sent at least this many unanswered PDUs
+MIN_ANSWERED = 10
+MIN_UNANSWERED = 6
+
+
+def _peer_went_silent(link: _Link) -> None:
+    """A link with no LL_TERMINATE_IND whose central kept transmitting, unanswered, for at least
+    the supervision timeout after the peripheral was last heard (Vol 6 Part B §4.5.2): the
+    peripheral stopped answering (crashed, reset or out of range) and the link timed out."""
+    s = link.stats
+    if link.terminated or s.params is None or link.unanswered_from is None:
+        return
+    if link.answered < MIN_ANSWERED or link.unanswered < MIN_UNANSWERED:
+        return
+    last_peer = link.heard.get("received")
+    last_central = link.heard.get("sent")
+    if last_peer is None or last_central is None:
+        return
+    silent_us = last_central[1] - last_peer[1]
+    if silent_us < link.timeout_us:
+        return
+    s.peer_silent_from_frame = link.unanswered_from[0]
+    s.peer_silent_s = round(silent_us / 1e6, 3)
+    s.unanswered_pdus = link.unanswered
+    conn = link.conn
+    conn.disconnect_reason = 0x08  # the supervision timer ran out (inferred from the air)
+    conn.disconnect_reason_name = error_name(0x08)
 
 
 def _new_link(aa: int, info: dict[str, Any], frame: int, t: int, n: int) -> _Link:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from bumble import core, data_types, hfp, rfcomm, sdp, smp
+from bumble import core, data_types, hci, hfp, rfcomm, sdp, smp
 from bumble.core import BT_LE_TRANSPORT, AdvertisingData, PhysicalTransport
 
 from tests.scenarios.clean import pair_and_encrypt
+from tests.scenarios.faults import bond_silently
 from tests.scenarios.harness import sleep, with_timeout
 from tests.scenarios.scenarios import (
+    HEADSET_ADDR,
+    PHONE_ADDR,
     Ctx,
     HeadsetBehaviour,
     _rfcomm_protocol_list,
@@ -274,3 +277,55 @@ async def wrong_transport_page(ctx: Ctx) -> None:
     frames = ctx.snoop.events(0x03, 0x04)
     ctx.frame("connection_complete_page_timeout", frames, 0)
     ctx.key_frames["connection_complete_page_timeout_all"] = frames
+
+
+@scenario(
+    "one_sided_bond",
+    "The phone and the headset were bonded; the phone lost its key (the user removed the "
+    "headset there). The headset reconnects and authenticates with its stored key; the phone "
+    "answers Link Key Request Negative Reply, the headset's authentication fails with PIN or "
+    "Key Missing and it drops the link (Authentication Failure) instead of pairing again.",
+    927,
+    ["auth_key_missing"],
+    "faults",
+)
+async def one_sided_bond(ctx: Ctx) -> None:
+    hs = ctx.add_headset(HeadsetBehaviour(codecs=("sbc",)))
+    await bond_silently(ctx)
+    phone = ctx.phone.device
+    assert phone.keystore is not None
+    await phone.keystore.delete(HEADSET_ADDR + "/P")
+    await phone.set_connectable(True)
+    ctx.faults.append("the phone lost the link key the headset still holds")
+    conn = await hs.device.connect(PHONE_ADDR, transport=PhysicalTransport.BR_EDR)
+    with contextlib.suppress(Exception):
+        await conn.authenticate()
+    await sleep(0.3)
+    with contextlib.suppress(Exception):
+        await conn.disconnect(reason=hci.HCI_ErrorCode.AUTHENTICATION_FAILURE_ERROR)
+    await sleep(0.5)
+    s = ctx.snoop
+    ctx.frame("link_key_request_negative_reply", s.commands(0x040C))
+    ctx.frame("disconnection_complete", s.events(0x05, 0))
+
+
+@scenario(
+    "a2dp_never_connected",
+    "The phone pairs with a headset that offers Audio Sink and Hands-Free, finds the Audio Sink "
+    "record, connects Hands-Free (service level connection) but never opens AVDTP; after 25 s "
+    "the phone disconnects. Media audio could not have played.",
+    928,
+    ["a2dp_not_connected"],
+    "faults",
+)
+async def a2dp_never_connected(ctx: Ctx) -> None:
+    ctx.add_headset(HeadsetBehaviour(codecs=("sbc",)))
+    await ctx.power_on()
+    conn = await pair_and_encrypt(ctx)
+    await ctx.sdp_query(conn)
+    await ctx.hfp_ag(conn)
+    ctx.faults.append("the phone never opens the AVDTP signalling channel")
+    await sleep(25.0)
+    await conn.disconnect()
+    await sleep(0.5)
+    ctx.frame("sdp_request", ctx.snoop.l2cap_frames(lambda cid, p: p[:1] == b"\x06"), 0)

@@ -268,3 +268,52 @@ def test_synthetic_reused_access_address(tmp_path: Path) -> None:
     assert (stats[first.id]["terminate_frame"], stats[first.id]["terminated_by"]) == (6, "central")
     assert stats[second.id]["terminate_frame"] is None
     assert stats[first.id]["pdus"] == 5 and stats[second.id]["pdus"] == 4
+
+
+def _silent_peer(tmp_path: Path, silent_events: int, terminate: bool = False) -> Path:
+    """30 ms connection events, supervision timeout 1 s (the CONNECT_IND above): 20 events
+    answered by the peripheral, then ``silent_events`` events where only the central sends."""
+    sent, rcvd = 1 | 2, 1
+    pkts: list[tuple[int, bytes, int]] = [(0, _connect_ind(AA), sent)]
+    t = 1_000
+    for i in range(20):
+        pkts.append((t, _ll(AA, 1, i & 1, i & 1, b""), sent))
+        pkts.append((t + 400, _ll(AA, 1, i & 1, (i + 1) & 1, b""), rcvd))
+        t += 30_000
+    for _ in range(silent_events):  # the central retransmits: same SN, no answer
+        pkts.append((t, _ll(AA, 1, 0, 0, b""), sent))
+        t += 30_000
+    if terminate:
+        pkts.append((t, _ll(AA, 3, 0, 0, bytes([0x02, 0x13])), sent))
+    recs = [
+        (1_600_000_000_000_000 + tt, b.nordic_ble(2, ll, flags=f, channel=1, rssi=-50))
+        for tt, ll, f in pkts
+    ]
+    data, _ = b.pcap_file(recs, 272)
+    p = tmp_path / f"silent_{silent_events}_{terminate}.pcap"
+    p.write_bytes(data)
+    return p
+
+
+def test_peripheral_that_stops_answering_is_a_link_loss(tmp_path: Path) -> None:
+    """Vol 6 Part B §4.5.2: the central keeps sending, unanswered, for longer than the 1 s
+    supervision timeout and no LL_TERMINATE_IND comes: the peripheral went silent (0x08)."""
+    a = analyze(_silent_peer(tmp_path, 50))
+    (c,) = _air(a)
+    assert c.disconnect_reason == 0x08
+    (ll,) = a.ll_connections
+    assert ll.peer_silent_from_frame == 42  # CONNECT_IND + 20 answered events, then the first
+    assert ll.unanswered_pdus == 50 and ll.peer_silent_s is not None and ll.peer_silent_s > 1.0
+    (f,) = [f for f in a.findings if f.id == "link_loss"]
+    assert "stopped answering at frame 42" in f.message and 42 in f.frames
+
+
+@pytest.mark.parametrize(("events", "terminate"), [(20, False), (50, True)])
+def test_short_silence_or_terminated_link_is_no_link_loss(
+    tmp_path: Path, events: int, terminate: bool
+) -> None:
+    """0.6 s unanswered (under the 1 s timeout), or a link the central terminated: no loss."""
+    a = analyze(_silent_peer(tmp_path, events, terminate))
+    (c,) = _air(a)
+    assert c.disconnect_reason != 0x08
+    assert not [f for f in a.findings if f.id == "link_loss"]

@@ -418,7 +418,15 @@ def _le_conn_update(p: bytes, r: HciEvent) -> None:
         conn_interval_ms=(u16(p, 3) or 0) * 1.25,
         peripheral_latency=u16(p, 5),
         supervision_timeout=u16(p, 7),
+        supervision_timeout_ms=(u16(p, 7) or 0) * 10,
     )
+
+
+def _le_remote_param_request(p: bytes, r: HciEvent) -> None:
+    """LE Remote Connection Parameter Request (§7.7.65.6): handle, interval min/max, latency,
+    timeout."""
+    r.handle = (u16(p, 0) or 0) & 0x0FFF
+    r.fields.update(supervision_timeout_ms=(u16(p, 8) or 0) * 10)
 
 
 def _le_remote_features(p: bytes, r: HciEvent) -> None:
@@ -446,6 +454,7 @@ LE_SUBEVENTS: dict[int, tuple[int, EvtDecoder]] = {
     0x03: (9, _le_conn_update),
     0x04: (11, _le_remote_features),
     0x05: (12, _le_ltk_request),
+    0x06: (10, _le_remote_param_request),
     0x07: (10, _le_data_length),
     0x0A: (30, _le_ecc),
     0x0C: (5, _le_phy_update),

@@ -152,6 +152,13 @@ class Connection:
     #: LE connects: "direct" (to one peer address) or "filter_accept_list" (background connect)
     connect_mode: str | None = None
     attempt_ms: float | None = None  # from the create command to the completion event
+    #: LE: the link supervision timeout in force (LE Connection Complete / LE Connection Update
+    #: Complete, Vol 4 Part E §7.7.65.1/.3), the frame that set it, and the frame of the
+    #: peer's request for new parameters that led to it (L2CAP Connection Parameter Update
+    #: Request, Vol 3 Part A §4.20; LE Remote Connection Parameter Request, §7.7.65.6)
+    supervision_timeout_ms: float | None = None
+    supervision_timeout_frame: int | None = None
+    params_requested_frame: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -10,9 +10,37 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.model import Connection
-from analyzer.rules.base import Finding, RuleContext, rule
+from analyzer.model import Analysis, Connection
+from analyzer.rules.base import Finding, RuleContext, Threshold, rule
 from analyzer.rules.queries import LOSS_REASONS, running_at
+
+SHORT_SUPERVISION = Threshold(
+    "short_supervision_ms",
+    500.0,
+    "ms",
+    "an LE supervision timeout below this is named as the cause of a 0x08 loss",
+)
+
+
+def _short_timeout(a: Analysis, c: Connection, below_ms: float) -> tuple[str, list[int]]:
+    """The LE link's supervision timeout, when it was short enough to explain a 0x08 loss, and
+    whether the peer asked for it (its request precedes the update that set it)."""
+    to = c.supervision_timeout_ms
+    if c.transport != "le" or c.disconnect_reason != 0x08 or to is None or to >= below_ms:
+        return "", []
+    set_at = c.supervision_timeout_frame
+    asked = c.params_requested_frame
+    for s in a.l2cap_signals:
+        if (
+            s.connection == c.id
+            and s.code == 0x12  # Connection Parameter Update Request (Vol 3 Part A §4.20)
+            and s.direction == "received"
+            and (set_at is None or s.frame < set_at)
+        ):
+            asked = s.frame
+    by = f", requested by the device at frame {asked}" if asked is not None else ""
+    frames = [f for f in (asked, set_at) if f is not None]
+    return f": the supervision timeout was only {to:.0f} ms (set at frame {set_at}{by})", frames
 
 
 @rule(
@@ -21,6 +49,7 @@ from analyzer.rules.queries import LOSS_REASONS, running_at
     title="Link lost",
     summary="a link dropped by supervision timeout (0x08), LMP/LL response timeout (0x22), "
     "instant passed (0x28) or MIC failure (0x3D), with what was running then",
+    thresholds=[SHORT_SUPERVISION],
     example="Link to Headset (AA:BB:CC:DD:EE:FF) lost after 14.0 s: 0x08 Connection Timeout "
     "(frame 908) while A2DP (SBC) was streaming",
 )
@@ -55,9 +84,13 @@ def link_loss(ctx: RuleContext) -> Iterator[Finding]:
             if air is not None and air.peer_silent_s is not None
             else ""
         )
+        short, short_frames = (
+            _short_timeout(a, c, ctx.threshold("short_supervision_ms")) if not silent else ("", [])
+        )
         yield ctx.finding(
             message=f"Link to {a.device_label(addr)} lost{dur}: {reason:#04x} "
-            f"{c.disconnect_reason_name}{hint} (frame {c.end_frame}){silent}{during}{times}",
+            f"{c.disconnect_reason_name}{hint} (frame {c.end_frame}){silent}{short}{during}"
+            f"{times}",
             explanation="A link ends normally when one side's host asks for it (reasons "
             "0x13-0x16). Here the controllers ended it on their own: "
             f"{LOSS_REASONS[reason]}."
@@ -69,10 +102,22 @@ def link_loss(ctx: RuleContext) -> Iterator[Finding]:
                 if silent
                 else ""
             )
+            + (
+                " A supervision timeout this short ends the link after a handful of missed "
+                "connection events (a moment of interference or a body between the devices)."
+                if short
+                else ""
+            )
             + (f" The user heard it: {', '.join(what)}." if what else ""),
-            fix="Keep the devices close with no body or metal in between, move away from Wi-Fi "
-            "2.4 GHz / USB 3 interference, charge the device; if it repeats at the same place "
-            "in a stream or call, update the device's firmware.",
+            fix=(
+                "Have the device's firmware request a supervision timeout of a few seconds "
+                "(Android and iOS use 5-6 s) instead of the short one it asks for; meanwhile "
+                "keep the devices close."
+                if short
+                else "Keep the devices close with no body or metal in between, move away from "
+                "Wi-Fi 2.4 GHz / USB 3 interference, charge the device; if it repeats at the "
+                "same place in a stream or call, update the device's firmware."
+            ),
             address=addr,
             connection=c.id,
             time_us=c.end_time_us,
@@ -80,6 +125,7 @@ def link_loss(ctx: RuleContext) -> Iterator[Finding]:
                 {x.end_frame or 0 for x, _, _ in items}
                 | set(wframes)
                 | ({air.peer_silent_from_frame or 0} if air is not None else set())
+                | set(short_frames)
             ),
             count=len(items),
             details={

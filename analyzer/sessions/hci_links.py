@@ -93,10 +93,30 @@ def _le_conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> N
         request_frame=tx.frame if tx is not None else None,
         connect_mode=mode,
         attempt_ms=(time_us - tx.time_us) / 1000 if tx is not None else None,
+        supervision_timeout_ms=ev.fields.get("supervision_timeout_ms"),
+        supervision_timeout_frame=frame,
     )
     st.connections.append(c)
     st._open[("le", handle)] = c
     st._event(time_us, frame, c.id, "connect", f"LE connected to {addr} (handle {handle:#x})")
+
+
+@handles(0x3E03)
+def _le_conn_update_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
+    """LE Connection Update Complete (§7.7.65.3): the parameters now in force."""
+    c = st.conn_by_handle(ev.handle)
+    if ev.status != 0 or c is None or c.transport != "le":
+        return
+    c.supervision_timeout_ms = ev.fields.get("supervision_timeout_ms")
+    c.supervision_timeout_frame = frame
+
+
+@handles(0x3E06)
+def _le_remote_param_request(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
+    """LE Remote Connection Parameter Request (§7.7.65.6): the peer asked for new parameters."""
+    c = st.conn_by_handle(ev.handle)
+    if c is not None:
+        c.params_requested_frame = frame
 
 
 @handles(0x2C)

@@ -362,3 +362,24 @@ def test_filtered_snoop_catalog_facts() -> None:
     assert pt
     fails = Counter(c["status"] for c in j["connections"] if c["status"] != 0)
     assert fails == {0x04: int(pt.group(1))}
+
+
+@pytest.mark.tshark
+def test_le_supervision_timeout_matches_tshark() -> None:
+    """The supervision timeout an LE link ends with is the one the last LE Connection (Update)
+    Complete set (Vol 4 Part E §7.7.65.1/.3), as tshark decodes it."""
+    from tests.oracle import tshark_where
+
+    name = "danisla_iot-bed_btsnoop_hci.log"
+    _need_hci(name)
+    rows = tshark_where(
+        SHARED_CAPTURES / name,
+        "bthci_evt.le_meta_subevent == 0x03 || bthci_evt.le_meta_subevent == 0x01",
+        "frame.number",
+        "bthci_evt.le_supv_timeout",
+    )
+    assert rows, "no LE connection events"
+    frame, timeout = rows[-1]
+    (c,) = [c for c in _json(name)["connections"] if c["transport"] == "le" and c["status"] == 0]
+    assert c["supervision_timeout_frame"] == int(frame)
+    assert c["supervision_timeout_ms"] == int(timeout) * 10

@@ -63,10 +63,12 @@ VERDICTS: dict[tuple[str, str, int], tuple[str, str]] = {
         "Enhanced Connection Complete 0x02 #12807; the retry #13713 connects at #14081. "
         "Warning with the recovery.",
     ),
-    ("danisla_iot-bed_btsnoop_hci.log", "link_loss", 397): (
+    ("danisla_iot-bed_btsnoop_hci.log", "link_loss", 295): (
         "TRUE",
         "Disconnection Complete reason 0x08 #397, 21 s after the LE link came up; no later "
-        "connection to 68:9E:19:12:7E:7F in the capture.",
+        "connection to 68:9E:19:12:7E:7F in the capture. Cause named: the device's L2CAP "
+        "Connection Parameter Update Request #295 (accepted #296) led to LE Connection Update "
+        "Complete #301 with Supervision Timeout 10 (0.1 s, tshark), 15 s before the loss.",
     ),
     ("durnerj_PoGo-Plus-BLE_btsnoop_hci.log", "hci_command_failed", 542): (
         "TRUE",

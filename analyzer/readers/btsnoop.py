@@ -113,6 +113,135 @@ def _headers(data: np.ndarray, offsets: np.ndarray, chunk: int = 65536) -> np.nd
     return out
 
 
+#: the lockstep walk: files at least this large, chains of about this many bytes each
+FAST_MIN_SIZE = 1 << 22
+FAST_SEGMENT = 1 << 18
+#: bytes screened at the start of each segment for its first record boundary
+FAST_WINDOW = 1024
+
+
+def _valid(u: np.ndarray, cur: np.ndarray, size: int, flag_mask: int, flag_max: int) -> np.ndarray:
+    """Which cursors hold a plausible record header (``u``: their orig, incl, flags)."""
+    orig, incl, flags = u[:, 0], u[:, 1], u[:, 2]
+    return (
+        (incl <= orig)
+        & (incl <= MAX_RECORD)
+        & (cur + REC_LEN + incl <= size)
+        & ((flags & flag_mask) <= flag_max)
+        & ((orig != 0) | (flags != 0))
+    )
+
+
+def _head3(rows: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """orig, incl, flags (big-endian u32) of the record headers at ``cur``, as int64
+    (``rows``: a 12-byte window at every offset, :func:`_windows`)."""
+    return rows[cur].view(">u4").astype(np.int64)
+
+
+def _windows(data: np.ndarray) -> np.ndarray:
+    """A read-only (n - 11, 12) view: row i is the 12 bytes at offset i (no copy)."""
+    n = max(data.shape[0] - 11, 0)
+    return np.lib.stride_tricks.as_strided(data, shape=(n, 12), strides=(1, 1), writeable=False)
+
+
+def _fast_offsets(data: np.ndarray, start: int, size: int, datalink: int) -> np.ndarray | None:
+    """Record offsets of an undamaged file, walked in lockstep: the file is cut into segments,
+    each segment's first record boundary is guessed by screening its first bytes (a header whose
+    next two records are plausible too), and all segments' record chains are then followed
+    together, one record per numpy step. The chain from the file header is right by
+    construction; each chain must land exactly on the next live segment's start, which proves
+    that start. A chain that overshoots the next start, or a chain that meets an implausible
+    header, shows that start was a false guess inside a payload: that segment is dropped (with
+    what its chain found) and the chain before it walks on. Damage the guesses cannot explain —
+    an implausible header on a proven chain, padding, joined logs, a cut end — returns None and
+    the record-by-record walk, which knows how to recover, reads the file instead."""
+    if size - start < FAST_MIN_SIZE:
+        return None
+    rows = _windows(data)
+    flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF
+    flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
+    seg_starts = np.arange(start + FAST_SEGMENT, size - FAST_WINDOW - 3 * REC_LEN, FAST_SEGMENT)
+    # -- a guessed first record boundary per segment (all segments screened at once) ---------
+    win = seg_starts[:, None] + np.arange(FAST_WINDOW - REC_LEN, dtype=np.int64)
+    cand = win.ravel()
+    ok = _valid(_head3(rows, cand), cand, size, flag_mask, flag_max)
+    for _ in range(2):  # the next two records must be plausible too
+        idx = np.flatnonzero(ok)
+        nxt = cand[idx] + REC_LEN + _head3(rows, cand[idx])[:, 1]
+        good = nxt + REC_LEN <= size
+        good[good] = _valid(_head3(rows, nxt[good]), nxt[good], size, flag_mask, flag_max)
+        ok[idx] = good
+        cand[idx] = np.where(good, nxt, cand[idx])
+    ok2 = ok.reshape(win.shape)
+    found = ok2.any(axis=1)
+    guess = win[np.arange(win.shape[0]), ok2.argmax(axis=1)][found]
+    starts = np.concatenate(([start], guess)).astype(np.int64)
+    nseg = starts.shape[0]
+    ends = np.concatenate((starts[1:], [size])).astype(np.int64)
+    alive = np.ones(nseg, dtype=bool)
+    done = np.zeros(nseg, dtype=bool)
+    # -- follow every chain, one record per step ----------------------------------------------
+    cur = starts.copy()
+    seg = np.arange(nseg)
+    out_off: list[np.ndarray] = []
+    out_seg: list[np.ndarray] = []
+
+    def drop(k: int) -> bool:
+        """Segment k's start was a false guess: the live chain before it walks on to k's end.
+        False when that chain had already proven k's start (then this is real damage)."""
+        alive[k] = False
+        p = k - 1
+        while not alive[p]:
+            p -= 1
+        if done[p]:
+            return False
+        ends[p] = ends[k]
+        return True
+
+    while cur.shape[0]:
+        keep = alive[seg]
+        cur, seg = cur[keep], seg[keep]
+        if not cur.shape[0]:
+            break
+        inside = cur + REC_LEN <= size
+        u = np.zeros((cur.shape[0], 3), dtype=np.int64)
+        u[inside] = _head3(rows, cur[inside])
+        valid = inside & _valid(u, cur, size, flag_mask, flag_max)
+        if not valid.all():
+            for k in seg[~valid].tolist():
+                if k == 0 or not alive[k]:
+                    if k == 0:
+                        return None
+                    continue
+                if not drop(k):
+                    return None
+            keep = valid & alive[seg]
+            cur, seg, u = cur[keep], seg[keep], u[keep]
+        out_off.append(cur)
+        out_seg.append(seg)
+        cur = cur + REC_LEN + u[:, 1]
+        end = ends[seg]
+        over = cur > end
+        while over.any():  # overshot the next start: it was a false guess
+            for i in np.flatnonzero(over).tolist():
+                k = int(seg[i]) + 1
+                while k < nseg and not alive[k]:
+                    k += 1
+                if k >= nseg or not drop(k):
+                    return None  # overshot the end of the file: a cut or damaged record
+            end = ends[seg]
+            over = cur > end
+        fin = cur == end
+        if fin.any():
+            done[seg[fin]] = True
+            cur, seg = cur[~fin], seg[~fin]
+    offs = np.concatenate(out_off)
+    segs = np.concatenate(out_seg)
+    offs = offs[alive[segs]]
+    offs.sort()
+    return offs
+
+
 def sniff(head: bytes) -> bool:
     return head[:8] == MAGIC
 
@@ -234,6 +363,9 @@ def read(src: Source) -> Capture:
     flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
     append = offs.append
     data = np.frombuffer(buf, dtype=np.uint8) if size else np.zeros(0, np.uint8)
+    fast = _fast_offsets(data, off, size, datalink)
+    if fast is not None:
+        off = size  # every record found by the lockstep walk
     while off < size:
         # the hot loop: one unpack, five comparisons, one append per record
         if off + REC_LEN <= size:
@@ -301,8 +433,8 @@ def read(src: Source) -> Capture:
         prev_off = None
         off = cand
 
-    n = len(offs)
-    rec = np.frombuffer(offs, dtype=np.int64)
+    rec = fast if fast is not None else np.frombuffer(offs, dtype=np.int64)
+    n = int(rec.shape[0])
     hdr = _headers(data, rec)
     orig_np = hdr["orig"].astype(np.int64)
     incl_np = hdr["incl"].astype(np.int64)

@@ -49,6 +49,8 @@ HCI_MEANING: dict[int, str] = {
     0x3A: "the controller was busy",
 }
 KEY_REJECTIONS = frozenset({0x05, 0x06})
+#: SMP reasons that judge the *other* side's PDU (§3.5.5): the sender rejected what it got
+PEER_PDU_FAULTS = frozenset({0x07, 0x0A})
 
 
 def _is_stale_key(p: PairingAttempt) -> bool:
@@ -114,6 +116,12 @@ def pairing_failed(ctx: RuleContext) -> Iterator[Finding]:
             meaning = SMP_MEANING.get(code, "the Pairing Failed PDU gave this reason")
             who = _sender(a, p)
             reason += f", sent by {who}" if who else ""
+            if who and code in PEER_PDU_FAULTS:
+                other = "the device" if who == a.host else a.host
+                meaning += (
+                    f" — {who} rejected what {other} sent: the fault is in {other}'s pairing "
+                    "PDU, not in the side that refused it"
+                )
             if p.details.security_request_frame is not None:
                 asker = "the device" if p.details.security_requested_by == "remote" else a.host
                 reason += (

@@ -1,0 +1,108 @@
+"""The lockstep record walk (``btsnoop._fast_offsets``) finds exactly the records the
+record-by-record walk finds, on every btsnoop capture of the corpus and on damaged copies of them,
+or declines (None) so that the careful walk reads the file. Run with tiny segments so that even
+small captures are cut into many chains, false guesses inside payloads included."""
+
+from __future__ import annotations
+
+import random
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analyzer.readers import btsnoop
+from tests.conftest import container_format, corpus
+
+CAPTURES = [p for p in corpus() if p.exists() and container_format(p) == "btsnoop"]
+
+
+def _slow_offsets(buf: bytes) -> list[int] | None:
+    """Offsets by the plain chain walk, or None where the chain breaks (damage)."""
+    out, off = [], btsnoop.HEADER.size
+    monitor = struct.unpack_from(">I", buf, 12)[0] == 2001
+    while off < len(buf):
+        if off + btsnoop.REC_LEN > len(buf):
+            return None
+        orig, incl, flags = struct.unpack_from(">III", buf, off)
+        if incl > orig or incl > btsnoop.MAX_RECORD or off + 24 + incl > len(buf):
+            return None
+        bad_flags = (flags & 0xFFFF) > btsnoop.MONITOR_MAX_OPCODE if monitor else flags > 3
+        if not (orig or flags) or bad_flags:
+            return None
+        out.append(off)
+        off += btsnoop.REC_LEN + incl
+    return out
+
+
+@pytest.fixture
+def tiny_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(btsnoop, "FAST_MIN_SIZE", 0)
+    monkeypatch.setattr(btsnoop, "FAST_SEGMENT", 2048)
+    monkeypatch.setattr(btsnoop, "FAST_WINDOW", 512)
+
+
+def _fast(buf: bytes) -> np.ndarray | None:
+    datalink = struct.unpack_from(">I", buf, 12)[0]
+    data = np.frombuffer(buf, dtype=np.uint8)
+    return btsnoop._fast_offsets(data, btsnoop.HEADER.size, len(buf), datalink)
+
+
+@pytest.mark.usefixtures("tiny_segments")
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_fast_walk_equals_record_walk(path: Path) -> None:
+    buf = path.read_bytes()
+    fast = _fast(buf)
+    slow = _slow_offsets(buf)
+    if slow is None:
+        assert fast is None, "a damaged chain must go to the careful walk"
+        return
+    if fast is not None:
+        assert fast.tolist() == slow
+
+
+@pytest.mark.usefixtures("tiny_segments")
+@pytest.mark.parametrize("path", CAPTURES[:12], ids=lambda p: p.name)
+def test_fast_walk_on_damaged_copies(path: Path) -> None:
+    """Cut, overwritten and zero-padded copies: the fast walk is exact or declines."""
+    buf = path.read_bytes()
+    if len(buf) < 256:
+        pytest.skip("too small to damage")
+    rng = random.Random(path.name)
+    for _ in range(6):
+        b = bytearray(buf)
+        kind = rng.choice(("cut", "garbage", "zeros"))
+        at = rng.randrange(16, len(b))
+        if kind == "cut":
+            b = b[:at]
+        elif kind == "garbage":
+            n = min(64, len(b) - at)
+            b[at : at + n] = bytes(rng.randrange(256) for _ in range(n))
+        else:
+            b += bytes(rng.randrange(24, 4096))
+        fast = _fast(bytes(b))
+        if fast is not None:
+            assert fast.tolist() == _slow_offsets(bytes(b))
+
+
+@pytest.mark.usefixtures("tiny_segments")
+def test_fast_walk_is_taken() -> None:
+    """Most undamaged captures are read by the lockstep walk (not silently always declined)."""
+    clean = [p for p in CAPTURES if _slow_offsets(p.read_bytes()) is not None]
+    taken = [p for p in clean if _fast(p.read_bytes()) is not None]
+    assert len(taken) >= 0.8 * len(clean), (len(taken), len(clean))
+
+
+@pytest.mark.usefixtures("tiny_segments")
+def test_reader_gives_the_same_frames_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole read (frame table, warnings) does not depend on which walk found the records."""
+    from analyzer.readers import load
+
+    for path in CAPTURES[:20]:
+        fast = load(path)
+        with monkeypatch.context() as m:
+            m.setattr(btsnoop, "FAST_MIN_SIZE", 1 << 62)
+            slow = load(path)
+        assert fast.frames.equals(slow.frames), path.name
+        assert fast.warnings == slow.warnings, path.name

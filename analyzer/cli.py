@@ -14,7 +14,9 @@ import click
 
 from analyzer import __version__
 
-COMMAND_MODULES = ("info", "analyze", "convert", "rules", "batch", "dashboard")
+COMMAND_MODULES = (
+    "info", "analyze", "convert", "rules", "batch", "query", "summary", "store", "dashboard",
+)  # fmt: skip
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

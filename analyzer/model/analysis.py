@@ -26,6 +26,7 @@ from analyzer.model.base import (
     frame_of,
     from_jsonable,
     record,
+    schema_of,
     to_jsonable,
 )
 from analyzer.model.capture import CaptureSummary, Scope
@@ -160,6 +161,13 @@ class Analysis:
         if name not in TABLE_PATHS:
             raise KeyError(f"no table {name!r}; tables: {', '.join(TABLES)}")
         return frame_of(TABLE_RECORDS[name], self.rows(name))
+
+    @staticmethod
+    def table_schema(name: str) -> pl.Schema:
+        """The fixed polars schema of one of :data:`TABLES` (without ``capture_id``)."""
+        if name not in TABLE_PATHS:
+            raise KeyError(f"no table {name!r}; tables: {', '.join(TABLES)}")
+        return schema_of(TABLE_RECORDS[name])
 
     def rows(self, name: str) -> list[object]:
         """The records of one table."""

@@ -345,7 +345,8 @@ class HciState:
         c = Connection(
             id=self._new_id("fail", len(self.connections)),
             handle=-1,
-            address=addr,
+            # a cancelled background connect names no peer (all-zero address in the event)
+            address=None if addr in ("?", "00:00:00:00:00:00") else addr,
             transport=transport,
             status=status,
             status_name=error_name(status) or hex(status),
@@ -361,14 +362,17 @@ class HciState:
             attempt_ms=(time_us - tx.time_us) / 1000 if tx is not None else None,
         )
         self.connections.append(c)
+        whom = c.address or (
+            "the filter accept list" if connect_mode == "filter_accept_list" else "a device"
+        )
         self._event(
             time_us,
             frame,
-            addr,
+            c.address or "controller",
             "connect",
-            f"connection attempt to {addr} cancelled by the host"
+            f"connection attempt to {whom} cancelled by the host"
             if c.cancelled
-            else f"connection to {addr} failed: {c.status_name}",
+            else f"connection to {whom} failed: {c.status_name}",
             "info" if c.cancelled else "error",
         )
         return c

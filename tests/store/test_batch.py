@@ -1,0 +1,190 @@
+"""``btanalyze batch`` into a results store (issue 20): every capture stored once, bad inputs
+listed with their errors, a re-run skips what is stored, crashed and overdue workers cost only
+their own file, a killed batch leaves a store that reads, Dask gives the same store as the local
+pool, and ``query`` / ``summary`` / ``store rm`` / ``store compact`` work on it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analyzer.model import TABLES
+from analyzer.store import Store
+from analyzer.store.batch import run_batch
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO / "captures" / "scenarios"
+REAL = REPO / "captures" / "real"
+CLI = [sys.executable, "-c", "from analyzer.cli import main; main()"]
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lab folder: 6 scenario captures, a real one, a cut file, random bytes, a text file,
+    and a zip holding two captures (each its own row, ``zip::member``)."""
+    d = tmp_path_factory.mktemp("lab")
+    names = sorted(p.name for p in SCENARIOS.glob("*.btsnoop"))[:6]
+    for n in names:
+        shutil.copy(SCENARIOS / n, d / n)
+    real = sorted(REAL.glob("*"))[0]
+    shutil.copy(real, d / real.name)
+    (d / "cut.btsnoop").write_bytes((SCENARIOS / names[0]).read_bytes()[:700])
+    (d / "random.bin").write_bytes(os.urandom(4096))
+    (d / "notes.txt").write_text("not a capture\n")
+    with zipfile.ZipFile(d / "two.zip", "w") as z:
+        z.write(SCENARIOS / "page_timeout.btsnoop", "run1/btsnoop_hci.log")
+        z.write(SCENARIOS / "link_loss.btsnoop", "run2/btsnoop_hci.log")
+    return d
+
+
+def test_batch_stores_every_capture_once_and_lists_bad_inputs(lab: Path, tmp_path: Path) -> None:
+    out = tmp_path / "store"
+    r = _cli("batch", str(lab), "--out", str(out), "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert "files:" in r.stdout and "failed" in r.stdout
+    caps = Store(out).captures()
+    files = sorted(str(p) for p in lab.iterdir())
+    assert set(caps["file"].to_list()) == set(files)  # one row (at least) per input file
+    assert caps["capture_id"].n_unique() == caps.height  # each capture once
+    status = dict(zip(caps["path"].to_list(), caps["status"].to_list(), strict=True))
+    assert status[str(lab / "random.bin")] == "not_a_capture"
+    assert status[str(lab / "notes.txt")] == "not_a_capture"
+    assert status[str(lab / "cut.btsnoop")] == "ok"  # damaged: every good frame, a warning
+    members = sorted(p for p in status if "::" in p)
+    assert members == [f"{lab / 'two.zip'}::run1/btsnoop_hci.log",
+                       f"{lab / 'two.zip'}::run2/btsnoop_hci.log"]  # fmt: skip
+    errors = caps.filter(pl.col("status") != "ok")["error"].to_list()
+    assert all(e and "not a capture" in e for e in errors)
+    # every analysis table reads with its fixed schema and the capture id
+    st = Store(out)
+    for t in TABLES:
+        df = st.read(t)
+        assert df.columns[0] == "capture_id"
+        assert set(df["capture_id"].to_list()) <= set(caps["capture_id"].to_list())
+    # the findings stored equal a direct analysis of one capture
+    from analyzer.analysis import analyze
+
+    one = lab / "page_timeout.btsnoop" if (lab / "page_timeout.btsnoop").exists() else None
+    sample = one or next(p for p in lab.glob("*.btsnoop") if p.name != "cut.btsnoop")
+    cid = caps.filter(pl.col("path") == str(sample))["capture_id"][0]
+    stored = st.read("findings").filter(pl.col("capture_id") == cid)
+    assert sorted(stored["id"].to_list()) == sorted(f.id for f in analyze(sample).findings)
+    assert st.analysis(cid).capture.frames == caps.filter(pl.col("capture_id") == cid)["frames"][0]
+    # a second run analyses nothing again and says so
+    again = _cli("batch", str(lab), "--out", str(out), "--workers", "2")
+    assert again.returncode == 0
+    assert f"0 captures analysed, 0 failed, {caps.height} skipped" in again.stdout
+    assert Store(out).captures().height == caps.height
+
+
+def test_crashed_and_overdue_workers_cost_only_their_file(lab: Path, tmp_path: Path) -> None:
+    st = Store(tmp_path / "store")
+    stats = run_batch([str(lab)], st, workers=2, timeout_s=8.0, crash_on="notes", hang_on="random")
+    caps = st.captures()
+    status = dict(zip(caps["file"].to_list(), caps["status"].to_list(), strict=True))
+    assert status[str(lab / "notes.txt")] == "crashed"
+    assert status[str(lab / "random.bin")] == "timeout"
+    assert sum(1 for s in status.values() if s == "ok") >= 8
+    assert stats.failed == 2
+    # --force redoes them (no hooks now): they become ordinary not_a_capture rows
+    run_batch([str(lab)], st, workers=2, force=True)
+    caps = st.captures()
+    assert caps["capture_id"].n_unique() == caps.height
+    assert caps.filter(pl.col("file") == str(lab / "notes.txt"))["status"][0] == "not_a_capture"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_batch_then_rerun_stores_everything_once(
+    lab: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    out = tmp_path / "store"
+    big = tmp_path / "in"
+    big.mkdir()
+    for i in range(3):  # enough files that the kill lands half way
+        for p in lab.glob("*.btsnoop"):
+            shutil.copy(p, big / f"{i}-{p.name}")
+            (big / f"{i}-{p.name}").write_bytes(p.read_bytes() + bytes(i))  # distinct content
+    proc = subprocess.Popen(
+        [*CLI, "batch", str(big), "--out", str(out), "--workers", "1"], cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len(list((out / "captures").glob("*.parquet"))) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.wait(30)
+    first = len(list((out / "captures").glob("*.parquet")))
+    assert 0 < first < len(list(big.iterdir())), "the kill should land half way"
+    r = _cli("batch", str(big), "--out", str(out), "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    st = Store(out)
+    caps = st.captures()
+    assert caps.height == len(list(big.iterdir()))
+    assert caps["capture_id"].n_unique() == caps.height
+    for t in TABLES:
+        ids = set(st.read(t)["capture_id"].to_list())
+        assert ids <= set(caps["capture_id"].to_list()), t
+    assert not list((out / ".tmp").glob("*")) or all(
+        p.name == "empty" for p in (out / ".tmp").iterdir()
+    )
+
+
+def test_dask_cluster_gives_the_same_store(lab: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    local, remote = Store(tmp_path / "local"), Store(tmp_path / "dask")
+    run_batch([str(lab)], local, workers=2)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:  # fmt: skip
+        run_batch([str(lab)], remote, dask_address=cluster.scheduler_address)
+
+    def key(st: Store, t: str) -> pl.DataFrame:
+        df = st.read(t).drop([c for c in ("analysed_at", "seconds") if c in st.read(t).columns])
+        return df.sort(df.columns[:3])
+
+    for t in ("captures", "findings", "devices", "connections"):
+        assert key(local, t).equals(key(remote, t)), t
+
+
+def test_query_summary_rm_and_compact(lab: Path, tmp_path: Path) -> None:
+    out = tmp_path / "store"
+    run_batch([str(lab)], Store(out), workers=2)
+    st = Store(out)
+    n_findings = st.read("findings").height
+    q = _cli("query", str(out), "select count(*) as n from findings", "--csv")
+    assert q.returncode == 0, q.stderr
+    assert q.stdout.splitlines() == ["n", str(n_findings)]
+    bad = _cli("query", str(out), "select * from nonexistent")
+    assert bad.returncode == 2 and "SQL error" in bad.stderr
+    s = _cli("summary", str(out))
+    assert s.returncode == 0 and "captures in" in s.stdout and "not_a_capture" in s.stdout
+    # compact: one file per table, same rows
+    before = {t: st.read(t).height for t in ("captures", "findings", "connections")}
+    assert _cli("store", "compact", str(out)).returncode == 0
+    assert len(st.files("captures")) == 1
+    assert {t: st.read(t).height for t in before} == before
+    # rm a capture by path: its rows leave every table
+    victim = str(lab / "notes.txt")
+    assert _cli("store", "rm", str(out), victim).returncode == 0
+    caps = st.captures()
+    assert victim not in caps["path"].to_list() and caps.height == before["captures"] - 1
+    not_store = _cli("summary", str(tmp_path))
+    assert not_store.returncode == 2

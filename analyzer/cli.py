@@ -15,7 +15,8 @@ import click
 from analyzer import __version__
 
 COMMAND_MODULES = (
-    "info", "analyze", "convert", "rules", "batch", "query", "summary", "store", "dashboard",
+    "info", "analyze", "convert", "rules", "diff", "batch", "query", "summary", "store",
+    "dashboard",
 )  # fmt: skip
 
 

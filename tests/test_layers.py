@@ -20,7 +20,11 @@ ALLOWED: dict[str, set[str]] = {
     "sessions": {"capture", "decode", "model"},
     "rules": {"model"},
     "report": {"model", "rules"},
-    "dashboards": {"model", "rules", "report"},
+    # the store drives analyses (batch workers) and keeps their results
+    "store": {"model", "capture", "readers", "analysis"},
+    # pages read stored analyses; uploads are analysed by the store's worker
+    "dashboards": {"model", "rules", "report", "store"},
+    "diff": {"model"},
 }
 #: wire parsing: byte unpacking, integer assembly from bytes, shifts of bytes into words
 WIRE = re.compile(r"\bstruct\b|from_bytes|\bunpack(_from)?\(|\[[^\]\n]*\d\] << 8|<< \(8 \*")

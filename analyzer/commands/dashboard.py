@@ -1,0 +1,50 @@
+"""``btanalyze dashboard [CAPTURE…] [--store DIR]``: the web dashboard (docs/dashboard.md).
+
+Captures given on the command line are analysed into the store first (any size: read from disk,
+not uploaded). Without ``--store`` a temporary folder is used and removed at exit. Serves on
+localhost unless told otherwise; binding elsewhere prints a warning (there is no login)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import click
+
+from analyzer.commands.batch import _bytes
+
+
+@click.command("dashboard")
+@click.argument("captures", nargs=-1, type=str)
+@click.option("--store", "store_dir", default=None, help="Results store folder to read and add to.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8050, show_default=True, type=int)
+@click.option("--max-upload", default="500M", show_default=True, help="Largest upload.")
+def command(
+    captures: tuple[str, ...], store_dir: str | None, host: str, port: int, max_upload: str
+) -> None:
+    """Start the dashboard; open http://HOST:PORT/ in a browser."""
+    from analyzer.dashboards import create_app
+    from analyzer.store import Store
+    from analyzer.store.batch import run_batch
+
+    tmp = None
+    if store_dir is None:
+        tmp = tempfile.mkdtemp(prefix="btanalyze-dashboard-")
+        store_dir = tmp
+    try:
+        if captures:
+            stats = run_batch(list(captures), Store(store_dir), workers=1)
+            click.echo(stats.line(), err=True)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo(
+                f"btanalyze: warning: serving on {host}: anyone who can reach it can upload "
+                "captures and read every stored analysis (there is no login)",
+                err=True,
+            )
+        app = create_app(store_dir, max_upload=_bytes(max_upload))
+        click.echo(f"btanalyze dashboard: http://{host}:{port}/", err=True)
+        app.run(host=host, port=port, debug=False)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

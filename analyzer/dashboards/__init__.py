@@ -1,0 +1,380 @@
+"""The dashboard (``btanalyze dashboard``): upload a capture, watch it analysed, triage it on a
+findings-first page with a connection swimlane timeline; every view is a URL.
+
+The app reads stored analyses only (a results store, :mod:`analyzer.store`: the same folder
+``btanalyze batch`` writes), never re-decodes: an upload is saved under a server-chosen name,
+analysed in a background thread into the store, and its page opens the stored analysis.
+
+URL state: ``/`` (upload, stored captures), ``/job/<id>`` (an analysis in progress),
+``/capture/<capture_id>?frame=N&device=ADDR`` (the capture, the selected evidence frame and
+device) — a colleague opening the link sees the same moment.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from analyzer.model import Analysis
+from analyzer.store import Store
+
+SEVERITY_COLOUR = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
+ASSETS = Path(__file__).with_name("assets")
+#: bytes read per chunk of an upload's body
+CHUNK = 1 << 20
+
+
+@dataclass
+class Job:
+    """An upload being analysed."""
+
+    id: str
+    name: str
+    status: str = "queued"  # queued / analysing / done / failed
+    error: str | None = None
+    capture_ids: list[str] = field(default_factory=list)
+
+
+class Library:
+    """The store the dashboard reads, uploads and the jobs that analyse them."""
+
+    def __init__(self, store: Store, max_upload: int) -> None:
+        self.store = store
+        self.max_upload = max_upload
+        self.jobs: dict[str, Job] = {}
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse")
+        store.create()
+        (store.root / "uploads").mkdir(exist_ok=True)
+
+    def analysis(self, cid: str) -> Analysis | None:
+        try:
+            return _cached_analysis(str(self.store.root), cid)
+        except (OSError, ValueError):
+            return None
+
+    def submit(self, path: Path, name: str) -> Job:
+        job = Job(uuid.uuid4().hex[:12], name)
+        with self.lock:
+            self.jobs[job.id] = job
+        self.pool.submit(self._run, job, path)
+        return job
+
+    def _run(self, job: Job, path: Path) -> None:
+        from analyzer.store.worker import FileTask, analyse_file, staged_path
+
+        job.status = "analysing"
+        try:
+            results = analyse_file(FileTask(str(path), str(self.store.root)))
+            for r in results:
+                if not r.skipped:
+                    r.row["path"] = str(r.row.get("path", "")).replace(str(path), job.name)
+                    self.store.commit(r.capture_id, staged_path(r), r.row)
+                job.capture_ids.append(r.capture_id)
+            statuses = {str(r.row.get("status", "ok")) for r in results if not r.skipped}
+            bad = [r for r in results if r.row.get("status") not in (None, "ok")]
+            if bad and statuses != {"ok"} and len(bad) == len(results):
+                job.status, job.error = "failed", str(bad[0].row.get("error"))
+            else:
+                job.status = "done"
+        except Exception as exc:  # recorded for the user; the server goes on
+            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+
+
+@lru_cache(maxsize=16)
+def _cached_analysis(root: str, cid: str) -> Analysis:
+    return Store(root).analysis(cid)
+
+
+# -- upload route (Flask, streamed) -----------------------------------------------------------
+
+
+def _install_upload_route(server: Any, lib: Library) -> None:
+    from flask import jsonify, request
+
+    @server.route("/upload", methods=["POST"])
+    def upload() -> Any:
+        declared = request.content_length
+        if declared is not None and declared > lib.max_upload:
+            return jsonify(error=f"too large: {declared} bytes (limit {lib.max_upload})"), 413
+        raw_name = request.headers.get("X-File-Name", "capture")
+        from urllib.parse import unquote
+
+        from analyzer.readers.limits import printable
+
+        shown = printable(Path(unquote(raw_name)).name, limit=200) or "capture"
+        dest = lib.store.root / "uploads" / f"{uuid.uuid4().hex}.upload"  # never the client's name
+        total = 0
+        with dest.open("wb") as fh:
+            while True:
+                chunk = request.stream.read(CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > lib.max_upload:
+                    fh.close()
+                    dest.unlink(missing_ok=True)
+                    return jsonify(error=f"too large (limit {lib.max_upload} bytes)"), 413
+                fh.write(chunk)
+        if total == 0:
+            dest.unlink(missing_ok=True)
+            return jsonify(error="empty upload"), 400
+        job = lib.submit(dest, shown)
+        return jsonify(job=job.id, bytes=total)
+
+    @server.route("/api/job/<job_id>")
+    def job_status(job_id: str) -> Any:
+        job = lib.jobs.get(job_id)
+        if job is None:
+            return jsonify(error="no such job"), 404
+        return jsonify(status=job.status, error=job.error, captures=job.capture_ids)
+
+
+# -- pages --------------------------------------------------------------------------------------
+
+
+def _home(lib: Library) -> Any:
+    from dash import dcc, html
+
+    caps = lib.store.captures()
+    rows = []
+    for r in caps.sort("analysed_at", descending=True).iter_rows(named=True):
+        link = (
+            dcc.Link(r["path"], href=f"/capture/{r['capture_id']}")
+            if r["status"] == "ok"
+            else html.Span(r["path"])
+        )
+        rows.append(
+            html.Tr([
+                html.Td(link), html.Td(r["status"]), html.Td(r["frames"]),
+                html.Td(r["errors"]), html.Td(r["warnings"]), html.Td(r["error"] or ""),
+            ])
+        )  # fmt: skip
+    return html.Div([
+        html.H2("btanalyze"),
+        html.P("Upload a capture (btsnoop_hci.log, bugreport zip, pcap/pcapng, PacketLogger, "
+               f"btsnooz, gzip; up to {lib.max_upload // (1 << 20)} MB):"),
+        html.Div([
+            html.Label("Capture: ", htmlFor="upload-file"),
+            # upload.js puts a plain file input here and streams the file to /upload
+            html.Div(id="upload-slot"),
+            html.Progress(id="upload-progress", value="0", max="100"),
+            html.Span(id="upload-note"),
+        ]),
+        html.H3(f"Analysed captures ({caps.height})"),
+        html.Table([
+            html.Thead(html.Tr([html.Th(h) for h in
+                                ("capture", "status", "frames", "errors", "warnings", "error")])),
+            html.Tbody(rows, id="captures-table"),
+        ]),
+    ])  # fmt: skip
+
+
+def _job(lib: Library, job_id: str) -> Any:
+    from dash import dcc, html
+
+    job = lib.jobs.get(job_id)
+    if job is None:
+        return html.Div([html.H3("No such analysis job"), dcc.Link("Back", href="/")])
+    if job.status == "done" and job.capture_ids:
+        return html.Div([
+            html.H3(f"{job.name}: analysed"),
+            html.Ul([html.Li(dcc.Link(f"Open {cid}", href=f"/capture/{cid}", id="job-open"))
+                     for cid in job.capture_ids]),
+            dcc.Location(id="job-redirect", href=f"/capture/{job.capture_ids[0]}",
+                         refresh=True),
+        ])  # fmt: skip
+    if job.status == "failed":
+        return html.Div([
+            html.H3(f"{job.name}: could not be analysed"),
+            html.P(job.error or "", id="job-error", style={"color": SEVERITY_COLOUR["error"]}),
+            dcc.Link("Back", href="/"),
+        ])  # fmt: skip
+    return html.Div([
+        html.H3(f"{job.name}: {job.status}…", id="job-status"),
+        dcc.Interval(id="job-poll", interval=500, n_intervals=0),
+    ])  # fmt: skip
+
+
+def _frame_link(cid: str, frame: int, device: str | None = None) -> Any:
+    from dash import dcc
+
+    href = f"/capture/{cid}?frame={frame}" + (f"&device={quote(device)}" if device else "")
+    return dcc.Link(str(frame), href=href, className="evidence")
+
+
+def swimlane(a: Analysis, frame: int | None = None) -> Any:
+    """A connection swimlane: one lane per connection (and the controller), each event a
+    marker at its time coloured by severity; findings as larger markers; the selected frame a
+    vertical line."""
+    import plotly.graph_objects as go
+
+    t0 = a.capture.first_time_us or 0
+    fig = go.Figure()
+    lanes: dict[str, str] = {}
+    for c in a.connections:
+        lanes[c.id] = f"{c.transport} {a.device_label(c.address)}"
+    for sev in ("info", "warning", "error"):
+        evs = [e for e in a.timeline if e.severity == sev]
+        if not evs:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[(e.time_us - t0) / 1e6 for e in evs],
+            y=[lanes.get(e.lane, e.lane) for e in evs],
+            mode="markers", name=f"{sev} events",
+            marker={"color": SEVERITY_COLOUR[sev], "size": 8, "symbol": "line-ns-open"},
+            text=[f"#{e.frame} {e.kind}: {e.text}" for e in evs],
+            customdata=[e.frame for e in evs], hoverinfo="text+x",
+        ))  # fmt: skip
+    fs = [f for f in a.findings if f.time_us is not None]
+    if fs:
+        fig.add_trace(go.Scatter(
+            x=[((f.time_us or t0) - t0) / 1e6 for f in fs],
+            y=[lanes.get(f.connection or "", f.connection or "capture") for f in fs],
+            mode="markers", name="findings",
+            marker={"color": [SEVERITY_COLOUR[f.severity] for f in fs], "size": 14,
+                    "symbol": "diamond"},
+            text=[f"{f.id}: {f.message}" for f in fs],
+            customdata=[f.frames[0] if f.frames else None for f in fs], hoverinfo="text+x",
+        ))  # fmt: skip
+    if frame is not None:
+        at = next((e.time_us for e in a.timeline if e.frame >= frame), None)
+        if at is not None:
+            fig.add_vline(x=(at - t0) / 1e6, line_dash="dot", line_color="#444")
+    fig.update_layout(
+        height=max(260, 60 + 28 * (len(set(lanes.values())) + 1)),
+        margin={"l": 10, "r": 10, "t": 30, "b": 30},
+        xaxis_title="seconds from the capture start", legend_orientation="h",
+    )  # fmt: skip
+    return fig
+
+
+def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
+    import dash_ag_grid as dag
+    from dash import dcc, html
+
+    a = lib.analysis(cid)
+    if a is None:
+        return html.Div([html.H3("No such capture in the store"), dcc.Link("Back", href="/")])
+    frame = _int(query.get("frame"))
+    dev_q = query.get("device")
+    device = dev_q[0] if dev_q else None
+    c = a.capture
+    sev = [f.severity for f in a.findings]
+    worst = next((s for s in ("error", "warning", "info") if s in sev), None)
+    verdict = (
+        f"{sev.count('error')} errors, {sev.count('warning')} warnings, {sev.count('info')} notes"
+        if worst
+        else "No findings"
+    )
+    findings = [f for f in a.findings if device is None or f.address == device]
+    cards = []
+    for f in findings:
+        cards.append(html.Div([
+            html.Div([html.B(f.severity.upper(), style={"color": SEVERITY_COLOUR[f.severity]}),
+                      html.Span(f"  {f.id}  "), html.Span(f.message, className="message")]),
+            html.Div(f.explanation, className="explanation"),
+            html.Div(["Fix: ", f.fix], className="fix"),
+            html.Div(["Evidence frames: ",
+                      *[x for fr in f.frames[:12] for x in (_frame_link(cid, fr, device), " ")]]),
+        ], className=f"finding {f.severity}", style={
+            "borderLeft": f"4px solid {SEVERITY_COLOUR[f.severity]}", "padding": "4px 8px",
+            "margin": "6px 0"}))  # fmt: skip
+    incidents = [
+        html.Li([html.B(i.severity.upper(), style={"color": SEVERITY_COLOUR[i.severity]}), " ",
+                 i.verdict,
+                 *([" — recovered at frame ", _frame_link(cid, i.recovered_at_frame)]
+                   if i.recovered_at_frame else [])])
+        for i in a.incidents
+    ]  # fmt: skip
+    devices = [
+        html.Li(dcc.Link(a.device_label(d.address),
+                         href=f"/capture/{cid}?device={quote(d.address)}"))
+        for d in a.devices if d.role == "remote"
+    ]  # fmt: skip
+    t0 = c.first_time_us or 0
+    rows: list[dict[str, Any]] = [
+        {"frame": e.frame, "time_s": round((e.time_us - t0) / 1e6, 6), "lane": e.lane,
+         "kind": e.kind, "severity": e.severity, "text": e.text}
+        for e in a.timeline
+    ]  # fmt: skip
+    selected = [r for r in rows if frame is not None and r["frame"] == frame]
+    if frame is not None and not selected:
+        near = [r for r in rows if r["frame"] >= frame][:1]
+        selected = near
+    return html.Div([
+        dcc.Link("← all captures", href="/"),
+        html.H2(Path(c.path).name, id="capture-title"),
+        html.P(f"{c.format}, {c.frames} frames, {c.first_time} → {c.last_time}"),
+        html.H3(verdict, id="verdict",
+                style={"color": SEVERITY_COLOUR.get(worst or "", "#2e7d32")}),
+        html.Div(f"Selected frame {frame}" if frame is not None else "", id="selected-frame"),
+        html.Div(f"Device {device}" if device else "", id="selected-device"),
+        html.H3("Incidents"), html.Ul(incidents or [html.Li("none")]),
+        html.H3("Findings"), html.Div(cards or [html.P("No findings.")], id="findings"),
+        html.H3("Timeline"),
+        dcc.Graph(id="swimlane", figure=swimlane(a, frame)),
+        dag.AgGrid(
+            id="timeline-grid", rowData=rows,
+            columnDefs=[{"field": k} for k in ("frame", "time_s", "lane", "kind", "severity",
+                                               "text")],
+            selectedRows=selected, dashGridOptions={"rowSelection": "single"},
+            scrollTo={"data": selected[0]} if selected else None,
+            style={"height": "360px"},
+        ),
+        html.H3("Devices"), html.Ul(devices),
+        html.H3("Reader warnings"), html.Ul([html.Li(w) for w in c.warnings] or [html.Li("none")]),
+    ])  # fmt: skip
+
+
+def _int(v: list[str] | None) -> int | None:
+    try:
+        return int(v[0]) if v else None
+    except ValueError:
+        return None
+
+
+def create_app(store_root: str | Path, *, max_upload: int = 500 << 20) -> Any:
+    """The Dash app over a results store folder (created if missing)."""
+    import dash
+    import dash_ag_grid  # noqa: F401  (component libraries load before any callback runs)
+    from dash import Input, Output, dcc, html
+
+    lib = Library(Store(store_root), max_upload)
+    app = dash.Dash(
+        __name__, assets_folder=str(ASSETS), suppress_callback_exceptions=True,
+        title="btanalyze",
+    )  # fmt: skip
+    app.server.config["MAX_CONTENT_LENGTH"] = max_upload
+    app.layout = html.Div([dcc.Location(id="url"), html.Div(id="page")],
+                          style={"fontFamily": "sans-serif", "margin": "12px"})  # fmt: skip
+    _install_upload_route(app.server, lib)
+
+    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
+    def route(pathname: str | None, search: str | None) -> Any:
+        query = parse_qs((search or "").lstrip("?"))
+        parts = [p for p in (pathname or "/").split("/") if p]
+        if parts[:1] == ["capture"] and len(parts) == 2:
+            return _capture(lib, parts[1], query)
+        if parts[:1] == ["job"] and len(parts) == 2:
+            return _job(lib, parts[1])
+        return _home(lib)
+
+    @app.callback(Output("page", "children", allow_duplicate=True),
+                  Input("job-poll", "n_intervals"), Input("url", "pathname"),
+                  prevent_initial_call=True)  # fmt: skip
+    def poll(_n: int, pathname: str | None) -> Any:
+        parts = [p for p in (pathname or "/").split("/") if p]
+        return _job(lib, parts[1]) if parts[:1] == ["job"] and len(parts) == 2 else dash.no_update
+
+    app.library = lib  # type: ignore[attr-defined]
+    return app
+
+
+__all__ = ["Job", "Library", "create_app", "swimlane"]

@@ -1,0 +1,103 @@
+"""The dashboard in real headless Chromium (issue 19): upload a real capture from the page,
+watch it analysed, land on its findings-first page; an evidence link selects the frame and puts
+it in the URL, which a second browser opens to the same moment. Skipped when Chromium or
+chromedriver is absent (``.ci/run`` installs them)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("dash")
+webdriver = pytest.importorskip("selenium.webdriver")
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SC = REPO / "captures" / "scenarios"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium not installed")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from werkzeug.serving import make_server
+
+    from analyzer.dashboards import create_app
+
+    app = create_app(tmp_path_factory.mktemp("store"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = make_server("127.0.0.1", port, app.server, threaded=True)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{port}"
+    srv.shutdown()
+
+
+def _browser() -> object:
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}",
+    ):
+        opts.add_argument(flag)  # fmt: skip
+    return webdriver.Chrome(service=webdriver.ChromeService(DRIVER), options=opts)
+
+
+def test_upload_then_triage_then_share_the_moment(server: str) -> None:
+    b = _browser()
+    try:
+        wait = WebDriverWait(b, 60)
+        b.get(server + "/")
+        picker = wait.until(ec.presence_of_element_located((By.ID, "upload-file")))
+        picker.send_keys(str(SC / "a2dp_rejected_hfp_fallback.btsnoop"))
+        wait.until(ec.url_contains("/capture/"))
+        verdict = wait.until(ec.presence_of_element_located((By.ID, "verdict")))
+        assert "errors" in verdict.text
+        findings = b.find_element(By.ID, "findings").text
+        assert "rejected AVDTP SET_CONFIGURATION" in findings
+        assert "audio ran over eSCO" in findings
+        assert b.find_element(By.ID, "swimlane").is_displayed()
+        link = b.find_elements(By.CSS_SELECTOR, "a.evidence")[0]
+        frame = link.text
+        link.click()
+        wait.until(ec.url_contains(f"frame={frame}"))
+        sel = wait.until(ec.text_to_be_present_in_element((By.ID, "selected-frame"), frame))
+        assert sel
+        shared = b.current_url
+    finally:
+        b.quit()
+    colleague = _browser()
+    try:
+        colleague.get(shared)
+        WebDriverWait(colleague, 60).until(
+            ec.text_to_be_present_in_element((By.ID, "selected-frame"), f"Selected frame {frame}")
+        )
+        home = server + "/"
+        colleague.get(home)
+        table = WebDriverWait(colleague, 60).until(
+            ec.presence_of_element_located((By.ID, "captures-table"))
+        )
+        assert "a2dp_rejected_hfp_fallback.btsnoop" in table.text
+    finally:
+        colleague.quit()

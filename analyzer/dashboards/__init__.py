@@ -106,9 +106,8 @@ def _install_upload_route(server: Any, lib: Library) -> None:
         raw_name = request.headers.get("X-File-Name", "capture")
         from urllib.parse import unquote
 
-        from analyzer.readers.limits import printable
-
-        shown = printable(Path(unquote(raw_name)).name, limit=200) or "capture"
+        base = Path(unquote(raw_name).replace("\\", "/")).name
+        shown = "".join(ch for ch in base if ch.isprintable())[:200] or "capture"
         dest = lib.store.root / "uploads" / f"{uuid.uuid4().hex}.upload"  # never the client's name
         total = 0
         with dest.open("wb") as fh:

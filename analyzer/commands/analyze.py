@@ -100,15 +100,30 @@ def command(
         fail_input(str(exc))
     if deadline is not None:
         config.set("response_timeout", "deadline_s", parse_duration_s(deadline))
+    from analyzer.model.scope import narrow_to_device, narrow_to_window, resolve_device
+
     cap = load_or_exit(file, log=log)
     first = cap.first_time_us
-    analysis = analyze_capture(
-        cap,
-        config,
-        device=device.upper() if device else None,
-        time_from_us=parse_time_us(time_from, first) if time_from else None,
-        time_to_us=parse_time_us(time_to, first) if time_to else None,
-    )
+    t_from = parse_time_us(time_from, first) if time_from else None
+    t_to = parse_time_us(time_to, first) if time_to else None
+    if t_from is not None and t_to is not None and t_to < t_from:
+        fail_input(f"--to ({time_to}) is before --from ({time_from})")
+    # analysed whole, then narrowed: names, recoveries and completeness come from the whole
+    # capture, never from a slice
+    analysis = analyze_capture(cap, config)
+    if device:
+        address, suggestions = resolve_device(analysis, device)
+        if address is None:
+            hint = "; did you mean: " + ", ".join(suggestions) if suggestions else ""
+            fail_input(f"no device {device!r} in this capture{hint}")
+        analysis = narrow_to_device(analysis, address)
+    if t_from is not None or t_to is not None:
+        last = cap.last_time_us
+        if (t_from is not None and last is not None and t_from > last) or (
+            t_to is not None and first is not None and t_to < first
+        ):
+            fail_input("the --from/--to window lies outside the capture")
+        analysis = narrow_to_window(analysis, t_from, t_to)
     if as_json:
         print_json(analysis.to_json())
     else:

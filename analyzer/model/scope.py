@@ -51,4 +51,51 @@ def narrow_to_device(a: Analysis, address: str) -> Analysis:
     )
 
 
-__all__ = ["narrow_to_device"]
+def narrow_to_window(a: Analysis, time_from_us: int | None, time_to_us: int | None) -> Analysis:
+    """A copy of ``a`` (analysed whole, so devices keep their names and no slice edge looks
+    like a truncated capture) showing what happened in [from, to]: the connections that overlap
+    it, the timeline events and findings inside it. ``a`` is not changed."""
+    lo = time_from_us if time_from_us is not None else -(1 << 62)
+    hi = time_to_us if time_to_us is not None else 1 << 62
+
+    def inside(t: int | None) -> bool:
+        return t is not None and lo <= t <= hi
+
+    conns = [
+        c for c in a.connections
+        if (c.start_time_us is None or c.start_time_us <= hi)
+        and (c.end_time_us is None or c.end_time_us >= lo)
+    ]  # fmt: skip
+    return replace(
+        a,
+        scope=replace(a.scope, time_from_us=time_from_us, time_to_us=time_to_us),
+        connections=conns,
+        pairing=[p for p in a.pairing if inside(p.start_time_us)],
+        timeline=[e for e in a.timeline if inside(e.time_us)],
+        findings=[f for f in a.findings if f.time_us is None or inside(f.time_us)],
+    )
+
+
+def resolve_device(a: Analysis, query: str) -> tuple[str | None, list[str]]:
+    """The remote device ``query`` names (an address in any case, or a device name, exactly or
+    as the only partial match), and the devices to suggest when it names none."""
+    q = query.strip()
+    remotes = [d for d in a.devices if d.role == "remote"]
+    known = {d.address.upper(): d.address for d in remotes}
+    known.update({x.address.upper(): x.address for x in a.advertisers})
+    if q.upper() in known:
+        return known[q.upper()], []
+    named = [d for d in remotes if d.name and d.name.lower() == q.lower()]
+    if not named:
+        named = [d for d in remotes if d.name and q.lower() in d.name.lower()]
+    if len(named) == 1:
+        return named[0].address, []
+    import difflib
+
+    labels = [f"{d.address} ({d.name})" if d.name else d.address for d in remotes]
+    close = difflib.get_close_matches(q.upper(), list(known), n=3, cutoff=0.6)
+    close += [f"{d.address} ({d.name})" for d in named]
+    return None, close or labels[:10]
+
+
+__all__ = ["narrow_to_device", "narrow_to_window", "resolve_device"]

@@ -108,12 +108,28 @@ def test_config_file_overrides_and_errors(tmp_path: Path) -> None:
 
 
 def test_device_and_time_window() -> None:
-    d = analyze_json("--device", "00:00:00:00:00:01", str(SAMPLE))
-    assert d["connections"] == [] and d["findings"] == []
+    """No false all-clear (issue 16): an unknown or mistyped device is an error naming the
+    close matches; a device can be named by its name; a time window narrows the whole analysis
+    (devices keep their names, no slice edge becomes a finding)."""
+    r = run("analyze", "--device", "00:00:00:00:00:01", str(SAMPLE))
+    assert r.returncode == 2 and "no device '00:00:00:00:00:01'" in r.stderr
+    assert "60:55:56:00:00:00" in r.stderr  # the device the capture does have
+    typo = run("analyze", "--device", "60:55:56:00:00:01", str(SAMPLE))
+    assert typo.returncode == 2 and "did you mean: 60:55:56:00:00:00" in typo.stderr
+    by_name = analyze_json("--device", "oppo enco", str(SAMPLE))
+    assert by_name["scope"]["device"] == "60:55:56:00:00:00"
+    assert {c["address"] for c in by_name["connections"]} == {"60:55:56:00:00:00"}
     full = analyze_json(str(SAMPLE))
     first = full["capture"]["first_time_us"]
     d = analyze_json("--to", "+1", str(SAMPLE))
     assert all(c["start_time_us"] <= first + 1_000_000 for c in d["connections"])
+    assert all(e["time_us"] <= first + 1_000_000 for e in d["timeline"])
+    assert [x["name"] for x in d["devices"]] == [x["name"] for x in full["devices"]]
+    assert not [f for f in d["findings"] if f["id"] == "capture_incomplete"] or [
+        f for f in full["findings"] if f["id"] == "capture_incomplete"
+    ]
+    outside = run("analyze", "--from", "+99999", str(SAMPLE))
+    assert outside.returncode == 2 and "outside the capture" in outside.stderr
 
 
 def test_bad_inputs_exit_2(tmp_path: Path) -> None:

@@ -3,12 +3,60 @@ root cause, consequences and recovery; then every finding; then the story."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from analyzer.model import Analysis, HfpSession
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+ADDRESS_WIDTH = 17  # AA:BB:CC:DD:EE:FF: never cut
+
+
+def clock(t_us: int | None) -> str:
+    """Wall-clock time of a capture timestamp (UTC, ms), as users quote it ("it dropped at
+    14:32")."""
+    if t_us is None:
+        return "—"
+    return datetime.fromtimestamp(t_us / 1e6, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def verdict(a: Analysis) -> str:
+    """One line: what the capture shows, worst first."""
+    sev = [f.severity for f in a.findings]
+    if not sev:
+        return "No problems found" + (" for this device" if a.scope.device else "") + "."
+    n_err, n_warn, n_info = sev.count("error"), sev.count("warning"), sev.count("info")
+    top = next((i for i in a.incidents if i.severity == "error"), None) or next(
+        (i for i in a.incidents if i.severity == "warning"), None
+    )
+    head = f"{n_err} error(s), {n_warn} warning(s), {n_info} note(s)"
+    return head + (f": {top.verdict}" if top is not None else "")
+
+
+#: columns whose text may wrap (on words); every other column keeps its values whole
+WRAPPING = frozenset(
+    {"name", "chip vendor", "status / reason", "services / error", "uuids", "states", "error",
+     "frames", "device id", "method", "status"}
+)  # fmt: skip
+
+
+def _table(title: str, *columns: str) -> Table:
+    t = Table(title=title, title_justify="left", box=box.ASCII2)
+    for c in columns:
+        if c == "address":
+            t.add_column(c, no_wrap=True, min_width=ADDRESS_WIDTH)
+        else:
+            t.add_column(c, no_wrap=c not in WRAPPING, overflow="fold")
+    return t
+
+
+def _lmp(version: int | None, sub: int | None) -> str:
+    if version is None:
+        return ""
+    return f"{version}/{sub:#06x}" if sub is not None else str(version)
 
 
 def _frames(frames: list[int], limit: int = 8) -> str:
@@ -19,12 +67,28 @@ def _frames(frames: list[int], limit: int = 8) -> str:
 def print_report(a: Analysis, console: Console | None = None) -> None:
     con = console or Console()
     cap = a.capture
+    span = f"  {cap.first_time} → {cap.last_time}" if cap.first_time else ""
     con.print(
-        f"[bold]{cap.path}[/bold]  {cap.format} {cap.link_type}  "
-        f"{cap.frames} frames  {cap.first_time} → {cap.last_time}"
+        f"[bold]{cap.path}[/bold]  {cap.format} {cap.link_type or ''}  {cap.frames} frames{span}",
+        highlight=False,
     )
+    worst = next((x for x in ("error", "warning", "info") if any(
+        f.severity == x for f in a.findings)), None)  # fmt: skip
+    con.print(
+        f"[{SEV_STYLE.get(worst or '', 'bold green')}]Verdict: {verdict(a)}[/]", highlight=False
+    )
+    scope = a.scope
+    if scope.device or scope.time_from_us or scope.time_to_us:
+        con.print(
+            f"[dim]scope: {scope.device or 'all devices'}"
+            + (f", {clock(scope.time_from_us)} → {clock(scope.time_to_us)}"
+               if scope.time_from_us or scope.time_to_us else "")
+            + "[/dim]", highlight=False,
+        )  # fmt: skip
     if cap.filtered:
         con.print("[yellow]filtered Android snoop log: media and some payloads are missing[/]")
+    for w in cap.warnings:
+        con.print(f"[yellow]reader: {w}[/]", highlight=False)
     con.print()
     by_ref = {f.ref: f for f in a.findings}
     shown = [i for i in a.incidents if i.severity != "info"]
@@ -45,10 +109,11 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
         for f in a.findings:
             count = f" ×{f.count}" if f.count > 1 else ""
             con.print(
-                f"[{SEV_STYLE[f.severity]}]{f.severity.upper():7}[/] [bold]{f.id}[/]{count}: "
-                f"{f.message}",
+                f"[{SEV_STYLE[f.severity]}]{f.severity.upper():7}[/] {clock(f.time_us)} "
+                f"[bold]{f.id}[/]{count}: {f.message}",
                 highlight=False,
             )
+            con.print(f"         why: {f.explanation}", highlight=False)
             con.print(f"         fix: {f.fix}", highlight=False)
             if f.frames:
                 con.print(f"         frames: {_frames(f.frames)}", highlight=False)
@@ -61,18 +126,10 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             "(--json: suppressed)[/dim]\n"
         )
     if a.devices:
-        t = Table(
-            "address",
-            "role",
-            "name",
-            "LMP ver/subver",
-            "manufacturer",
-            "device id",
-            title="Devices",
-            title_justify="left",
-        )
+        t = _table("Devices", "address", "role", "name", "LMP ver/subver", "chip vendor",
+                   "device id")  # fmt: skip
         for d in a.devices:
-            ver = "" if d.lmp_version is None else f"{d.lmp_version}/{d.lmp_subversion}"
+            ver = _lmp(d.lmp_version, d.lmp_subversion)
             did = (
                 ""
                 if not d.device_id
@@ -85,38 +142,31 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             t.add_row(d.address, d.role, d.name or "", ver, d.manufacturer_name or "", did)
         con.print(t)
     if a.connections:
-        t = Table(
-            "id",
-            "transport",
-            "address",
-            "start",
-            "end",
-            "status / reason",
-            title="Connections",
-            title_justify="left",
-        )
+        t = _table("Connections", "id", "transport", "address", "start", "frames",
+                   "status / reason")  # fmt: skip
+        background = [c for c in a.connections
+                      if c.cancelled and c.connect_mode == "filter_accept_list"]  # fmt: skip
         for c in a.connections:
+            if c in background:
+                continue
             why = c.status_name if c.status else (c.disconnect_reason_name or "open")
+            if c.cancelled:
+                why = f"cancelled by the host after {(c.attempt_ms or 0) / 1000:.1f} s"
             t.add_row(
                 c.id + (" (inferred)" if c.inferred else ""),
                 c.transport,
-                c.address or "?",
-                str(c.start_frame),
-                str(c.end_frame or ""),
+                c.address or "—",
+                clock(c.start_time_us),
+                f"{c.start_frame}-{c.end_frame}" if c.end_frame else f"{c.start_frame}-",
                 why,
             )
         con.print(t)
+        if background:
+            con.print(f"[dim]{len(background)} background (filter accept list) connect "
+                      "attempts cancelled by the host: routine, not shown[/dim]")  # fmt: skip
     if a.pairing:
-        t = Table(
-            "address",
-            "method",
-            "link key",
-            "outcome",
-            "status",
-            "frames",
-            title="Pairing / authentication",
-            title_justify="left",
-        )
+        t = _table("Pairing / authentication", "address", "method", "link key", "outcome",
+                   "status", "frames")  # fmt: skip
         for p in a.pairing:
             t.add_row(
                 p.address or "?",
@@ -128,16 +178,7 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             )
         con.print(t)
     if a.sdp:
-        t = Table(
-            "req",
-            "rsp",
-            "pdu",
-            "uuids",
-            "latency ms",
-            "services / error",
-            title="SDP",
-            title_justify="left",
-        )
+        t = _table("SDP", "req", "rsp", "pdu", "uuids", "latency ms", "services / error")
         for s in a.sdp:
             t.add_row(
                 str(s.request_frame),
@@ -149,17 +190,8 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             )
         con.print(t)
     if a.avdtp_signals:
-        t = Table(
-            "cmd",
-            "rsp",
-            "dir",
-            "signal",
-            "response",
-            "error",
-            "latency ms",
-            title="AVDTP signals",
-            title_justify="left",
-        )
+        t = _table("AVDTP signals", "cmd", "rsp", "dir", "signal", "response", "error",
+                   "latency ms")  # fmt: skip
         for sg in a.avdtp_signals:
             t.add_row(
                 str(sg.command_frame or ""),
@@ -172,23 +204,14 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             )
         con.print(t)
     if a.avdtp_streams:
-        t = Table(
-            "connection",
-            "SEIDs",
-            "codec",
-            "states",
-            "media pkts",
-            "kbit/s",
-            "delay ms",
-            title="A2DP streams",
-            title_justify="left",
-        )
+        t = _table("A2DP streams", "connection", "SEIDs", "codec", "states", "media pkts",
+                   "kbit/s", "delay ms")  # fmt: skip
         for st in a.avdtp_streams:
             states = " → ".join(s.state for s in st.states)
             delay = ", ".join(f"{d.delay_ms:.1f}" for d in st.delay_reports[:3])
             t.add_row(
                 st.connection or "?",
-                f"{st.acp_seid}/{st.int_seid}",
+                f"{_dash(st.acp_seid)}/{_dash(st.int_seid)}",
                 st.codec or "?",
                 states,
                 str(st.media_packets),
@@ -200,9 +223,23 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
         for h in a.hfp:
             con.print(f"{h.profile.upper()}: {session_summary(h)}", highlight=False)
     if a.advertisers:
-        con.print(f"{len(a.advertisers)} LE advertisers")
+        top = sorted(a.advertisers, key=lambda x: -x.events)[:15]
+        t = _table(f"LE advertisers ({len(a.advertisers)}; the {len(top)} heard most)",
+                   "address", "name", "events", "interval ms", "RSSI", "first", "last")  # fmt: skip
+        for x in top:
+            t.add_row(
+                x.address, x.name or "", str(x.events),
+                "" if x.interval_ms is None else f"{x.interval_ms:.1f}",
+                "" if x.rssi is None else f"{x.rssi.mean:.0f}",
+                clock(x.first_time_us), clock(x.last_time_us),
+            )  # fmt: skip
+        con.print(t)
     if a.anomalies:
         con.print(f"[dim]{len(a.anomalies)} decode anomalies (see --json)[/dim]")
+
+
+def _dash(v: object) -> str:
+    return "—" if v is None else str(v)
 
 
 def session_summary(s: HfpSession) -> str:
@@ -221,3 +258,54 @@ def session_summary(s: HfpSession) -> str:
     if s.sco:
         parts.append("SCO " + ", ".join(s.sco))
     return "; ".join(parts)
+
+
+def markdown_report(a: Analysis) -> str:
+    """The report as Markdown that pastes into GitHub, GitLab or Jira tickets: verdict first,
+    incidents, findings (time, message, why, fix, frames), devices and connections."""
+    cap = a.capture
+    out = [f"## btanalyze: `{cap.path}`", ""]
+    span = f", {cap.first_time} → {cap.last_time}" if cap.first_time else ""
+    out += [f"{cap.format}, {cap.frames} frames{span}", "", f"**Verdict: {verdict(a)}**", ""]
+    for w in cap.warnings:
+        out.append(f"> reader: {w}")
+    if cap.warnings:
+        out.append("")
+    shown = [i for i in a.incidents if i.severity != "info"]
+    if shown:
+        out += ["### Incidents", ""]
+        out += [f"- **{i.severity.upper()}** {i.verdict}" for i in shown]
+        out.append("")
+    if a.findings:
+        out += ["### Findings", ""]
+        for f in a.findings:
+            out.append(f"- **{f.severity.upper()}** `{f.id}` at {clock(f.time_us)}: {f.message}")
+            out.append(f"  - why: {f.explanation}")
+            out.append(f"  - fix: {f.fix}")
+            if f.frames:
+                out.append(f"  - frames: {_frames(f.frames)}")
+        out.append("")
+    else:
+        out += ["No findings.", ""]
+
+    def row(*cells: str) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    if a.devices:
+        out += ["### Devices", "", row("address", "role", "name", "LMP ver/subver", "chip vendor"),
+                row(*["---"] * 5)]  # fmt: skip
+        for d in a.devices:
+            out.append(row(d.address, d.role, d.name or "", _lmp(d.lmp_version, d.lmp_subversion),
+                           d.manufacturer_name or ""))  # fmt: skip
+        out.append("")
+    conns = [
+        c for c in a.connections if not (c.cancelled and c.connect_mode == "filter_accept_list")
+    ]
+    if conns:
+        head = row("id", "transport", "address", "start", "status / reason")
+        out += ["### Connections", "", head, row(*["---"] * 5)]
+        for c in conns:
+            why = c.status_name if c.status else (c.disconnect_reason_name or "open")
+            out.append(row(c.id, c.transport, c.address or "—", clock(c.start_time_us), why))
+        out.append("")
+    return "\n".join(out)

@@ -51,6 +51,10 @@ def parse_time_us(text: str, first_us: int | None) -> int:
 @click.argument("file", type=str)
 @click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
 @click.option(
+    "--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+    help="text (terminal), markdown (for tickets) or json (same as --json).",
+)  # fmt: skip
+@click.option(
     "--config",
     "config_path",
     type=str,
@@ -82,6 +86,7 @@ def parse_time_us(text: str, first_us: int | None) -> int:
 def command(
     file: str,
     as_json: bool,
+    fmt: str,
     config_path: str | None,
     deadline: str | None,
     fail_on: str | None,
@@ -124,8 +129,12 @@ def command(
         ):
             fail_input("the --from/--to window lies outside the capture")
         analysis = narrow_to_window(analysis, t_from, t_to)
-    if as_json:
+    if as_json or fmt == "json":
         print_json(analysis.to_json())
+    elif fmt == "markdown":
+        from analyzer.report import markdown_report
+
+        click.echo(markdown_report(analysis))
     else:
         from analyzer.report import print_report
 

@@ -83,6 +83,10 @@ def parse_time_us(text: str, first_us: int | None) -> int:
 )
 @click.option("--to", "time_to", type=str, default=None, help="End of the window.")
 @click.option("--log", default=None, help="Which log to read inside a bugreport or zip.")
+@click.option(
+    "--html", "html_out", default=None, type=str,
+    help="Also write a self-contained HTML report (timeline included) to this file.",
+)  # fmt: skip
 def command(
     file: str,
     as_json: bool,
@@ -94,6 +98,7 @@ def command(
     time_from: str | None,
     time_to: str | None,
     log: str | None,
+    html_out: str | None,
 ) -> None:
     """Rebuild what happened in a capture and say what went wrong."""
     from analyzer.analysis import analyze_capture
@@ -129,6 +134,14 @@ def command(
         ):
             fail_input("the --from/--to window lies outside the capture")
         analysis = narrow_to_window(analysis, t_from, t_to)
+    if html_out:
+        from analyzer.dashboards import static_html
+
+        try:
+            with open(html_out, "w", encoding="utf-8") as fh:
+                fh.write(static_html(analysis))
+        except OSError as exc:
+            fail_input(f"cannot write {html_out}: {exc.strerror or exc}")
     if as_json or fmt == "json":
         print_json(analysis.to_json())
     elif fmt == "markdown":

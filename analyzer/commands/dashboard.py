@@ -20,8 +20,17 @@ from analyzer.commands.batch import _bytes
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8050, show_default=True, type=int)
 @click.option("--max-upload", default="500M", show_default=True, help="Largest upload.")
+@click.option(
+    "--retention-days", default=7.0, show_default=True, type=float,
+    help="Delete uploads (they hold keys and phone numbers) older than this; 0 keeps them.",
+)  # fmt: skip
 def command(
-    captures: tuple[str, ...], store_dir: str | None, host: str, port: int, max_upload: str
+    captures: tuple[str, ...],
+    store_dir: str | None,
+    host: str,
+    port: int,
+    max_upload: str,
+    retention_days: float,
 ) -> None:
     """Start the dashboard; open http://HOST:PORT/ in a browser."""
     from analyzer.dashboards import create_app
@@ -36,14 +45,23 @@ def command(
         if captures:
             stats = run_batch(list(captures), Store(store_dir), workers=1)
             click.echo(stats.line(), err=True)
+        import logging
+        import secrets
+
+        token = None
         if host not in ("127.0.0.1", "localhost", "::1"):
+            token = secrets.token_urlsafe(16)
             click.echo(
-                f"btanalyze: warning: serving on {host}: anyone who can reach it can upload "
-                "captures and read every stored analysis (there is no login)",
+                f"btanalyze: warning: serving on {host}: whoever has the link below can upload "
+                "captures and read every stored analysis",
                 err=True,
             )
-        app = create_app(store_dir, max_upload=_bytes(max_upload))
-        click.echo(f"btanalyze dashboard: http://{host}:{port}/", err=True)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
+        app = create_app(
+            store_dir, max_upload=_bytes(max_upload), retention_days=retention_days, token=token
+        )
+        url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+        click.echo(f"btanalyze dashboard: {url}", err=True)
         app.run(host=host, port=port, debug=False)
     finally:
         if tmp is not None:

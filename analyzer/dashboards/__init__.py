@@ -44,9 +44,10 @@ class Job:
 class Library:
     """The store the dashboard reads, uploads and the jobs that analyse them."""
 
-    def __init__(self, store: Store, max_upload: int) -> None:
+    def __init__(self, store: Store, max_upload: int, retention_days: float = 7.0) -> None:
         self.store = store
         self.max_upload = max_upload
+        self.retention_s = retention_days * 86400
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse")
@@ -71,7 +72,13 @@ class Library:
 
         job.status = "analysing"
         try:
-            results = analyse_file(FileTask(str(path), str(self.store.root)))
+            from analyzer import __version__
+
+            # the same content uploaded again is not analysed again (content-hash cache)
+            done = frozenset(self.store.done(__version__))
+            results = analyse_file(FileTask(str(path), str(self.store.root), done))
+            if all(r.skipped for r in results):
+                path.unlink(missing_ok=True)  # already stored: keep no second copy
             for r in results:
                 if not r.skipped:
                     r.row["path"] = str(r.row.get("path", "")).replace(str(path), job.name)
@@ -85,6 +92,40 @@ class Library:
                 job.status = "done"
         except Exception as exc:  # recorded for the user; the server goes on
             job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+
+    def delete(self, cid: str) -> bool:
+        """Remove a capture's rows, analysis and uploaded file (the delete button)."""
+        caps = self.store.captures()
+        row = caps.filter(caps["capture_id"] == cid)
+        if row.is_empty():
+            return False
+        f = str(row["file"][0] or "")
+        self.store.remove([cid])
+        up = Path(f)
+        if up.parent == self.store.root / "uploads":
+            up.unlink(missing_ok=True)
+        _cached_analysis.cache_clear()
+        return True
+
+    def expire(self) -> int:
+        """Delete uploads (and their analyses) older than the retention period: captures hold
+        link keys and phone numbers. Returns how many captures were removed."""
+        import time
+
+        if self.retention_s <= 0:
+            return 0
+        cutoff = time.time() - self.retention_s
+        n = 0
+        caps = self.store.captures()
+        for cid, f in zip(caps["capture_id"].to_list(), caps["file"].to_list(), strict=True):
+            up = Path(f or "")
+            uploaded = up.parent == self.store.root / "uploads" and up.exists()
+            if uploaded and up.stat().st_mtime < cutoff:
+                n += int(self.delete(cid))
+        for up in (self.store.root / "uploads").glob("*.upload"):
+            if up.stat().st_mtime < cutoff:
+                up.unlink(missing_ok=True)
+        return n
 
 
 @lru_cache(maxsize=16)
@@ -133,6 +174,23 @@ def _install_upload_route(server: Any, lib: Library) -> None:
         if job is None:
             return jsonify(error="no such job"), 404
         return jsonify(status=job.status, error=job.error, captures=job.capture_ids)
+
+
+def _install_token(server: Any, token: str) -> None:
+    import hmac
+
+    from flask import make_response, redirect, request
+
+    @server.before_request
+    def check() -> Any:
+        given = request.args.get("token") or request.cookies.get("btanalyze_token") or ""
+        if not hmac.compare_digest(given, token):
+            return make_response("a token is required (the URL printed at start-up)", 403)
+        if request.args.get("token"):
+            resp = make_response(redirect(request.path))
+            resp.set_cookie("btanalyze_token", token, httponly=True, samesite="Strict")
+            return resp
+        return None
 
 
 # -- pages --------------------------------------------------------------------------------------
@@ -310,6 +368,8 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
     return html.Div([
         dcc.Link("← all captures", href="/"),
         html.H2(Path(c.path).name, id="capture-title"),
+        html.Button("Delete this capture", id="delete-capture", n_clicks=0),
+        html.Span(id="delete-note"),
         html.P(f"{c.format}, {c.frames} frames, {c.first_time} → {c.last_time}"),
         html.H3(verdict, id="verdict",
                 style={"color": SEVERITY_COLOUR.get(worst or "", "#2e7d32")}),
@@ -339,13 +399,22 @@ def _int(v: list[str] | None) -> int | None:
         return None
 
 
-def create_app(store_root: str | Path, *, max_upload: int = 500 << 20) -> Any:
-    """The Dash app over a results store folder (created if missing)."""
+def create_app(
+    store_root: str | Path,
+    *,
+    max_upload: int = 500 << 20,
+    retention_days: float = 7.0,
+    token: str | None = None,
+) -> Any:
+    """The Dash app over a results store folder (created if missing). With ``token``, every
+    request must carry it (``?token=`` once, then a cookie) — required when the server is bound
+    beyond loopback."""
     import dash
     import dash_ag_grid  # noqa: F401  (component libraries load before any callback runs)
     from dash import Input, Output, dcc, html
 
-    lib = Library(Store(store_root), max_upload)
+    lib = Library(Store(store_root), max_upload, retention_days)
+    lib.expire()
     app = dash.Dash(
         __name__, assets_folder=str(ASSETS), suppress_callback_exceptions=True,
         title="btanalyze",
@@ -354,6 +423,8 @@ def create_app(store_root: str | Path, *, max_upload: int = 500 << 20) -> Any:
     app.layout = html.Div([dcc.Location(id="url"), html.Div(id="page")],
                           style={"fontFamily": "sans-serif", "margin": "12px"})  # fmt: skip
     _install_upload_route(app.server, lib)
+    if token:
+        _install_token(app.server, token)
 
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
     def route(pathname: str | None, search: str | None) -> Any:
@@ -372,8 +443,61 @@ def create_app(store_root: str | Path, *, max_upload: int = 500 << 20) -> Any:
         parts = [p for p in (pathname or "/").split("/") if p]
         return _job(lib, parts[1]) if parts[:1] == ["job"] and len(parts) == 2 else dash.no_update
 
+    @app.callback(
+        Output("delete-note", "children"),
+        Input("delete-capture", "n_clicks"),
+        Input("url", "pathname"),
+        prevent_initial_call=True,
+    )
+    def delete(n: int, pathname: str | None) -> Any:
+        parts = [p for p in (pathname or "/").split("/") if p]
+        if not n or parts[:1] != ["capture"] or len(parts) != 2:
+            return dash.no_update
+        ok = lib.delete(parts[1])
+        return " deleted: the capture, its analysis and its upload are gone" if ok else " not found"
+
     app.library = lib  # type: ignore[attr-defined]
     return app
 
 
-__all__ = ["Job", "Library", "create_app", "swimlane"]
+def static_html(a: Analysis) -> str:
+    """One self-contained HTML page (Plotly inline, no server, no network): verdict, incidents,
+    findings and the swimlane timeline — to attach to a ticket (``analyze --html``)."""
+    from html import escape
+
+    fig = swimlane(a)
+    plot = fig.to_html(full_html=False, include_plotlyjs="inline", div_id="swimlane")
+    c = a.capture
+    sev = [f.severity for f in a.findings]
+    verdict = (
+        f"{sev.count('error')} errors, {sev.count('warning')} warnings, {sev.count('info')} notes"
+        if sev
+        else "No findings"
+    )
+    items = []
+    for f in a.findings:
+        col = SEVERITY_COLOUR[f.severity]
+        items.append(
+            f'<div class="finding" style="border-left:4px solid {col};padding:4px 8px;'
+            f'margin:6px 0"><b style="color:{col}">{f.severity.upper()}</b> '
+            f"<code>{escape(f.id)}</code> {escape(f.message)}<br>{escape(f.explanation)}<br>"
+            f"<i>Fix:</i> {escape(f.fix)}<br>Frames: {', '.join(map(str, f.frames[:12]))}</div>"
+        )
+    incidents = "".join(
+        f"<li><b>{i.severity.upper()}</b> {escape(i.verdict)}</li>" for i in a.incidents
+    )
+    warnings = "".join(f"<li>{escape(w)}</li>" for w in c.warnings)
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>btanalyze: "
+        f"{escape(Path(c.path).name)}</title></head><body style='font-family:sans-serif'>"
+        f"<h2>{escape(Path(c.path).name)}</h2><p>{escape(c.format)}, {c.frames} frames, "
+        f"{escape(str(c.first_time))} → {escape(str(c.last_time))}</p>"
+        f"<h3 id='verdict'>{verdict}</h3>"
+        + (f"<h3>Reader warnings</h3><ul>{warnings}</ul>" if warnings else "")
+        + f"<h3>Incidents</h3><ul>{incidents or '<li>none</li>'}</ul>"
+        f"<h3>Findings</h3>{''.join(items) or '<p>No findings.</p>'}"
+        f"<h3>Timeline</h3>{plot}</body></html>"
+    )
+
+
+__all__ = ["Job", "Library", "create_app", "static_html", "swimlane"]

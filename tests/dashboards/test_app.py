@@ -68,3 +68,101 @@ def test_capture_page_and_swimlane_from_the_stored_analysis(tmp_path: Path) -> N
     app = create_app(tmp_path / "store")
     client = app.server.test_client()
     assert client.get(f"/capture/{cid}").status_code == 200  # served by the Dash router
+
+
+def test_same_upload_twice_is_not_analysed_again_and_delete_removes_it(tmp_path: Path) -> None:
+    app = create_app(tmp_path / "store")
+    client = app.server.test_client()
+    data = (SC / "link_loss.btsnoop").read_bytes()
+    first = _wait(client, client.post("/upload", data=data).get_json()["job"])
+    second = _wait(client, client.post("/upload", data=data).get_json()["job"])
+    assert first["status"] == second["status"] == "done"
+    assert first["captures"] == second["captures"]  # content-hash cache
+    assert len(list((tmp_path / "store" / "uploads").iterdir())) == 1  # no second copy
+    cid = str(first["captures"][0])  # type: ignore[index]
+    lib = app.library
+    assert lib.delete(cid)
+    assert Store(tmp_path / "store").captures().is_empty()
+    assert not list((tmp_path / "store" / "uploads").iterdir())
+    assert not (tmp_path / "store" / "analyses" / f"{cid}.json.gz").exists()
+
+
+def test_retention_expires_old_uploads(tmp_path: Path) -> None:
+    import os
+
+    app = create_app(tmp_path / "store")
+    client = app.server.test_client()
+    data = (SC / "link_loss.btsnoop").read_bytes()
+    _wait(client, client.post("/upload", data=data).get_json()["job"])
+    (up,) = (tmp_path / "store" / "uploads").iterdir()
+    old = time.time() - 8 * 86400
+    os.utime(up, (old, old))
+    create_app(tmp_path / "store", retention_days=7)  # a restart applies the retention
+    assert Store(tmp_path / "store").captures().is_empty() and not up.exists()
+
+
+def test_token_required_beyond_loopback(tmp_path: Path) -> None:
+    app = create_app(tmp_path / "store", token="s3cret")
+    client = app.server.test_client()
+    assert client.get("/").status_code == 403
+    assert client.post("/upload", data=b"x").status_code == 403
+    r = client.get("/?token=s3cret")
+    assert r.status_code == 302 and "btanalyze_token" in r.headers.get("Set-Cookie", "")
+    assert client.get("/").status_code == 200  # the cookie carries it from now on
+    assert client.get("/?token=wrong").status_code == 403
+
+
+def test_ten_concurrent_uploads_over_loopback(tmp_path: Path) -> None:
+    import socket
+    import threading
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from werkzeug.serving import make_server
+
+    app = create_app(tmp_path / "store")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = make_server("127.0.0.1", port, app.server, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    files = sorted(SC.glob("*.btsnoop"))[:10]
+
+    def upload(p: Path) -> tuple[Path, dict[str, object]]:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/upload", data=p.read_bytes(), method="POST",
+            headers={"X-File-Name": p.name, "Content-Type": "application/octet-stream"},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=60) as r:
+            job = __import__("json").loads(r.read())["job"]
+        client = app.server.test_client()
+        return p, _wait(client, job)
+
+    try:
+        with ThreadPoolExecutor(10) as ex:
+            results = list(ex.map(upload, files))
+    finally:
+        srv.shutdown()
+    caps = Store(tmp_path / "store").captures()
+    by_name = dict(zip(caps["path"].to_list(), caps["capture_id"].to_list(), strict=True))
+    for p, st in results:
+        assert st["status"] == "done", (p.name, st)
+        assert st["captures"] == [by_name[p.name]]  # each upload got its own capture
+    assert caps.height == len(files)
+
+
+def test_static_html_report(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.html"
+    r = subprocess.run(
+        [sys.executable, "-c", "from analyzer.cli import main; main()", "analyze",
+         str(SC / "a2dp_rejected_hfp_fallback.btsnoop"), "--html", str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "2 errors, 0 warnings" in text and "avdtp_rejected" in text
+    assert "https://cdn" not in text.split("<h3>Timeline</h3>")[0]  # self-contained
+    assert 'id="swimlane"' in text

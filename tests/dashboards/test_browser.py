@@ -101,3 +101,34 @@ def test_upload_then_triage_then_share_the_moment(server: str) -> None:
         assert "a2dp_rejected_hfp_fallback.btsnoop" in table.text
     finally:
         colleague.quit()
+
+
+def test_non_capture_upload_shows_the_error(server: str, tmp_path: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a capture\n")
+    b = _browser()
+    try:
+        b.get(server + "/")
+        picker = WebDriverWait(b, 60).until(ec.presence_of_element_located((By.ID, "upload-file")))
+        picker.send_keys(str(junk))
+        err = WebDriverWait(b, 60).until(ec.presence_of_element_located((By.ID, "job-error")))
+        assert "not a capture" in err.text
+    finally:
+        b.quit()
+
+
+def test_static_html_opens_offline(tmp_path: Path) -> None:
+    from analyzer.analysis import analyze
+    from analyzer.dashboards import static_html
+
+    page = tmp_path / "report.html"
+    page.write_text(static_html(analyze(SC / "link_loss.btsnoop")))
+    b = _browser()
+    try:
+        b.get(page.as_uri())
+        WebDriverWait(b, 60).until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, "#swimlane .main-svg"))
+        )
+        assert "error" in b.find_element(By.ID, "verdict").text
+    finally:
+        b.quit()

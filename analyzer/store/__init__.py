@@ -245,8 +245,14 @@ class Store:
 
     # -- SQL ---------------------------------------------------------------------------------
     def sql(self, query: str) -> pl.DataFrame:
-        """Run DuckDB SQL over the store's tables; the result as a polars DataFrame."""
+        """Run DuckDB SQL over the store's tables; the result as a polars DataFrame. The SQL can
+        read the store only and write no file (``COPY … TO`` and ``read_csv('/etc/…')`` are
+        refused)."""
         con = self.connect()
+        root = str(self.root.resolve()).replace("'", "''")
+        con.execute(f"SET allowed_directories = ['{root}/']")  # type: ignore[attr-defined]
+        con.execute("SET enable_external_access = false")  # type: ignore[attr-defined]
+        con.execute("SET lock_configuration = true")  # type: ignore[attr-defined]
         cur = con.execute(query)  # type: ignore[attr-defined]
         cols = [d[0] for d in cur.description or []]
         rows = cur.fetchall()

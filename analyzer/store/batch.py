@@ -90,7 +90,9 @@ class LocalPool:
 
     def _spawn(self) -> _Worker:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=worker_main, args=(child, self.memory_bytes), daemon=True)
+        proc = self.ctx.Process(
+            target=worker_main, args=(child, self.memory_bytes, os.getpid()), daemon=True
+        )
         proc.start()
         child.close()
         return _Worker(proc, parent)

@@ -131,8 +131,39 @@ def analyse_file(task: FileTask) -> list[CaptureResult]:
     return out
 
 
-def worker_main(conn: object, memory_bytes: int | None) -> None:
+def _die_with_batch(batch_pid: int) -> None:
+    """A worker must not outlive its batch: killed (SIGKILL) mid-file, the batch would otherwise
+    leave its forkserver and a hung worker running (a worker's parent is the fork server, which
+    outlives the batch). A thread waits on the batch process (a pidfd on Linux, else polling)
+    and ends the worker when it is gone."""
+    import select
+    import threading
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(batch_pid)
+        except (AttributeError, OSError):
+            fd = -1
+        if fd >= 0:
+            select.select([fd], [], [])  # readable once the batch process has ended
+        else:
+            while True:
+                try:
+                    os.kill(batch_pid, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    pass
+                time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="btanalyze-batch-watch").start()
+
+
+def worker_main(conn: object, memory_bytes: int | None, batch_pid: int | None = None) -> None:
     """A pool worker: receive a :class:`FileTask`, send back its results, until told to stop."""
+    if batch_pid is not None:
+        _die_with_batch(batch_pid)
     if memory_bytes:
         try:
             import resource

@@ -5,6 +5,7 @@ pool, and ``query`` / ``summary`` / ``store rm`` / ``store compact`` work on it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -188,3 +189,50 @@ def test_query_summary_rm_and_compact(lab: Path, tmp_path: Path) -> None:
     assert victim not in caps["path"].to_list() and caps.height == before["captures"] - 1
     not_store = _cli("summary", str(tmp_path))
     assert not_store.returncode == 2
+
+
+def test_a_killed_batch_leaves_no_worker_behind(lab: Path, tmp_path: Path) -> None:
+    """SIGKILL while a worker hangs: the worker (and the fork server) end with the batch."""
+    out = tmp_path / "store"
+    code = (
+        "import sys; from analyzer.store import Store; from analyzer.store.batch import run_batch\n"
+        f"run_batch([{str(lab)!r}], Store({str(out)!r}), workers=1, hang_on='two.zip')"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the files sorted before two.zip are done
+            if len(list((out / "captures").glob("*.parquet"))) >= 3:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.kill()
+        proc.wait(20)
+        survivors: list[str] = []
+        for _ in range(100):
+            pgrep = ["pgrep", "-g", str(proc.pid)]
+            survivors = subprocess.run(
+                pgrep, capture_output=True, text=True, check=False
+            ).stdout.split()
+            if not survivors:
+                break
+            time.sleep(0.2)
+        assert survivors == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_query_reads_the_store_only(lab: Path, tmp_path: Path) -> None:
+    out = tmp_path / "store"
+    assert _cli("batch", str(SCENARIOS / "page_timeout.btsnoop"), "--out", str(out)).returncode == 0
+    evil = tmp_path / "evil.csv"
+    r = _cli("query", str(out), f"copy (select 1) to '{evil}'")
+    assert r.returncode == 2 and not evil.exists(), r.stdout
+    r = _cli("query", str(out), "select * from read_csv('/etc/passwd')")
+    assert r.returncode == 2
+    r = _cli("query", str(out), "select count(*) n from captures", "--csv")
+    assert r.returncode == 0 and r.stdout.splitlines() == ["n", "1"]

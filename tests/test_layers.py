@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     # the store drives analyses (batch workers) and keeps their results
     "store": {"model", "capture", "readers", "analysis"},
     # pages read stored analyses; uploads are analysed by the store's worker
-    "dashboards": {"model", "rules", "report", "store"},
+    "dashboards": {"model", "rules", "report", "store", "diff"},
     "diff": {"model"},
 }
 #: wire parsing: byte unpacking, integer assembly from bytes, shifts of bytes into words

@@ -196,23 +196,93 @@ def _install_token(server: Any, token: str) -> None:
 # -- pages --------------------------------------------------------------------------------------
 
 
-def _home(lib: Library) -> Any:
+def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
+    """Upload, then the stored captures (lab mode over a batch store): facets by finding and
+    device (``?finding=ID&device=ADDR``), errors per capture day, and compare (pick A, then
+    compare any other capture with it)."""
+    import plotly.graph_objects as go
+    import polars as pl
     from dash import dcc, html
 
+    q = query or {}
+    finding = _first(q.get("finding"))
+    device = _first(q.get("device"))
+    pick_a = _first(q.get("a"))
     caps = lib.store.captures()
+    findings = lib.store.read("findings")
+    devices = lib.store.read("devices")
+    shown = caps
+    if finding:
+        ids = findings.filter(pl.col("id") == finding)["capture_id"].unique().to_list()
+        shown = shown.filter(pl.col("capture_id").is_in(ids))
+    if device:
+        ids = devices.filter(pl.col("address") == device)["capture_id"].unique().to_list()
+        shown = shown.filter(pl.col("capture_id").is_in(ids))
+
+    def href(**kw: str | None) -> str:
+        params = {"finding": finding, "device": device, "a": pick_a, **kw}
+        qs = "&".join(f"{k}={quote(v)}" for k, v in params.items() if v)
+        return "/" + (f"?{qs}" if qs else "")
+
     rows = []
-    for r in caps.sort("analysed_at", descending=True).iter_rows(named=True):
-        link = (
-            dcc.Link(r["path"], href=f"/capture/{r['capture_id']}")
-            if r["status"] == "ok"
-            else html.Span(r["path"])
-        )
+    for r in shown.sort("analysed_at", descending=True).iter_rows(named=True):
+        cid = r["capture_id"]
+        ok = r["status"] == "ok"
+        link = dcc.Link(r["path"], href=f"/capture/{cid}") if ok else html.Span(r["path"])
+        if not ok:
+            compare: Any = ""
+        elif pick_a and pick_a != cid:
+            compare = dcc.Link("compare with A", href=f"/compare?a={pick_a}&b={cid}",
+                               className="compare")  # fmt: skip
+        elif pick_a == cid:
+            compare = html.B("A")
+        else:
+            compare = dcc.Link("pick as A", href=href(a=cid), className="pick-a")
         rows.append(
             html.Tr([
-                html.Td(link), html.Td(r["status"]), html.Td(r["frames"]),
-                html.Td(r["errors"]), html.Td(r["warnings"]), html.Td(r["error"] or ""),
+                html.Td(link), html.Td(r["status"]), html.Td(r["frames"]), html.Td(r["errors"]),
+                html.Td(r["warnings"]), html.Td(r["first_time"] or ""), html.Td(compare),
+                html.Td(r["error"] or ""),
             ])
         )  # fmt: skip
+    facets: list[Any] = []
+    if findings.height:
+        serious = findings.filter(pl.col("severity") != "info")
+        top = serious.group_by("id").agg(pl.col("capture_id").n_unique().alias("n"))
+        top = top.sort("n", descending=True)
+        facets.append(html.Div(["Findings: ", *[
+            x for fid, n in top.head(15).iter_rows()
+            for x in (dcc.Link(f"{fid} ({n})", href=href(finding=fid), className="facet-finding"),
+                      " ")
+        ]]))  # fmt: skip
+    if devices.height:
+        rem = devices.filter(pl.col("role") == "remote")
+        topd = (rem.group_by("address").agg(pl.col("capture_id").n_unique().alias("n"),
+                                            pl.col("name").drop_nulls().first().alias("name"))
+                .sort("n", descending=True))  # fmt: skip
+        facets.append(html.Div(["Devices: ", *[
+            x for addr, n, name in topd.head(15).iter_rows()
+            for x in (dcc.Link(f"{name or addr} ({n})", href=href(device=addr),
+                               className="facet-device"), " ")
+        ]]))  # fmt: skip
+    if finding or device:
+        facets.append(html.Div([f"filtered: {finding or ''} {device or ''} ",
+                                dcc.Link("clear", href="/")], id="filter-note"))  # fmt: skip
+    trend: list[Any] = []
+    dated = caps.filter(pl.col("first_time").is_not_null() & (pl.col("status") == "ok"))
+    if dated.height > 1:
+        per_day = (dated.with_columns(pl.col("first_time").str.slice(0, 10).alias("day"))
+                   .group_by("day").agg(pl.len().alias("captures"),
+                                        (pl.col("errors") > 0).sum().alias("with errors"))
+                   .sort("day"))  # fmt: skip
+        fig = go.Figure([
+            go.Bar(x=per_day["day"].to_list(), y=per_day["captures"].to_list(), name="captures"),
+            go.Bar(x=per_day["day"].to_list(), y=per_day["with errors"].to_list(),
+                   name="with errors", marker_color=SEVERITY_COLOUR["error"]),
+        ])  # fmt: skip
+        fig.update_layout(height=220, barmode="overlay", margin={"l": 10, "r": 10, "t": 10,
+                                                                 "b": 30})  # fmt: skip
+        trend = [dcc.Graph(id="trend", figure=fig)]
     return html.Div([
         html.H2("btanalyze"),
         html.P("Upload a capture (btsnoop_hci.log, bugreport zip, pcap/pcapng, PacketLogger, "
@@ -224,13 +294,67 @@ def _home(lib: Library) -> Any:
             html.Progress(id="upload-progress", value="0", max="100"),
             html.Span(id="upload-note"),
         ]),
-        html.H3(f"Analysed captures ({caps.height})"),
+        html.H3(f"Analysed captures ({shown.height} of {caps.height})", id="captures-count"),
+        *facets, *trend,
         html.Table([
-            html.Thead(html.Tr([html.Th(h) for h in
-                                ("capture", "status", "frames", "errors", "warnings", "error")])),
+            html.Thead(html.Tr([html.Th(h) for h in ("capture", "status", "frames", "errors",
+                                                     "warnings", "first frame", "compare",
+                                                     "error")])),
             html.Tbody(rows, id="captures-table"),
         ]),
     ])  # fmt: skip
+
+
+def _first(v: list[str] | None) -> str | None:
+    return v[0] if v else None
+
+
+def _compare(lib: Library, query: dict[str, list[str]]) -> Any:
+    """Two stored captures side by side (analyzer.diff): the first divergence highlighted."""
+    from dash import dcc, html
+
+    from analyzer.diff import diff
+
+    a_id, b_id = (query.get("a") or [""])[0], (query.get("b") or [""])[0]
+    a, b = lib.analysis(a_id), lib.analysis(b_id)
+    if a is None or b is None:
+        return html.Div(
+            [html.H3("Pick two stored captures to compare"), dcc.Link("Back", href="/")]
+        )
+    d = diff(a, b)
+    first = d.first
+
+    def step(x: Any) -> str:
+        return "(no such step)" if x is None else f"{x.text} (frame {x.frame})"
+
+    blocks: list[Any] = [
+        dcc.Link("← all captures", href="/"),
+        html.H2("Compare"),
+        html.P(["A: ", dcc.Link(Path(a.capture.path).name, href=f"/capture/{a_id}"),
+                "   B: ", dcc.Link(Path(b.capture.path).name, href=f"/capture/{b_id}")]),
+    ]  # fmt: skip
+    if first is not None:
+        dev, dv = first
+        blocks.append(html.Div([
+            html.B("First divergence: "), f"{dev.name or dev.address} ({dev.address}), "
+            f"{dv.procedure} step {dv.index + 1}: ", html.Br(),
+            html.Span(f"A: {step(dv.a)}"), html.Br(), html.Span(f"B: {step(dv.b)}"),
+        ], id="first-divergence", style={"background": "#fff3e0", "padding": "8px"}))  # fmt: skip
+    else:
+        blocks.append(html.P("No procedure step differs.", id="first-divergence"))
+    for dev in d.devices:
+        items = [html.Li(f"{k}: A {va or '—'} → B {vb or '—'}") for k, (va, vb) in
+                 dev.versions.items()]  # fmt: skip
+        items += [html.Li(f"{dv.procedure} differs at step {dv.index + 1}: A {step(dv.a)}; "
+                          f"B {step(dv.b)}") for dv in dev.divergences]  # fmt: skip
+        if dev.only_in:
+            items.append(html.Li(f"only in {dev.only_in.upper()}"))
+        blocks += [html.H3(f"{dev.name or 'unnamed'} ({dev.address})"), html.Ul(items)]
+    for label, fs in (("A", d.findings_only_a), ("B", d.findings_only_b)):
+        blocks += [html.H3(f"Findings only in {label} ({len(fs)})"),
+                   html.Ul([html.Li(f"{fid} ({sev}): {msg}") for fid, sev, msg in fs],
+                           id=f"only-{label.lower()}")]  # fmt: skip
+    return html.Div(blocks)
 
 
 def _job(lib: Library, job_id: str) -> Any:
@@ -434,7 +558,9 @@ def create_app(
             return _capture(lib, parts[1], query)
         if parts[:1] == ["job"] and len(parts) == 2:
             return _job(lib, parts[1])
-        return _home(lib)
+        if parts[:1] == ["compare"]:
+            return _compare(lib, query)
+        return _home(lib, query)
 
     @app.callback(Output("page", "children", allow_duplicate=True),
                   Input("job-poll", "n_intervals"), Input("url", "pathname"),

@@ -280,9 +280,28 @@ def update_history(store: Store) -> None:
     )
     store.write_derived("device_history", hist)
     rows: list[dict[str, object]] = []
+    findings = store.read("findings")
+    stale = {
+        (str(c), str(a))
+        for c, a in findings.filter(pl.col("id") == "auth_key_missing")
+        .select("capture_id", "address")
+        .iter_rows()
+    }
     for (addr,), g in hist.group_by(["address"], maintain_order=True):
         prev: dict[str, object] | None = None
+        change: dict[str, object] | None = None  # the last firmware change seen for it
         for r in g.iter_rows(named=True):
+            if change is not None and (str(r["capture_id"]), str(addr)) in stale:
+                rows.append({
+                    "id": "auth_key_missing", "address": addr, "name": r["name"],
+                    "from_capture": change["from_capture"], "to_capture": r["capture_id"],
+                    "from_path": change["from_path"], "to_path": r["path"],
+                    "from_version": change["from_version"], "to_version": change["to_version"],
+                    "message": f"{r['name'] or addr} rejected the stored key in {r['path']} "
+                    f"after a firmware update ({change['from_path']} → {change['to_path']}): "
+                    "the update wiped its bonds; pair it again",
+                })  # fmt: skip
+                change = None
             if r["lmp_subversion"] is None and r["lmp_version"] is None:
                 continue
             if prev is not None and (prev["lmp_version"], prev["lmp_subversion"]) != (
@@ -297,6 +316,13 @@ def update_history(store: Store) -> None:
                     "message": f"{r['name'] or addr} changed firmware between captures: "
                     f"{_ver(prev)} ({prev['path']}) → {_ver(r)} ({r['path']})",
                 })  # fmt: skip
+                change = rows[-1]
+                if (str(r["capture_id"]), str(addr)) in stale:
+                    rows.append({**change, "id": "auth_key_missing",
+                                 "message": f"{r['name'] or addr} rejected the stored key right "
+                                 f"after a firmware update ({prev['path']} → {r['path']}): the "
+                                 "update wiped its bonds; pair it again"})  # fmt: skip
+                    change = None
             prev = r
     store.write_derived(
         "store_findings",

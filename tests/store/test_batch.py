@@ -236,3 +236,54 @@ def test_query_reads_the_store_only(lab: Path, tmp_path: Path) -> None:
     assert r.returncode == 2
     r = _cli("query", str(out), "select count(*) n from captures", "--csv")
     assert r.returncode == 0 and r.stdout.splitlines() == ["n", "1"]
+
+
+def test_firmware_change_then_stale_bond_across_captures(tmp_path: Path) -> None:
+    """Store-level history: a device's version changes between two captures, and the later
+    capture's auth_key_missing is marked as following that update (whatever the processing
+    order)."""
+    import polars as pl
+
+    from analyzer.store.batch import update_history
+
+    st = Store(tmp_path / "store")
+    st.create()
+    caps = pl.DataFrame(
+        {"capture_id": ["c1", "c2"], "path": ["before.log", "after.log"],
+         "first_time": ["2026-01-01", "2026-01-02"], "first_time_us": [1, 2],
+         "analysed_at": ["x", "x"], "status": ["ok", "ok"]}
+    )  # fmt: skip
+    from analyzer.store import captures_frame
+
+    for row in caps.iter_rows(named=True):
+        captures_frame([row]).write_parquet(
+            st.table_dir("captures") / f"c-{row['capture_id']}.parquet"
+        )
+    dev_schema = {
+        "capture_id": pl.Utf8,
+        **__import__("analyzer").model.Analysis.table_schema("devices"),
+    }
+    devs = pl.DataFrame(
+        [{"capture_id": c, "address": "AA:BB:CC:DD:EE:FF", "role": "remote", "name": "Buds",
+          "lmp_version": 11, "lmp_subversion": sub} for c, sub in (("c2", 0x0320), ("c1", 0x0310))],
+        schema_overrides=dev_schema,
+    )  # fmt: skip
+    devs = devs.select([pl.col(k).cast(v) if k in devs.columns else pl.lit(None, v).alias(k)
+                        for k, v in dev_schema.items()])  # fmt: skip
+    devs.write_parquet(st.table_dir("devices") / "c-x.parquet")
+    f_schema = {
+        "capture_id": pl.Utf8,
+        **__import__("analyzer").model.Analysis.table_schema("findings"),
+    }
+    fnd = pl.DataFrame(
+        [{"capture_id": "c2", "id": "auth_key_missing", "address": "AA:BB:CC:DD:EE:FF"}]
+    )
+    fnd = fnd.select([pl.col(k).cast(v) if k in fnd.columns else pl.lit(None, v).alias(k)
+                      for k, v in f_schema.items()])  # fmt: skip
+    fnd.write_parquet(st.table_dir("findings") / "c-c2.parquet")
+    update_history(st)
+    sf = st.read("store_findings")
+    assert sf["id"].to_list() == ["firmware_changed", "auth_key_missing"]
+    assert "before.log → after.log" in sf["message"][1]
+    hist = st.read("device_history")
+    assert hist["capture_id"].to_list() == ["c1", "c2"]  # by capture time, not storage order

@@ -33,7 +33,13 @@ def command(as_json: bool) -> None:
             ]
         )
         return
-    t = Table("id", "severity", "thresholds", "what it finds")
+    from rich import box
+
+    t = Table(box=box.ASCII2)
+    t.add_column("id", no_wrap=True)  # typed into a --config file: never cut
+    t.add_column("severity", no_wrap=True)
+    t.add_column("thresholds", overflow="fold")
+    t.add_column("what it finds")
     for r in rules:
         th = ", ".join(f"{x.name}={x.default:g}{x.unit}" for x in r.thresholds)
         t.add_row(r.id, r.severity, th, r.summary)

@@ -75,3 +75,11 @@ def test_empty_capture_says_so_without_none(tmp_path: Path) -> None:
     empty.write_bytes(b"btsnoop\x00\x00\x00\x00\x01\x00\x00\x03\xea")
     r = _run("analyze", str(empty))
     assert r.returncode == 0 and "None" not in r.stdout and "Verdict: No problems found" in r.stdout
+
+
+def test_rule_ids_whole_at_80_columns() -> None:
+    from analyzer.rules.base import load_all
+
+    out = _run("rules").stdout
+    for rid in load_all():
+        assert rid in out, rid

@@ -84,6 +84,11 @@ def parse_time_us(text: str, first_us: int | None) -> int:
 @click.option("--to", "time_to", type=str, default=None, help="End of the window.")
 @click.option("--log", default=None, help="Which log to read inside a bugreport or zip.")
 @click.option(
+    "--annotate", "annotate_out", default=None, type=str,
+    help="Also write the capture as pcapng with each finding's evidence frames commented "
+    "(Wireshark: frame.comment).",
+)  # fmt: skip
+@click.option(
     "--html", "html_out", default=None, type=str,
     help="Also write a self-contained HTML report (timeline included) to this file.",
 )  # fmt: skip
@@ -98,6 +103,7 @@ def command(
     time_from: str | None,
     time_to: str | None,
     log: str | None,
+    annotate_out: str | None,
     html_out: str | None,
 ) -> None:
     """Rebuild what happened in a capture and say what went wrong."""
@@ -134,6 +140,19 @@ def command(
         ):
             fail_input("the --from/--to window lies outside the capture")
         analysis = narrow_to_window(analysis, t_from, t_to)
+    if annotate_out:
+        from analyzer.writers import write_pcapng
+
+        for f in analysis.findings:
+            note = f"btanalyze {f.severity} {f.id}: {f.message}"
+            for fr in f.frames:
+                old = cap.comments.get(fr)
+                cap.comments[fr] = f"{old}\n{note}" if old else note
+        try:
+            with open(annotate_out, "wb") as out:
+                write_pcapng(cap, out)
+        except OSError as exc:
+            fail_input(f"cannot write {annotate_out}: {exc.strerror or exc}")
     if html_out:
         from analyzer.dashboards import static_html
 

@@ -83,3 +83,26 @@ def test_rule_ids_whole_at_80_columns() -> None:
     out = _run("rules").stdout
     for rid in load_all():
         assert rid in out, rid
+
+
+@pytest.mark.tshark
+def test_annotated_pcapng_comments_every_evidence_frame(tmp_path: Path) -> None:
+    """Wireshark is the oracle: the evidence frames of every finding carry its comment, and the
+    frames themselves are unchanged in number."""
+    import json
+
+    from tests.oracle import run_tshark
+
+    sc = REPO / "captures" / "scenarios" / "a2dp_rejected_hfp_fallback.btsnoop"
+    out = tmp_path / "a.pcapng"
+    r = _run("analyze", str(sc), "--annotate", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(_run("analyze", "--json", str(sc)).stdout)
+    want = {fr for f in doc["findings"] for fr in f["frames"]}
+    lines = run_tshark(out, "-Y", "frame.comment", "-T", "fields", "-e", "frame.number",
+                       "-e", "frame.comment").splitlines()  # fmt: skip
+    got = {int(x.split("\t")[0]) for x in lines if x.strip()}
+    assert got == want
+    assert all("btanalyze" in x for x in lines)
+    total = run_tshark(out, "-T", "fields", "-e", "frame.number").split()
+    assert len(total) == doc["capture"]["frames"]

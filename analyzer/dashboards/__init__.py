@@ -168,6 +168,23 @@ def _install_upload_route(server: Any, lib: Library) -> None:
         job = lib.submit(dest, shown)
         return jsonify(job=job.id, bytes=total)
 
+    @server.route("/rules/<rule_id>")
+    def rule_doc(rule_id: str) -> Any:
+        from html import escape
+
+        from analyzer.rules.base import load_all
+
+        r = load_all().get(rule_id)
+        if r is None:
+            return "no such rule", 404
+        th = "".join(f"<li><code>{escape(t.name)}</code> = {t.default:g} {escape(t.unit)}: "
+                     f"{escape(t.doc)}</li>" for t in r.thresholds)  # fmt: skip
+        return (
+            f"<html><body style='font-family:sans-serif'><h2><code>{escape(r.id)}</code> — "
+            f"{escape(r.title)} ({r.severity})</h2><p>{escape(r.summary)}</p>"
+            f"<p>Example: {escape(r.example)}</p><ul>{th}</ul></body></html>"
+        )
+
     @server.route("/api/job/<job_id>")
     def job_status(job_id: str) -> Any:
         job = lib.jobs.get(job_id)
@@ -459,7 +476,9 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
     for f in findings:
         cards.append(html.Div([
             html.Div([html.B(f.severity.upper(), style={"color": SEVERITY_COLOUR[f.severity]}),
-                      html.Span(f"  {f.id}  "), html.Span(f.message, className="message")]),
+                      "  ", html.A(f.id, href=f"/rules/{f.id}", className="rule-tag",
+                                    target="_blank"), "  ",
+                      html.Span(f.message, className="message")]),
             html.Div(f.explanation, className="explanation"),
             html.Div(["Fix: ", f.fix], className="fix"),
             html.Div(["Evidence frames: ",
@@ -474,11 +493,7 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
                    if i.recovered_at_frame else [])])
         for i in a.incidents
     ]  # fmt: skip
-    devices = [
-        html.Li(dcc.Link(a.device_label(d.address),
-                         href=f"/capture/{cid}?device={quote(d.address)}"))
-        for d in a.devices if d.role == "remote"
-    ]  # fmt: skip
+    devices = [_device_card(a, d, cid) for d in a.devices if d.role == "remote"]
     t0 = c.first_time_us or 0
     rows: list[dict[str, Any]] = [
         {"frame": e.frame, "time_s": round((e.time_us - t0) / 1e6, 6), "lane": e.lane,
@@ -511,9 +526,40 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
             scrollTo={"data": selected[0]} if selected else None,
             style={"height": "360px"},
         ),
-        html.H3("Devices"), html.Ul(devices),
+        html.H3("Devices"), html.Div(devices, id="device-cards"),
         html.H3("Reader warnings"), html.Ul([html.Li(w) for w in c.warnings] or [html.Li("none")]),
     ])  # fmt: skip
+
+
+def _device_card(a: Analysis, d: Any, cid: str) -> Any:
+    """Name, address, chip vendor, versions, bond, profiles and the device's incidents."""
+    from dash import dcc, html
+
+    conns = [c for c in a.connections if c.address == d.address]
+    ids = {c.id for c in conns}
+    profiles = sorted({ch.psm_name for ch in a.l2cap_channels if ch.connection in ids
+                       and ch.result == 0 and ch.psm_name})  # fmt: skip
+    codecs = sorted({s.codec for s in a.avdtp.streams if s.connection in ids and s.codec})
+    hfp = [h for h in a.hfp if h.connection in ids]
+    bonds = [p for p in a.pairing if p.address == d.address]
+    bond = f"{bonds[-1].method or 'pairing'}: {bonds[-1].outcome}" if bonds else "no pairing seen"
+    ver = (
+        f"LMP {d.lmp_version}" + (f" / {d.lmp_subversion:#06x}" if d.lmp_subversion is not None
+                                  else "")
+        if d.lmp_version is not None else "version not seen"
+    )  # fmt: skip
+    incs = [i for i in a.incidents if d.address in i.devices]
+    return html.Div([
+        html.B(dcc.Link(a.device_label(d.address),
+                        href=f"/capture/{cid}?device={quote(d.address)}")),
+        html.Div(f"{d.manufacturer_name or 'chip vendor unknown'}; {ver}"),
+        html.Div(f"bond: {bond}; links: {len(conns)}"),
+        html.Div("profiles: " + (", ".join(profiles + [f"A2DP {c}" for c in codecs]
+                                            + [h.profile.upper() for h in hfp]) or "none")),
+        html.Ul([html.Li([html.B(i.severity.upper(), style={"color": SEVERITY_COLOUR[i.severity]}),
+                          " ", i.verdict]) for i in incs]),
+    ], className="device-card", style={"border": "1px solid #ccc", "padding": "6px",
+                                        "margin": "4px 0"})  # fmt: skip
 
 
 def _int(v: list[str] | None) -> int | None:

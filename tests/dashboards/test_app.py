@@ -166,3 +166,21 @@ def test_static_html_report(tmp_path: Path) -> None:
     assert "2 errors, 0 warnings" in text and "avdtp_rejected" in text
     assert "https://cdn" not in text.split("<h3>Timeline</h3>")[0]  # self-contained
     assert 'id="swimlane"' in text
+
+
+def test_device_cards_and_rule_docs(tmp_path: Path) -> None:
+    from analyzer.dashboards import _device_card
+    from analyzer.store.batch import run_batch
+
+    store = Store(tmp_path / "store")
+    run_batch([str(SC / "a2dp_rejected_hfp_fallback.btsnoop")], store, workers=1)
+    cid = store.captures()["capture_id"][0]
+    a = store.analysis(cid)
+    (dev,) = [d for d in a.devices if d.role == "remote"]
+    text = str(_device_card(a, dev, cid))
+    assert "Sonic Buds Pro" in text and "LMP 11 / 0x0310" in text
+    assert "HFP" in text and "rejected AVDTP SET_CONFIGURATION" in text  # its incident
+    client = create_app(tmp_path / "store").server.test_client()
+    doc = client.get("/rules/avdtp_rejected")
+    assert doc.status_code == 200 and b"avdtp_rejected" in doc.data
+    assert client.get("/rules/nope").status_code == 404

@@ -36,9 +36,11 @@ class Job:
 
     id: str
     name: str
-    status: str = "queued"  # queued / analysing / done / failed
+    status: str = "queued"  # queued / analysing / storing / done / failed / cancelled
     error: str | None = None
     capture_ids: list[str] = field(default_factory=list)
+    cancel_requested: bool = False
+    future: Any = None  # the queued task
 
 
 class Library:
@@ -48,6 +50,7 @@ class Library:
         self.store = store
         self.max_upload = max_upload
         self.retention_s = retention_days * 86400
+        self.hang_on: str | None = None  # test hook: analyses of matching files never end
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse")
@@ -64,19 +67,45 @@ class Library:
         job = Job(uuid.uuid4().hex[:12], name)
         with self.lock:
             self.jobs[job.id] = job
-        self.pool.submit(self._run, job, path)
+        job.future = self.pool.submit(self._run, job, path)
         return job
 
-    def _run(self, job: Job, path: Path) -> None:
-        from analyzer.store.worker import FileTask, analyse_file, staged_path
+    def cancel(self, job_id: str) -> bool:
+        """Stop a queued or running analysis (its worker process is killed)."""
+        job = self.jobs.get(job_id)
+        if job is None or job.status in ("done", "failed", "cancelled"):
+            return False
+        job.cancel_requested = True  # the running pool sees it within 0.2 s and kills its worker
+        if job.future is not None and job.future.cancel():
+            job.status = "cancelled"
+        return True
 
+    def _run(self, job: Job, path: Path) -> None:
+        from analyzer.store.batch import LocalPool
+        from analyzer.store.worker import FileTask, staged_path
+
+        if job.cancel_requested:
+            job.status = "cancelled"
+            return
         job.status = "analysing"
         try:
             from analyzer import __version__
 
-            # the same content uploaded again is not analysed again (content-hash cache)
+            # the same content uploaded again is not analysed again (content-hash cache); the
+            # analysis runs in a worker process, so that cancel can stop it at once
             done = frozenset(self.store.done(__version__))
-            results = analyse_file(FileTask(str(path), str(self.store.root), done))
+            task = FileTask(str(path), str(self.store.root), done, hang_on=self.hang_on)
+            pool = LocalPool(
+                1, timeout_s=3600, memory_bytes=4 << 30, should_stop=lambda: job.cancel_requested
+            )
+            results = []
+            for _task, rs in pool.run([task]):
+                results = rs
+            if job.cancel_requested:
+                job.status = "cancelled"
+                path.unlink(missing_ok=True)
+                return
+            job.status = "storing"
             if all(r.skipped for r in results):
                 path.unlink(missing_ok=True)  # already stored: keep no second copy
             for r in results:
@@ -184,6 +213,12 @@ def _install_upload_route(server: Any, lib: Library) -> None:
             f"{escape(r.title)} ({r.severity})</h2><p>{escape(r.summary)}</p>"
             f"<p>Example: {escape(r.example)}</p><ul>{th}</ul></body></html>"
         )
+
+    @server.route("/api/job/<job_id>/cancel", methods=["POST"])
+    def job_cancel(job_id: str) -> Any:
+        if job_id not in lib.jobs:
+            return jsonify(error="no such job"), 404
+        return jsonify(cancelled=lib.cancel(job_id))
 
     @server.route("/api/job/<job_id>")
     def job_status(job_id: str) -> Any:
@@ -394,8 +429,12 @@ def _job(lib: Library, job_id: str) -> Any:
             html.P(job.error or "", id="job-error", style={"color": SEVERITY_COLOUR["error"]}),
             dcc.Link("Back", href="/"),
         ])  # fmt: skip
+    if job.status == "cancelled":
+        return html.Div([html.H3(f"{job.name}: analysis cancelled", id="job-cancelled"),
+                         dcc.Link("Back", href="/")])  # fmt: skip
     return html.Div([
         html.H3(f"{job.name}: {job.status}…", id="job-status"),
+        html.Button("Cancel", id="job-cancel", n_clicks=0),
         dcc.Interval(id="job-poll", interval=500, n_intervals=0),
     ])  # fmt: skip
 
@@ -614,6 +653,19 @@ def create_app(
     def poll(_n: int, pathname: str | None) -> Any:
         parts = [p for p in (pathname or "/").split("/") if p]
         return _job(lib, parts[1]) if parts[:1] == ["job"] and len(parts) == 2 else dash.no_update
+
+    @app.callback(
+        Output("page", "children", allow_duplicate=True),
+        Input("job-cancel", "n_clicks"),
+        Input("url", "pathname"),
+        prevent_initial_call=True,
+    )
+    def cancel(n: int, pathname: str | None) -> Any:
+        parts = [p for p in (pathname or "/").split("/") if p]
+        if not n or parts[:1] != ["job"] or len(parts) != 2:
+            return dash.no_update
+        lib.cancel(parts[1])
+        return _job(lib, parts[1])
 
     @app.callback(
         Output("delete-note", "children"),

@@ -80,12 +80,19 @@ class LocalPool:
     """N worker processes; each runs one file at a time; a dead or overdue worker is replaced
     and its file recorded as crashed / timed out."""
 
-    def __init__(self, workers: int, timeout_s: float, memory_bytes: int | None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        timeout_s: float,
+        memory_bytes: int | None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         self.ctx: Any = mp.get_context(method)
         self.n = max(1, workers)
         self.timeout_s = timeout_s
         self.memory_bytes = memory_bytes
+        self.should_stop = should_stop  # checked between waits: True stops (kills) every worker
         self.workers: list[_Worker] = []
 
     def _spawn(self) -> _Worker:
@@ -102,6 +109,10 @@ class LocalPool:
         self.workers = [self._spawn() for _ in range(min(self.n, max(1, len(tasks))))]
         try:
             while pending or any(w.task for w in self.workers):
+                if self.should_stop is not None and self.should_stop():
+                    for w in self.workers:
+                        w.proc.kill()
+                    return
                 for w in self.workers:
                     if w.task is None and pending:
                         w.task, w.started = pending.pop(), time.monotonic()

@@ -20,7 +20,7 @@ SC = Path(__file__).resolve().parents[2] / "captures" / "scenarios"
 def _wait(client: object, job: str) -> dict[str, object]:
     for _ in range(200):
         st = client.get(f"/api/job/{job}").get_json()  # type: ignore[attr-defined]
-        if st["status"] in ("done", "failed"):
+        if st["status"] in ("done", "failed", "cancelled"):
             return st  # type: ignore[no-any-return]
         time.sleep(0.05)
     raise AssertionError("job never finished")
@@ -184,3 +184,20 @@ def test_device_cards_and_rule_docs(tmp_path: Path) -> None:
     doc = client.get("/rules/avdtp_rejected")
     assert doc.status_code == 200 and b"avdtp_rejected" in doc.data
     assert client.get("/rules/nope").status_code == 404
+
+
+def test_cancel_a_running_analysis(tmp_path: Path) -> None:
+    app = create_app(tmp_path / "store")
+    app.library.hang_on = ".upload"  # every analysis hangs until cancelled
+    client = app.server.test_client()
+    job = client.post("/upload", data=(SC / "link_loss.btsnoop").read_bytes()).get_json()["job"]
+    for _ in range(100):
+        if client.get(f"/api/job/{job}").get_json()["status"] == "analysing":
+            break
+        time.sleep(0.05)
+    t0 = time.perf_counter()
+    assert client.post(f"/api/job/{job}/cancel").get_json()["cancelled"]
+    st = _wait(client, job)
+    assert st["status"] == "cancelled" and time.perf_counter() - t0 < 10
+    assert Store(tmp_path / "store").captures().is_empty()
+    assert client.post("/api/job/nope/cancel").status_code == 404

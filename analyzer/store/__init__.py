@@ -165,19 +165,16 @@ class Store:
         shutil.rmtree(self.tmp, ignore_errors=True)
         if not self.root.is_dir():
             return 0
-        committed = {p.name for p in self.files("captures")}
+        committed = {p.name for p in self.files("captures") if p.name.startswith("c-")}
         orphans: set[str] = set()
-        for t in (*TABLES, "analyses"):
-            for p in self.table_dir(t).glob("c-*.parquet") if t != "analyses" else ():
+        for t in TABLES:
+            for p in self.table_dir(t).glob("c-*.parquet"):
                 if p.name not in committed:
                     orphans.add(p.name)
                     p.unlink(missing_ok=True)
-        ids = {n[2:-8] for n in committed}
+        ids = {n[2:-8] for n in committed} | self._compacted_ids()  # read once
         for p in self.table_dir("analyses").glob("*.json.gz"):
-            if (
-                p.name.removesuffix(".json.gz") not in ids
-                and p.name.removesuffix(".json.gz") not in self._compacted_ids()
-            ):
+            if p.name.removesuffix(".json.gz") not in ids:
                 p.unlink(missing_ok=True)
         return len(orphans)
 

@@ -404,7 +404,7 @@ def profile_label(d: RfcommDlc) -> str:
 
 
 #: Flags AD type bit 2 (Core Supplement Part A §1.3)
-BREDR_NOT_SUPPORTED = 0x04  # Flags AD type bit 2
+BREDR_NOT_SUPPORTED = 0x04
 
 
 def _bredr_known(a: Analysis, addr: str) -> bool:

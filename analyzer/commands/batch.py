@@ -47,11 +47,16 @@ def command(
     fail_on: str | None,
 ) -> None:
     """Analyse every capture under PATHS into the results store OUT."""
+    import os
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from analyzer.store import Store
     from analyzer.store.batch import BatchStats, run_batch
 
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        fail_input(f"{missing[0]}: no such file or folder")
     store = Store(out)
     if store.root.exists() and not store.root.is_dir():
         fail_input(f"{out}: exists and is not a folder")

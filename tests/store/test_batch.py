@@ -287,3 +287,8 @@ def test_firmware_change_then_stale_bond_across_captures(tmp_path: Path) -> None
     assert "before.log → after.log" in sf["message"][1]
     hist = st.read("device_history")
     assert hist["capture_id"].to_list() == ["c1", "c2"]  # by capture time, not storage order
+
+
+def test_missing_input_is_an_error_not_an_empty_batch(tmp_path: Path) -> None:
+    r = _cli("batch", str(tmp_path / "nope"), "--out", str(tmp_path / "store"))
+    assert r.returncode == 2 and "no such file or folder" in r.stderr

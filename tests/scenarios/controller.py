@@ -245,6 +245,8 @@ class ScenarioController(Controller):
         self.page_timeout = 0x2000  # slots (5.12 s)
         self.supervision_timeout = 0x7D00  # slots (20 s)
         self.scan_started_at = 0.0
+        #: LE Set Extended Scan Enable on: reports are LE Extended Advertising Reports
+        self.extended_scanning = False
         self.rssi = -60
         self.inquiry_handles: list[asyncio.TimerHandle] = []
         # auth state: peer address -> pending role
@@ -724,6 +726,24 @@ class ScenarioController(Controller):
             self.scan_started_at = asyncio.get_running_loop().time()
         return super().on_hci_le_set_scan_enable_command(command)
 
+    def on_hci_le_set_extended_scan_parameters_command(
+        self, command: hci.HCI_LE_Set_Extended_Scan_Parameters_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        """7.8.64: the first PHY's interval and window drive the duty cycle, as for 7.8.10."""
+        if command.scan_intervals:
+            self.le_scan_interval = command.scan_intervals[0]
+            self.le_scan_window = command.scan_windows[0]
+            self.le_scan_type = command.scan_types[0]
+        return super().on_hci_le_set_extended_scan_parameters_command(command)
+
+    def on_hci_le_set_extended_scan_enable_command(
+        self, command: hci.HCI_LE_Set_Extended_Scan_Enable_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        if command.enable and not self.le_scan_enable:
+            self.scan_started_at = asyncio.get_running_loop().time()
+        self.extended_scanning = bool(command.enable)
+        return super().on_hci_le_set_extended_scan_enable_command(command)
+
     def scan_window_open(self, now: float) -> bool:
         interval = self.le_scan_interval * 0.000625
         window = self.le_scan_window * 0.000625
@@ -741,6 +761,9 @@ class ScenarioController(Controller):
         advertiser = self.scenario_link.find_le_controller(pdu.advertiser_address)
         rssi = advertiser.rssi if isinstance(advertiser, ScenarioController) else -60
         rssi += self.rng.randint(-3, 3)
+        if self.extended_scanning:
+            self._extended_report(pdu, rssi, advertiser)
+            return
         report = hci.HCI_LE_Advertising_Report_Event.Report(
             event_type=hci.HCI_LE_Advertising_Report_Event.EventType.ADV_IND,
             address_type=pdu.advertiser_address.address_type,
@@ -758,6 +781,31 @@ class ScenarioController(Controller):
                 rssi=rssi,
             )
             self.send_hci_packet(hci.HCI_LE_Advertising_Report_Event([rsp]))
+
+    def _extended_report(self, pdu: ll.AdvInd, rssi: int, advertiser: object) -> None:
+        """A legacy ADV_IND heard by an extended scan: LE Extended Advertising Report (7.7.65.13)
+        with Event_Type 0x13 (legacy, connectable, scannable), no ADI (SID 0xFF)."""
+        ev = hci.HCI_LE_Extended_Advertising_Report_Event
+        kinds = [0x13]
+        if self.le_scan_type == 1 and isinstance(advertiser, ScenarioController):
+            kinds.append(0x1B)  # legacy SCAN_RSP to an ADV_IND
+        for et in kinds:
+            data = pdu.data if et == 0x13 else advertiser.le_legacy_advertiser.scan_response_data  # type: ignore[union-attr]
+            report = ev.Report(
+                event_type=et,
+                address_type=pdu.advertiser_address.address_type,
+                address=pdu.advertiser_address,
+                primary_phy=hci.Phy.LE_1M,
+                secondary_phy=0,
+                advertising_sid=ev.NO_ADI_FIELD_PROVIDED,
+                tx_power=ev.TX_POWER_INFORMATION_NOT_AVAILABLE,
+                rssi=rssi,
+                periodic_advertising_interval=0,
+                direct_address_type=0,
+                direct_address=hci.Address.ANY,
+                data=data,
+            )
+            self.send_hci_packet(ev([report]))
 
     # ------------------------------------------------------------------------------------
     # Synchronous connections (7.1.26-28, 7.1.45-46, 7.7.35) and SCO data (5.4.3)

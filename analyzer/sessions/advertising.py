@@ -157,7 +157,15 @@ def advertising(ctx: BuildContext) -> None:
     ev = ctx.idx.filter(
         (pl.col("kind") == "event") & pl.col("subevent").is_in([0x02, 0x0D, 0x0B])
     ).select("index", "time_us", "offset", "length", "subevent")
-    reports = advertising_reports(ctx.cap.data, ctx.cap.buffer, ev, fast_datas)
+    # the reports' bytes copied out once, window by window (a few MB even for a long scan):
+    # the columnar gathers then never map the whole capture file
+    raw = ctx.cap.payloads(ev["offset"].to_numpy(), ev["length"].to_numpy())
+    packed = b"".join(raw)
+    starts = np.zeros(len(raw), dtype=np.int64)
+    if raw:
+        starts[1:] = np.cumsum([len(x) for x in raw[:-1]])
+    ev = ev.with_columns(pl.Series("offset", starts))
+    reports = advertising_reports(np.frombuffer(packed, np.uint8), packed, ev, fast_datas)
     sessions, scan_params = _scan_filtering(ctx)
     # every report heard (any advertiser): was the scanner working during a long gap?
     all_us = np.sort(reports["time_us"].to_numpy()) if reports.height else None

@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 
 import polars as pl
 
-from analyzer.capture import Capture
+from analyzer.capture import PASS_WINDOW, Capture, release_pages
 from analyzer.decode.hci import decode_command, decode_event
 from analyzer.decode.l2cap import basic_header, guess_protocol
 from analyzer.model import Analysis, Anomaly, Connection, ControllerInfo, Scope
@@ -145,11 +145,15 @@ def rebuild(
     hci = HciState()
     table = l2.ChannelTable()
     ctx = BuildContext(cap, idx, hci, table, analysis)
+    # each pass below touches the file where it needs to (sparse reads map large page-cache
+    # folios); releasing the mapping between passes keeps only one pass's pages resident
     _pass1(ctx)
     _assign(ctx)
     _pass2(ctx)
+    release_pages(cap.buffer, 0, len(cap.buffer))
     for st in stage_order(STAGES):
         st.run(ctx)
+        release_pages(cap.buffer, 0, len(cap.buffer))
     _finish(ctx)
     return analysis if device is None else narrow_to_device(analysis, device)
 
@@ -420,7 +424,11 @@ def _pass2(ctx: BuildContext) -> None:
             "chan_no",
         )
     ]
+    released = 0  # frames come in file order: release the pages behind the cursor
     for frame, t, off, ln, orig, handle, pb, d, cn, chn in zip(*cols, strict=True):
+        if off - released > PASS_WINDOW:
+            release_pages(buf, released, off)
+            released = off
         done = reasm.feed(handle, d, pb, frame, bytes(buf[off + 4 : off + ln]), orig > ln)
         if done is None or cn is None:
             continue

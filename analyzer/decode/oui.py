@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import threading
 
+#: the MA-L registry's name for blocks subdivided into MA-M / MA-S assignments (28/36-bit
+#: prefixes, not in the table): such an address's company cannot be told from 24 bits
+SUBDIVIDED = "IEEE Registration Authority"
 _lock = threading.Lock()
 _state: dict[str, bool] = {}
 
@@ -46,8 +49,8 @@ def _load() -> bool:
 
 
 def oui_vendor(address: str) -> str | None:
-    """The organisation the address's OUI is registered to, or None (unregistered, not an
-    address, or a locally administered one: bit 1 of the first octet set)."""
+    """The organisation the address's OUI is registered to, or None (unregistered, subdivided,
+    not an address, or locally administered / group: bit 1 or 0 of the first octet set)."""
     parts = address.split(":")
     if len(parts) != 6 or not all(len(p) == 2 for p in parts):
         return None
@@ -61,5 +64,6 @@ def oui_vendor(address: str) -> str | None:
         return None
     import aiooui
 
-    name = aiooui.get_vendor(address)
-    return name.strip() or None if name else None
+    name = (aiooui.get_vendor(address) or "").strip()
+    # an MA-L block the IEEE split into MA-M/MA-S assignments: the 24 bits name no company
+    return None if not name or name == SUBDIVIDED else name

@@ -51,8 +51,7 @@ class Device:
     lmp_subversion: int | None = None
     manufacturer: int | None = None
     manufacturer_name: str | None = None  # the controller chip's vendor (LMP company id)
-    #: the organisation the address's OUI is registered to (IEEE MA-L): the product's maker as
-    #: users name it; None for LE random addresses, which carry no OUI
+    #: the product's maker as users name it: the address's OUI owner (IEEE MA-L); null if random
     oui_vendor: str | None = None
     versions_seen: list[VersionSeen] = field(default_factory=list)  # per connection
     device_id: DeviceId | None = None

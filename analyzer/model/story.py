@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from analyzer.model.analysis import Analysis
+from analyzer.model.analysis import TABLE_RECORDS, Analysis
 from analyzer.model.audio import AvdtpSignal
+from analyzer.model.base import field_types
 from analyzer.model.findings import TimelineEvent
 from analyzer.model.links import Connection
 
@@ -61,6 +62,52 @@ class DeviceStory:
     tail: list[StoryLine] = field(default_factory=list)
 
 
+def _method(raw: str) -> str:
+    """A pairing method as users read it: "le_legacy_just_works" → "LE legacy Just Works"."""
+    prefix = ""
+    for p, nice in (("le_legacy_", "LE legacy "), ("le_sc_", "LE Secure Connections ")):
+        if raw.startswith(p):
+            prefix, raw = nice, raw[len(p) :]
+    return prefix + METHODS.get(raw, raw.replace("_", " "))
+
+
+def _frame_times(a: Analysis, wanted: set[int]) -> dict[int, int]:
+    """The capture time of each wanted frame that some record of the model dates (every
+    ``*frame`` field with its ``*time_us`` twin)."""
+    out: dict[int, int] = {}
+    if not wanted:
+        return out
+    for table, rec in TABLE_RECORDS.items():
+        names = {n for n, _ in field_types(rec)}
+        pairs = [(f, f[: -len("frame")] + "time_us") for f in names if f.endswith("frame")]
+        pairs = [(f, t) for f, t in pairs if t in names]
+        if not pairs:
+            continue
+        for row in a.rows(table):
+            for f, t in pairs:
+                fr = getattr(row, f)
+                if isinstance(fr, int) and fr in wanted and fr not in out:
+                    tm = getattr(row, t)
+                    if tm is not None:
+                        out[fr] = tm
+    return out
+
+
+def _finding_frame(frames: list[int], time_us: int | None, times: dict[int, int]) -> int | None:
+    """The evidence frame of the moment a finding is pinned at: the one dated at its time,
+    else the last one dated before it, else its first."""
+    if not frames:
+        return None
+    if time_us is not None:
+        at = [f for f in frames if times.get(f) == time_us]
+        if at:
+            return at[0]
+        before = [f for f in frames if f in times and times[f] <= time_us]
+        if before:
+            return max(before, key=lambda f: (times[f], f))
+    return frames[0]
+
+
 def _link(c: Connection) -> str:
     return {"br_edr": "ACL", "le": "LE link", "sco": "SCO", "esco": "eSCO"}.get(
         c.transport, c.transport
@@ -89,10 +136,10 @@ def _event_line(
         reason = c.disconnect_reason_name or "reason unknown"
         code = f" ({c.disconnect_reason:#04x})" if c.disconnect_reason is not None else ""
         line.text = f"{_link(c)} disconnected: {reason}{code}"
-    elif e.kind == "pair":
-        for raw, nice in METHODS.items():
-            text = text.replace(f"({raw})", f"({nice})")
-        line.text = text.replace("(le_sc_", "(LE Secure Connections ").replace("_", " ")
+    elif e.kind == "pair" and "(" in text:
+        head, _, rest = text.partition("(")
+        raw, _, tail = rest.partition(")")
+        line.text = f"{head}({_method(raw)}){tail}"
     elif e.kind == "sdp" and ": " in text:
         line.text = "SDP: " + text.split(": ", 1)[1]
     elif e.kind == "avdtp":
@@ -230,12 +277,12 @@ def device_story(a: Analysis, address: str, limit: int = 30) -> DeviceStory:
                          kind="inquiry")  # fmt: skip
         raw.append((found[0].time_us, found[0].frame, 0, line))
     far = 1 << 62
-    for f in a.findings:
-        if f.address != address and f.connection not in conns:
-            continue
+    mine = [f for f in a.findings if f.address == address or f.connection in conns]
+    times = _frame_times(a, {fr for f in mine for fr in f.frames})
+    for f in mine:
         tag = f" [{f.incident}]" if f.incident else ""
         text = f"{f.severity.upper()} {f.id}{tag}: {f.message}"
-        frame = f.frames[0] if f.frames else None
+        frame = _finding_frame(f.frames, f.time_us, times)
         line = StoryLine(f.time_us, frame, text, f.severity, "finding", f.id)
         raw.append((f.time_us if f.time_us is not None else far, frame or 0, 1, line))
     raw.sort(key=lambda x: (x[0], x[2], x[1]))

@@ -107,6 +107,7 @@ def test_findings_are_pinned_in_the_story_at_their_time() -> None:
     for ln in pinned:
         f = next(x for x in a.findings if x.id == ln.finding)
         assert ln.time_us == f.time_us and ln.severity == f.severity
+        assert ln.frame in f.frames
     times = [ln.time_us for ln in story.lines if ln.time_us is not None]
     assert times == sorted(times)
     texts = [ln.text for ln in story.lines]
@@ -130,6 +131,10 @@ def test_a_repeated_reconnect_cycle_is_one_line() -> None:
     assert cyc.cycle[0].startswith("paging") and cyc.cycle[-1].startswith("ACL disconnected")
     assert cyc.last_frame == conns[-1].end_frame
     assert len(story.lines) < sum(1 for e in a.timeline if e.lane != "controller")
+    # the findings sit at the first drop, on its Disconnection Complete frame
+    drop = next(ln for ln in story.lines if ln.text.startswith("ACL disconnected"))
+    pinned = [ln for ln in story.lines if ln.finding]
+    assert pinned and all((ln.time_us, ln.frame) == (drop.time_us, drop.frame) for ln in pinned)
 
 
 def test_a_long_story_is_cut_but_keeps_its_warnings() -> None:

@@ -1,5 +1,6 @@
 """The terminal report: incidents first (unrecovered first, then by severity), each with its
-root cause, consequences and recovery; then every finding; then the story."""
+root cause, consequences and recovery; then every finding; then each remote device's story
+(:mod:`analyzer.model.story`); then the tables. The Markdown report tells the same for tickets."""
 
 from __future__ import annotations
 

@@ -239,3 +239,25 @@ def test_oui_table_is_loaded_lazily() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                        check=False, timeout=60)  # fmt: skip
     assert r.returncode == 0, r.stderr
+
+
+def test_story_folding_scales_linearly() -> None:
+    """Ten times the events take well under a hundred times as long (no quadratic folding)."""
+    import random
+    import time
+
+    from analyzer.model.story import StoryLine, _avdtp_bursts, _collapse
+
+    kinds = ["connect", "pair", "encryption", "sdp", "disconnect", "avdtp", "stream_state"]
+
+    def run(n: int) -> float:
+        rnd = random.Random(1)
+        lines = [StoryLine(i * 1000, i, f"text {rnd.randint(0, 5)}", "info", rnd.choice(kinds))
+                 for i in range(n)]  # fmt: skip
+        t = time.perf_counter()
+        _collapse(_avdtp_bursts(lines))
+        return time.perf_counter() - t
+
+    run(500)  # warm up
+    small, big = min(run(2_000) for _ in range(3)), min(run(20_000) for _ in range(3))
+    assert big < 40 * small, (small, big)

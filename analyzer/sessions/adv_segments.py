@@ -81,7 +81,7 @@ class Train:
     times_us: np.ndarray  # int64
     frames: np.ndarray  # int64
     pdus: list[str]
-    flags: list[int | None]
+    flags: list[int]  # AD Flags of each event's report, -1 where it carried none
 
 
 def _max_quiet_ms(gap_ms: float, scan_interval_ms: float) -> float:
@@ -267,7 +267,7 @@ def _segment(
     types: dict[str, int] = {}
     for x in pdus:
         types[x] = types.get(x, 0) + 1
-    fl = [f for f in tr.flags[a : b + 1] if f is not None]
+    fl = [f for f in tr.flags[a : b + 1] if f >= 0]
     return AdvSegment(
         from_time_us=int(tr.times_us[a]),
         to_time_us=int(tr.times_us[b]),
@@ -305,8 +305,8 @@ def segment_train(
     n = int(tr.times_us.size)
     if n == 0:
         return [], []
-    if n == 1:
-        return [_segment(tr, 0, 0, whole)], []
+    if n == 1 or (n < 2 * MIN_EVENTS and not _sure(whole)):
+        return [_segment(tr, 0, n - 1, whole)], []  # nothing to split, no interval to judge by
     t = tr.times_us.astype(np.int64)
     g_ms = np.diff(t) / 1000.0
     period = (whole.interval_ms + (5.0 if whole.adv_delay else 0.0)) if whole.interval_ms else None

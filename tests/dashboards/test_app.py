@@ -17,8 +17,12 @@ from analyzer.store import Store
 SC = Path(__file__).resolve().parents[2] / "captures" / "scenarios"
 
 
-def _wait(client: object, job: str) -> dict[str, object]:
-    for _ in range(200):
+def _wait(client: object, job: str, deadline_s: float = 180.0) -> dict[str, object]:
+    """The job's final status. The deadline only catches a job that never ends: analyses run in
+    worker processes that ten concurrent uploads queue for, on a CI machine of unknown load
+    (speed is measured by the benchmarks, not here)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
         st = client.get(f"/api/job/{job}").get_json()  # type: ignore[attr-defined]
         if st["status"] in ("done", "failed", "cancelled"):
             return st  # type: ignore[no-any-return]
@@ -192,13 +196,16 @@ def test_cancel_a_running_analysis(tmp_path: Path) -> None:
     app.library.hang_on = ".upload"  # every analysis hangs until cancelled
     client = app.server.test_client()
     job = client.post("/upload", data=(SC / "link_loss.btsnoop").read_bytes()).get_json()["job"]
-    for _ in range(100):
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
         if client.get(f"/api/job/{job}").get_json()["status"] == "analysing":
             break
         time.sleep(0.05)
     t0 = time.perf_counter()
     assert client.post(f"/api/job/{job}/cancel").get_json()["cancelled"]
     st = _wait(client, job)
-    assert st["status"] == "cancelled" and time.perf_counter() - t0 < 10
+    # the hanging analysis would never end: cancelled it is, promptly (a loaded CI machine
+    # still kills a worker within seconds)
+    assert st["status"] == "cancelled" and time.perf_counter() - t0 < 30
     assert Store(tmp_path / "store").captures().is_empty()
     assert client.post("/api/job/nope/cancel").status_code == 404

@@ -71,7 +71,10 @@ def frame_index(cap: Capture) -> pl.DataFrame:
     handle, pb, l2cap_len, cid (the PDU's CID, forward-filled over continuation fragments), diag
     (a controller debug-log frame, not link data: its handle and CID are -1).
     """
-    f = cap.frames.filter(pl.col("kind").is_in(["command", "event", "acl", "sco", "iso"]))
+    hci = pl.col("kind").is_in(["command", "event", "acl", "sco", "iso"])
+    f = cap.frames
+    if not f.select(hci.all()).item():  # an HCI log is all HCI: no copy of the frame table
+        f = f.filter(hci)
     n = f.height
     data = cap.data
     off = f["offset"].to_numpy()

@@ -66,6 +66,14 @@ class ScanTimeline:
     interval_ms: np.ndarray
     window_ms: np.ndarray
 
+    def duty(self, times_us: np.ndarray) -> np.ndarray:
+        """Scan duty cycle (window / interval) in force at each time; 1 where none was set."""
+        i = np.searchsorted(self.times_us, times_us, "right") - 1
+        iv = np.where(i >= 0, self.interval_ms[np.maximum(i, 0)], 0.0)
+        win = np.where(i >= 0, self.window_ms[np.maximum(i, 0)], 0.0)
+        ok = (iv > 0) & (win > 0) & (win <= iv)
+        return np.where(ok, win / np.where(iv > 0, iv, 1.0), 1.0)
+
     def at(self, time_us: int) -> tuple[float, float]:
         """(interval, window) ms in force at ``time_us``; (0, 0) when none was set yet."""
         i = int(np.searchsorted(self.times_us, time_us, "right")) - 1
@@ -161,6 +169,7 @@ def _silences(
     out: list[int] = []
     t = tr.times_us
     flank = int(max(2000.0, 20.0 * period) * 1000)
+    q_by_si: dict[float, float] = {}
     for i in np.flatnonzero((g_ms >= floor) & observed).tolist():
         a, b = int(t[i]), int(t[i + 1])
         before = i + 1 - int(np.searchsorted(t, a - flank, "left"))
@@ -172,7 +181,9 @@ def _silences(
             # a windowed scanner misses windows, not events: a period near a multiple of the
             # scan interval falls in or out of the window for runs of events, so consecutive
             # events are not independent — count missed windows instead
-            q = _window_hearing_prob(t, observed, g_ms, si)
+            q = q_by_si.get(si)
+            if q is None:  # once per scan interval in force (linear in the train)
+                q = q_by_si[si] = _window_hearing_prob(t, observed, g_ms, si)
             m_min = float(np.log(SILENCE_CHANCE) / np.log1p(-q))
             need = max((m_min + 1.0) * si, _alias_dead_ms(period, si, sw))
         else:  # continuous scanning: each event heard independently with probability p
@@ -327,12 +338,7 @@ def segment_train(
         cand = sorted({int(idx[p]) for p in pos})  # gap index where the right side starts
     if not cand:
         return [_segment(tr, 0, n - 1, whole)], silences
-    duty = np.ones(n - 1)
-    if scan_at is not None:
-        for i, ti in enumerate(t[:-1].tolist()):
-            si, sw = scan_at.at(ti)
-            if si > 0 and 0 < sw <= si:
-                duty[i] = sw / si
+    duty = scan_at.duty(t[:-1]) if scan_at is not None else np.ones(n - 1)
     # event ranges [a, b): the gap at a switch is the first slow (or fast) gap, its left event
     # the last of the old interval
     pieces = list(itertools.pairwise([0, *(c + 1 for c in cand), n]))

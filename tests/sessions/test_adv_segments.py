@@ -163,3 +163,35 @@ def test_real_corpus_advertisers_not_cut_into_pieces(path: Path) -> None:
             assert sum(s.events for s in x.segments) == x.events
             if len(x.segments) > 1:
                 assert all(s.events >= MIN_EVENTS for s in x.segments), (path.name, x.address)
+
+
+def _gappy(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` events at 100 ms with a 6 s gap after every 40th (many silence candidates), and
+    other advertisers heard every 50 ms throughout."""
+    rng = np.random.default_rng(n)
+    g = 100_000 + rng.integers(0, 10_000, n - 1)
+    g[39::40] = 6_000_000
+    t = np.concatenate([[0], np.cumsum(g)]).astype(np.int64)
+    others = np.arange(0, int(t[-1]), 50_000, dtype=np.int64)
+    return t, others
+
+
+def test_segmentation_is_linear_in_the_train() -> None:
+    """Silence candidates and switch confirmation cost O(n log n): 4x the events, at most ~3x
+    the time per event (CPU time, best of three, robust on a loaded machine)."""
+    import time
+
+    timeline = ScanTimeline(np.asarray([0]), np.asarray([100.0]), np.asarray([50.0]))
+
+    def cost(n: int) -> float:
+        t, others = _gappy(n)
+        est = estimate_interval(t)
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.process_time()
+            segment_train(_train(t), est, others, scan_at=timeline)
+            best = min(best, time.process_time() - t0)
+        return best / n
+
+    small, large = cost(5_000), cost(20_000)
+    assert large <= 3 * small + 2e-6, (small, large)

@@ -16,7 +16,13 @@ from datetime import UTC, datetime
 
 import click
 
-from analyzer.commands.common import fail_input, load_or_exit, print_json
+from analyzer.commands.common import (
+    annotate_findings,
+    fail_input,
+    load_or_exit,
+    print_json,
+    refuse_overwrite,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
 
@@ -145,11 +151,8 @@ def command(
     if annotate_out:
         from analyzer.writers import write_pcapng
 
-        for f in analysis.findings:
-            note = f"btanalyze {f.severity} {f.id}: {f.message}"
-            for fr in f.frames:
-                old = cap.comments.get(fr)
-                cap.comments[fr] = f"{old}\n{note}" if old else note
+        refuse_overwrite(annotate_out, [file], force=True)  # never the input
+        annotate_findings(cap, analysis.findings)
         try:
             with open(annotate_out, "wb") as out:
                 write_pcapng(cap, out)

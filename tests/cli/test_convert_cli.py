@@ -69,3 +69,14 @@ def test_annotate_comments_the_evidence_frames(tmp_path: Path) -> None:
 def test_annotate_needs_pcapng(tmp_path: Path) -> None:
     r = _run("convert", str(SC), "-o", str(tmp_path / "a.btsnoop"), "--annotate")
     assert r.returncode == 2 and "pcapng" in r.stderr
+
+
+def test_rules_id_shows_one_rule_in_full() -> None:
+    r = _run("rules", "high_audio_latency")
+    assert r.returncode == 0, r.stderr
+    assert "High audio latency" in r.stdout and "warn_delay_ms = 500" in r.stdout
+    assert "Delay Report" in r.stdout  # the rule's explanation (module doc), not only a line
+    doc = json.loads(_run("rules", "high_audio_latency", "--json").stdout)
+    assert doc["id"] == "high_audio_latency" and doc["explanation"]
+    bad = _run("rules", "high_audio_latncy")
+    assert bad.returncode == 2 and "did you mean: high_audio_latency" in bad.stderr

@@ -10,7 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from analyzer.model import Advertiser, Analysis, HfpSession
+from analyzer.model import Advertiser, Analysis, HfpSession, Incident
 from analyzer.model.story import DeviceStory, StoryLine, device_story, story_devices
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -66,6 +66,21 @@ def _frames(frames: list[int], limit: int = 8) -> str:
     return s + (f" … (+{len(frames) - limit})" if len(frames) > limit else "")
 
 
+def incident_evidence(a: Analysis, inc: Incident) -> tuple[list[str], list[int]]:
+    """The finding ids of an incident (root cause first) and all their evidence frames."""
+    mine = [f for f in a.findings if f.incident == inc.id]
+    mine.sort(key=lambda f: (f.ref != inc.root_cause, f.time_us or 0))
+    ids = list(dict.fromkeys(f.id for f in mine))
+    frames = sorted({fr for f in mine for fr in f.frames})
+    return ids, frames
+
+
+def wireshark_filter(frames: list[int]) -> str:
+    """A Wireshark display filter selecting these frames (``frame.number in {1, 2, 3}``;
+    Wireshark 4 separates set members with commas)."""
+    return "frame.number in {" + ", ".join(str(f) for f in frames) + "}"
+
+
 def print_report(a: Analysis, console: Console | None = None) -> None:
     """The terminal report: verdict, incidents, findings, each remote device's story, then the
     tables."""
@@ -103,6 +118,8 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
                 f"[{SEV_STYLE[inc.severity]}]{inc.id:>3} {inc.severity.upper():7}[/] {inc.verdict}",
                 highlight=False,
             )
+            ids, _ = incident_evidence(a, inc)
+            con.print(f"        rules: {', '.join(ids)} (btanalyze rules ID)", highlight=False)
             for ref in inc.consequences:
                 then = by_ref.get(ref)
                 if then is not None:
@@ -375,7 +392,12 @@ def markdown_report(a: Analysis) -> str:
     shown = [i for i in a.incidents if i.severity != "info"]
     if shown:
         out += ["### Incidents", ""]
-        out += [f"- **{i.severity.upper()}** {i.verdict}" for i in shown]
+        for inc in shown:
+            ids, frames = incident_evidence(a, inc)
+            out.append(f"- **{inc.severity.upper()}** {inc.verdict}")
+            out.append(f"  - rules: {', '.join(f'`{x}`' for x in ids)}")
+            if frames:
+                out.append(f"  - Wireshark: `{wireshark_filter(frames)}`")
         out.append("")
     if a.findings:
         out += ["### Findings", ""]

@@ -80,3 +80,24 @@ def test_rules_id_shows_one_rule_in_full() -> None:
     assert doc["id"] == "high_audio_latency" and doc["explanation"]
     bad = _run("rules", "high_audio_latncy")
     assert bad.returncode == 2 and "did you mean: high_audio_latency" in bad.stderr
+
+
+@pytest.mark.tshark
+def test_markdown_incident_filter_selects_its_evidence() -> None:
+    """Each incident in Markdown names its rules and a Wireshark display filter; tshark, run with
+    that filter on the capture, selects exactly the evidence frames of the incident's findings."""
+    import re
+
+    from tests.oracle import run_tshark
+
+    md = _run("analyze", "--format", "markdown", str(SC)).stdout
+    filters = re.findall(r"Wireshark: `(frame\.number in \{[0-9, ]+\})`", md)
+    assert filters and "rules: `avdtp_rejected`, `a2dp_fallback_hfp`" in md
+    doc = json.loads(_run("analyze", "--json", str(SC)).stdout)
+    inc = doc["incidents"][0]["id"]
+    want = sorted({fr for f in doc["findings"] if f["incident"] == inc for fr in f["frames"]})
+    got = [int(x) for x in run_tshark(SC, "-Y", filters[0], "-T", "fields",
+                                      "-e", "frame.number").split()]  # fmt: skip
+    assert got == want
+    text = _run("analyze", str(SC), columns=120).stdout
+    assert "rules: avdtp_rejected, a2dp_fallback_hfp" in text

@@ -496,6 +496,8 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
     import dash_ag_grid as dag
     from dash import dcc, html
 
+    from analyzer.dashboards import views
+
     a = lib.analysis(cid)
     if a is None:
         return html.Div([html.H3("No such capture in the store"), dcc.Link("Back", href="/")])
@@ -549,6 +551,9 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         html.Button("Delete this capture", id="delete-capture", n_clicks=0),
         html.Span(id="delete-note"),
         html.P(f"{c.format}, {c.frames} frames, {c.first_time} → {c.last_time}"),
+        html.Div(["Go to: ", *[x for anchor, text in (
+            ("procedures", "procedures"), ("negotiation", "A2DP negotiation"),
+            ("device-cards", "devices")) for x in (html.A(text, href=f"#{anchor}"), " · ")]]),
         html.H3(verdict, id="verdict",
                 style={"color": SEVERITY_COLOUR.get(worst or "", "#2e7d32")}),
         html.Div(f"Selected frame {frame}" if frame is not None else "", id="selected-frame"),
@@ -565,6 +570,8 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
             scrollTo={"data": selected[0]} if selected else None,
             style={"height": "360px"},
         ),
+        views.procedures_section(a, cid, query),
+        views.matrix_section(a, cid, device),
         html.H3("Devices"), html.Div(devices, id="device-cards"),
         html.H3("Reader warnings"), html.Ul([html.Li(w) for w in c.warnings] or [html.Li("none")]),
     ])  # fmt: skip
@@ -680,6 +687,9 @@ def create_app(
         ok = lib.delete(parts[1])
         return " deleted: the capture, its analysis and its upload are gone" if ok else " not found"
 
+    from analyzer.dashboards import views
+
+    views.install(app, lib)
     app.library = lib  # type: ignore[attr-defined]
     return app
 

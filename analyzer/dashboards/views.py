@@ -1,0 +1,328 @@
+"""The capture page's part-2 sections (issue 21): procedure sequence charts with device and
+procedure selection, the A2DP negotiation matrix — built from the stored analysis — and their
+callbacks. URL state: ``?seq=<key>`` selects a sequence chart (``?frame=N`` and ``?device=``
+as on the rest of the page)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from analyzer.dashboards import negotiation
+from analyzer.dashboards import sequences as seqs
+from analyzer.model import Analysis
+
+ERROR_RED = seqs.COLOURS["error"]
+
+
+def _href(cid: str, **params: str | int | None) -> str:
+    qs = "&".join(f"{k}={quote(str(v))}" for k, v in params.items() if v is not None)
+    return f"/capture/{cid}" + (f"?{qs}" if qs else "")
+
+
+def _first(v: list[str] | None) -> str | None:
+    return v[0] if v else None
+
+
+def default_sequence(all_seqs: list[seqs.Sequence]) -> seqs.Sequence | None:
+    """The chart shown first: one with an error, else one with a missing step, else the first."""
+    for test in (lambda s: s.errors, lambda s: s.ghosts, lambda s: True):
+        got = [s for s in all_seqs if test(s)]
+        if got:
+            return got[0]
+    return None
+
+
+def steps_list(a: Analysis, cid: str, s: seqs.Sequence) -> Any:
+    """The chart's messages as a list with frame links (and classes ok / error / ghost)."""
+    from dash import dcc, html
+
+    t0 = a.capture.first_time_us or 0
+    items = []
+    for m in s.messages:
+        when = f" {(m.time_us - t0) / 1e6:.6f} s" if m.time_us is not None else ""
+        link: Any = (
+            dcc.Link(f"#{m.frame}", href=_href(cid, frame=m.frame, seq=s.key), className="evidence")
+            if m.frame is not None
+            else html.I("never seen")
+        )
+        items.append(
+            html.Li(
+                [
+                    f"{m.src} → {m.dst}: ",
+                    html.B(m.label),
+                    " ",
+                    link,
+                    when,
+                    f" — {m.detail}" if m.detail else "",
+                ],
+                className=f"msg {m.kind}",
+                style={
+                    "color": seqs.COLOURS[m.kind],
+                    "fontStyle": "italic" if m.kind == "ghost" else "normal",
+                },
+            )
+        )
+    if s.truncated:
+        items.append(html.Li(f"… {s.truncated} more messages not shown"))
+    return html.Ol(items, id="seq-steps", style={"fontSize": "13px"})
+
+
+def procedures_section(a: Analysis, cid: str, query: dict[str, list[str]]) -> Any:
+    from dash import dcc, html
+
+    device = _first(query.get("device"))
+    all_seqs = seqs.sequences(a)
+    wanted = _first(query.get("seq"))
+    shown = [s for s in all_seqs if device is None or s.address == device]
+    pick = next((s for s in all_seqs if s.key == wanted), None) or default_sequence(shown)
+    devices = sorted({s.address for s in all_seqs if s.address})
+    if pick is None:
+        return html.Div(
+            [
+                html.H3("Procedures", id="procedures"),
+                html.P("No procedure (pairing, SDP, AVDTP, HFP, L2CAP, LE) seen."),
+            ]
+        )
+    return html.Div(
+        [
+            html.H3("Procedures", id="procedures"),
+            html.P(
+                "Messages between the host, its controller and the remote device in order; "
+                "rejects and errors in red; the steps the specification expects next that never "
+                "came as dashed grey ghosts. Click a message for its frame."
+            ),
+            html.Div(
+                [
+                    dcc.Dropdown(
+                        id="seq-device",
+                        options=[{"label": a.device_label(d), "value": d} for d in devices],
+                        value=device,
+                        placeholder="every device",
+                        style={"width": "420px", "display": "inline-block"},
+                    ),
+                    dcc.Dropdown(
+                        id="seq-pick",
+                        options=[{"label": seqs.label(a, s), "value": s.key} for s in shown],
+                        value=pick.key,
+                        clearable=False,
+                        style={"width": "720px", "display": "inline-block"},
+                    ),
+                ]
+            ),
+            dcc.Graph(
+                id="seq-graph", figure=seqs.figure(a, pick), config={"displayModeBar": False}
+            ),
+            html.Div(steps_list(a, cid, pick), id="seq-steps-box"),
+        ],
+        id="procedures-box",
+    )
+
+
+def matrix_section(a: Analysis, cid: str, device: str | None = None) -> Any:
+    """One block per remote stream endpoint: offered / configured rows over the columns, the
+    configured cells outside the offer in red, the answer and the reasons."""
+    from dash import dcc, html
+
+    rows = negotiation.matrix(a, device)
+    if not rows:
+        return html.Div(
+            [
+                html.H3("A2DP negotiation", id="negotiation"),
+                html.P(
+                    "No remote stream endpoint seen (no AVDTP DISCOVER / GET_CAPABILITIES answer)."
+                ),
+            ],
+            id="negotiation-box",
+        )
+    cols = [
+        c
+        for c in negotiation.COLUMNS
+        if any(c in negotiation.values(r.caps) or c in negotiation.values(r.config) for r in rows)
+    ]
+    head = html.Tr(
+        [html.Th(x) for x in ("endpoint", "", *cols, "answer", "media", "outside the offer")]
+    )
+    body = []
+    cell = {"border": "1px solid #ddd", "padding": "2px 6px", "fontSize": "13px"}
+    for r in rows:
+        bad_cols = {c for c, _ in r.flags}
+        offered, chosen = negotiation.values(r.caps), negotiation.values(r.config)
+        ep = f"{a.device_label(r.address)} SEID {r.seid} ({r.tsep})"
+        ep_link = [
+            ep,
+            html.Br(),
+            "caps ",
+            dcc.Link(f"#{r.caps_frame}", href=_href(cid, frame=r.caps_frame), className="evidence")
+            if r.caps_frame
+            else "",
+        ]
+        answers: list[Any] = []
+        for x in r.answers:
+            txt = f"{x.codec or ''} {x.answer}" + (f" {x.error}" if x.error else "")
+            answers.append(
+                html.Div(
+                    [
+                        html.Span(
+                            txt,
+                            className="answer "
+                            + ("accepted" if x.answer == "accepted" else "rejected"),
+                            style={"color": "#2e7d32" if x.answer == "accepted" else ERROR_RED},
+                        ),
+                        " ",
+                        dcc.Link(
+                            f"#{x.frame}", href=_href(cid, frame=x.frame), className="evidence"
+                        )
+                        if x.frame
+                        else "",
+                    ]
+                )
+            )
+        if not r.answers:
+            answers = [html.Span("not configured", style={"color": "#777"})]
+        flagged = bool(r.flags)
+        body.append(
+            html.Tr(
+                [
+                    html.Td(ep_link, rowSpan=2, style=cell),
+                    html.Td("offered", style=cell),
+                    *[html.Td(offered.get(c, ""), style=cell) for c in cols],
+                    html.Td(answers, rowSpan=2, style=cell),
+                    html.Td(
+                        str(r.media_packets) + " packets" if r.media_packets is not None else "",
+                        rowSpan=2,
+                        style=cell,
+                    ),
+                    html.Td(
+                        html.Ul([html.Li(w) for _, w in r.flags]) if flagged else "—",
+                        rowSpan=2,
+                        className="flags",
+                        style={**cell, "color": ERROR_RED if flagged else "#555"},
+                    ),
+                ],
+                className="offered" + (" flagged" if flagged else ""),
+            )
+        )
+        conf_cells = []
+        for c in cols:
+            bad = c in bad_cols
+            conf_cells.append(
+                html.Td(
+                    chosen.get(c, ""),
+                    className="outside" if bad else "",
+                    style={
+                        **cell,
+                        **(
+                            {"background": "#ffcdd2", "color": ERROR_RED, "fontWeight": "bold"}
+                            if bad
+                            else {}
+                        ),
+                    },
+                )
+            )
+        who = f"configured by {r.configured_by}" if r.configured_by else "configured"
+        body.append(
+            html.Tr(
+                [
+                    html.Td(
+                        [
+                            who,
+                            html.Br(),
+                            dcc.Link(
+                                f"#{r.config_frame}",
+                                href=_href(cid, frame=r.config_frame),
+                                className="evidence",
+                            )
+                            if r.config_frame
+                            else "—",
+                        ],
+                        style=cell,
+                    ),
+                    *conf_cells,
+                ],
+                className="configured" + (" flagged" if flagged else ""),
+            )
+        )
+    return html.Div(
+        [
+            html.H3("A2DP negotiation", id="negotiation"),
+            html.P(
+                "Per remote stream endpoint: what it offered (capabilities) against what the "
+                "source configured and the answer; configured values outside the offer in red "
+                "(A2DP 1.4 §4.3.2-§4.7.2). Media: packets that flowed on the stream."
+            ),
+            html.Table(
+                [html.Thead(head), html.Tbody(body)],
+                id="negotiation-matrix",
+                style={"borderCollapse": "collapse"},
+            ),
+            html.P(
+                "Whether the media matched the configured codec is not in the stored analysis "
+                "(it keeps packet counts, not the payload's codec).",
+                style={"fontSize": "12px", "color": "#777"},
+            ),
+        ],
+        id="negotiation-box",
+    )
+
+
+def install(app: Any, lib: Any) -> None:
+    """The callbacks of these sections."""
+    import dash
+    from dash import Input, Output, State
+
+    def _cid(pathname: str | None) -> str | None:
+        parts = [p for p in (pathname or "/").split("/") if p]
+        return parts[1] if parts[:1] == ["capture"] and len(parts) == 2 else None
+
+    @app.callback(
+        Output("seq-pick", "options"),
+        Output("seq-pick", "value"),
+        Input("seq-device", "value"),
+        State("url", "pathname"),
+        State("seq-pick", "value"),
+        prevent_initial_call=True,
+    )
+    def pick_device(device: str | None, pathname: str | None, current: str | None) -> Any:
+        cid = _cid(pathname)
+        a = lib.analysis(cid) if cid else None
+        if a is None:
+            return dash.no_update, dash.no_update
+        shown = [s for s in seqs.sequences(a) if device is None or s.address == device]
+        keep = current if any(s.key == current for s in shown) else None
+        first = default_sequence(shown)
+        return (
+            [{"label": seqs.label(a, s), "value": s.key} for s in shown],
+            keep or (first.key if first else None),
+        )
+
+    @app.callback(
+        Output("seq-graph", "figure"),
+        Output("seq-steps-box", "children"),
+        Input("seq-pick", "value"),
+        State("url", "pathname"),
+        prevent_initial_call=True,
+    )
+    def pick_sequence(key: str | None, pathname: str | None) -> Any:
+        cid = _cid(pathname)
+        a = lib.analysis(cid) if cid else None
+        s = next((s for s in seqs.sequences(a) if s.key == key), None) if a else None
+        if a is None or s is None or cid is None:
+            return dash.no_update, dash.no_update
+        return seqs.figure(a, s), steps_list(a, cid, s)
+
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("seq-graph", "clickData"),
+        State("seq-pick", "value"),
+        prevent_initial_call=True,
+    )
+    def click_message(click: dict[str, Any] | None, key: str | None) -> Any:
+        pts = (click or {}).get("points") or []
+        frame = pts[0].get("customdata") if pts else None
+        if not isinstance(frame, int):
+            return dash.no_update
+        return f"?frame={frame}" + (f"&seq={quote(key)}" if key else "")
+
+
+__all__ = ["install", "matrix_section", "procedures_section"]

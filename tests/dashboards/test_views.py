@@ -1,0 +1,126 @@
+"""Issue 21 views without a browser: sequence charts (rejects red, missing steps as ghosts) and
+the A2DP negotiation matrix, from analyses of bumble scenario captures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("dash")
+
+from analyzer.analysis import analyze
+from analyzer.dashboards import negotiation, sequences
+from analyzer.diff import diff
+
+SC = Path(__file__).resolve().parents[2] / "captures" / "scenarios"
+
+
+def _avdtp(name: str) -> sequences.Sequence:
+    a = analyze(SC / name)
+    (s,) = [s for s in sequences.sequences(a) if s.procedure == "avdtp"]
+    return s
+
+
+def test_rejected_configuration_is_red_and_open_start_are_ghosts() -> None:
+    s = _avdtp("a2dp_rejected_hfp_fallback.btsnoop")
+    rejects = [m for m in s.messages if "reject" in m.label]
+    assert len(rejects) == 3 and all(m.kind == "error" for m in rejects)
+    assert all(m.src == "remote" and m.dst == "host" and m.frame for m in rejects)
+    assert [m.label for m in s.ghosts] == ["OPEN", "START"]
+    # the ghosts come after the last rejected SET_CONFIGURATION, sent like the commands
+    last_reject = max(i for i, m in enumerate(s.messages) if m.kind == "error")
+    assert all(s.messages.index(g) > last_reject for g in s.ghosts)
+    assert all(g.src == "host" and g.dst == "remote" and g.frame is None for g in s.ghosts)
+
+
+def test_open_without_start_has_start_as_the_only_ghost() -> None:
+    s = _avdtp("a2dp_open_without_start.btsnoop")
+    assert [m.label for m in s.ghosts] == ["START"]
+    assert not s.errors
+    clean = _avdtp("a2dp_sbc_clean.btsnoop")
+    assert not clean.ghosts and not clean.errors  # a whole negotiation: nothing missing
+
+
+def test_unanswered_requests_get_ghost_answers_and_slc_stops_show_missing_at() -> None:
+    a = analyze(SC / "requests_unanswered.btsnoop")
+    by = {s.procedure: s for s in sequences.sequences(a)}
+    assert any(g.label == "response" for g in by["sdp"].ghosts)
+    assert any(g.label == "Connection Response" for g in by["l2cap"].ghosts)
+    slc = analyze(SC / "hfp_slc_brsf_error.btsnoop")
+    (h,) = [s for s in sequences.sequences(slc) if s.procedure == "hfp"]
+    assert [m.label for m in h.ghosts] == ["AT+CIND=?", "AT+CIND?", "AT+CMER"]
+    assert any(m.kind == "error" and "ERROR" in m.label for m in h.messages)
+
+
+def test_le_smp_unanswered_and_pairing_order() -> None:
+    a = analyze(SC / "le_smp_unanswered.btsnoop")
+    (le,) = [s for s in sequences.sequences(a) if s.procedure == "le"]
+    assert [g.label for g in le.ghosts][:1] == ["Pairing Response"]
+    assert le.ghosts[0].src == "remote"
+    assert le.messages[-1].label.startswith("Disconnection Complete")
+    p = analyze(SC / "pairing_ssp_numeric_comparison.btsnoop")
+    (pair,) = [s for s in sequences.sequences(p) if s.procedure == "pairing"]
+    names = [m.label for m in pair.messages]
+    order = ["Authentication Requested", "Link Key Request Negative Reply",
+             "IO Capability Request Reply", "User Confirmation Request Reply",
+             "Authentication Complete", "Encryption Change"]  # fmt: skip
+    assert [n for n in names if n in order] == order
+    assert not pair.ghosts
+
+
+def test_figure_draws_errors_red_and_ghosts_dashed() -> None:
+    a = analyze(SC / "a2dp_rejected_hfp_fallback.btsnoop")
+    (s,) = [s for s in sequences.sequences(a) if s.procedure == "avdtp"]
+    fig = sequences.figure(a, s)
+    by = {tr.name: tr for tr in fig.data}
+    assert by["error messages"].line.color == sequences.COLOURS["error"]
+    assert by["ghost messages"].line.dash == "dash"
+    labels = list(by["error labels"].text)
+    assert len(labels) == 3 and all("reject" in t for t in labels)
+    assert any("START" in t for t in by["ghost labels"].text)
+
+
+def test_compare_highlights_the_first_divergent_step() -> None:
+    good = analyze(SC / "a2dp_sbc_clean.btsnoop")
+    bad = analyze(SC / "a2dp_rejected_hfp_fallback.btsnoop")
+    first = diff(good, bad).first
+    assert first is not None and first[1].procedure == "avdtp"
+    frame = first[1].b.frame if first[1].b else None
+    (s,) = [s for s in sequences.sequences(bad) if s.procedure == "avdtp"]
+    fig = sequences.figure(bad, s, highlight=[frame] if frame else [])
+    assert any(sh.type == "rect" for sh in fig.layout.shapes)
+
+
+def test_matrix_flags_a_configuration_outside_the_offer(tmp_path: Path) -> None:
+    from tests.scenarios.a2dp_config_outside_caps import generate
+
+    a = analyze(generate(tmp_path))
+    (row,) = negotiation.matrix(a)
+    assert row.caps is not None and row.caps.codec == "SBC"
+    assert [x.answer for x in row.answers] == ["accepted"]
+    assert {c for c, _ in row.flags} == {"sampling rate", "bitpool"}
+    text = " ".join(w for _, w in row.flags)
+    assert "32 kHz" in text and "64" in text and "53" in text
+    # the clean capture's configuration lies inside the offer
+    clean = negotiation.matrix(analyze(SC / "a2dp_sbc_clean.btsnoop"))
+    assert len(clean) == 3 and not any(r.flags for r in clean)
+    assert [x.answer for r in clean for x in r.answers] == ["accepted"]
+    rej = negotiation.matrix(analyze(SC / "a2dp_rejected_hfp_fallback.btsnoop"))
+    answers = {r.seid: [(x.codec, x.answer, x.error) for x in r.answers] for r in rej}
+    assert answers[3] == [("LDAC", "rejected", "UNSUPPORTED_CONFIGURATION")]
+
+
+def test_check_follows_the_a2dp_rules() -> None:
+    from analyzer.model import CodecParams
+
+    caps = CodecParams("AAC", object_types=["MPEG-2 AAC LC"], sampling_frequencies=[44100],
+                       channels=[1, 2], vbr=False, bitrate=320000)  # fmt: skip
+    ok = CodecParams("AAC", object_types=["MPEG-2 AAC LC"], sampling_frequencies=[44100],
+                     channels=[2], vbr=False, bitrate=256000)  # fmt: skip
+    assert negotiation.check(caps, ok) == []
+    bad = CodecParams("AAC", object_types=["MPEG-4 AAC LC"], sampling_frequencies=[48000],
+                      channels=[2], vbr=True, bitrate=512000)  # fmt: skip
+    cols = [c for c, _ in negotiation.check(caps, bad)]
+    assert cols == ["sampling rate", "object type", "bit rate", "bit rate"]
+    assert negotiation.check(caps, CodecParams("SBC"))[0][0] == "codec"

@@ -392,6 +392,11 @@ def _compare(lib: Library, query: dict[str, list[str]]) -> Any:
             f"{dv.procedure} step {dv.index + 1}: ", html.Br(),
             html.Span(f"A: {step(dv.a)}"), html.Br(), html.Span(f"B: {step(dv.b)}"),
         ], id="first-divergence", style={"background": "#fff3e0", "padding": "8px"}))  # fmt: skip
+        from analyzer.dashboards.views import compare_section
+
+        blocks.append(compare_section(a, b, dev.address, dv.procedure,
+                                      dv.a.frame if dv.a else None,
+                                      dv.b.frame if dv.b else None))  # fmt: skip
     else:
         blocks.append(html.P("No procedure step differs.", id="first-divergence"))
     for dev in d.devices:

@@ -266,6 +266,48 @@ def matrix_section(a: Analysis, cid: str, device: str | None = None) -> Any:
     )
 
 
+#: analyzer.diff's procedures → the sequence charts' procedures
+DIFF_PROCEDURES = {"pairing": "pairing", "sdp": "sdp", "avdtp": "avdtp", "hfp": "hfp", "le": "le"}
+
+
+def _holding(a: Analysis, procedure: str, address: str, frame: int | None) -> seqs.Sequence | None:
+    mine = [s for s in seqs.sequences(a, address) if s.procedure == procedure]
+    hit = [s for s in mine if frame is not None and any(m.frame == frame for m in s.messages)]
+    got = hit or mine
+    return got[0] if got else None
+
+
+def compare_section(
+    a: Analysis, b: Analysis, address: str, procedure: str, frame_a: int | None, frame_b: int | None
+) -> Any:
+    """The first divergent procedure of two captures as two sequence charts side by side, the
+    divergent step outlined in each (the alignment is :func:`analyzer.diff.diff`'s)."""
+    from dash import dcc, html
+
+    proc = DIFF_PROCEDURES.get(procedure)
+    if proc is None:
+        return html.Div()
+    cols = []
+    for side, x, frame in (("A", a, frame_a), ("B", b, frame_b)):
+        s = _holding(x, proc, address, frame)
+        body: Any = (
+            dcc.Graph(
+                id=f"compare-seq-{side.lower()}",
+                figure=seqs.figure(x, s, [frame] if frame is not None else []),
+                config={"displayModeBar": False},
+            )
+            if s is not None
+            else html.P(f"{side} has no {proc} procedure with this device.")
+        )
+        cols.append(
+            html.Div(
+                [html.H4(f"{side}: {s.title if s else proc}"), body],
+                style={"flex": "1", "minWidth": "0"},
+            )
+        )
+    return html.Div(cols, id="compare-sequences", style={"display": "flex", "gap": "12px"})
+
+
 def install(app: Any, lib: Any) -> None:
     """The callbacks of these sections."""
     import dash

@@ -124,3 +124,19 @@ def test_check_follows_the_a2dp_rules() -> None:
     cols = [c for c, _ in negotiation.check(caps, bad)]
     assert cols == ["sampling rate", "object type", "bit rate", "bit rate"]
     assert negotiation.check(caps, CodecParams("SBC"))[0][0] == "codec"
+
+
+def test_compare_section_outlines_the_divergent_step_in_both_captures() -> None:
+    from analyzer.dashboards.views import compare_section
+
+    good = analyze(SC / "a2dp_sbc_clean.btsnoop")
+    bad = analyze(SC / "a2dp_rejected_hfp_fallback.btsnoop")
+    first = diff(good, bad).first
+    assert first is not None
+    dev, dv = first
+    box = compare_section(good, bad, dev.address, dv.procedure,
+                          dv.a.frame if dv.a else None, dv.b.frame if dv.b else None)  # fmt: skip
+    graphs = [c.children[1] for c in box.children]
+    assert [g.id for g in graphs] == ["compare-seq-a", "compare-seq-b"]
+    for g in graphs:
+        assert [sh for sh in g.figure.layout.shapes if sh.type == "rect"]  # the outlined step

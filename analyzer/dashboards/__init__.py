@@ -54,6 +54,9 @@ class Library:
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse")
+        from analyzer.dashboards.packets import Tables
+
+        self.packets = Tables()  # packet tables of the captures opened (read from their files)
         store.create()
         (store.root / "uploads").mkdir(exist_ok=True)
 
@@ -130,6 +133,7 @@ class Library:
             return False
         f = str(row["file"][0] or "")
         self.store.remove([cid])
+        self.packets.clear(cid)
         up = Path(f)
         if up.parent == self.store.root / "uploads":
             up.unlink(missing_ok=True)
@@ -558,7 +562,8 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         html.P(f"{c.format}, {c.frames} frames, {c.first_time} → {c.last_time}"),
         html.Div(["Go to: ", *[x for anchor, text in (
             ("procedures", "procedures"), ("negotiation", "A2DP negotiation"),
-            ("device-cards", "devices")) for x in (html.A(text, href=f"#{anchor}"), " · ")]]),
+            ("packets", "packets"), ("device-cards", "devices"))
+            for x in (html.A(text, href=f"#{anchor}"), " · ")]]),
         html.H3(verdict, id="verdict",
                 style={"color": SEVERITY_COLOUR.get(worst or "", "#2e7d32")}),
         html.Div(f"Selected frame {frame}" if frame is not None else "", id="selected-frame"),
@@ -577,6 +582,7 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         ),
         views.procedures_section(a, cid, query),
         views.matrix_section(a, cid, device),
+        views.packets_section(),
         html.H3("Devices"), html.Div(devices, id="device-cards"),
         html.H3("Reader warnings"), html.Ul([html.Li(w) for w in c.warnings] or [html.Li("none")]),
     ])  # fmt: skip

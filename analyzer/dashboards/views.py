@@ -308,6 +308,110 @@ def compare_section(
     return html.Div(cols, id="compare-sequences", style={"display": "flex", "gap": "12px"})
 
 
+def packets_section() -> Any:
+    """The packet table (AG Grid, infinite row model: every block of rows is served by the
+    server, filtered and sorted there), the selected frame's detail and its Wireshark view."""
+    import dash_ag_grid as dag
+    from dash import dcc, html
+
+    from analyzer.dashboards.packets import COLUMNS
+
+    number = {"frame", "time_s", "length"}
+    cols = [
+        {"field": c, "filter": "agNumberColumnFilter" if c in number else "agTextColumnFilter",
+         "filterParams": {"buttons": ["reset"], "maxNumConditions": 2},
+         "floatingFilter": True, "sortable": c in ("frame", "time_s", "length"),
+         **({"flex": 1, "minWidth": 300} if c == "summary" else {"width": 130})}
+        for c in COLUMNS
+    ]  # fmt: skip
+    return html.Div(
+        [
+            html.H3("Packets", id="packets"),
+            html.P(
+                "Every frame, served page by page; filter any column (device, connection, "
+                "protocol, time, summary text) in the row under the header. Select a frame: the "
+                "timeline marks it and its detail shows below; click on the timeline to find "
+                "the frame there."
+            ),
+            html.Div(id="packet-note", style={"color": ERROR_RED}),
+            dag.AgGrid(
+                id="packet-grid",
+                rowModelType="infinite",
+                columnDefs=cols,
+                dashGridOptions={
+                    "rowSelection": {
+                        "mode": "singleRow",
+                        "checkboxes": False,
+                        "enableClickSelection": True,
+                    },
+                    "cacheBlockSize": 100,
+                    "maxBlocksInCache": 50,
+                    "infiniteInitialRowCount": 100,
+                    "rowBuffer": 20,
+                },
+                style={"height": "420px"},
+            ),
+            dcc.Store(id="packet-selected"),
+            html.Div(id="packet-detail"),
+            html.Button("Wireshark view", id="ws-button", n_clicks=0),
+            dcc.Loading(html.Div(id="ws-tree")),
+        ],
+        id="packets-box",
+    )
+
+
+def detail(t: Any, frame: int) -> Any:
+    """Our decode of one frame and its bytes."""
+    import json
+
+    from dash import html
+
+    from analyzer.dashboards import packets
+
+    row = t.df.filter(t.df["frame"] == frame)
+    if row.is_empty():
+        return html.P(f"No frame {frame}.")
+    r = row.row(0, named=True)
+    layers = packets.decode_frame(t, frame)
+    return html.Div(
+        [
+            html.H4(f"Frame {frame}: {r['summary']}", id="packet-detail-title"),
+            html.Div(f"{r['time_s']:.6f} s, {r['direction']}, {r['kind']}, {r['length']} bytes"
+                     + (f", {r['connection']}" if r["connection"] else "")
+                     + (f", {r['device']}" if r["device"] else "")),
+            html.Div([
+                html.Div([html.B("Our decode"),
+                          *[html.Div([html.I(name), html.Pre(json.dumps(v, indent=1),
+                                                             style={"margin": "2px 0"})])
+                            for name, v in layers]],
+                         id="packet-decode", style={"flex": "1", "minWidth": "0"}),
+                html.Div([html.B("Bytes"),
+                          html.Pre(packets.hex_dump(t.cap.payload(frame)), id="packet-hex")],
+                         style={"flex": "1", "minWidth": "0"}),
+            ], style={"display": "flex", "gap": "12px", "fontSize": "12px"}),
+        ]
+    )  # fmt: skip
+
+
+def ws_tree(layers: dict[str, Any], depth: int = 0) -> list[Any]:
+    """tshark's ``-T json`` layers as an expandable tree (the protocol layers open)."""
+    from dash import html
+
+    out: list[Any] = []
+    for k, v in list(layers.items())[:200]:
+        if isinstance(v, dict):
+            out.append(html.Details(
+                [html.Summary(k, className="ws-node"),
+                 html.Div(ws_tree(v, depth + 1), style={"marginLeft": "14px"})],
+                open=depth == 0, className=f"ws-layer ws-{k}" if depth == 0 else "",
+            ))  # fmt: skip
+        elif isinstance(v, list):
+            out.append(html.Div(f"{k}: " + ", ".join(str(x) for x in v[:20]), className="ws-field"))
+        else:
+            out.append(html.Div(f"{k}: {v}", className="ws-field"))
+    return out
+
+
 def install(app: Any, lib: Any) -> None:
     """The callbacks of these sections."""
     import dash
@@ -316,6 +420,111 @@ def install(app: Any, lib: Any) -> None:
     def _cid(pathname: str | None) -> str | None:
         parts = [p for p in (pathname or "/").split("/") if p]
         return parts[1] if parts[:1] == ["capture"] and len(parts) == 2 else None
+
+    from dash import Patch
+
+    from analyzer.dashboards import packets
+
+    def table(cid: str | None) -> Any:
+        """The capture's packet table (raises PacketsUnavailable)."""
+        a = lib.analysis(cid) if cid else None
+        if a is None or cid is None:
+            raise packets.PacketsUnavailable("no such capture in the store")
+        caps = lib.store.captures()
+        row = caps.filter(caps["capture_id"] == cid)
+        path = str(row["file"][0] or "") if row.height else ""
+        member = row["member"][0] if row.height else None
+        return lib.packets.get(cid, path, member, a)
+
+    @app.callback(
+        Output("packet-grid", "getRowsResponse"),
+        Output("packet-note", "children"),
+        Input("packet-grid", "getRowsRequest"),
+        State("url", "pathname"),
+        prevent_initial_call=True,
+    )
+    def rows(request: dict[str, Any] | None, pathname: str | None) -> Any:
+        if not request:
+            return dash.no_update, dash.no_update
+        try:
+            t = table(_cid(pathname))
+        except packets.PacketsUnavailable as exc:
+            return {"rowData": [], "rowCount": 0}, str(exc)
+        return packets.page(t, request), ""
+
+    @app.callback(
+        Output("swimlane", "figure", allow_duplicate=True),
+        Output("packet-detail", "children"),
+        Output("packet-selected", "data"),
+        Output("selected-frame", "children", allow_duplicate=True),
+        Output("ws-tree", "children", allow_duplicate=True),
+        Input("packet-grid", "selectedRows"),
+        State("url", "pathname"),
+        prevent_initial_call=True,
+    )
+    def select_row(selected: list[dict[str, Any]] | None, pathname: str | None) -> Any:
+        if not selected:
+            return (dash.no_update,) * 5
+        r = selected[0]
+        frame, at = int(r["frame"]), float(r["time_s"])
+        cursor = Patch()
+        cursor["layout"]["shapes"] = [{
+            "type": "line", "x0": at, "x1": at, "y0": 0, "y1": 1, "yref": "paper",
+            "line": {"dash": "dot", "color": "#444", "width": 2}, "name": f"frame {frame}",
+        }]  # fmt: skip
+        try:
+            body = detail(table(_cid(pathname)), frame)
+        except packets.PacketsUnavailable as exc:
+            body = str(exc)
+        return cursor, body, frame, f"Selected frame {frame}", ""
+
+    @app.callback(
+        Output("ws-tree", "children"),
+        Input("ws-button", "n_clicks"),
+        State("packet-selected", "data"),
+        State("url", "pathname"),
+        prevent_initial_call=True,
+    )
+    def wireshark(n: int, frame: int | None, pathname: str | None) -> Any:
+        from dash import html
+
+        if not n or frame is None:
+            return html.P("Select a frame in the table first.")
+        cid = _cid(pathname)
+        try:
+            t = table(cid)
+        except packets.PacketsUnavailable as exc:
+            return html.P(str(exc))
+        a = lib.analysis(cid)
+        got = packets.tshark_tree(t, a, int(frame))
+        if got["error"]:
+            return html.P(got["error"], id="ws-error")
+        return html.Div(
+            [html.Div(f"tshark on frame {frame} with its context frames {got['frames']}",
+                      id="ws-context"), *ws_tree(got["layers"])],
+            id="ws-view", style={"fontFamily": "monospace", "fontSize": "12px"},
+        )  # fmt: skip
+
+    @app.callback(
+        Output("packet-grid", "scrollTo"),
+        Input("swimlane", "clickData"),
+        State("packet-grid", "filterModel"),
+        State("url", "pathname"),
+        prevent_initial_call=True,
+    )
+    def timeline_to_table(click: dict[str, Any] | None, model: Any, pathname: str | None) -> Any:
+        pts = (click or {}).get("points") or []
+        if not pts:
+            return dash.no_update
+        try:
+            t = table(_cid(pathname))
+        except packets.PacketsUnavailable:
+            return dash.no_update
+        frame = pts[0].get("customdata")
+        if not isinstance(frame, int):
+            frame = packets.nearest_frame(t, float(pts[0].get("x") or 0.0))
+        i = packets.position(t, frame, model) if frame is not None else None
+        return dash.no_update if i is None else {"rowIndex": i, "rowPosition": "middle"}
 
     @app.callback(
         Output("seq-pick", "options"),

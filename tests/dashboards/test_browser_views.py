@@ -83,8 +83,15 @@ def _chart(b: Any, url: str) -> list[dict[str, Any]]:
 
 
 def _shot(b: Any, element_id: str, name: str) -> None:
+    """A screenshot of one element, the window made tall enough to hold all of it."""
     IMG.mkdir(parents=True, exist_ok=True)
-    b.find_element(By.ID, element_id).screenshot(str(IMG / name))
+    el = b.find_element(By.ID, element_id)
+    size = b.get_window_size()
+    b.set_window_size(size["width"], max(size["height"], el.size["height"] + 200))
+    el = b.find_element(By.ID, element_id)
+    el.location_once_scrolled_into_view  # noqa: B018
+    el.screenshot(str(IMG / name))
+    b.set_window_size(size["width"], size["height"])
 
 
 def test_avdtp_chart_reject_red_and_start_ghost(site: tuple[str, dict[str, str]]) -> None:
@@ -153,5 +160,62 @@ def test_matrix_flags_the_configuration_outside_the_offer(
         assert sorted(answers) == sorted(f"{c} rejected UNSUPPORTED_CONFIGURATION"
                                          for c in ("SBC", "AAC", "LDAC"))  # fmt: skip
         assert not table.find_elements(By.CSS_SELECTOR, "tr.flagged")
+    finally:
+        b.quit()
+
+
+CURSOR_JS = """
+const gd = document.querySelector('#swimlane .js-plotly-plot');
+return (gd.layout.shapes || []).map(s => [s.type, s.x0, s.x1]);
+"""
+
+
+def test_packet_table_row_moves_the_cursor_and_wireshark_dissects_sdp(
+    site: tuple[str, dict[str, str]],
+) -> None:
+    from analyzer.analysis import analyze
+
+    url, ids = site
+    a = analyze(SC / "sdp_stale_record_handle.btsnoop")
+    (err,) = [t for t in a.sdp if t.error_name]  # the SDP ErrorResponse frame
+    assert err.response_frame is not None and err.response_time_us is not None
+    frame = err.response_frame
+    at = round((err.response_time_us - (a.capture.first_time_us or 0)) / 1e6, 6)
+    b = _browser()
+    try:
+        wait = WebDriverWait(b, 60)
+        b.get(f"{url}/capture/{ids['sdp_stale_record_handle']}#packets")
+        rows = "#packet-grid .ag-center-cols-container .ag-row"
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, rows)))
+        # a server-side filter: only the SDP frames are left
+        box = b.find_element(
+            By.CSS_SELECTOR, '#packet-grid .ag-floating-filter[aria-colindex="7"] input'
+        )
+        box.send_keys("SDP")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, rows)) == 4)
+        cells = b.find_elements(By.CSS_SELECTOR, f'{rows} .ag-cell[col-id="protocol"]')
+        assert {e.text for e in cells} == {"SDP"}
+        first_cells = {
+            r.find_element(By.CSS_SELECTOR, '[col-id="frame"]').text: r
+            for r in b.find_elements(By.CSS_SELECTOR, rows)
+        }
+        row = first_cells[str(frame)]
+        cell = row.find_element(By.CSS_SELECTOR, '.ag-cell[col-id="summary"]')
+        assert "ErrorResponse" in cell.text
+        assert b.execute_script(CURSOR_JS) == []  # no cursor before a selection
+        cell.click()
+        wait.until(lambda d: d.execute_script(CURSOR_JS) == [["line", at, at]])
+        assert f"Selected frame {frame}" in b.find_element(By.ID, "selected-frame").text
+        title = wait.until(ec.presence_of_element_located((By.ID, "packet-detail-title")))
+        assert title.text.startswith(f"Frame {frame}:")
+        assert "Invalid Service Record Handle" in b.find_element(By.ID, "packet-decode").text
+        assert b.find_element(By.ID, "packet-hex").text.startswith("0000  01 20")
+        b.find_element(By.ID, "ws-button").click()
+        view = wait.until(ec.presence_of_element_located((By.ID, "ws-view")))
+        sdp = view.find_element(By.CSS_SELECTOR, "details.ws-btsdp")
+        assert "btsdp.pdu" in sdp.text and "btsdp.error_code" in sdp.text
+        assert view.find_element(By.CSS_SELECTOR, "details.ws-btl2cap")  # from L2CAP up
+        _shot(b, "packets-box", "dashboard-packets.png")
+        _shot(b, "ws-view", "dashboard-wireshark-view.png")
     finally:
         b.quit()

@@ -38,6 +38,10 @@ COLUMNS = ("frame", "time_s", "direction", "kind", "device", "connection", "prot
            "summary")  # fmt: skip
 FIXED_CIDS = {1: "L2CAP signalling", 2: "connectionless", 3: "AMP", 4: "ATT", 5: "LE signalling",
               6: "SMP", 7: "BR/EDR SMP"}  # fmt: skip
+#: the AVDTP signals Wireshark needs before a media packet: the endpoints (media type, SEP type),
+#: the configuration (codec) and OPEN (the next channel of the PSM carries the media)
+MEDIA_CONTEXT = ("DISCOVER", "GET_CAPABILITIES", "GET_ALL_CAPABILITIES", "SET_CONFIGURATION",
+                 "OPEN", "START")  # fmt: skip
 #: tables kept in memory (one per capture; a 1M-frame table is ~150 MB)
 CACHE_SIZE = 3
 
@@ -380,7 +384,8 @@ def context_frames(t: PacketTable, a: Analysis, frame: int) -> list[int]:
     """The frames tshark needs to dissect ``frame`` as it would in the whole capture: the
     connection's set-up (handle → address), the L2CAP channel's Connection Request / Response
     (CID → PSM, so SDP / AVDTP / RFCOMM are dissected), for AVDTP media the signalling channel,
-    SET_CONFIGURATION and OPEN (Wireshark follows the media channel opened after OPEN), for a
+    DISCOVER, capabilities, SET_CONFIGURATION, OPEN and START (Wireshark follows the media channel
+    opened after OPEN), for a
     response its request, and the earlier fragments of the frame's L2CAP PDU."""
     row = t.df.filter(pl.col("frame") == frame)
     if row.is_empty():
@@ -397,7 +402,7 @@ def context_frames(t: PacketTable, a: Analysis, frame: int) -> list[int]:
         if keep and keep[0].role == "avdtp_media":
             keep += [c for c in chans if c.role == "avdtp_signalling"][-1:]
             for s in a.avdtp.signals:
-                if s.connection == conn.id and s.signal in ("SET_CONFIGURATION", "OPEN") and (
+                if s.connection == conn.id and s.signal in MEDIA_CONTEXT and (
                     s.command_frame or 0) < frame:  # fmt: skip
                     want.update(f for f in (s.command_frame, s.response_frame) if f is not None)
         for c in keep:

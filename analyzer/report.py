@@ -9,7 +9,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from analyzer.model import Analysis, HfpSession
+from analyzer.model import Advertiser, Analysis, HfpSession
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 ADDRESS_WIDTH = 17  # AA:BB:CC:DD:EE:FF: never cut
@@ -224,18 +224,42 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             con.print(f"{h.profile.upper()}: {session_summary(h)}", highlight=False)
     if a.advertisers:
         top = sorted(a.advertisers, key=lambda x: -x.events)[:15]
-        t = _table(f"LE advertisers ({len(a.advertisers)}; the {len(top)} heard most)",
-                   "address", "name", "events", "interval ms", "RSSI", "first", "last")  # fmt: skip
+        t = _table(f"LE advertisers ({len(a.advertisers)}; the {len(top)} heard most; flags: "
+                   "C connectable, D discoverable)",
+                   "address", "name", "events", "interval ms", "silent", "RSSI",
+                   "flags")  # fmt: skip
         for x in top:
             t.add_row(
-                x.address, x.name or "", str(x.events),
-                "" if x.interval_ms is None else f"{x.interval_ms:.1f}",
-                "" if x.rssi is None else f"{x.rssi.mean:.0f}",
-                clock(x.first_time_us), clock(x.last_time_us),
+                x.address, x.name or "", str(x.events), _intervals(x), _silences(x),
+                "" if x.rssi is None else f"{x.rssi.mean:.0f}", _adv_flags(x),
             )  # fmt: skip
         con.print(t)
     if a.anomalies:
         con.print(f"[dim]{len(a.anomalies)} decode anomalies (see --json)[/dim]")
+
+
+def _intervals(x: Advertiser) -> str:
+    """The advertising interval, or each segment's when it changed ("100.0→1000.0")."""
+    segs = x.segments if len(x.segments) > 1 else []
+    if segs:
+        return "→".join("?" if s.interval_ms is None else f"{s.interval_ms:.4g}" for s in segs)
+    return "" if x.interval_ms is None else f"{x.interval_ms:.1f}"
+
+
+def _silences(x: Advertiser) -> str:
+    """How many silences and the longest ("2×9.2s")."""
+    if not x.silences:
+        return ""
+    longest = max(s.duration_ms for s in x.silences) / 1000
+    return f"{len(x.silences)}×{longest:.1f}s"
+
+
+def _adv_flags(x: Advertiser) -> str:
+    """C: connectable, D: discoverable (from the PDU types and the AD Flags heard)."""
+    segs = x.segments
+    conn = any(s.connectable for s in segs)
+    disc = any(s.discoverable for s in segs)
+    return "".join(n for n, on in (("C", conn), ("D", disc)) if on)
 
 
 def _dash(v: object) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from analyzer.decode.adv_reports import advertising_reports
+from analyzer.decode.adv_reports import ad_flags_columnar, advertising_reports
 from analyzer.decode.hci import decode_command
 from analyzer.decode.le_adv import AdvData, decode_ad
 from analyzer.decode.le_ll import ADV_PDU_TYPES, addr_str, adv_columns, decode_adv_pdu
@@ -36,6 +36,7 @@ from analyzer.sessions.adv_interval import (
     estimate_interval,
     gap_histogram,
 )
+from analyzer.sessions.adv_segments import ScanTimeline, Train, segment_train, whole_train
 from analyzer.sessions.build import BuildContext, stage
 
 ADDRESS_TYPES = {
@@ -158,6 +159,9 @@ def advertising(ctx: BuildContext) -> None:
     ).select("index", "time_us", "offset", "length", "subevent")
     reports = advertising_reports(ctx.cap.data, ctx.cap.buffer, ev, fast_datas)
     sessions, scan_params = _scan_filtering(ctx)
+    # every report heard (any advertiser): was the scanner working during a long gap?
+    all_us = np.sort(reports["time_us"].to_numpy()) if reports.height else None
+    scan_on, scan_at = _scan_on_times(ctx, sessions, scan_params)
     for (addr,), grp in reports.group_by("address", maintain_order=True):
         acc = _Acc(grp["addr_type"][0])
         acc.frames = grp["frame"].to_list()
@@ -169,7 +173,8 @@ def advertising(ctx: BuildContext) -> None:
         fr = grp["frame"].to_numpy()
         tt = grp["time_us"].to_numpy()
         adv_ev = ~grp["pdu"].str.contains("SCAN_RSP").to_numpy()
-        ev_t = np.sort(tt[adv_ev])
+        order = np.argsort(tt[adv_ev], kind="stable")
+        ev_t = tt[adv_ev][order]
         adv = _finish_advertiser(str(addr), acc, cache, "hci", ev_t)
         filt = [s for s in sessions if s[2] and bool(((fr >= s[0]) & (fr <= s[1])).any())]
         if filt:
@@ -177,8 +182,19 @@ def advertising(ctx: BuildContext) -> None:
                 "not estimable: scanning with duplicate filtering "
                 f"(LE Set Scan Enable frame {filt[0][0]})"
             )
+        ev = grp.filter(pl.Series(adv_ev))
+        pdus, fl = ev["pdu"].to_list(), ev["ad_flags"].to_list()
+        train = Train(
+            ev_t, fr[adv_ev][order], [pdus[i] for i in order.tolist()],
+            [fl[i] for i in order.tolist()],
+        )  # fmt: skip
+        if filt:
+            adv.segments = whole_train(train, adv.interval_note)
         else:
-            _interval(adv, ev_t, scan=_scan_for(scan_params, int(fr.min())))
+            _interval(
+                adv, ev_t, scan=_scan_for(scan_params, int(fr.min())), train=train,
+                all_us=all_us, scan_on=scan_on, scan_at=scan_at,
+            )  # fmt: skip
         advertisers.append(adv)
     advertisers += _air(ctx, cache)
     advertisers.sort(key=lambda a: (-a.reports, a.address))
@@ -200,13 +216,53 @@ def advertising(ctx: BuildContext) -> None:
             )  # fmt: skip
 
 
+def _scan_on_times(
+    ctx: BuildContext, sessions: list[tuple[int, int, int]], params: list[ScanParameters]
+) -> tuple[np.ndarray | None, ScanTimeline | None]:
+    """(n, 2) µs [start, end] of the scan sessions (None when the capture shows none), and the
+    scan parameters in force over time. Before the first LE Set Scan Enable the scanner's state
+    is unknown: counted as on (a silence there still needs other advertisers heard throughout)."""
+    frames = ctx.cap.frames
+    if frames.height == 0:
+        return None, None
+    times = frames["time_us"].to_numpy()
+    index = frames["index"].to_numpy()
+    first, last = int(times.min()), int(times.max())
+
+    def at(frame: int) -> int:
+        return int(times[min(int(np.searchsorted(index, frame)), times.size - 1)])
+
+    timeline = None
+    if params:
+        timeline = ScanTimeline(
+            np.asarray([at(p.frame) for p in params], dtype=np.int64),
+            np.asarray([p.interval_ms for p in params], dtype=np.float64),
+            np.asarray([p.window_ms for p in params], dtype=np.float64),
+        )
+    if not sessions:
+        return None, timeline
+    out = [(at(s), at(e) if e < (1 << 62) else last) for s, e, _ in sessions]
+    if out[0][0] > first:
+        out.insert(0, (first, out[0][0]))
+    return np.asarray(out, dtype=np.int64).reshape(-1, 2), timeline
+
+
 def _interval(
     adv: Advertiser,
     ev_t: np.ndarray,
     merge_ms: float = MERGE_MS,
     scan: tuple[float, float] | None = None,
+    train: Train | None = None,
+    all_us: np.ndarray | None = None,
+    scan_on: np.ndarray | None = None,
+    scan_at: ScanTimeline | None = None,
 ) -> None:
     est = estimate_interval(ev_t, merge_ms, scan)
+    if train is not None:
+        adv.segments, adv.silences = segment_train(train, est, all_us, scan_on, scan, scan_at)
+        if len(adv.segments) > 1:
+            longest = max(adv.segments, key=lambda g: (g.to_time_us - g.from_time_us, g.events))
+            est = IntervalEstimate(longest.interval_ms, longest.confidence, longest.note)
     adv.interval_ms = est.interval_ms
     adv.interval_confidence = est.confidence if est.interval_ms is not None else 0.0
     adv.interval_note = est.note if est.interval_ms is not None else f"not estimable: {est.note}"
@@ -249,6 +305,10 @@ def _air(ctx: BuildContext, cache: dict[bytes, AdvData]) -> list[Advertiser]:
     cuts = np.flatnonzero(np.diff(sk)) + 1
     groups = np.split(idx_ok[order], cuts)
     groups.sort(key=lambda gi: int(gi[0]))  # in order of first appearance
+    d_all = cols["data_off"]
+    flags = ad_flags_columnar(
+        data, offs + d_all, np.where(d_all > 0, 6 + cols["pdu_len"] - d_all, 0)
+    )
     out: list[Advertiser] = []
     for ii in groups:
         types = t[ii]
@@ -277,19 +337,27 @@ def _air(ctx: BuildContext, cache: dict[bytes, AdvData]) -> list[Advertiser]:
         # one advertising event = PDUs ≤ 10 ms apart on increasing channels; SCAN_RSP excluded
         to = types[own]
         ev_mask = (to <= 2) | (to == 6) | (to == 7)
-        et = tt[sel][ev_mask]
-        ec = ch[sel][ev_mask]
+        ev_i = sel[ev_mask]
+        et = tt[ev_i]
+        ec = ch[ev_i]
         order = np.argsort(et, kind="stable")
-        et, ec = et[order], ec[order]
+        et, ec, ev_i = et[order], ec[order], ev_i[order]
         if et.size:
             new = np.ones(et.size, dtype=bool)
             new[1:] = (np.diff(et) > 10_000) | (ec[1:] <= ec[:-1])
-            ev_t = et[new]
+            ev_t, ev_i = et[new], ev_i[new]
         else:
             ev_t = et
         adv = _finish_advertiser(addr, acc, cache, "air", ev_t)
         adv.address_type = "random" if acc.addr_type == 1 else "public"
-        _interval(adv, ev_t, merge_ms=1.0)
+        train = Train(
+            ev_t,
+            frame[ev_i],
+            [ADV_PDU_TYPES.get(x, f"0x{x:X}") for x in t[ev_i].tolist()],
+            [None if x < 0 else x for x in flags[ev_i].tolist()],
+        )
+        # no silences on air: a sniffer following a connection or hopping is not scanning
+        _interval(adv, ev_t, merge_ms=1.0, train=train, all_us=None)
         out.append(adv)
     return out
 

@@ -562,7 +562,8 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         html.P(f"{c.format}, {c.frames} frames, {c.first_time} → {c.last_time}"),
         html.Div(["Go to: ", *[x for anchor, text in (
             ("procedures", "procedures"), ("negotiation", "A2DP negotiation"),
-            ("packets", "packets"), ("device-cards", "devices"))
+            ("audio", "audio"), ("advertising", "advertising"), ("packets", "packets"),
+            ("device-cards", "devices"))
             for x in (html.A(text, href=f"#{anchor}"), " · ")]]),
         html.H3(verdict, id="verdict",
                 style={"color": SEVERITY_COLOUR.get(worst or "", "#2e7d32")}),
@@ -582,6 +583,8 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         ),
         views.procedures_section(a, cid, query),
         views.matrix_section(a, cid, device),
+        views.audio_section(a, cid),
+        views.advertising_section(a, cid),
         views.packets_section(),
         html.H3("Devices"), html.Div(devices, id="device-cards"),
         html.H3("Reader warnings"), html.Ul([html.Li(w) for w in c.warnings] or [html.Li("none")]),

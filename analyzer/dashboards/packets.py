@@ -34,14 +34,36 @@ from analyzer.decode.hci_names import COMMAND_NAMES, EVENT_NAMES, LE_SUBEVENT_NA
 from analyzer.model import Analysis
 
 #: the grid's columns (and the filterable ones)
-COLUMNS = ("frame", "time_s", "direction", "kind", "device", "connection", "protocol", "length",
-           "summary")  # fmt: skip
-FIXED_CIDS = {1: "L2CAP signalling", 2: "connectionless", 3: "AMP", 4: "ATT", 5: "LE signalling",
-              6: "SMP", 7: "BR/EDR SMP"}  # fmt: skip
+COLUMNS = (
+    "frame",
+    "time_s",
+    "direction",
+    "kind",
+    "device",
+    "connection",
+    "protocol",
+    "length",
+    "summary",
+)
+FIXED_CIDS = {
+    1: "L2CAP signalling",
+    2: "connectionless",
+    3: "AMP",
+    4: "ATT",
+    5: "LE signalling",
+    6: "SMP",
+    7: "BR/EDR SMP",
+}
 #: the AVDTP signals Wireshark needs before a media packet: the endpoints (media type, SEP type),
 #: the configuration (codec) and OPEN (the next channel of the PSM carries the media)
-MEDIA_CONTEXT = ("DISCOVER", "GET_CAPABILITIES", "GET_ALL_CAPABILITIES", "SET_CONFIGURATION",
-                 "OPEN", "START")  # fmt: skip
+MEDIA_CONTEXT = (
+    "DISCOVER",
+    "GET_CAPABILITIES",
+    "GET_ALL_CAPABILITIES",
+    "SET_CONFIGURATION",
+    "OPEN",
+    "START",
+)
 #: tables kept in memory (one per capture; a 1M-frame table is ~150 MB)
 CACHE_SIZE = 3
 
@@ -55,10 +77,29 @@ class PacketTable:
     cap: Capture
     df: pl.DataFrame  # one row per frame, COLUMNS plus handle, cid, pb, search
     t0: int
+    le_meta: pl.DataFrame | None = None  # advertising report events: index, time_us, offset, …
+    _reports: pl.DataFrame | None = None
 
     @property
     def frames(self) -> int:
         return self.df.height
+
+    def reports(self) -> pl.DataFrame:
+        """Every LE advertising report heard (frame, time_s, address, rssi, pdu), decoded
+        columnar by :func:`analyzer.decode.adv_reports.advertising_reports`."""
+        from analyzer.decode.adv_reports import advertising_reports
+
+        if self._reports is None:
+            ev = self.le_meta if self.le_meta is not None else pl.DataFrame()
+            rep = advertising_reports(self.cap.data, self.cap.buffer, ev, {})
+            self._reports = rep.select(
+                "frame",
+                ((pl.col("time_us") - self.t0) / 1e6).alias("time_s"),
+                "address",
+                "rssi",
+                "pdu",
+            )
+        return self._reports
 
 
 def _names_from_model(a: Analysis) -> pl.DataFrame:
@@ -73,19 +114,25 @@ def _names_from_model(a: Analysis) -> pl.DataFrame:
         put(s.frame, s.name + (f" (result {s.result})" if s.result not in (None, 0) else ""))
     for t in a.sdp:
         put(t.request_frame, f"SDP {t.pdu} {', '.join(t.uuids)}".strip())
-        put(t.response_frame, f"SDP {t.response_pdu or 'response'}"
-            + (f": {t.error_name}" if t.error_name else ""))  # fmt: skip
+        put(
+            t.response_frame,
+            f"SDP {t.response_pdu or 'response'}" + (f": {t.error_name}" if t.error_name else ""),
+        )
     for v in a.avdtp.signals:
         what = v.signal + (f" {v.details.codec}" if v.details.codec else "")
         put(v.command_frame, f"AVDTP {what}")
-        put(v.response_frame, f"AVDTP {v.signal} {v.response or ''}"
-            + (f" {v.error_name}" if v.error_name else ""))  # fmt: skip
+        put(
+            v.response_frame,
+            f"AVDTP {v.signal} {v.response or ''}" + (f" {v.error_name}" if v.error_name else ""),
+        )
     for p in a.smp.pdus:
         put(p.frame, f"SMP {p.name}" + (f": {p.reason_name}" if p.reason_name else ""))
     for x in a.att.transactions:
         put(x.request_frame, f"ATT {x.request}")
-        put(x.response_frame, f"ATT {x.response or ''}" + (f": {x.error_name}" if x.error_name
-                                                            else ""))  # fmt: skip
+        put(
+            x.response_frame,
+            f"ATT {x.response or ''}" + (f": {x.error_name}" if x.error_name else ""),
+        )
     for h in a.hfp:
         for at in h.at:
             put(at.frame, at.text)
@@ -113,9 +160,16 @@ def _channels(a: Analysis) -> pl.DataFrame:
         if ch.local_cid is not None:
             rows.append((ch.connection, "received", ch.local_cid, start, name))
     return pl.DataFrame(
-        rows, schema={"connection": pl.Utf8, "direction": pl.Utf8, "cid": pl.Int32,
-                      "start": pl.Int64, "channel": pl.Utf8}, orient="row",
-    ).sort("start")  # fmt: skip
+        rows,
+        schema={
+            "connection": pl.Utf8,
+            "direction": pl.Utf8,
+            "cid": pl.Int32,
+            "start": pl.Int64,
+            "channel": pl.Utf8,
+        },
+        orient="row",
+    ).sort("start")
 
 
 def build(cap: Capture, a: Analysis) -> PacketTable:
@@ -123,19 +177,26 @@ def build(cap: Capture, a: Analysis) -> PacketTable:
     from analyzer.sessions.index import frame_index
 
     frames = cap.frames.select("index", "time_us", "direction", "kind", "length")
-    hci = frame_index(cap).select("index", "code", "subevent", "opcode", "handle", "pb", "cid")
+    full = frame_index(cap)
+    le_meta = full.filter((pl.col("code") == 0x3E) & pl.col("subevent").is_in([0x02, 0x0D, 0x0B]))
+    le_meta = le_meta.select("index", "time_us", "offset", "length", "subevent")
+    hci = full.select("index", "code", "subevent", "opcode", "handle", "pb", "cid")
     df = frames.join(hci, on="index", how="left").with_columns(
         pl.col("code", "subevent", "opcode", "handle", "pb", "cid").fill_null(-1),
-        pl.col("direction").cast(pl.Utf8), pl.col("kind").cast(pl.Utf8),
-    )  # fmt: skip
+        pl.col("direction").cast(pl.Utf8),
+        pl.col("kind").cast(pl.Utf8),
+    )
     t0 = a.capture.first_time_us or (int(frames["time_us"][0]) if frames.height else 0)
     # the connection of each frame: the last connection on its handle that started before it
     conns = pl.DataFrame(
-        [(c.handle, c.start_frame or 0, c.id, c.address or "") for c in a.connections
-         if c.transport not in ("ll",)],
-        schema={"handle": pl.Int32, "start": pl.Int64, "connection": pl.Utf8,
-                "device": pl.Utf8}, orient="row",
-    ).sort("start")  # fmt: skip
+        [
+            (c.handle, c.start_frame or 0, c.id, c.address or "")
+            for c in a.connections
+            if c.transport not in ("ll",)
+        ],
+        schema={"handle": pl.Int32, "start": pl.Int64, "connection": pl.Utf8, "device": pl.Utf8},
+        orient="row",
+    ).sort("start")
     df = (
         df.sort("index")
         .join_asof(
@@ -171,46 +232,61 @@ def build(cap: Capture, a: Analysis) -> PacketTable:
         )
     chans = _channels(a)
     df = df.join_asof(
-        chans, left_on="index", right_on="start", by=["connection", "direction", "cid"],
+        chans,
+        left_on="index",
+        right_on="start",
+        by=["connection", "direction", "cid"],
         strategy="backward",
         check_sortedness=False,
-    ).drop("start")  # fmt: skip
+    ).drop("start")
     cmd = pl.col("opcode").replace_strict(COMMAND_NAMES, default=None, return_dtype=pl.Utf8)
     evt = pl.col("code").replace_strict(EVENT_NAMES, default=None, return_dtype=pl.Utf8)
-    sub = pl.col("subevent").replace_strict(LE_SUBEVENT_NAMES, default=None,
-                                            return_dtype=pl.Utf8)  # fmt: skip
+    sub = pl.col("subevent").replace_strict(LE_SUBEVENT_NAMES, default=None, return_dtype=pl.Utf8)
     fixed = pl.col("cid").replace_strict(FIXED_CIDS, default=None, return_dtype=pl.Utf8)
     kind = pl.col("kind")
     protocol = (
-        pl.when(kind == "command").then(pl.lit("HCI command"))
-        .when(kind == "event").then(pl.lit("HCI event"))
-        .when((kind == "acl") & (pl.col("pb") == 1)).then(pl.lit("L2CAP continuation"))
-        .when(kind == "acl").then(pl.coalesce(fixed, pl.col("channel"), pl.lit("L2CAP")))
+        pl.when(kind == "command")
+        .then(pl.lit("HCI command"))
+        .when(kind == "event")
+        .then(pl.lit("HCI event"))
+        .when((kind == "acl") & (pl.col("pb") == 1))
+        .then(pl.lit("L2CAP continuation"))
+        .when(kind == "acl")
+        .then(pl.coalesce(fixed, pl.col("channel"), pl.lit("L2CAP")))
         .otherwise(pl.col("kind").str.to_uppercase())
-    )  # fmt: skip
+    )
     df = df.with_columns(protocol.alias("protocol")).join(
         _names_from_model(a), on="index", how="left"
     )
     summary = (
-        pl.when(pl.col("named").is_not_null()).then(pl.col("named"))
-        .when(kind == "command").then(pl.coalesce(cmd, pl.format("opcode 0x{}", pl.col("opcode"))))
+        pl.when(pl.col("named").is_not_null())
+        .then(pl.col("named"))
+        .when(kind == "command")
+        .then(pl.coalesce(cmd, pl.format("opcode 0x{}", pl.col("opcode"))))
         .when((kind == "event") & (pl.col("code") == 0x3E))
         .then(pl.coalesce(sub, pl.lit("LE Meta")))
-        .when(kind == "event").then(pl.coalesce(evt, pl.format("event {}", pl.col("code"))))
-        .when(kind == "acl").then(pl.format("{} {} bytes", pl.col("protocol"), pl.col("length")))
+        .when(kind == "event")
+        .then(pl.coalesce(evt, pl.format("event {}", pl.col("code"))))
+        .when(kind == "acl")
+        .then(pl.format("{} {} bytes", pl.col("protocol"), pl.col("length")))
         .otherwise(pl.format("{} {} bytes", pl.col("kind"), pl.col("length")))
-    )  # fmt: skip
-    df = df.with_columns(
-        pl.col("index").alias("frame"),
-        ((pl.col("time_us") - t0) / 1e6).round(6).alias("time_s"),
-        summary.alias("summary"),
-        pl.col("device").fill_null(""),
-        pl.col("connection").fill_null(""),
-    ).with_columns(
-        pl.concat_str([pl.col("summary"), pl.col("protocol")], separator=" ")
-        .str.to_lowercase().alias("search"),
-    ).select(*COLUMNS, "handle", "cid", "pb", "search")  # fmt: skip
-    return PacketTable(cap, df.rechunk(), t0)
+    )
+    df = (
+        df.with_columns(
+            pl.col("index").alias("frame"),
+            ((pl.col("time_us") - t0) / 1e6).round(6).alias("time_s"),
+            summary.alias("summary"),
+            pl.col("device").fill_null(""),
+            pl.col("connection").fill_null(""),
+        )
+        .with_columns(
+            pl.concat_str([pl.col("summary"), pl.col("protocol")], separator=" ")
+            .str.to_lowercase()
+            .alias("search"),
+        )
+        .select(*COLUMNS, "handle", "cid", "pb", "search")
+    )
+    return PacketTable(cap, df.rechunk(), t0, le_meta)
 
 
 # -- filtering and paging -----------------------------------------------------------------------
@@ -245,8 +321,14 @@ def _number_filter(col: str, f: dict[str, Any]) -> pl.Expr | None:
         return None
     c = pl.col(col)
     kind = f.get("type", "equals")
-    ops = {"equals": c == v, "notEqual": c != v, "lessThan": c < v, "lessThanOrEqual": c <= v,
-           "greaterThan": c > v, "greaterThanOrEqual": c >= v}  # fmt: skip
+    ops = {
+        "equals": c == v,
+        "notEqual": c != v,
+        "lessThan": c < v,
+        "lessThanOrEqual": c <= v,
+        "greaterThan": c > v,
+        "greaterThanOrEqual": c >= v,
+    }
     if kind == "inRange" and hi is not None:
         return (c >= v) & (c <= hi)
     return ops.get(kind)
@@ -286,16 +368,24 @@ def page(t: PacketTable, request: dict[str, Any]) -> dict[str, Any]:
         df = df.filter(e)
     sort = [s for s in request.get("sortModel") or [] if s.get("colId") in COLUMNS]
     if sort:
-        df = df.sort([s["colId"] for s in sort], descending=[s.get("sort") == "desc"
-                                                              for s in sort])  # fmt: skip
+        df = df.sort([s["colId"] for s in sort], descending=[s.get("sort") == "desc" for s in sort])
     rows = df.slice(start, end - start).select(COLUMNS).to_dicts()
     return {"rowData": rows, "rowCount": df.height}
 
 
 def position(t: PacketTable, frame: int, model: dict[str, Any] | None = None) -> int | None:
     """The row index of ``frame`` under a filter model (the grid scrolls there)."""
-    df = t.df.select("frame", "time_s", "direction", "kind", "device", "connection", "protocol",
-                     "length", "search")  # fmt: skip
+    df = t.df.select(
+        "frame",
+        "time_s",
+        "direction",
+        "kind",
+        "device",
+        "connection",
+        "protocol",
+        "length",
+        "search",
+    )
     e = filter_expr(model)
     if e is not None:
         df = df.filter(e)
@@ -363,9 +453,13 @@ def decode_frame(t: PacketTable, frame: int) -> list[tuple[str, object]]:
         upper: Callable[[bytes], object] | None = {
             "L2CAP signalling": decode_signalling,
             "LE signalling": lambda p: decode_signalling(p, le=True),
-            "SDP": decode_sdp, "AVDTP": decode_avdtp, "SMP": decode_smp,
-            "BR/EDR SMP": decode_smp, "ATT": decode_att, "RFCOMM": decode_rfcomm,
-        }.get(proto)  # fmt: skip
+            "SDP": decode_sdp,
+            "AVDTP": decode_avdtp,
+            "SMP": decode_smp,
+            "BR/EDR SMP": decode_smp,
+            "ATT": decode_att,
+            "RFCOMM": decode_rfcomm,
+        }.get(proto)
         if upper is not None and l2.length is not None and l2.length <= len(l2.payload):
             out.append((proto, _plain(upper(l2.payload))))
     return out
@@ -395,15 +489,21 @@ def context_frames(t: PacketTable, a: Analysis, frame: int) -> list[int]:
     conn = a.connection(r["connection"] or None)
     if conn is not None:
         want.update(f for f in (conn.request_frame, conn.start_frame) if f is not None)
-        chans = [c for c in a.l2cap_channels if c.connection == conn.id
-                 and (c.request_frame or 0) <= frame]  # fmt: skip
+        chans = [
+            c
+            for c in a.l2cap_channels
+            if c.connection == conn.id and (c.request_frame or 0) <= frame
+        ]
         mine = [c for c in chans if r["cid"] in (c.local_cid, c.remote_cid)]
         keep = mine[-1:]
         if keep and keep[0].role == "avdtp_media":
             keep += [c for c in chans if c.role == "avdtp_signalling"][-1:]
             for s in a.avdtp.signals:
-                if s.connection == conn.id and s.signal in MEDIA_CONTEXT and (
-                    s.command_frame or 0) < frame:  # fmt: skip
+                if (
+                    s.connection == conn.id
+                    and s.signal in MEDIA_CONTEXT
+                    and (s.command_frame or 0) < frame
+                ):
                     want.update(f for f in (s.command_frame, s.response_frame) if f is not None)
         for c in keep:
             want.update(f for f in (c.request_frame, c.response_frame) if f is not None)
@@ -413,9 +513,11 @@ def context_frames(t: PacketTable, a: Analysis, frame: int) -> list[int]:
             want.add(tr.request_frame)
     if r["kind"] == "acl" and r["pb"] == 1:  # the fragments before, back to the PDU's start
         same = t.df.filter(
-            (pl.col("frame") < frame) & (pl.col("handle") == r["handle"])
-            & (pl.col("direction") == r["direction"]) & (pl.col("kind") == "acl")
-        ).tail(64)  # fmt: skip
+            (pl.col("frame") < frame)
+            & (pl.col("handle") == r["handle"])
+            & (pl.col("direction") == r["direction"])
+            & (pl.col("kind") == "acl")
+        ).tail(64)
         starts = same.filter(pl.col("pb") != 1)
         if not starts.is_empty():
             first = int(starts["frame"][-1])
@@ -447,8 +549,10 @@ def tshark_tree(t: PacketTable, a: Analysis, frame: int, timeout: float = 30.0) 
         try:
             res = subprocess.run(
                 [tshark, "-r", path, "-T", "json", "-Y", f"frame.number == {k}"],
-                capture_output=True, timeout=timeout, check=False,
-            )  # fmt: skip
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             return {"layers": None, "frames": keep, "error": "tshark took too long"}
     try:

@@ -412,6 +412,57 @@ def ws_tree(layers: dict[str, Any], depth: int = 0) -> list[Any]:
     return out
 
 
+def audio_section(a: Analysis, cid: str) -> Any:
+    """A2DP / SCO rates, states, gaps, delay reports, codec changes; drawn by a callback (the
+    rates read the capture file)."""
+    from dash import dcc, html
+
+    has = a.avdtp.streams or a.hfp or any(c.transport in ("sco", "esco") for c in a.connections)
+    if not has:
+        return html.Div(id="audio-box")
+    return html.Div(
+        [
+            html.H3("Audio", id="audio"),
+            html.P(
+                "A2DP media and SCO/eSCO packets per second over time (binned), streaming "
+                "shaded green, media gaps red, delay reports, codec changes and audio findings "
+                "as diamonds."
+            ),
+            dcc.Store(id="audio-cid", data=cid),
+            html.Div(id="audio-note", style={"color": "#777"}),
+            dcc.Loading(dcc.Graph(id="audio-graph")),
+        ],
+        id="audio-box",
+    )
+
+
+def advertising_section(a: Analysis, cid: str) -> Any:
+    from dash import dcc, html
+
+    from analyzer.dashboards import advertising as adv
+
+    if not a.advertisers:
+        return html.Div(id="advertising-box")
+    ranked = adv.ranked(a)
+    return html.Div(
+        [
+            html.H3("Advertising", id="advertising"),
+            html.P(adv.scanner_note(a) or "", id="adv-source-note"),
+            dcc.Store(id="adv-cid", data=cid),
+            html.Div(id="adv-note", style={"color": "#777"}),
+            dcc.Loading(dcc.Graph(id="adv-overview")),
+            dcc.Dropdown(
+                id="adv-pick",
+                options=[{"label": f"{x.name or x.address} ({x.events} events)",
+                          "value": x.address} for x in ranked],
+                value=ranked[0].address, clearable=False, style={"width": "520px"},
+            ),
+            dcc.Loading(dcc.Graph(id="adv-detail")),
+        ],
+        id="advertising-box",
+    )  # fmt: skip
+
+
 def install(app: Any, lib: Any) -> None:
     """The callbacks of these sections."""
     import dash
@@ -435,6 +486,54 @@ def install(app: Any, lib: Any) -> None:
         path = str(row["file"][0] or "") if row.height else ""
         member = row["member"][0] if row.height else None
         return lib.packets.get(cid, path, member, a)
+
+    def table_or_note(cid: str | None) -> tuple[Any, str]:
+        try:
+            return table(cid), ""
+        except packets.PacketsUnavailable as exc:
+            return None, f"{exc} — drawn from the stored analysis only."
+
+    @app.callback(
+        Output("audio-graph", "figure"),
+        Output("audio-note", "children"),
+        Input("audio-cid", "data"),
+    )
+    def audio_view(cid: str | None) -> Any:
+        from analyzer.dashboards.audio import audio_figure
+
+        a = lib.analysis(cid) if cid else None
+        if a is None:
+            return dash.no_update, "no such capture"
+        t, note = table_or_note(cid)
+        return audio_figure(a, t), note
+
+    @app.callback(
+        Output("adv-overview", "figure"),
+        Output("adv-note", "children"),
+        Input("adv-cid", "data"),
+    )
+    def advertising_view(cid: str | None) -> Any:
+        from analyzer.dashboards.advertising import overview_figure
+
+        a = lib.analysis(cid) if cid else None
+        if a is None:
+            return dash.no_update, "no such capture"
+        t, note = table_or_note(cid)
+        return overview_figure(a, t), note
+
+    @app.callback(
+        Output("adv-detail", "figure"),
+        Input("adv-pick", "value"),
+        State("adv-cid", "data"),
+    )
+    def advertiser_detail(address: str | None, cid: str | None) -> Any:
+        from analyzer.dashboards.advertising import detail_figure
+
+        a = lib.analysis(cid) if cid else None
+        if a is None or address is None:
+            return dash.no_update
+        t, _note = table_or_note(cid)
+        return detail_figure(a, address, t)
 
     @app.callback(
         Output("packet-grid", "getRowsResponse"),

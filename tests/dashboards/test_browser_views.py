@@ -42,7 +42,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     outside = generate(caps)
     files = [str(SC / f"{n}.btsnoop") for n in ("a2dp_rejected_hfp_fallback",
                                                  "a2dp_open_without_start",
-                                                 "sdp_stale_record_handle")]  # fmt: skip
+                                                 "sdp_stale_record_handle",
+                                                 "a2dp_media_stall",
+                                                 "le_adv_silence_50")]  # fmt: skip
     root = tmp_path_factory.mktemp("store")
     run_batch([*files, str(outside)], Store(root), workers=1)
     rows = Store(root).captures()
@@ -217,5 +219,45 @@ def test_packet_table_row_moves_the_cursor_and_wireshark_dissects_sdp(
         assert view.find_element(By.CSS_SELECTOR, "details.ws-btl2cap")  # from L2CAP up
         _shot(b, "packets-box", "dashboard-packets.png")
         _shot(b, "ws-view", "dashboard-wireshark-view.png")
+    finally:
+        b.quit()
+
+
+GRAPH_JS = """
+const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+if (!gd || !gd._fullData) return null;
+return {names: gd._fullData.map(t => t.name),
+        shapes: (gd._fullLayout.shapes || []).map(s => s.fillcolor || ''),
+        annotations: (gd._fullLayout.annotations || []).map(a => a.text || '')};
+"""
+
+
+def _graph(b: Any, element_id: str, want: str) -> dict[str, Any]:
+    got: dict[str, Any] = {}
+
+    def ready(d: Any) -> bool:
+        got.update(d.execute_script(GRAPH_JS, element_id) or {})
+        return any(want in n for n in got.get("names", []))
+
+    WebDriverWait(b, 60).until(ready)
+    return got
+
+
+def test_audio_and_advertising_views(site: tuple[str, dict[str, str]]) -> None:
+    url, ids = site
+    b = _browser()
+    try:
+        b.get(f"{url}/capture/{ids['a2dp_media_stall']}#audio")
+        g = _graph(b, "audio-graph", "media:")
+        assert "rgba(198,40,40,0.25)" in g["shapes"]  # the stall, red
+        _shot(b, "audio-box", "dashboard-audio.png")
+        b.get(f"{url}/capture/{ids['le_adv_silence_50']}#advertising")
+        g = _graph(b, "adv-overview", "silence")
+        assert "heard" in g["names"]
+        assert any("scanning" in t for t in g["annotations"])
+        assert "not a sniffer" in b.find_element(By.ID, "adv-source-note").text
+        d = _graph(b, "adv-detail", "gaps")
+        assert any("advDelay" in t for t in d["annotations"])
+        _shot(b, "advertising-box", "dashboard-advertising.png")
     finally:
         b.quit()

@@ -37,8 +37,10 @@ def test_every_frame_with_its_connection_device_and_protocol() -> None:
     assert set(media["connection"]) == {stream.connection}
     assert set(media["device"]) == {stream.address}
     sigs = df.filter(pl.col("summary").str.starts_with("AVDTP SET_CONFIGURATION"))
-    assert sigs["summary"].to_list() == ["AVDTP SET_CONFIGURATION SBC",
-                                         "AVDTP SET_CONFIGURATION accept"]  # fmt: skip
+    assert sigs["summary"].to_list() == [
+        "AVDTP SET_CONFIGURATION SBC",
+        "AVDTP SET_CONFIGURATION accept",
+    ]
     cmd = df.filter(pl.col("kind") == "command")
     assert cmd["summary"][0] == "Reset" and set(cmd["protocol"]) == {"HCI command"}
 
@@ -62,12 +64,21 @@ def test_pages_filters_and_sorting_on_the_server() -> None:
         "kind": {
             "filterType": "text",
             "operator": "OR",
-            "conditions": [{"type": "equals", "filter": "command"},
-                           {"type": "equals", "filter": "event"}],
+            "conditions": [
+                {"type": "equals", "filter": "command"},
+                {"type": "equals", "filter": "event"},
+            ],
         }
-    }  # fmt: skip
-    got = packets.page(t, {"startRow": 0, "endRow": 5, "filterModel": either,
-                           "sortModel": [{"colId": "frame", "sort": "desc"}]})  # fmt: skip
+    }
+    got = packets.page(
+        t,
+        {
+            "startRow": 0,
+            "endRow": 5,
+            "filterModel": either,
+            "sortModel": [{"colId": "frame", "sort": "desc"}],
+        },
+    )
     assert {r["kind"] for r in got["rowData"]} <= {"command", "event"}
     assert got["rowData"][0]["frame"] > got["rowData"][-1]["frame"]
     reports = packets.page(t, {"startRow": 0, "endRow": 2, "filterModel": text})

@@ -140,3 +140,64 @@ def test_compare_section_outlines_the_divergent_step_in_both_captures() -> None:
     assert [g.id for g in graphs] == ["compare-seq-a", "compare-seq-b"]
     for g in graphs:
         assert [sh for sh in g.figure.layout.shapes if sh.type == "rect"]  # the outlined step
+
+
+def test_audio_view_rates_gaps_and_codec_marks() -> None:
+    from analyzer.dashboards import audio, packets
+    from analyzer.readers import load
+
+    path = SC / "a2dp_media_stall.btsnoop"
+    a = analyze(path)
+    (s,) = a.avdtp.streams
+    fig = audio.audio_figure(a, packets.build(load(path), a))
+    (media,) = [tr for tr in fig.data if tr.name.startswith("media:")]
+    width = media.x[1] - media.x[0]
+    assert round(sum(media.y) * width) == s.media_packets  # every media packet binned once
+    (gap,) = s.media_gaps
+    # the stall's bins are empty: no packet for gap_ms
+    at = (gap.time_us - a.capture.first_time_us) / 1e6
+    inside = [y for x, y in zip(media.x, media.y, strict=True)
+              if at + width <= x <= at + gap.gap_ms / 1000 - width]  # fmt: skip
+    assert inside and not any(inside)
+    assert any(sh.fillcolor == "rgba(198,40,40,0.25)" for sh in fig.layout.shapes)
+    (events,) = [tr for tr in fig.data if tr.name == "events"]
+    assert any("SET_CONFIGURATION SBC" in t for t in events.text)
+    assert any(t.startswith("a2dp_media_stall") for t in events.text)
+    # model only (the file gone): no rates, the marks stay
+    bare = audio.audio_figure(a, None)
+    assert not [tr for tr in bare.data if tr.name.startswith("media:")]
+    assert [tr for tr in bare.data if tr.name == "events"]
+    sco = analyze(SC / "a2dp_rejected_hfp_fallback.btsnoop")
+    fig = audio.audio_figure(sco, packets.build(load(SC / "a2dp_rejected_hfp_fallback.btsnoop"),
+                                                sco))  # fmt: skip
+    (esco,) = [tr for tr in fig.data if tr.name.startswith("esco")]
+    assert max(esco.y) > 50  # 7.5 ms eSCO interval: > 100 packets/s both ways
+    (events,) = [tr for tr in fig.data if tr.name == "events"]
+    assert any("HFP codec mSBC" in t for t in events.text)
+    assert any(t.startswith("a2dp_fallback_hfp") for t in events.text)
+
+
+def test_advertising_view_segments_silences_and_interval_band() -> None:
+    from analyzer.dashboards import advertising, packets
+    from analyzer.readers import load
+
+    path = SC / "le_adv_silence_50.btsnoop"
+    a = analyze(path)
+    t = packets.build(load(path), a)
+    quiet = next(x for x in a.advertisers if x.silences)
+    fig = advertising.overview_figure(a, t)
+    silences = [tr for tr in fig.data if tr.name == "silence" and tr.x[0] is not None]
+    assert len(silences) == sum(len(x.silences) for x in a.advertisers) >= 1
+    heard = [tr for tr in fig.data if tr.name == "heard"]
+    assert sum(len(tr.x) for tr in heard) == t.reports().height  # every report (few: no thinning)
+    assert any("scanning 50% duty" in (an.text or "") for an in fig.layout.annotations)
+    detail = advertising.detail_figure(a, quiet.address, t)
+    band = [sh for sh in detail.layout.shapes if sh.type == "rect"]
+    assert band and band[0].x1 - band[0].x0 == 10  # the advDelay band
+    (rssi,) = [tr for tr in detail.data if tr.name == "RSSI"]
+    assert len(rssi.x) == quiet.reports
+    assert "not a sniffer" in (advertising.scanner_note(a) or "")
+    import numpy as np
+
+    many = np.linspace(0, 100, 100_000)
+    assert len(advertising.thin(many, 100.0)) <= advertising.MAX_POINTS

@@ -59,6 +59,33 @@ def thin(times: np.ndarray, span: float, n: int = MAX_POINTS) -> np.ndarray:
     return times[np.sort(first)]
 
 
+def rssi_points(rep: pl.DataFrame, span: float, n: int = MAX_POINTS) -> pl.DataFrame:
+    """RSSI over time, at most ``2 n`` points: beyond ``n`` reports, each of ``n`` time buckets
+    keeps its lowest and highest reading (the spread a pixel column shows)."""
+    if rep.height <= n or span <= 0:
+        return rep.select("time_s", "rssi")
+    b = (pl.col("time_s") / (span / n)).floor().cast(pl.Int64).alias("bucket")
+    g = (
+        rep.with_columns(b)
+        .group_by("bucket")
+        .agg(
+            pl.col("time_s").first(),
+            pl.col("rssi").min().alias("lo"),
+            pl.col("rssi").max().alias("hi"),
+        )
+    )
+    return (
+        pl.concat(
+            [
+                g.select("time_s", pl.col("lo").alias("rssi")),
+                g.select("time_s", pl.col("hi").alias("rssi")),
+            ]
+        )
+        .unique()
+        .sort("time_s")
+    )
+
+
 def _frame_times(table: Any | None, frames: list[int]) -> dict[int, float]:
     if table is None or not frames:
         return {}
@@ -214,7 +241,9 @@ def detail_figure(a: Analysis, address: str, table: Any | None = None) -> Any:
             annotation_position="top right",
         )
     if table is not None:
-        rep = table.reports().filter(pl.col("address") == address)
+        rep = rssi_points(
+            table.reports().filter(pl.col("address") == address), a.capture.duration_s or 0.0
+        )
         fig.add_trace(
             go.Scattergl(
                 x=rep["time_s"].to_list(),

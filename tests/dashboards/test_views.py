@@ -201,3 +201,17 @@ def test_advertising_view_segments_silences_and_interval_band() -> None:
 
     many = np.linspace(0, 100, 100_000)
     assert len(advertising.thin(many, 100.0)) <= advertising.MAX_POINTS
+
+
+def test_rssi_points_keep_each_buckets_spread() -> None:
+    import polars as pl
+
+    from analyzer.dashboards.advertising import MAX_POINTS, rssi_points
+
+    n = 200_000
+    rep = pl.DataFrame({"time_s": [i / 1000 for i in range(n)],
+                        "rssi": [-40 - (i % 50) for i in range(n)]})  # fmt: skip
+    pts = rssi_points(rep, n / 1000)
+    assert pts.height <= 2 * MAX_POINTS
+    assert pts["rssi"].min() == -89 and pts["rssi"].max() == -40  # the extremes survive
+    assert rssi_points(rep.head(10), 0.01).height == 10  # few reports: all of them

@@ -585,7 +585,7 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         views.matrix_section(a, cid, device),
         views.audio_section(a, cid),
         views.advertising_section(a, cid),
-        views.packets_section(),
+        views.packets_section(frame),
         html.H3("Devices"), html.Div(devices, id="device-cards"),
         html.H3("Reader warnings"), html.Ul([html.Li(w) for w in c.warnings] or [html.Li("none")]),
     ])  # fmt: skip

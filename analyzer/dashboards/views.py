@@ -308,9 +308,10 @@ def compare_section(
     return html.Div(cols, id="compare-sequences", style={"display": "flex", "gap": "12px"})
 
 
-def packets_section() -> Any:
+def packets_section(frame: int | None = None) -> Any:
     """The packet table (AG Grid, infinite row model: every block of rows is served by the
-    server, filtered and sorted there), the selected frame's detail and its Wireshark view."""
+    server, filtered and sorted there), the selected frame's detail and its Wireshark view;
+    ``frame`` (the URL's ``?frame=N``): the table scrolls there once its first block is in."""
     import dash_ag_grid as dag
     from dash import dcc, html
 
@@ -345,6 +346,8 @@ def packets_section() -> Any:
                         "enableClickSelection": True,
                     },
                     "cacheBlockSize": 100,
+                    # dash-ag-grid answers one datasource request at a time (getRowsResponse)
+                    "maxConcurrentDatasourceRequests": 1,
                     "maxBlocksInCache": 50,
                     "infiniteInitialRowCount": 100,
                     "rowBuffer": 20,
@@ -352,6 +355,7 @@ def packets_section() -> Any:
                 style={"height": "420px"},
             ),
             dcc.Store(id="packet-selected"),
+            dcc.Store(id="packet-goto", data=frame),
             html.Div(id="packet-detail"),
             html.Button("Wireshark view", id="ws-button", n_clicks=0),
             dcc.Loading(html.Div(id="ws-tree")),
@@ -603,6 +607,25 @@ def install(app: Any, lib: Any) -> None:
                       id="ws-context"), *ws_tree(got["layers"])],
             id="ws-view", style={"fontFamily": "monospace", "fontSize": "12px"},
         )  # fmt: skip
+
+    @app.callback(
+        Output("packet-grid", "scrollTo", allow_duplicate=True),
+        Output("packet-goto", "data"),
+        Input("packet-grid", "getRowsResponse"),
+        State("packet-goto", "data"),
+        State("url", "pathname"),
+        prevent_initial_call=True,
+    )
+    def goto_frame(_rows: Any, frame: int | None, pathname: str | None) -> Any:
+        """The URL's frame: once the table has rows, scroll there (once)."""
+        if frame is None:
+            return dash.no_update, dash.no_update
+        try:
+            i = packets.position(table(_cid(pathname)), int(frame))
+        except packets.PacketsUnavailable:
+            return dash.no_update, None
+        scroll = {"rowIndex": i, "rowPosition": "middle"} if i is not None else dash.no_update
+        return scroll, None
 
     @app.callback(
         Output("packet-grid", "scrollTo"),

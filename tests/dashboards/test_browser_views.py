@@ -261,3 +261,18 @@ def test_audio_and_advertising_views(site: tuple[str, dict[str, str]]) -> None:
         _shot(b, "advertising-box", "dashboard-advertising.png")
     finally:
         b.quit()
+
+
+def test_frame_in_the_url_scrolls_the_packet_table_there(
+    site: tuple[str, dict[str, str]],
+) -> None:
+    url, ids = site
+    b = _browser()
+    try:
+        frame = 900  # far past the first block's rendered rows
+        b.get(f"{url}/capture/{ids['a2dp_media_stall']}?frame={frame}#packets")
+        cells = '#packet-grid .ag-center-cols-container .ag-cell[col-id="frame"]'
+        texts = f"return Array.from(document.querySelectorAll('{cells}')).map(e => e.textContent)"
+        WebDriverWait(b, 60).until(lambda d: str(frame) in d.execute_script(texts))
+    finally:
+        b.quit()

@@ -156,7 +156,10 @@ def overview_figure(a: Analysis, table: Any | None = None) -> Any:
     sessions = a.advertising.scan_sessions
     edges = [f for ss in sessions for f in (ss.start_frame, ss.end_frame) if f is not None]
     times = _frame_times(table, edges)
-    for ss in sessions:
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    last_duty: str | None = None
+    for ss in sessions:  # shapes set at once: add_vrect per session is quadratic in plotly
         x0 = times.get(ss.start_frame)
         if x0 is None:
             continue
@@ -166,14 +169,36 @@ def overview_figure(a: Analysis, table: Any | None = None) -> Any:
             for p in a.advertising.scan_parameters
             if p.frame <= ss.start_frame and p.duty_cycle
         ]
-        fig.add_vrect(
-            x0=x0,
-            x1=x1,
-            fillcolor="rgba(21,101,192,0.07)",
-            line_width=0,
-            annotation_text=f"scanning{f' {d[-1]:.0%} duty' if d else ''}",
-            annotation_position="top left",
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": x0,
+                "x1": x1,
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": "rgba(21,101,192,0.07)",
+                "line_width": 0,
+                "layer": "below",
+            }
         )
+        text = f"scanning{f' {d[-1]:.0%} duty' if d else ''}"
+        if text != last_duty:  # labelled where the duty cycle changes
+            notes.append(
+                {
+                    "x": x0,
+                    "y": 1,
+                    "xref": "x",
+                    "yref": "paper",
+                    "text": text,
+                    "showarrow": False,
+                    "xanchor": "left",
+                    "yanchor": "bottom",
+                }
+            )
+            last_duty = text
+    fig.update_layout(shapes=shapes, annotations=notes)
     # the legend: one entry per kind
     for name, colour, dash in (
         ("segment (one interval)", SEGMENT_COLOURS[0], None),

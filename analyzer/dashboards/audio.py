@@ -39,6 +39,22 @@ def _rel(a: Analysis, t: int | None) -> float | None:
     return None if t is None else (t - (a.capture.first_time_us or 0)) / 1e6
 
 
+def _band(x0: float, x1: float, colour: str) -> dict[str, Any]:
+    """A shaded time interval over the first row (the media rate)."""
+    return {
+        "type": "rect",
+        "xref": "x",
+        "yref": "y domain",
+        "x0": x0,
+        "x1": x1,
+        "y0": 0,
+        "y1": 1,
+        "fillcolor": colour,
+        "line_width": 0,
+        "layer": "below",
+    }
+
+
 def audio_figure(a: Analysis, table: Any | None = None) -> Any:
     """The audio figure: rows A2DP media packets/s, SCO packets/s, delay reports (ms)."""
     import plotly.graph_objects as go
@@ -55,6 +71,7 @@ def audio_figure(a: Analysis, table: Any | None = None) -> Any:
         subplot_titles=("A2DP media packets/s", "SCO/eSCO packets/s", "delay reports (ms)"),
     )
     df = table.df if table is not None else None
+    shapes: list[dict[str, Any]] = []  # set at once: add_vrect per shape is quadratic
     for s in a.avdtp.streams:
         label = f"{s.codec or 'stream'} {a.device_label(s.address)} SEID {s.acp_seid}"
         if df is not None:
@@ -74,19 +91,10 @@ def audio_figure(a: Analysis, table: Any | None = None) -> Any:
             if state != "streaming" or at is None:
                 continue
             end = next((t for _, t in states[i + 1 :] if t is not None), span)
-            fig.add_vrect(
-                x0=at, x1=end, fillcolor="rgba(46,125,50,0.08)", line_width=0, row=1, col=1
-            )
+            shapes.append(_band(at, end, "rgba(46,125,50,0.08)"))
         for g in s.media_gaps:
             at = _rel(a, g.time_us) or 0.0
-            fig.add_vrect(
-                x0=at,
-                x1=at + g.gap_ms / 1000,
-                fillcolor="rgba(198,40,40,0.25)",
-                line_width=0,
-                row=1,
-                col=1,
-            )
+            shapes.append(_band(at, at + g.gap_ms / 1000, "rgba(198,40,40,0.25)"))
         if s.delay_reports:
             fig.add_trace(
                 go.Scatter(
@@ -153,6 +161,7 @@ def audio_figure(a: Analysis, table: Any | None = None) -> Any:
             row=1,
             col=1,
         )
+    fig.update_layout(shapes=shapes)
     fig.update_layout(
         height=620,
         margin={"l": 10, "r": 10, "t": 40, "b": 30},

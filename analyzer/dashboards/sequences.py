@@ -273,27 +273,20 @@ def pairing(a: Analysis, index: int) -> Sequence:
                     done,
                 )
             )
-    for f in pending:
-        msgs.append(Message(CONTROLLER, HOST, "HCI event (pairing)", f, None, "ok", None))
     conn = a.connection(p.connection)
-    if conn is not None:
+    if conn is not None:  # the Encryption Change that ends it (the attempt's own frame too)
         seen = {m.frame for m in msgs}
         failed = {e.frame: e for e in conn.encryption_failures}
         for f in conn.encryption_frames:
             if p.start_frame <= f <= stop and f not in seen:
                 e = failed.get(f)
                 label = "Encryption Change" + (f": {e.status_name}" if e else "")
-                msgs.append(
-                    Message(
-                        CONTROLLER,
-                        HOST,
-                        label,
-                        f,
-                        None,
-                        "error" if e else "ok",
-                        "Encryption Change",
-                    )
-                )
+                kind = "error" if e else "ok"
+                msgs.append(Message(CONTROLLER, HOST, label, f, None, kind, "Encryption Change"))
+                if f in pending:
+                    pending.remove(f)
+    for f in pending:
+        msgs.append(Message(CONTROLLER, HOST, "HCI event (pairing)", f, None, "ok", None))
     msgs = _in_order(msgs)
     gave_up = p.outcome != "success" and bool(p.status_name) and p.status not in (None, 0)
     if gave_up and not any(m.kind == "error" for m in msgs):
@@ -374,9 +367,10 @@ def hfp(a: Analysis, index: int) -> Sequence:
     src, dst = _side(first or ("sent" if h.local_role != "ag" else "received"))
     if not h.slc_complete:
         msgs = _ghosts(msgs, HFP_ORDER, src, dst, "expected by HFP 1.9 §4.2.1, never sent")
-    title = f"{h.profile.upper()} service level connection" + (
-        "" if h.slc_complete else " (not completed)"
-    )
+    if h.profile == "hfp":
+        title = "HFP service level connection" + ("" if h.slc_complete else " (not completed)")
+    else:  # HSP has no SLC exchange (HSP 1.2 §4.2): the session's AT commands
+        title = f"{h.profile.upper()} session"
     return Sequence(f"hfp:{index}", "hfp", h.address, h.connection, title, msgs)
 
 

@@ -215,3 +215,19 @@ def test_rssi_points_keep_each_buckets_spread() -> None:
     assert pts.height <= 2 * MAX_POINTS
     assert pts["rssi"].min() == -89 and pts["rssi"].max() == -40  # the extremes survive
     assert rssi_points(rep.head(10), 0.01).height == 10  # few reports: all of them
+
+
+def test_real_stored_key_pairing_ends_in_encryption_change_without_ghosts() -> None:
+    """A real phone log (shared corpus): the remote asks for the link key, the host replies, the
+    link is encrypted — the chart names each step and has nothing missing."""
+    from tests.conftest import SHARED_CAPTURES
+
+    path = SHARED_CAPTURES / "NoahB10_MABIP_btsnoop_hci.log"
+    if not path.exists():
+        pytest.skip("shared corpus not present")
+    a = analyze(path)
+    (s,) = [s for s in sequences.sequences(a) if s.procedure == "pairing"]
+    assert [m.label for m in s.messages] == [
+        "Link Key Request", "Link Key Request Reply", "Encryption Change"]  # fmt: skip
+    assert [m.src for m in s.messages] == ["controller", "host", "controller"]
+    assert not s.ghosts

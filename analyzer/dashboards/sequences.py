@@ -87,16 +87,28 @@ def _side(direction: str | None) -> tuple[str, str]:
 
 
 def _ghosts(
-    msgs: list[Message], order: list[tuple[str, ...]], src: str, dst: str, why: str
+    msgs: list[Message],
+    order: list[tuple[str, ...]],
+    src: str,
+    dst: str,
+    why: str,
+    *,
+    failure_ends: bool = False,
 ) -> list[Message]:
     """Insert ghost messages for the steps of ``order`` (each a tuple of equivalent step
-    names, the first one shown) that no message took, after the first step that was taken."""
+    names, the first one shown) that no message took, after the first step that was taken.
+    ``failure_ends``: a failure ends the procedure (pairing, SMP: Authentication Complete or
+    Pairing Failed), so no step after the failed one is expected."""
     index = {name: i for i, names in enumerate(order) for name in names}
     taken = {index[m.step] for m in msgs if m.step in index and m.kind != "ghost"}
     if not taken:
         return msgs
+    end = len(order)
+    if failure_ends and any(m.kind == "error" for m in msgs):
+        failed = [index[m.step] for m in msgs if m.kind == "error" and m.step in index]
+        end = min(failed) if failed else max(taken) + 1
     out = list(msgs)
-    for i in range(min(taken) + 1, len(order)):
+    for i in range(min(taken) + 1, end):
         if i in taken:
             continue
         # after the last message of an earlier step (or of an earlier ghost)
@@ -319,7 +331,14 @@ def pairing(a: Analysis, index: int) -> Sequence:
         if local_started:
             order += [("Authentication Complete",), ("Set Connection Encryption",)]
         order.append(("Encryption Change",))
-    msgs = _ghosts(msgs, order, HOST, CONTROLLER, "expected by the pairing procedure, never sent")
+    msgs = _ghosts(
+        msgs,
+        order,
+        HOST,
+        CONTROLLER,
+        "expected by the pairing procedure, never sent",
+        failure_ends=True,
+    )
     for m in msgs:  # the event ghosts come from the controller
         if m.kind == "ghost" and m.step in ("Authentication Complete", "Encryption Change"):
             m.src, m.dst = CONTROLLER, HOST
@@ -495,6 +514,7 @@ def le(a: Analysis, conn_id: str) -> Sequence:
             req.src,
             req.dst,
             "expected by SMP (Vol 3 Part H §2.3), never sent",
+            failure_ends=True,
         )
         for m in msgs:
             if m.kind == "ghost" and m.step == "Pairing Response":

@@ -231,3 +231,13 @@ def test_real_stored_key_pairing_ends_in_encryption_change_without_ghosts() -> N
         "Link Key Request", "Link Key Request Reply", "Encryption Change"]  # fmt: skip
     assert [m.src for m in s.messages] == ["controller", "host", "controller"]
     assert not s.ghosts
+
+
+def test_a_failed_pairing_expects_nothing_after_the_failure() -> None:
+    a = analyze(SC / "stale_bond_key_missing.btsnoop")
+    pairs = [s for s in sequences.sequences(a) if s.procedure == "pairing"]
+    failed = [s for s in pairs if s.errors]
+    assert failed
+    for s in failed:
+        assert "Authentication Complete" in s.errors[0].label
+        assert not s.ghosts  # no Set Connection Encryption / Encryption Change expected after it

@@ -4,7 +4,6 @@ frames agreeing with it."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import polars as pl
@@ -15,9 +14,9 @@ pytest.importorskip("dash")
 from analyzer.analysis import analyze
 from analyzer.dashboards import packets
 from analyzer.readers import load
+from tests.oracle import need_tshark
 
 SC = Path(__file__).resolve().parents[2] / "captures" / "scenarios"
-needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
 
 def _table(name: str) -> tuple[packets.PacketTable, object]:
@@ -98,8 +97,9 @@ def test_our_decode_of_one_frame() -> None:
     assert packets.hex_dump(bytes(range(20))).splitlines()[1].startswith("0010  10 11 12 13")
 
 
-@needs_tshark
+@pytest.mark.tshark
 def test_tshark_on_the_frame_and_its_context_agrees_with_our_decode() -> None:
+    need_tshark()
     t, a = _table("sdp_stale_record_handle.btsnoop")
     (err,) = [x for x in a.sdp if x.error_name]  # type: ignore[attr-defined]
     got = packets.tshark_tree(t, a, err.response_frame)  # type: ignore[arg-type]
@@ -111,8 +111,9 @@ def test_tshark_on_the_frame_and_its_context_agrees_with_our_decode() -> None:
     assert len(got["frames"]) < 10
 
 
-@needs_tshark
+@pytest.mark.tshark
 def test_tshark_dissects_a_media_frame_as_sbc_with_its_context() -> None:
+    need_tshark()
     t, a = _table("a2dp_sbc_clean.btsnoop")
     frame = int(t.df.filter(pl.col("protocol") == "AVDTP media")["frame"][100])
     got = packets.tshark_tree(t, a, frame)  # type: ignore[arg-type]

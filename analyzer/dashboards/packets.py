@@ -565,6 +565,62 @@ def tshark_tree(t: PacketTable, a: Analysis, frame: int, timeout: float = 30.0) 
     return {"layers": doc[0].get("_source", {}).get("layers", {}), "frames": keep, "error": None}
 
 
+@dataclass
+class MediaCheck:
+    """What tshark made of a stream's media: Wireshark dissects an A2DP payload with the codec
+    the SET_CONFIGURATION named (``bta2dp.codec``), so media of another codec shows up as
+    expert errors (an SBC frame without its 0x9C syncword, A2DP 1.4 §12.2) or a malformed
+    packet; a codec it has no payload dissector for (``data``) cannot be checked."""
+
+    connection: str
+    frame: int | None
+    layer: str | None  # tshark's payload dissector (sbc, ldac, aptx, …; "data": none)
+    problems: list[str]
+    error: str | None = None
+
+    @property
+    def checked(self) -> bool:
+        return self.error is None and self.layer not in (None, "data")
+
+
+def _experts(node: object, out: list[str]) -> None:
+    if isinstance(node, dict):
+        msg, sev = node.get("_ws.expert.message"), node.get("_ws.expert.severity")
+        try:
+            level = int(str(sev))
+        except ValueError:
+            level = 0
+        if msg and level >= 0x00600000 and str(msg) not in out:  # PI_WARN and above
+            out.append(str(msg))
+        for v in node.values():
+            _experts(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            _experts(v, out)
+
+
+def media_check(t: PacketTable, a: Analysis, connection: str, nth: int = 2) -> MediaCheck:
+    """tshark on one media packet of the connection's stream (the ``nth`` whole one)."""
+    media = t.df.filter(
+        (pl.col("protocol") == "AVDTP media") & (pl.col("connection") == connection)
+        & (pl.col("pb") != 1)
+    )  # fmt: skip
+    if media.is_empty():
+        return MediaCheck(connection, None, None, [], "no media packet on this connection")
+    frame = int(media["frame"][min(nth, media.height - 1)])
+    got = tshark_tree(t, a, frame)
+    if got["error"]:
+        return MediaCheck(connection, frame, None, [], str(got["error"]))
+    layers = got["layers"] or {}
+    protos = str(layers.get("frame", {}).get("frame.protocols", "")).split(":")
+    layer = protos[protos.index("rtp") + 1] if "rtp" in protos[:-1] else None
+    problems: list[str] = []
+    _experts({k: v for k, v in layers.items() if k in (layer, "rtp")}, problems)
+    if "_ws.malformed" in layers:
+        problems.append("malformed packet")
+    return MediaCheck(connection, frame, layer, problems)
+
+
 # -- the tables of the stored captures ------------------------------------------------------------
 
 
@@ -615,6 +671,7 @@ class Tables:
 
 __all__ = [
     "COLUMNS",
+    "MediaCheck",
     "PacketTable",
     "PacketsUnavailable",
     "Tables",
@@ -623,6 +680,7 @@ __all__ = [
     "decode_frame",
     "filter_expr",
     "hex_dump",
+    "media_check",
     "nearest_frame",
     "page",
     "position",

@@ -258,12 +258,65 @@ def matrix_section(a: Analysis, cid: str, device: str | None = None) -> Any:
             ),
             html.P(
                 "Whether the media matched the configured codec is not in the stored analysis "
-                "(it keeps packet counts, not the payload's codec).",
+                "(it keeps packet counts, not the payload's codec): the button has tshark "
+                "dissect one media packet of each stream with the configured codec.",
                 style={"fontSize": "12px", "color": "#777"},
             ),
+            html.Button("Check the media with tshark", id="media-check", n_clicks=0),
+            dcc.Loading(html.Ul(id="media-check-out")),
         ],
         id="negotiation-box",
     )
+
+
+def media_results(a: Analysis, cid: str, checks: list[Any]) -> list[Any]:
+    """One line per stream: what tshark made of its media against the configured codec."""
+    from dash import dcc, html
+
+    out = []
+    for s, c in checks:
+        what = f"{a.device_label(s.address)} SEID {s.acp_seid}, configured {s.codec}: "
+        link = (
+            dcc.Link(f"#{c.frame}", href=_href(cid, frame=c.frame), className="evidence")
+            if c.frame
+            else ""
+        )
+        if c.error:
+            out.append(html.Li([what, c.error], className="media-unchecked"))
+        elif not c.checked:
+            out.append(
+                html.Li(
+                    [
+                        what,
+                        f"tshark has no dissector for this payload ({c.layer}): not checked ",
+                        link,
+                    ],
+                    className="media-unchecked",
+                )
+            )
+        elif c.problems:
+            out.append(
+                html.Li(
+                    [
+                        what,
+                        html.B(f"media does not decode as {s.codec}: "),
+                        "; ".join(c.problems),
+                        " (tshark, frame ",
+                        link,
+                        ")",
+                    ],
+                    className="media-mismatch",
+                    style={"color": ERROR_RED},
+                )
+            )
+        else:
+            out.append(
+                html.Li(
+                    [what, f"decodes as {s.codec} (tshark {c.layer}, frame ", link, ")"],
+                    className="media-ok",
+                )
+            )
+    return out
 
 
 #: analyzer.diff's procedures → the sequence charts' procedures
@@ -319,12 +372,16 @@ def packets_section(frame: int | None = None) -> Any:
 
     number = {"frame", "time_s", "length"}
     cols = [
-        {"field": c, "filter": "agNumberColumnFilter" if c in number else "agTextColumnFilter",
-         "filterParams": {"buttons": ["reset"], "maxNumConditions": 2},
-         "floatingFilter": True, "sortable": c in ("frame", "time_s", "length"),
-         **({"flex": 1, "minWidth": 300} if c == "summary" else {"width": 130})}
+        {
+            "field": c,
+            "filter": "agNumberColumnFilter" if c in number else "agTextColumnFilter",
+            "filterParams": {"buttons": ["reset"], "maxNumConditions": 2},
+            "floatingFilter": True,
+            "sortable": c in ("frame", "time_s", "length"),
+            **({"flex": 1, "minWidth": 300} if c == "summary" else {"width": 130}),
+        }
         for c in COLUMNS
-    ]  # fmt: skip
+    ]
     return html.Div(
         [
             html.H3("Packets", id="packets"),
@@ -380,21 +437,43 @@ def detail(t: Any, frame: int) -> Any:
     return html.Div(
         [
             html.H4(f"Frame {frame}: {r['summary']}", id="packet-detail-title"),
-            html.Div(f"{r['time_s']:.6f} s, {r['direction']}, {r['kind']}, {r['length']} bytes"
-                     + (f", {r['connection']}" if r["connection"] else "")
-                     + (f", {r['device']}" if r["device"] else "")),
-            html.Div([
-                html.Div([html.B("Our decode"),
-                          *[html.Div([html.I(name), html.Pre(json.dumps(v, indent=1),
-                                                             style={"margin": "2px 0"})])
-                            for name, v in layers]],
-                         id="packet-decode", style={"flex": "1", "minWidth": "0"}),
-                html.Div([html.B("Bytes"),
-                          html.Pre(packets.hex_dump(t.cap.payload(frame)), id="packet-hex")],
-                         style={"flex": "1", "minWidth": "0"}),
-            ], style={"display": "flex", "gap": "12px", "fontSize": "12px"}),
+            html.Div(
+                f"{r['time_s']:.6f} s, {r['direction']}, {r['kind']}, {r['length']} bytes"
+                + (f", {r['connection']}" if r["connection"] else "")
+                + (f", {r['device']}" if r["device"] else "")
+            ),
+            html.Div(
+                [
+                    html.Div(
+                        [
+                            html.B("Our decode"),
+                            *[
+                                html.Div(
+                                    [
+                                        html.I(name),
+                                        html.Pre(
+                                            json.dumps(v, indent=1), style={"margin": "2px 0"}
+                                        ),
+                                    ]
+                                )
+                                for name, v in layers
+                            ],
+                        ],
+                        id="packet-decode",
+                        style={"flex": "1", "minWidth": "0"},
+                    ),
+                    html.Div(
+                        [
+                            html.B("Bytes"),
+                            html.Pre(packets.hex_dump(t.cap.payload(frame)), id="packet-hex"),
+                        ],
+                        style={"flex": "1", "minWidth": "0"},
+                    ),
+                ],
+                style={"display": "flex", "gap": "12px", "fontSize": "12px"},
+            ),
         ]
-    )  # fmt: skip
+    )
 
 
 def ws_tree(layers: dict[str, Any], depth: int = 0) -> list[Any]:
@@ -404,11 +483,16 @@ def ws_tree(layers: dict[str, Any], depth: int = 0) -> list[Any]:
     out: list[Any] = []
     for k, v in list(layers.items())[:200]:
         if isinstance(v, dict):
-            out.append(html.Details(
-                [html.Summary(k, className="ws-node"),
-                 html.Div(ws_tree(v, depth + 1), style={"marginLeft": "14px"})],
-                open=depth == 0, className=f"ws-layer ws-{k}" if depth == 0 else "",
-            ))  # fmt: skip
+            out.append(
+                html.Details(
+                    [
+                        html.Summary(k, className="ws-node"),
+                        html.Div(ws_tree(v, depth + 1), style={"marginLeft": "14px"}),
+                    ],
+                    open=depth == 0,
+                    className=f"ws-layer ws-{k}" if depth == 0 else "",
+                )
+            )
         elif isinstance(v, list):
             out.append(html.Div(f"{k}: " + ", ".join(str(x) for x in v[:20]), className="ws-field"))
         else:
@@ -457,14 +541,18 @@ def advertising_section(a: Analysis, cid: str) -> Any:
             dcc.Loading(dcc.Graph(id="adv-overview")),
             dcc.Dropdown(
                 id="adv-pick",
-                options=[{"label": f"{x.name or x.address} ({x.events} events)",
-                          "value": x.address} for x in ranked],
-                value=ranked[0].address, clearable=False, style={"width": "520px"},
+                options=[
+                    {"label": f"{x.name or x.address} ({x.events} events)", "value": x.address}
+                    for x in ranked
+                ],
+                value=ranked[0].address,
+                clearable=False,
+                style={"width": "520px"},
             ),
             dcc.Loading(dcc.Graph(id="adv-detail")),
         ],
         id="advertising-box",
-    )  # fmt: skip
+    )
 
 
 def install(app: Any, lib: Any) -> None:
@@ -496,6 +584,30 @@ def install(app: Any, lib: Any) -> None:
             return table(cid), ""
         except packets.PacketsUnavailable as exc:
             return None, f"{exc} — drawn from the stored analysis only."
+
+    @app.callback(
+        Output("media-check-out", "children"),
+        Input("media-check", "n_clicks"),
+        State("url", "pathname"),
+        prevent_initial_call=True,
+    )
+    def check_media(n: int, pathname: str | None) -> Any:
+        from dash import html
+
+        cid = _cid(pathname)
+        a = lib.analysis(cid) if cid else None
+        if not n or a is None or cid is None:
+            return dash.no_update
+        try:
+            t = table(cid)
+        except packets.PacketsUnavailable as exc:
+            return [html.Li(str(exc))]
+        checks = [
+            (s, packets.media_check(t, a, s.connection))
+            for s in a.avdtp.streams
+            if s.connection and s.media_packets
+        ]
+        return media_results(a, cid, checks) or [html.Li("no stream carried media")]
 
     @app.callback(
         Output("audio-graph", "figure"),
@@ -571,10 +683,18 @@ def install(app: Any, lib: Any) -> None:
         r = selected[0]
         frame, at = int(r["frame"]), float(r["time_s"])
         cursor = Patch()
-        cursor["layout"]["shapes"] = [{
-            "type": "line", "x0": at, "x1": at, "y0": 0, "y1": 1, "yref": "paper",
-            "line": {"dash": "dot", "color": "#444", "width": 2}, "name": f"frame {frame}",
-        }]  # fmt: skip
+        cursor["layout"]["shapes"] = [
+            {
+                "type": "line",
+                "x0": at,
+                "x1": at,
+                "y0": 0,
+                "y1": 1,
+                "yref": "paper",
+                "line": {"dash": "dot", "color": "#444", "width": 2},
+                "name": f"frame {frame}",
+            }
+        ]
         try:
             body = detail(table(_cid(pathname)), frame)
         except packets.PacketsUnavailable as exc:
@@ -603,10 +723,16 @@ def install(app: Any, lib: Any) -> None:
         if got["error"]:
             return html.P(got["error"], id="ws-error")
         return html.Div(
-            [html.Div(f"tshark on frame {frame} with its context frames {got['frames']}",
-                      id="ws-context"), *ws_tree(got["layers"])],
-            id="ws-view", style={"fontFamily": "monospace", "fontSize": "12px"},
-        )  # fmt: skip
+            [
+                html.Div(
+                    f"tshark on frame {frame} with its context frames {got['frames']}",
+                    id="ws-context",
+                ),
+                *ws_tree(got["layers"]),
+            ],
+            id="ws-view",
+            style={"fontFamily": "monospace", "fontSize": "12px"},
+        )
 
     @app.callback(
         Output("packet-grid", "scrollTo", allow_duplicate=True),

@@ -37,17 +37,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     from analyzer.dashboards import create_app
     from analyzer.store import Store
     from analyzer.store.batch import run_batch
-    from tests.scenarios.a2dp_config_outside_caps import generate
+    from tests.scenarios.a2dp_config_outside_caps import MEDIA_SCENARIO, generate
 
     caps = tmp_path_factory.mktemp("caps")
     outside = generate(caps)
+    aac_on_sbc = generate(caps, MEDIA_SCENARIO)
     files = [str(SC / f"{n}.btsnoop") for n in ("a2dp_rejected_hfp_fallback",
                                                  "a2dp_open_without_start",
                                                  "sdp_stale_record_handle",
                                                  "a2dp_media_stall",
                                                  "le_adv_silence_50")]  # fmt: skip
     root = tmp_path_factory.mktemp("store")
-    run_batch([*files, str(outside)], Store(root), workers=1)
+    run_batch([*files, str(outside), str(aac_on_sbc)], Store(root), workers=1)
     rows = Store(root).captures()
     ids = {Path(p).stem: c for p, c in zip(rows["path"], rows["capture_id"], strict=True)}
     app = create_app(root, retention_days=0)
@@ -163,6 +164,18 @@ def test_matrix_flags_the_configuration_outside_the_offer(
         assert sorted(answers) == sorted(f"{c} rejected UNSUPPORTED_CONFIGURATION"
                                          for c in ("SBC", "AAC", "LDAC"))  # fmt: skip
         assert not table.find_elements(By.CSS_SELECTOR, "tr.flagged")
+        if TSHARK is None:
+            return
+        # negotiated SBC, streamed AAC: tshark (with the configured codec) finds no SBC
+        b.get(f"{url}/capture/{ids['a2dp_media_not_configured_codec']}")
+        button = WebDriverWait(b, 60).until(ec.element_to_be_clickable((By.ID, "media-check")))
+        b.execute_script("arguments[0].scrollIntoView()", button)
+        button.click()
+        bad = WebDriverWait(b, 60).until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, "#media-check-out li.media-mismatch"))
+        )
+        assert "does not decode as SBC" in bad.text and "Unexpected syncword" in bad.text
+        _shot(b, "negotiation-box", "dashboard-negotiation-media.png")
     finally:
         b.quit()
 

@@ -121,3 +121,26 @@ def test_tshark_dissects_a_media_frame_as_sbc_with_its_context() -> None:
     assert "sbc" in got["layers"]["frame"]["frame.protocols"].split(":")
     # the set-up frames (connection, channels, AVDTP negotiation), not the whole capture
     assert len(got["frames"]) <= 24 < frame
+
+
+@pytest.mark.tshark
+def test_media_check_flags_aac_media_on_an_sbc_stream(tmp_path: Path) -> None:
+    """Negotiated SBC, streamed AAC (a bumble scenario): tshark dissects the payload as the
+    configured SBC and finds no syncword; a clean SBC stream passes; AAC has no payload
+    dissector in tshark 4.0, so it is not checked."""
+    need_tshark()
+    from tests.scenarios.a2dp_config_outside_caps import MEDIA_SCENARIO, generate
+
+    bad = generate(tmp_path, MEDIA_SCENARIO)
+    for path, layer, wrong in ((bad, "sbc", True),
+                               (SC / "a2dp_sbc_clean.btsnoop", "sbc", False),
+                               (SC / "a2dp_aac_clean.btsnoop", "data", False)):  # fmt: skip
+        a = analyze(path)
+        (s,) = a.avdtp.streams
+        assert s.codec == ("AAC" if "aac" in path.name else "SBC")
+        c = packets.media_check(packets.build(load(path), a), a, s.connection or "")
+        assert c.layer == layer and c.error is None
+        assert bool(c.problems) is wrong, c.problems
+        assert c.checked is (layer != "data")
+    c = packets.media_check(packets.build(load(bad), analyze(bad)), analyze(bad), "acl-0x001-1")
+    assert "Unexpected syncword" in c.problems

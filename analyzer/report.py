@@ -1,5 +1,6 @@
 """The terminal report: incidents first (unrecovered first, then by severity), each with its
-root cause, consequences and recovery; then every finding; then the story."""
+root cause, consequences and recovery; then every finding; then each remote device's story
+(:mod:`analyzer.model.story`); then the tables. The Markdown report tells the same for tickets."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from analyzer.model import Advertiser, Analysis, HfpSession
+from analyzer.model.story import DeviceStory, StoryLine, device_story, story_devices
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 ADDRESS_WIDTH = 17  # AA:BB:CC:DD:EE:FF: never cut
@@ -38,8 +40,8 @@ def verdict(a: Analysis) -> str:
 
 #: columns whose text may wrap (on words); every other column keeps its values whole
 WRAPPING = frozenset(
-    {"name", "chip vendor", "status / reason", "services / error", "uuids", "states", "error",
-     "frames", "device id", "method", "status"}
+    {"name", "chip vendor", "OUI vendor", "status / reason", "services / error", "uuids",
+     "states", "error", "frames", "device id", "method", "status"}
 )  # fmt: skip
 
 
@@ -65,6 +67,8 @@ def _frames(frames: list[int], limit: int = 8) -> str:
 
 
 def print_report(a: Analysis, console: Console | None = None) -> None:
+    """The terminal report: verdict, incidents, findings, each remote device's story, then the
+    tables."""
     con = console or Console()
     cap = a.capture
     span = f"  {cap.first_time} → {cap.last_time}" if cap.first_time else ""
@@ -125,11 +129,12 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             f"[dim]{len(a.suppressed)} benign protocol events recognised and not reported "
             "(--json: suppressed)[/dim]\n"
         )
+    print_stories(a, con)
     if a.devices:
-        t = _table("Devices", "address", "role", "name", "LMP ver/subver", "chip vendor",
-                   "device id")  # fmt: skip
+        with_did = any(d.device_id for d in a.devices)
+        t = _table("Devices", "address", "role", "name", "OUI vendor", "chip vendor", "LMP",
+                   *(["device id"] if with_did else []))  # fmt: skip
         for d in a.devices:
-            ver = _lmp(d.lmp_version, d.lmp_subversion)
             did = (
                 ""
                 if not d.device_id
@@ -139,7 +144,9 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
                     f"v{d.device_id.version or 0:#06x}"
                 )
             )
-            t.add_row(d.address, d.role, d.name or "", ver, d.manufacturer_name or "", did)
+            t.add_row(d.address, d.role, d.name or "", d.oui_vendor or "",
+                      d.manufacturer_name or "", _lmp(d.lmp_version, d.lmp_subversion),
+                      *([did] if with_did else []))  # fmt: skip
         con.print(t)
     if a.connections:
         t = _table("Connections", "id", "transport", "address", "start", "frames",
@@ -262,6 +269,76 @@ def _adv_flags(x: Advertiser) -> str:
     return "".join(n for n, on in (("C", conn), ("D", disc)) if on)
 
 
+# -- per-device stories ---------------------------------------------------------------------
+
+
+def device_heading(a: Analysis, address: str) -> tuple[str, str]:
+    """The device's name and address, and one line of what it is: the address's OUI vendor
+    (the product's maker as registered with the IEEE), the controller chip's vendor and LMP
+    version, or why an LE random address names no vendor."""
+    d = a.device(address)
+    label = a.device_label(address)
+    if d is None:
+        return label, ""
+    facts = []
+    if d.oui_vendor:
+        facts.append(f"OUI vendor {d.oui_vendor}")
+    elif d.random_kind:
+        facts.append(f"LE {d.random_kind} random address (no OUI)")
+    if d.manufacturer_name:
+        ver = _lmp(d.lmp_version, d.lmp_subversion)
+        facts.append(f"chip {d.manufacturer_name}" + (f", LMP {ver}" if ver else ""))
+    return label, "; ".join(facts)
+
+
+def _story_time(ln: StoryLine) -> str:
+    return clock(ln.time_us) if ln.time_us is not None else "—"
+
+
+def _story_text(ln: StoryLine) -> str:
+    if ln.count == 1:
+        return ln.text
+    until = f"{clock(ln.last_time_us)} (#{ln.last_frame})" if ln.last_frame else ""
+    if ln.cycle:
+        return f"{ln.count}× until {until}: {ln.text}"
+    return f"{ln.text} ×{ln.count}, last at {until}"
+
+
+def stories(a: Analysis, limit: int = 30) -> list[DeviceStory]:
+    """The stories the reports print (see :func:`analyzer.model.story.story_devices`)."""
+    out = [device_story(a, x, limit) for x in story_devices(a)]
+    return [s for s in out if s.lines]
+
+
+def print_stories(a: Analysis, con: Console) -> None:
+    """Per remote device: what it is, then its story with wall-clock times and frames."""
+    for st in stories(a):
+        label, facts = device_heading(a, st.address)
+        con.print(f"[bold]Device {label}[/bold]", highlight=False)
+        if facts:
+            con.print(f"  {facts}", highlight=False)
+        for i, ln in enumerate(st.lines + st.tail):
+            if i == len(st.lines) and st.hidden:
+                con.print(f"  … {st.hidden} more events, see --json (timeline, findings)"
+                          + ("; the warnings and errors after them:" if st.tail else ""),
+                          highlight=False)  # fmt: skip
+            frame = f"#{ln.frame}" if ln.frame is not None else ""
+            style = SEV_STYLE.get(ln.severity, "") if ln.severity != "info" else ""
+            text = _story_text(ln)
+            body = f"[{style}]{_esc(text)}[/]" if style else _esc(text)
+            con.print(f"  {_story_time(ln)} {frame:>7}  {body}", highlight=False)
+        if st.hidden and not st.tail:
+            con.print(f"  … {st.hidden} more events, see --json (timeline, findings)",
+                      highlight=False)  # fmt: skip
+        con.print()
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def _dash(v: object) -> str:
     return "—" if v is None else str(v)
 
@@ -315,12 +392,29 @@ def markdown_report(a: Analysis) -> str:
     def row(*cells: str) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
+    for st in stories(a):
+        label, facts = device_heading(a, st.address)
+        out += [f"### Device {label}", ""]
+        if facts:
+            out += [facts, ""]
+        out += [row("time", "frame", "event"), row("---", "---:", "---")]
+        for i, ln in enumerate(st.lines + st.tail):
+            if i == len(st.lines) and st.hidden:
+                out.append(row("…", "", f"*{st.hidden} more events, see `--json`*"))
+            frame = str(ln.frame) if ln.frame is not None else ""
+            text = _story_text(ln)
+            text = f"**{text}**" if ln.severity != "info" else text
+            out.append(row(_story_time(ln), frame, text))
+        if st.hidden and not st.tail:
+            out.append(row("…", "", f"*{st.hidden} more events, see `--json`*"))
+        out.append("")
     if a.devices:
-        out += ["### Devices", "", row("address", "role", "name", "LMP ver/subver", "chip vendor"),
-                row(*["---"] * 5)]  # fmt: skip
+        out += ["### Devices", "", row("address", "role", "name", "OUI vendor", "chip vendor",
+                                       "LMP ver/subver"), row(*["---"] * 6)]  # fmt: skip
         for d in a.devices:
-            out.append(row(d.address, d.role, d.name or "", _lmp(d.lmp_version, d.lmp_subversion),
-                           d.manufacturer_name or ""))  # fmt: skip
+            out.append(row(d.address, d.role, d.name or "", d.oui_vendor or "",
+                           d.manufacturer_name or "",
+                           _lmp(d.lmp_version, d.lmp_subversion)))  # fmt: skip
         out.append("")
     conns = [
         c for c in a.connections if not (c.cancelled and c.connect_mode == "filter_accept_list")

@@ -1,9 +1,11 @@
 """``btanalyze analyze FILE``: rebuild what happened and diagnose it.
 
 The terminal report leads with the findings (most severe first: message, fix, evidence frames),
-then the story: devices, connections, pairing, SDP, AVDTP/A2DP, HFP, advertisers. ``--json`` prints
-the stable document of docs/json-schema.md. ``--fail-on error|warning`` exits 3 when such a finding
-exists (for lab CI).
+then each remote device's story (links, pairing, SDP, AVDTP, HFP, SCO, disconnects and its
+findings, with wall-clock times and frames; ``--device`` tells one), then the tables: devices
+(OUI vendor and chip vendor), connections, pairing, SDP, AVDTP/A2DP, HFP, advertisers.
+``--json`` prints the stable document of docs/json-schema.md. ``--fail-on error|warning`` exits 3
+when such a finding exists (for lab CI).
 """
 
 from __future__ import annotations

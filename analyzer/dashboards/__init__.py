@@ -612,7 +612,7 @@ def _device_card(a: Analysis, d: Any, cid: str) -> Any:
     return html.Div([
         html.B(dcc.Link(a.device_label(d.address),
                         href=f"/capture/{cid}?device={quote(d.address)}")),
-        html.Div(f"{d.manufacturer_name or 'chip vendor unknown'}; {ver}"),
+        html.Div(f"OUI vendor {d.oui_vendor or '—'}; chip {d.manufacturer_name or '—'}; {ver}"),
         html.Div(f"bond: {bond}; links: {len(conns)}"),
         html.Div("profiles: " + (", ".join(profiles + [f"A2DP {c}" for c in codecs]
                                             + [h.profile.upper() for h in hfp]) or "none")),

@@ -86,9 +86,9 @@ class Advertiser:
     source: str = "hci"  # hci / air
     channels: dict[str, int] = field(default_factory=dict)  # air: PDUs per channel
     gap_histogram: GapHistogram | None = None
-    #: where one interval holds (one segment for a steady advertiser, split where the interval
-    #: changes); ``interval_ms`` is the longest segment's
+    #: stretches with one interval (one for a steady advertiser); interval_ms is the longest's
     segments: list[AdvSegment] = field(default_factory=list)
+    #: gaps no scanner miss explains while others were heard (HCI scans only)
     silences: list[AdvSilence] = field(default_factory=list)
 
 

@@ -164,7 +164,13 @@ def _alias_fit(
 
 
 def _no_unsupported_submultiple(
-    g: np.ndarray, T: float, inl: np.ndarray, k: np.ndarray, mu: float, sd2: float
+    g: np.ndarray,
+    T: float,
+    inl: np.ndarray,
+    k: np.ndarray,
+    mu: float,
+    sd2: float,
+    aliased: bool = False,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """A sub-multiple that no gap supports is replaced by the multiple the gaps show: when no
     inlier gap spans one event and every inlier spans a multiple of m ≥ 2 events, the gaps are
@@ -174,7 +180,9 @@ def _no_unsupported_submultiple(
     if kin.size < MIN_GAPS or bool((kin == 1).any()):
         return T, inl, k
     m = int(np.gcd.reduce(kin))
-    if m < 2:
+    # under aliasing every heard gap is a multiple of the scan interval whatever the period, so
+    # a common factor proves nothing — only gaps that all span the same m events do
+    if m < 2 or (aliased and np.unique(kin).size > 1):
         return T, inl, k
     fit = _refine(g, m * (T + mu) - mu, mu, sd2, strict_k=False)
     if fit is None or fit[1].sum() < 0.5 * inl.sum():
@@ -257,11 +265,11 @@ def estimate_interval(
                 f"scan window {sw:g} ms shorter than the period: gaps alias to the "
                 f"{si:g} ms scan interval; harmonic chosen from the hearing rate"
             )
-    replaced = False
-    if note is None:
-        T_sub = T
-        T, inl, k = _no_unsupported_submultiple(g, T, inl, k, mu, sd2)
-        replaced = T_sub != T
+    # also after an aliasing fit: gaps that are all a multiple m of the chosen period say the
+    # period is m times longer (a constant gap is one event, not m with all between missed)
+    T_sub = T
+    T, inl, k = _no_unsupported_submultiple(g, T, inl, k, mu, sd2, aliased=note is not None)
+    replaced = T_sub != T
     n_in = int(inl.sum())
     sk = float(np.sum(k[inl]))
     se = float(np.sqrt((sd2 * sk + _SIGMA_T2 * n_in) / (sk * sk)))

@@ -81,7 +81,7 @@ class Train:
     times_us: np.ndarray  # int64
     frames: np.ndarray  # int64
     pdus: list[str]
-    flags: list[int | None]
+    flags: list[int]  # AD Flags of each event's report, -1 where it carried none
 
 
 def _max_quiet_ms(gap_ms: float, scan_interval_ms: float) -> float:
@@ -154,13 +154,14 @@ def _silences(
     lo_g, hi_g = within if within is not None else (0, g_ms.size)
     in_range = np.zeros(g_ms.size, dtype=bool)
     in_range[lo_g:hi_g] = True
-    p = _hearing_prob(g_ms[~unobserved & in_range], period)
+    observed = ~unobserved & in_range
+    p = _hearing_prob(g_ms[observed], period)
     k_min = max(SILENCE_INTERVALS, float(np.log(SILENCE_CHANCE) / np.log1p(-p)))
-    long_gap = max(SILENCE_MIN_MS, k_min * period)
+    floor = max(SILENCE_MIN_MS, SILENCE_INTERVALS * period)
     out: list[int] = []
     t = tr.times_us
     flank = int(max(2000.0, 20.0 * period) * 1000)
-    for i in np.flatnonzero((g_ms >= long_gap) & ~unobserved & in_range).tolist():
+    for i in np.flatnonzero((g_ms >= floor) & observed).tolist():
         a, b = int(t[i]), int(t[i + 1])
         before = i + 1 - int(np.searchsorted(t, a - flank, "left"))
         after = int(np.searchsorted(t, b + flank, "right")) - (i + 1)
@@ -168,11 +169,16 @@ def _silences(
             continue
         si, sw = scan_at.at(a) if scan_at is not None else (0.0, 0.0)
         if 0 < sw < si:
-            # a windowed scanner: windows are missed independently, not events
-            q = _window_hearing_prob(t, ~unobserved, g_ms, si)
+            # a windowed scanner misses windows, not events: a period near a multiple of the
+            # scan interval falls in or out of the window for runs of events, so consecutive
+            # events are not independent — count missed windows instead
+            q = _window_hearing_prob(t, observed, g_ms, si)
             m_min = float(np.log(SILENCE_CHANCE) / np.log1p(-q))
-            if g_ms[i] < max((m_min + 1.0) * si, _alias_dead_ms(period, si, sw)):
-                continue
+            need = max((m_min + 1.0) * si, _alias_dead_ms(period, si, sw))
+        else:  # continuous scanning: each event heard independently with probability p
+            need = k_min * period
+        if g_ms[i] < need:
+            continue
         lo, hi = np.searchsorted(all_us, a, "right"), np.searchsorted(all_us, b, "left")
         inside = all_us[lo:hi]
         if inside.size < OTHERS_HEARD:
@@ -261,7 +267,7 @@ def _segment(
     types: dict[str, int] = {}
     for x in pdus:
         types[x] = types.get(x, 0) + 1
-    fl = [f for f in tr.flags[a : b + 1] if f is not None]
+    fl = [f for f in tr.flags[a : b + 1] if f >= 0]
     return AdvSegment(
         from_time_us=int(tr.times_us[a]),
         to_time_us=int(tr.times_us[b]),
@@ -299,8 +305,8 @@ def segment_train(
     n = int(tr.times_us.size)
     if n == 0:
         return [], []
-    if n == 1:
-        return [_segment(tr, 0, 0, whole)], []
+    if n == 1 or (n < 2 * MIN_EVENTS and not _sure(whole)):
+        return [_segment(tr, 0, n - 1, whole)], []  # nothing to split, no interval to judge by
     t = tr.times_us.astype(np.int64)
     g_ms = np.diff(t) / 1000.0
     period = (whole.interval_ms + (5.0 if whole.adv_delay else 0.0)) if whole.interval_ms else None

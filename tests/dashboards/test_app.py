@@ -179,6 +179,7 @@ def test_device_cards_and_rule_docs(tmp_path: Path) -> None:
     (dev,) = [d for d in a.devices if d.role == "remote"]
     text = str(_device_card(a, dev, cid))
     assert "Sonic Buds Pro" in text and "LMP 11 / 0x0310" in text
+    assert f"OUI vendor {dev.oui_vendor}; chip Qualcomm" in text and dev.oui_vendor  # via the store
     assert "HFP" in text and "rejected AVDTP SET_CONFIGURATION" in text  # its incident
     client = create_app(tmp_path / "store").server.test_client()
     doc = client.get("/rules/avdtp_rejected")

@@ -174,3 +174,97 @@ interval_change("le_adv_interval_change_25", 1501, 25)
 interval_change("le_adv_interval_change_100", 1502, 100)
 silence("le_adv_silence_50", 1503, 50)
 silence("le_adv_silence_100", 1504, 100)
+
+
+MIXED_STEADY = [
+    ("C4:7C:8D:6A:40:31", "Tag-20ms", 20.0, -52),
+    ("C4:7C:8D:6A:40:32", "Watch-211.25ms", 211.25, -66),
+    ("C4:7C:8D:6A:40:33", "Scale-2.5s", 2500.0, -74),
+]
+MIXED_SWITCHER = ("C4:7C:8D:6A:40:34", "Earbud-switch", 0.0, -60)
+MIXED_SILENT = ("C4:7C:8D:6A:40:35", "Tag-152.5ms", 152.5, -63)
+
+
+def mixed(name: str, seed: int, duty: int, extended: bool) -> None:
+    """Steady advertisers from 20 ms to 2.5 s, one switching 100 -> 1000 ms, one silent for
+    9 s, scanned with legacy or extended (LE Set Extended Scan Enable, 7.8.65) commands."""
+
+    async def run(ctx: Ctx) -> None:
+        if extended:  # the host then scans with the 5.0 commands; reports are extended ones
+            from bumble import hci
+
+            ctx.phone.controller.le_features |= hci.LeFeatureMask.LE_EXTENDED_ADVERTISING
+        nodes = await _start(ctx, [*MIXED_STEADY, MIXED_SILENT])
+        sw = ctx.world.add_node(MIXED_SWITCHER[1], MIXED_SWITCHER[0], classic=False, le=True)
+        sw.controller.rssi = MIXED_SWITCHER[3]
+        await sw.device.power_on()
+        await ctx.phone.device.start_scanning(
+            legacy=not extended,
+            active=False,
+            scan_interval=SCAN_INTERVAL_MS,
+            scan_window=SCAN_INTERVAL_MS * duty / 100,
+            filter_duplicates=False,
+        )
+        t_scan = _now()
+        t0 = _now()
+        await sw.device.start_advertising(
+            advertising_data=_adv_data(MIXED_SWITCHER[1]),
+            advertising_interval_min=FAST_MS,
+            advertising_interval_max=FAST_MS,
+        )
+        await sleep(FAST_S)
+        await sw.device.stop_advertising()
+        t1 = _now()
+        await sw.device.start_advertising(
+            advertising_data=_adv_data(MIXED_SWITCHER[1]),
+            advertising_interval_min=SLOW_MS,
+            advertising_interval_max=SLOW_MS,
+        )
+        tag = nodes[-1].device
+        await sleep(BEFORE_S)
+        await tag.stop_advertising()
+        s1 = _now()
+        await sleep(SILENCE_S)
+        s2 = _now()
+        await tag.start_advertising(
+            advertising_data=_adv_data(MIXED_SILENT[1]),
+            advertising_interval_min=MIXED_SILENT[2],
+            advertising_interval_max=MIXED_SILENT[2],
+        )
+        await sleep(SLOW_S - BEFORE_S - SILENCE_S)
+        t2 = _now()
+        await ctx.phone.device.stop_scanning()
+        await sleep(0.1)
+        _truth_scan(ctx, duty, t2 - t_scan)
+        ctx.truth["scan"]["extended"] = extended
+        ctx.truth["advertisers"] = [
+            {"address": str(n.device.random_address)[:17], "name": nm, "adv_interval_ms": iv,
+             "segments": [{"interval_ms": iv}],
+             "silences": [{"from_s": s1, "to_s": s2}] if nm == MIXED_SILENT[1] else []}
+            for n, (_a, nm, iv, _r) in zip(nodes, [*MIXED_STEADY, MIXED_SILENT], strict=True)
+        ] + [
+            {"address": str(sw.device.random_address)[:17], "name": MIXED_SWITCHER[1],
+             "adv_interval_ms": SLOW_MS,
+             "segments": [
+                 {"interval_ms": FAST_MS, "from_s": t0, "to_s": t1},
+                 {"interval_ms": SLOW_MS, "from_s": t1, "to_s": t2},
+             ],
+             "silences": []},
+        ]  # fmt: skip
+
+    kind = "extended (LE Set Extended Scan Enable)" if extended else "legacy"
+    scenario(
+        name,
+        f"Passive {kind} LE scan at {duty} % duty (window {SCAN_INTERVAL_MS * duty / 100:g} of "
+        f"{SCAN_INTERVAL_MS:g} ms) for {FAST_S + SLOW_S:g} s; steady advertisers at 20, 211.25 "
+        f"and 2500 ms, an earbud advertising every {FAST_MS:g} ms then every {SLOW_MS:g} ms, "
+        f"and a tag at 152.5 ms silent for {SILENCE_S:g} s.",
+        seed,
+        ["adv_interval_irregular"],
+        "faults",
+    )(run)
+
+
+mixed("le_adv_ext_scan_25", 1505, 25, True)
+mixed("le_adv_ext_scan_100", 1506, 100, True)
+mixed("le_adv_legacy_scan_50", 1507, 50, False)

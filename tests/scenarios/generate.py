@@ -22,6 +22,7 @@ from tests.scenarios.scenarios import SCENARIOS, Ctx, Scenario
 importlib.import_module("tests.scenarios.stack")
 importlib.import_module("tests.scenarios.missing")
 importlib.import_module("tests.scenarios.adv")
+importlib.import_module("tests.scenarios.races")
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "captures" / "scenarios"

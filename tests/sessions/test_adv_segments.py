@@ -44,6 +44,12 @@ ENTRIES = _entries()
 def test_scenarios_cover_switches_silences_and_duty_cycles() -> None:
     duties = {c["ground_truth"]["scan"]["duty_cycle_percent"] for c in ENTRIES}
     assert {25, 50, 100} <= duties
+    ext = {c["ground_truth"]["scan"]["duty_cycle_percent"] for c in ENTRIES
+           if c["ground_truth"]["scan"].get("extended")}  # fmt: skip
+    assert {25, 100} <= ext  # LE Extended Advertising Reports count like legacy ones
+    intervals = {x["adv_interval_ms"] for c in ENTRIES for x in c["ground_truth"]["advertisers"]}
+    assert min(intervals) <= 20 and max(intervals) >= 2500
+    assert any(i != int(i) for i in intervals)  # not only round numbers of ms
     assert any(len(x["segments"]) > 1 for c in ENTRIES for x in c["ground_truth"]["advertisers"])
     assert any(x["silences"] for c in ENTRIES for x in c["ground_truth"]["advertisers"])
 
@@ -73,8 +79,11 @@ def test_segments_and_silences_match_the_truth(entry: dict) -> None:
         assert adv.interval_ms == longest.interval_ms
         assert adv.interval_ms is None or adv.interval_ms > 0.9 * truth["adv_interval_ms"]
         got = [(s.from_time_us - EPOCH_US, s.to_time_us - EPOCH_US) for s in adv.silences]
-        assert len(got) == len(truth["silences"]), (truth["name"], adv.silences)
-        for (f, t), w in zip(got, truth["silences"], strict=True):
+        if duty >= 50:  # every silence of >= 5 s is found at >= 50 % duty ...
+            assert len(got) == len(truth["silences"]), (truth["name"], adv.silences)
+        else:  # ... and none is invented below that
+            assert len(got) <= len(truth["silences"]), (truth["name"], adv.silences)
+        for (f, t), w in zip(got, truth["silences"], strict=False):
             # the silence runs from the last event heard before the stop to the first after
             assert w["from_s"] * 1e6 - 2 * tol_us(truth) <= f <= w["from_s"] * 1e6
             assert w["to_s"] * 1e6 <= t <= w["to_s"] * 1e6 + 2 * tol_us(truth)

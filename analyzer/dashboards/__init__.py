@@ -54,6 +54,9 @@ class Library:
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse")
+        from analyzer.dashboards.packets import Tables
+
+        self.packets = Tables()  # packet tables of the captures opened (read from their files)
         store.create()
         (store.root / "uploads").mkdir(exist_ok=True)
 
@@ -130,6 +133,7 @@ class Library:
             return False
         f = str(row["file"][0] or "")
         self.store.remove([cid])
+        self.packets.clear(cid)
         up = Path(f)
         if up.parent == self.store.root / "uploads":
             up.unlink(missing_ok=True)
@@ -392,6 +396,11 @@ def _compare(lib: Library, query: dict[str, list[str]]) -> Any:
             f"{dv.procedure} step {dv.index + 1}: ", html.Br(),
             html.Span(f"A: {step(dv.a)}"), html.Br(), html.Span(f"B: {step(dv.b)}"),
         ], id="first-divergence", style={"background": "#fff3e0", "padding": "8px"}))  # fmt: skip
+        from analyzer.dashboards.views import compare_section
+
+        blocks.append(compare_section(a, b, dev.address, dv.procedure,
+                                      dv.a.frame if dv.a else None,
+                                      dv.b.frame if dv.b else None))  # fmt: skip
     else:
         blocks.append(html.P("No procedure step differs.", id="first-divergence"))
     for dev in d.devices:
@@ -496,6 +505,8 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
     import dash_ag_grid as dag
     from dash import dcc, html
 
+    from analyzer.dashboards import views
+
     a = lib.analysis(cid)
     if a is None:
         return html.Div([html.H3("No such capture in the store"), dcc.Link("Back", href="/")])
@@ -549,6 +560,11 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         html.Button("Delete this capture", id="delete-capture", n_clicks=0),
         html.Span(id="delete-note"),
         html.P(f"{c.format}, {c.frames} frames, {c.first_time} → {c.last_time}"),
+        html.Div(["Go to: ", *[x for anchor, text in (
+            ("procedures", "procedures"), ("negotiation", "A2DP negotiation"),
+            ("audio", "audio"), ("advertising", "advertising"), ("packets", "packets"),
+            ("device-cards", "devices"))
+            for x in (html.A(text, href=f"#{anchor}"), " · ")]]),
         html.H3(verdict, id="verdict",
                 style={"color": SEVERITY_COLOUR.get(worst or "", "#2e7d32")}),
         html.Div(f"Selected frame {frame}" if frame is not None else "", id="selected-frame"),
@@ -565,6 +581,11 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
             scrollTo={"data": selected[0]} if selected else None,
             style={"height": "360px"},
         ),
+        views.procedures_section(a, cid, query),
+        views.matrix_section(a, cid, device),
+        views.audio_section(a, cid),
+        views.advertising_section(a, cid),
+        views.packets_section(frame),
         html.H3("Devices"), html.Div(devices, id="device-cards"),
         html.H3("Reader warnings"), html.Ul([html.Li(w) for w in c.warnings] or [html.Li("none")]),
     ])  # fmt: skip
@@ -680,6 +701,9 @@ def create_app(
         ok = lib.delete(parts[1])
         return " deleted: the capture, its analysis and its upload are gone" if ok else " not found"
 
+    from analyzer.dashboards import views
+
+    views.install(app, lib)
     app.library = lib  # type: ignore[attr-defined]
     return app
 

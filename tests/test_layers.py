@@ -55,10 +55,20 @@ def _modules() -> list[Path]:
     return sorted(p for p in PKG.rglob("*.py") if _layer(p) in ALLOWED)
 
 
+#: one module may go further than its layer, with the reason
+MODULE_EXCEPTIONS: dict[str, set[str]] = {
+    # the packet table (issue 21 §5) lists every frame and shows our decode, a hex view and a
+    # Wireshark view of the selected one: the store keeps analyses, not frames, so this one view
+    # reads the capture file and decodes the frames shown; analyses are never rebuilt here
+    "dashboards/packets.py": {"capture", "readers", "sessions", "decode", "writers"},
+}
+
+
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PKG)))
 def test_imports_go_one_way(path: Path) -> None:
     layer = _layer(path)
-    bad = {m for m in _imports(path) if m != layer and m not in ALLOWED[layer]}
+    extra = MODULE_EXCEPTIONS.get(str(path.relative_to(PKG)), set())
+    bad = {m for m in _imports(path) if m != layer and m not in ALLOWED[layer] | extra}
     assert not bad, f"{layer} must not import {sorted(bad)}"
 
 

@@ -253,8 +253,9 @@ def _install_token(server: Any, token: str) -> None:
 
 
 def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
-    """Upload, then the stored captures (lab mode over a batch store): facets by finding and
-    device (``?finding=ID&device=ADDR``), errors per capture day, and compare (pick A, then
+    """Upload, then the stored captures (lab mode over a batch store): facets by finding, device
+    and firmware (``?finding=ID&device=ADDR&fw=KEY``), captures and captures with errors per day
+    for what the facets select (one device's or one firmware's nights), and compare (pick A, then
     compare any other capture with it)."""
     import plotly.graph_objects as go
     import polars as pl
@@ -263,10 +264,12 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
     q = query or {}
     finding = _first(q.get("finding"))
     device = _first(q.get("device"))
+    fw = _first(q.get("fw"))
     pick_a = _first(q.get("a"))
     caps = lib.store.captures()
     findings = lib.store.read("findings")
     devices = lib.store.read("devices")
+    firmware = _firmware(devices)
     shown = caps
     if finding:
         ids = findings.filter(pl.col("id") == finding)["capture_id"].unique().to_list()
@@ -274,9 +277,12 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
     if device:
         ids = devices.filter(pl.col("address") == device)["capture_id"].unique().to_list()
         shown = shown.filter(pl.col("capture_id").is_in(ids))
+    if fw:
+        ids = firmware.filter(pl.col("firmware") == fw)["capture_id"].unique().to_list()
+        shown = shown.filter(pl.col("capture_id").is_in(ids))
 
     def href(**kw: str | None) -> str:
-        params = {"finding": finding, "device": device, "a": pick_a, **kw}
+        params = {"finding": finding, "device": device, "fw": fw, "a": pick_a, **kw}
         qs = "&".join(f"{k}={quote(v)}" for k, v in params.items() if v)
         return "/" + (f"?{qs}" if qs else "")
 
@@ -321,11 +327,19 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
             for x in (dcc.Link(f"{name or addr} ({n})", href=href(device=addr),
                                className="facet-device"), " ")
         ]]))  # fmt: skip
-    if finding or device:
-        facets.append(html.Div([f"filtered: {finding or ''} {device or ''} ",
+    if firmware.height:
+        topf = (firmware.group_by("firmware").agg(pl.col("capture_id").n_unique().alias("n"))
+                .sort(["n", "firmware"], descending=[True, False]))  # fmt: skip
+        facets.append(html.Div(["Firmware: ", *[
+            x for key, n in topf.head(15).iter_rows()
+            for x in (dcc.Link(f"{key} ({n})", href=href(fw=key), className="facet-firmware"), " ")
+        ]]))  # fmt: skip
+    if finding or device or fw:
+        facets.append(html.Div([f"filtered: {' '.join(x for x in (finding, device, fw) if x)} ",
                                 dcc.Link("clear", href="/")], id="filter-note"))  # fmt: skip
     trend: list[Any] = []
-    dated = caps.filter(pl.col("first_time").is_not_null() & (pl.col("status") == "ok"))
+    # the trend follows the facets: one device's (or firmware's, or finding's) nights
+    dated = shown.filter(pl.col("first_time").is_not_null() & (pl.col("status") == "ok"))
     if dated.height > 1:
         per_day = (dated.with_columns(pl.col("first_time").str.slice(0, 10).alias("day"))
                    .group_by("day").agg(pl.len().alias("captures"),
@@ -359,6 +373,26 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
             html.Tbody(rows, id="captures-table"),
         ]),
     ])  # fmt: skip
+
+
+def _firmware(devices: Any) -> Any:
+    """(capture_id, firmware) of every remote device whose controller reported its version: a
+    firmware build named by the chip vendor and its LMP version / subversion (Core Vol 2 Part C
+    §4.3.11: the subversion is the vendor's build number), e.g. "Qualcomm … 11/0x0310"."""
+    import polars as pl
+
+    cols = {"capture_id", "role", "lmp_version", "lmp_subversion", "manufacturer_name"}
+    if devices.height == 0 or not cols <= set(devices.columns):
+        return pl.DataFrame(schema={"capture_id": pl.String, "firmware": pl.String})
+    rem = devices.filter((pl.col("role") == "remote") & pl.col("lmp_subversion").is_not_null())
+    rows = [
+        (cid, f"{chip or 'chip ?'} {ver}/{sub:#06x}")
+        for cid, chip, ver, sub in rem.select(
+            "capture_id", "manufacturer_name", "lmp_version", "lmp_subversion"
+        ).iter_rows()
+    ]
+    return pl.DataFrame(rows, schema={"capture_id": pl.String, "firmware": pl.String},
+                        orient="row")  # fmt: skip
 
 
 def _first(v: list[str] | None) -> str | None:

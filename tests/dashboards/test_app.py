@@ -209,3 +209,45 @@ def test_cancel_a_running_analysis(tmp_path: Path) -> None:
     assert st["status"] == "cancelled" and time.perf_counter() - t0 < 30
     assert Store(tmp_path / "store").captures().is_empty()
     assert client.post("/api/job/nope/cancel").status_code == 404
+
+
+def _find(c: object, cid: str) -> object | None:
+    """The component with this id in a Dash layout tree."""
+    if getattr(c, "id", None) == cid:
+        return c
+    kids = getattr(c, "children", None)
+    for k in kids if isinstance(kids, list) else [kids] if kids is not None else []:
+        hit = _find(k, cid)
+        if hit is not None:
+            return hit
+    return None
+
+
+def _links(c: object, cls: str) -> list[object]:
+    out = [c] if getattr(c, "className", None) == cls else []
+    kids = getattr(c, "children", None)
+    for k in kids if isinstance(kids, list) else [kids] if kids is not None else []:
+        out += _links(k, cls)
+    return out
+
+
+def test_lab_mode_firmware_facet_and_trend(tmp_path: Path) -> None:
+    """Lab mode (issue 22): a firmware facet (chip vendor + LMP version/subversion) lists each
+    build with its capture count and filters the list; the per-day trend follows the facets."""
+    from analyzer.dashboards import _home
+    from analyzer.store.batch import run_batch
+
+    files = [SC / f for f in ("a2dp_sbc_clean.btsnoop", "reconnect_stored_key.btsnoop",
+                              "firmware_update_stale_bond.btsnoop")]  # fmt: skip
+    run_batch([str(f) for f in files], Store(tmp_path / "store"), workers=1)
+    app = create_app(tmp_path / "store")
+    layout = _home(app.library, {})
+    facets = {link.children: link.href for link in _links(layout, "facet-firmware")}  # type: ignore[attr-defined]
+    old = next(k for k in facets if "11/0x0310" in k)
+    new = next(k for k in facets if "11/0x0420" in k)  # the updated headset's build
+    assert old.endswith("(2)") and new.endswith("(1)")
+    key = new.rsplit(" (", 1)[0]
+    filtered = _home(app.library, {"fw": [key]})
+    rows = _find(filtered, "captures-table").children  # type: ignore[union-attr]
+    assert len(rows) == 1 and "firmware_update_stale_bond" in str(rows[0])
+    assert "filtered:" in str(_find(filtered, "filter-note"))

@@ -124,6 +124,16 @@ class Pdu:
         return s[0][0] if s else -1
 
 
+def ad_ok(data: bytes) -> bool:
+    """Do ``data`` parse as AD structures to their end (zero padding allowed)? (CSS Part A §1)"""
+    i = 0
+    while i < len(data):
+        if data[i] == 0:
+            return not any(data[i:])
+        i += 1 + data[i]
+    return i == len(data)
+
+
 def _u16(b: bytes | bytearray, i: int) -> int:
     return b[i] | (b[i + 1] << 8) if i + 2 <= len(b) else -1
 
@@ -311,14 +321,20 @@ class Collector:
                 fd.address(q[12:18], True)
                 fd.address(q[18:24], True)
         elif sub == 0x02 and len(q) >= 2:  # LE Advertising Report: one report after another
+            reports = []
             i = 2
             for _ in range(q[1]):
                 if i + 9 > len(q):
                     break
+                reports.append(i)
+                i += 10 + q[i + 8]
+            if i != len(q):  # lengths that do not add up: a damaged event, trust none of it
+                return
+            for i in reports:
+                if not ad_ok(q[i + 9 : i + 9 + q[i + 8]]):
+                    continue  # data that is no AD: the report is damaged, its address too
                 fd.address(q[i + 2 : i + 8], bool(q[i + 1] & 1))
-                ln = q[i + 8]
-                self.ad(q[i + 9 : i + 9 + ln], qa + i + 9)
-                i += 10 + ln
+                self.ad(q[i + 9 : i + 9 + q[i + 8]], qa + i + 9)
         elif sub == 0x0B and len(q) >= 2:  # LE Directed Advertising Report
             for j in range(q[1]):
                 b = 2 + 16 * j
@@ -326,15 +342,21 @@ class Collector:
                     fd.address(q[b + 2 : b + 8], bool(q[b + 1] & 1))
                     fd.address(q[b + 9 : b + 15], bool(q[b + 8] & 1))
         elif sub == 0x0D and len(q) >= 2:  # LE Extended Advertising Report
+            reports = []
             i = 2
             for _ in range(q[1]):
                 if i + 24 > len(q):
                     break
+                reports.append(i)
+                i += 24 + q[i + 23]
+            if i != len(q):
+                return
+            for i in reports:
+                if not ad_ok(q[i + 24 : i + 24 + q[i + 23]]):
+                    continue
                 fd.address(q[i + 3 : i + 9], bool(q[i + 2] & 1))
                 fd.address(q[i + 17 : i + 23], bool(q[i + 16] & 1))
-                ln = q[i + 23]
-                self.ad(q[i + 24 : i + 24 + ln], qa + i + 24)
-                i += 24 + ln
+                self.ad(q[i + 24 : i + 24 + q[i + 23]], qa + i + 24)
         elif sub == 0x0E and len(q) >= 11:  # LE Periodic Advertising Sync Established
             fd.address(q[5:11], bool(q[4] & 1))
         elif sub == 0x0F and len(q) >= 8:  # LE Periodic Advertising Report

@@ -22,6 +22,12 @@ SPECIAL_ADDRESSES = frozenset({b"\x00" * 6, b"\xff" * 6})
 _NAME_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
 
+def identifying(wire: bytes) -> bool:
+    """Could these 6 bytes identify a device? Not when they are all-zero / all-one or mostly
+    0x00/0xFF filler (three or more such octets: unset parameter fields, not addresses)."""
+    return len(wire) == 6 and sum(b in (0x00, 0xFF) for b in wire) < 3
+
+
 def new_secret(seed: str | None) -> bytes:
     """The run's secret: from ``seed`` when given (reproducible runs), else 32 random bytes."""
     if seed is None:
@@ -46,7 +52,7 @@ class Mapper:
 
     def address(self, wire: bytes) -> bytes:
         """The fake for a 6-byte wire-order address (itself when special)."""
-        if wire in SPECIAL_ADDRESSES or len(wire) != 6:
+        if not identifying(wire):
             return wire
         fake = self.addresses.get(wire)
         if fake is not None:

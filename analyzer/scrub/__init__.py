@@ -32,7 +32,7 @@ from typing import IO
 import numpy as np
 
 from analyzer.capture import Capture
-from analyzer.scrub.collect import Found, collect
+from analyzer.scrub.collect import Found, collect, ll_crc_state
 from analyzer.scrub.mapping import Mapper, new_secret
 from analyzer.writers import choose_format, write
 
@@ -59,21 +59,6 @@ class ScrubResult:
 
 
 # -- checksums ------------------------------------------------------------------------------------
-def ll_crc_state(data: bytes, state: int) -> int:
-    """The BLE CRC LFSR (Vol 6 Part B §3.1.1, x^24+x^10+x^9+x^6+x^4+x^3+x+1), bits fed LSB first;
-    with ``state`` = the bit-reversed CRCInit, the result is the CRC as its three little-endian
-    bytes on the wire (as Wireshark's ``btle`` dissector reads them)."""
-    for c in data:
-        for _ in range(8):
-            nb = (state ^ c) & 1
-            c >>= 1
-            state >>= 1
-            if nb:
-                state |= 0x800000
-                state ^= 0x5A6000
-    return state
-
-
 def l2cap_fcs(data: bytes) -> int:
     """L2CAP FCS (Vol 3 Part A §3.3.5): CRC-16 generator 0x8005, reflected, initial 0."""
     crc = 0

@@ -124,6 +124,29 @@ class Pdu:
         return s[0][0] if s else -1
 
 
+def ll_crc_state(data: bytes, state: int) -> int:
+    """The BLE CRC LFSR (Vol 6 Part B §3.1.1, x^24+x^10+x^9+x^6+x^4+x^3+x+1), bits fed LSB first;
+    with ``state`` = the bit-reversed CRCInit, the result is the CRC as its three little-endian
+    bytes on the wire (as Wireshark's ``btle`` dissector reads them)."""
+    for c in data:
+        for _ in range(8):
+            nb = (state ^ c) & 1
+            c >>= 1
+            state >>= 1
+            if nb:
+                state |= 0x800000
+                state ^= 0x5A6000
+    return state
+
+
+def _reverse24(v: int) -> int:
+    return int(f"{v & 0xFFFFFF:024b}"[::-1], 2)
+
+
+#: LFSR start state on the advertising channels (CRCInit 0x555555)
+ADV_CRC_STATE = _reverse24(0x555555)
+
+
 def ad_ok(data: bytes) -> bool:
     """Do ``data`` parse as AD structures to their end (zero padding allowed)? (CSS Part A §1)"""
     i = 0
@@ -149,6 +172,7 @@ class Collector:
         self.name_handles: dict[object, set[int]] = {}
         self.name_read: dict[object, str] = {}
         self.obex_cids: dict[tuple[object, ...], int] = {}  # (conn, dir, cid) -> OBEX offset
+        self.crc_init: dict[bytes, int] = {}  # access address -> LFSR start state
 
     # -- driving ---------------------------------------------------------------------------------
     def run(self) -> Found:
@@ -547,8 +571,16 @@ class Collector:
         if pay_at + ln + 3 <= len(p):
             self.found.ll_frames.append((o + 4, pay_at - 4 + ln))
         fd = self.found
+        crc_at = pay_at + ln
+        if crc_at + 3 <= len(p):  # a packet that fails its CRC is noise: take nothing from it
+            init = ADV_CRC_STATE if adv else self.crc_init.get(p[:4])
+            got = int.from_bytes(p[crc_at : crc_at + 3], "little")
+            if init is not None and ll_crc_state(p[4:crc_at], init) != got:
+                return
         if adv:
             t = hdr0 & 0x0F
+            if t == 5 and len(pay) >= 22:  # CONNECT_IND: the connection's AA and CRCInit
+                self.crc_init[pay[12:16]] = _reverse24(int.from_bytes(pay[16:19], "little"))
             tx, rx = bool(hdr0 & 0x40), bool(hdr0 & 0x80)
             if t in (0, 2, 4, 6):  # ADV_IND, ADV_NONCONN_IND, SCAN_RSP, ADV_SCAN_IND
                 fd.address(pay[:6], tx)

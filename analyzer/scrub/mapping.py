@@ -23,9 +23,10 @@ _NAME_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
 
 def identifying(wire: bytes) -> bool:
-    """Could these 6 bytes identify a device? Not when they are all-zero / all-one or mostly
-    0x00/0xFF filler (three or more such octets: unset parameter fields, not addresses)."""
-    return len(wire) == 6 and sum(b in (0x00, 0xFF) for b in wire) < 3
+    """Could these 6 bytes identify a device? Not when they are mostly 0x00/0xFF filler (four
+    or more such octets) or start with OUI 00:00:00: unset parameter fields, not addresses.
+    (Android's redacted snoop logs zero the three low octets and keep the OUI: those stay.)"""
+    return len(wire) == 6 and sum(b in (0x00, 0xFF) for b in wire) < 4 and any(wire[3:])
 
 
 def new_secret(seed: str | None) -> bytes:

@@ -225,7 +225,7 @@ def scrub(cap: Capture, *, seed: str | None = None, keep_oui: bool = False) -> S
         if n:
             counts[k] = counts.get(k, 0) + n
 
-    ll_before = [(a, n, bytes(out[a : a + n])) for a, n in found.ll_frames]
+    ll_before = [(a, n, bytes(out[a : a + n + 3])) for a, n in found.ll_frames]
     # 1. in place
     for at, n in found.zero:
         out[at : at + n] = bytes(n)
@@ -244,6 +244,12 @@ def scrub(cap: Capture, *, seed: str | None = None, keep_oui: bool = False) -> S
         for at, n in found.numbers[num]:
             if bytes(out[at : at + n]) == num:
                 out[at : at + n] = fake
+    for at, wire, random in found.local:
+        if random and wire not in found.addresses:
+            mapper.random_addresses.add(wire)
+        if bytes(out[at : at + 6]) == wire:
+            out[at : at + 6] = mapper.address(wire)
+    bump("noise_addresses_replaced", len(found.local))
     # 2. everywhere
     bump("address_bytes_replaced", replace_addresses(out, table))
     bump("address_texts_replaced", replace_text_addresses(out, table))
@@ -263,12 +269,12 @@ def scrub(cap: Capture, *, seed: str | None = None, keep_oui: bool = False) -> S
     # 3. checksums
     fixed = 0
     for a, n, before in ll_before:
-        after = bytes(out[a : a + n])
+        after = bytes(out[a : a + n + 3])
         if after == before:
             continue
-        diff = bytes(x ^ y for x, y in zip(before, after, strict=True))
+        diff = bytes(x ^ y for x, y in zip(before[:n], after[:n], strict=True))
         delta = ll_crc_state(diff, 0)
-        crc = int.from_bytes(out[a + n : a + n + 3], "little") ^ delta
+        crc = int.from_bytes(before[n:], "little") ^ delta  # from the CRC as it was
         out[a + n : a + n + 3] = crc.to_bytes(3, "little")
         fixed += 1
     bump("ll_crcs_recomputed", fixed)

@@ -72,6 +72,9 @@ class Found:
     obex: list[Span] = field(default_factory=list)
     fcs: list[list[Span]] = field(default_factory=list)  # ERTM I-frames: pieces of the PDU
     ll_frames: list[Span] = field(default_factory=list)  # LL packets whose CRC follows them
+    #: addresses of packets that failed their CRC: (position, wire bytes, random) - replaced
+    #: there only, as their bytes may be any bytes
+    local: list[tuple[int, bytes, bool]] = field(default_factory=list)
 
     def address(self, wire: bytes, random: bool = False) -> None:
         if len(wire) == 6:
@@ -201,6 +204,29 @@ class Collector:
         return self.found
 
     # -- AD / EIR structures (CSS Part A §1) -----------------------------------------------------
+    def noisy_adv(self, hdr0: int, pay: bytes, ln: int, at: int) -> None:
+        """Address fields and AD names of an advertising PDU that failed its CRC (§2.3). ``pay``
+        runs to the end of the frame: a decoder reads an address past a length field that is
+        too short (the length is noise too)."""
+        t = hdr0 & 0x0F
+        tx, rx = bool(hdr0 & 0x40), bool(hdr0 & 0x80)
+        fields: list[tuple[int, bool]] = []
+        if t in (0, 2, 4, 6):
+            fields = [(0, tx)]
+            self.ad(pay[6:ln], at + 6)
+        elif t in (1, 3, 5):
+            fields = [(0, tx), (6, rx)]
+        elif t in (7, 8) and len(pay) > 1 and pay[0] & 0x3F:  # extended header (§2.3.4)
+            off = 2
+            if pay[1] & 0x01:
+                fields.append((off, tx))
+                off += 6
+            if pay[1] & 0x02:
+                fields.append((off, rx))
+        for off, random in fields:
+            if off + 6 <= len(pay):
+                self.found.local.append((at + off, pay[off : off + 6], random))
+
     def ad(self, data: bytes, at: int) -> None:
         i = 0
         while i < len(data):
@@ -576,6 +602,8 @@ class Collector:
             init = ADV_CRC_STATE if adv else self.crc_init.get(p[:4])
             got = int.from_bytes(p[crc_at : crc_at + 3], "little")
             if init is not None and ll_crc_state(p[4:crc_at], init) != got:
+                if adv:  # noise: its address fields are remapped there and nowhere else
+                    self.noisy_adv(hdr0, p[pay_at:], ln, o + pay_at)
                 return
         if adv:
             t = hdr0 & 0x0F

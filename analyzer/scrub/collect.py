@@ -160,6 +160,11 @@ def ad_ok(data: bytes) -> bool:
     return i == len(data)
 
 
+def _wire(text: str) -> bytes:
+    """``AA:BB:CC:DD:EE:FF`` -> its 6 bytes in wire (little-endian) order."""
+    return bytes.fromhex(text.replace(":", ""))[::-1]
+
+
 def _u16(b: bytes | bytearray, i: int) -> int:
     return b[i] | (b[i + 1] << 8) if i + 2 <= len(b) else -1
 
@@ -253,8 +258,8 @@ class Collector:
         q, qa = p[3:], o + 3
         fd = self.found
         r = decode_command(p)
-        if r.bd_addr:
-            fd.address(q[:6])
+        if r.bd_addr:  # the decoder's BD_ADDR, wherever it sits in this command
+            fd.address(_wire(r.bd_addr))
         if op == 0x040B and len(q) >= 22:  # Link Key Request Reply
             fd.secret("link_key", (qa + 6, 16), q[6:22])
         elif op == 0x040D and len(q) >= 23:  # PIN Code Request Reply
@@ -316,11 +321,8 @@ class Collector:
         q, qa = p[2:], o + 2
         fd = self.found
         r = decode_event(p)
-        if r.bd_addr:
-            for j in range(len(q) - 5):  # the decoder found it: take it wherever it sits
-                if q[j : j + 6] == bytes.fromhex(r.bd_addr.replace(":", ""))[::-1]:
-                    fd.address(q[j : j + 6])
-                    break
+        if r.bd_addr and ev != 0x3E:  # (LE Meta: parsed below, damaged reports kept apart)
+            fd.address(_wire(r.bd_addr))
         if ev == 0x18 and len(q) >= 22:  # Link Key Notification
             fd.secret("link_key", (qa + 6, 16), q[6:22])
         elif ev == 0x15 and q:  # Return Link Keys
@@ -378,11 +380,13 @@ class Collector:
                     break
                 reports.append(i)
                 i += 10 + q[i + 8]
-            if i != len(q):  # lengths that do not add up: a damaged event, trust none of it
-                return
+            end = i
             for i in reports:
-                if not ad_ok(q[i + 9 : i + 9 + q[i + 8]]):
-                    continue  # data that is no AD: the report is damaged, its address too
+                if end != len(q) or not ad_ok(q[i + 9 : i + 9 + q[i + 8]]):
+                    # a damaged report (lengths that do not add up, data that is no AD): its
+                    # address field may hold any bytes, so it is remapped there only
+                    fd.local.append((qa + i + 2, q[i + 2 : i + 8], bool(q[i + 1] & 1)))
+                    continue
                 fd.address(q[i + 2 : i + 8], bool(q[i + 1] & 1))
                 self.ad(q[i + 9 : i + 9 + q[i + 8]], qa + i + 9)
         elif sub == 0x0B and len(q) >= 2:  # LE Directed Advertising Report
@@ -399,10 +403,10 @@ class Collector:
                     break
                 reports.append(i)
                 i += 24 + q[i + 23]
-            if i != len(q):
-                return
+            end = i
             for i in reports:
-                if not ad_ok(q[i + 24 : i + 24 + q[i + 23]]):
+                if end != len(q) or not ad_ok(q[i + 24 : i + 24 + q[i + 23]]):
+                    fd.local.append((qa + i + 3, q[i + 3 : i + 9], bool(q[i + 2] & 1)))
                     continue
                 fd.address(q[i + 3 : i + 9], bool(q[i + 2] & 1))
                 fd.address(q[i + 17 : i + 23], bool(q[i + 16] & 1))
@@ -466,7 +470,7 @@ class Collector:
         elif cid >= 0x0040:
             self.obex(conn, d, cid, pdu, body)
 
-    def smp(self, pdu: Pdu, body: bytes) -> None:
+    def smp(self, pdu: Pdu, body: bytes, noise: bool = False) -> None:
         """SMP PDUs (Vol 3 Part H §3.5-3.6)."""
         if not body:
             return
@@ -479,7 +483,10 @@ class Collector:
             if kind in ("ltk", "irk", "csrk") and any(body[1:17]):
                 fd.keys.setdefault(kind, set()).add(body[1:17])
         elif op == 0x09 and len(body) >= 8:  # Identity Address Information
-            fd.address(body[2:8], bool(body[1] & 1))
+            if noise:
+                fd.local.append((pdu.at(6), body[2:8], bool(body[1] & 1)))
+            else:
+                fd.address(body[2:8], bool(body[1] & 1))
 
     def att(self, conn: object, pdu: Pdu, body: bytes) -> None:
         """GAP Device Name (0x2A00) values over ATT (Vol 3 Part F §3.4, Part G §3.3.1)."""
@@ -520,6 +527,7 @@ class Collector:
     def obex(self, conn: object, d: str, cid: int, pdu: Pdu, body: bytes) -> None:
         key = (conn, d, cid)
         start = self.obex_cids.get(key)
+        first = start is None
         if start is None:
             for off, fcs in ((0, 0), (2, 2)):  # basic mode, or ERTM with control field and FCS
                 pk = body[off : len(body) - fcs]
@@ -547,15 +555,15 @@ class Collector:
                 return
         else:
             payload_at, end = 4, pdu.total
-        self._obex_packet(pdu, payload_at, end)
+        self._obex_packet(pdu, payload_at, end, first)
 
-    def _obex_packet(self, pdu: Pdu, at: int, end: int) -> None:
+    def _obex_packet(self, pdu: Pdu, at: int, end: int, first: bool) -> None:
         b = pdu.data
         if at + 3 > end:
             return
         op = b[at]
         i = at + 3
-        if op in (0x80, 0xA0) or (op & 0x7F) == 0x00:  # Connect: version, flags, max length
+        if op == 0x80 or first:  # Connect and its response: version, flags, max length
             i += 4
         elif (op & 0x7F) == 0x05:  # SetPath: flags, constants
             i += 2
@@ -601,9 +609,14 @@ class Collector:
         if crc_at + 3 <= len(p):  # a packet that fails its CRC is noise: take nothing from it
             init = ADV_CRC_STATE if adv else self.crc_init.get(p[:4])
             got = int.from_bytes(p[crc_at : crc_at + 3], "little")
-            if init is not None and ll_crc_state(p[4:crc_at], init) != got:
+            # (a sniffer that does not keep the CRC writes zeros: nothing to check)
+            if got and init is not None and ll_crc_state(p[4:crc_at], init) != got:
                 if adv:  # noise: its address fields are remapped there and nowhere else
                     self.noisy_adv(hdr0, p[pay_at:], ln, o + pay_at)
+                elif hdr0 & 3 == 2 and len(pay) >= 5 and _u16(pay, 2) in (6, 7):
+                    pdu = Pdu(len(pay))  # SMP keys are zeroed wherever a decoder sees them
+                    pdu.add(o + pay_at, pay)
+                    self.smp(pdu, pay[4:], noise=True)
                 return
         if adv:
             t = hdr0 & 0x0F

@@ -4,8 +4,8 @@ For each capture: the scrubbed file
 
 * holds none of the originals: every device address the analysis of the original names (wire
   and display byte order, and as ``AA:BB:..`` text in both cases; an address tshark reads only
-  from LE packets failing their CRC is noise that may equal any 6 bytes: for those, the analysis
-  of the scrubbed file must not name it), every device name it names
+  from malformed frames or LE packets failing their CRC is noise that may equal any 6 bytes:
+  for those, the analysis of the scrubbed file must not name it), every device name it names
   (4 bytes or more: shorter strings occur by chance in any binary), every key tshark finds in the
   original (HCI link keys / LTKs / IRKs, SMP LTK / IRK / CSRK, both byte orders);
 * reads in tshark with no malformed frame the original did not have, and with the same frames
@@ -50,8 +50,10 @@ KEY_FIELDS = (
     "btsmp.id_resolving_key",
     "btsmp.signature_key",
 )
-#: LL address fields (Vol 6 Part B §2.3)
+#: address fields of LE advertising (HCI reports, Vol 4 Part E §7.7.65.2; LL PDUs, Vol 6 Part B
+#: §2.3): what a damaged report or a packet failing its CRC holds there may be any 6 bytes
 LL_ADDRESSES = (
+    "bthci_evt.bd_addr",
     "btle.advertising_address",
     "btle.target_address",
     "btle.scanning_address",
@@ -101,7 +103,7 @@ class TsharkView:
     malformed: set[int] = field(default_factory=set)  # frame numbers
     bad_crc: set[int] = field(default_factory=set)  # frames failing their LE CRC
     keys: set[bytes] = field(default_factory=set)
-    #: addresses read only from LE packets that fail their CRC (noise: any 6 bytes)
+    #: addresses read only from malformed frames or LE packets failing their CRC (noise)
     noise: set[bytes] = field(default_factory=set)
 
 
@@ -126,7 +128,7 @@ def tshark_read(path: Path) -> TsharkView:
         if cols[2]:
             view.bad_crc.add(int(cols[0]))
         crcok, checked, valid = (c.lower() in ("1", "true") for c in cols[3:6])
-        noise = bool(cols[2]) or (cols[3] != "" and not crcok) or (checked and not valid)
+        noise = bool(cols[1] or cols[2]) or (cols[3] != "" and not crcok) or (checked and not valid)
         for col in cols[6 : 6 + n_addr]:
             for v in filter(None, col.split(",")):
                 (bad if noise else good).add(bytes.fromhex(v.replace(":", ""))[::-1])

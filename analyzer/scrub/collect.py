@@ -181,6 +181,7 @@ class Collector:
         self.name_read: dict[object, str] = {}
         self.obex_cids: dict[tuple[object, ...], int] = {}  # (conn, dir, cid) -> OBEX offset
         self.crc_init: dict[bytes, int] = {}  # access address -> LFSR start state
+        self.check_crc = True
 
     # -- driving ---------------------------------------------------------------------------------
     def run(self) -> Found:
@@ -193,6 +194,7 @@ class Collector:
         lens = f["length"].to_numpy()
         lts = f["link_type"].to_numpy()
         code = {k: i for i, k in enumerate(KINDS)}
+        self.check_crc = self._crcs_are_real(kinds, offs, lens)
         for k, d, o, n, lt in zip(kinds, dirs, offs.tolist(), lens.tolist(), lts.tolist(), strict=True):
             kc = code[k]
             p = bytes(self.buf[o : o + n])
@@ -207,6 +209,24 @@ class Collector:
             elif kc == K_MONITOR:
                 self.monitor(p, o, int(lt))
         return self.found
+
+    def _crcs_are_real(self, kinds: list[str], offs: np.ndarray, lens: np.ndarray) -> bool:
+        """Do this capture's advertising packets carry their real CRC? Some sniffers write a
+        constant or zeros there; then a failed check says nothing about the packet. Judged on
+        up to 400 advertising packets: most must check."""
+        ok = tried = 0
+        for k, o, n in zip(kinds, offs.tolist(), lens.tolist(), strict=True):
+            if k != "ll_adv" or n < 9:
+                continue
+            p = bytes(self.buf[o : o + n])
+            end = 6 + p[5]
+            if end + 3 > len(p):
+                continue
+            tried += 1
+            ok += ll_crc_state(p[4:end], ADV_CRC_STATE) == int.from_bytes(p[end : end + 3], "little")
+            if tried >= 400:
+                break
+        return tried > 0 and ok * 2 >= tried
 
     # -- AD / EIR structures (CSS Part A §1) -----------------------------------------------------
     def noisy_adv(self, hdr0: int, pay: bytes, ln: int, at: int) -> None:
@@ -610,7 +630,7 @@ class Collector:
             init = ADV_CRC_STATE if adv else self.crc_init.get(p[:4])
             got = int.from_bytes(p[crc_at : crc_at + 3], "little")
             # (a sniffer that does not keep the CRC writes zeros: nothing to check)
-            if got and init is not None and ll_crc_state(p[4:crc_at], init) != got:
+            if self.check_crc and got and init is not None and ll_crc_state(p[4:crc_at], init) != got:
                 if adv:  # noise: its address fields are remapped there and nowhere else
                     self.noisy_adv(hdr0, p[pay_at:], ln, o + pay_at)
                 elif hdr0 & 3 == 2 and len(pay) >= 5 and _u16(pay, 2) in (6, 7):

@@ -69,7 +69,7 @@ def l2cap_fcs(data: bytes) -> int:
     return crc
 
 
-# -- replacement ------------------------------------------------------------------------------------
+# -- replacement ------------------------------------------------------------
 def _windows6(data: np.ndarray, start: int, stop: int) -> np.ndarray:
     """Every 6-byte window beginning in ``start:stop`` as a little-endian uint64."""
     end = min(stop + 5, data.size)
@@ -170,10 +170,7 @@ def strip_pcapng(buf: bytes) -> tuple[bytes, int]:
             dropped += 1
             continue
         fixed = _FIXED.get(btype)
-        if btype == 6 and blen >= 32:  # EPB
-            cap = struct.unpack_from(e + "I", block, 20)[0]
-            fixed = 20 + cap + (-cap) % 4
-        elif btype == 2 and blen >= 32:  # PB (obsolete)
+        if (btype == 6 and blen >= 32) or (btype == 2 and blen >= 32):  # EPB
             cap = struct.unpack_from(e + "I", block, 20)[0]
             fixed = 20 + cap + (-cap) % 4
         if fixed is None or 8 + fixed > blen - 4:
@@ -209,14 +206,14 @@ def strip_pcapng(buf: bytes) -> tuple[bytes, int]:
     return bytes(out), dropped
 
 
-# -- the scrub ---------------------------------------------------------------------------------------
+# -- the scrub ------------------------------------------------------------
 def scrub(cap: Capture, *, seed: str | None = None, keep_oui: bool = False) -> ScrubResult:
     """Scrub ``cap`` (see the module docstring). ``seed`` makes the mapping reproducible."""
     found = collect(cap)
     mapper = Mapper(new_secret(seed), keep_oui=keep_oui, random_addresses=set(found.random))
-    for a in sorted(found.addresses):
-        mapper.address(a)
-    table = {a: f for a, f in mapper.addresses.items() if a != f}
+    for wire in sorted(found.addresses):
+        mapper.address(wire)
+    table = {w: f for w, f in mapper.addresses.items() if w != f}
     orig = cap.buffer
     out = bytearray(orig)
     counts: dict[str, int] = {}

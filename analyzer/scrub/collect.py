@@ -131,7 +131,8 @@ def ll_crc_state(data: bytes, state: int) -> int:
     """The BLE CRC LFSR (Vol 6 Part B §3.1.1, x^24+x^10+x^9+x^6+x^4+x^3+x+1), bits fed LSB first;
     with ``state`` = the bit-reversed CRCInit, the result is the CRC as its three little-endian
     bytes on the wire (as Wireshark's ``btle`` dissector reads them)."""
-    for c in data:
+    for byte in data:
+        c = byte
         for _ in range(8):
             nb = (state ^ c) & 1
             c >>= 1
@@ -183,7 +184,7 @@ class Collector:
         self.crc_init: dict[bytes, int] = {}  # access address -> LFSR start state
         self.check_crc = True
 
-    # -- driving ---------------------------------------------------------------------------------
+    # -- driving --------------------------------------------------------------------------------
     def run(self) -> Found:
         f = self.cap.frames
         if not f.height:
@@ -195,7 +196,9 @@ class Collector:
         lts = f["link_type"].to_numpy()
         code = {k: i for i, k in enumerate(KINDS)}
         self.check_crc = self._crcs_are_real(kinds, offs, lens)
-        for k, d, o, n, lt in zip(kinds, dirs, offs.tolist(), lens.tolist(), lts.tolist(), strict=True):
+        for k, d, o, n, lt in zip(
+            kinds, dirs, offs.tolist(), lens.tolist(), lts.tolist(), strict=True
+        ):
             kc = code[k]
             p = bytes(self.buf[o : o + n])
             if kc == K_COMMAND:
@@ -223,12 +226,14 @@ class Collector:
             if end + 3 > len(p):
                 continue
             tried += 1
-            ok += ll_crc_state(p[4:end], ADV_CRC_STATE) == int.from_bytes(p[end : end + 3], "little")
+            ok += ll_crc_state(p[4:end], ADV_CRC_STATE) == int.from_bytes(
+                p[end : end + 3], "little"
+            )
             if tried >= 400:
                 break
         return tried > 0 and ok * 2 >= tried
 
-    # -- AD / EIR structures (CSS Part A §1) -----------------------------------------------------
+    # -- AD / EIR structures (CSS Part A §1) ----------------------------------------------------
     def noisy_adv(self, hdr0: int, pay: bytes, ln: int, at: int) -> None:
         """Address fields and AD names of an advertising PDU that failed its CRC (§2.3). ``pay``
         runs to the end of the frame: a decoder reads an address past a length field that is
@@ -270,7 +275,7 @@ class Collector:
                     self.found.address(v[j : j + 6], t == 0x18)
             i += 1 + ln
 
-    # -- HCI commands (Vol 4 Part E §7) -----------------------------------------------------------
+    # -- HCI commands (Vol 4 Part E §7) ---------------------------------------------------------
     def command(self, p: bytes, o: int) -> None:
         if len(p) < 3:
             return
@@ -333,7 +338,7 @@ class Collector:
         elif op == 0x2026 and len(q) >= 64:  # LE Generate DHKey (remote public key: public)
             pass
 
-    # -- HCI events (Vol 4 Part E §7.7) -------------------------------------------------------------
+    # -- HCI events (Vol 4 Part E §7.7) ---------------------------------------------------------
     def event(self, p: bytes, o: int) -> None:
         if len(p) < 2:
             return
@@ -440,7 +445,7 @@ class Collector:
         elif sub == 0x09 and len(q) >= 34:  # LE Generate DHKey Complete
             fd.secret("dhkey", (qa + 2, 32), q[2:34])
 
-    # -- Linux monitor (BlueZ monitor/bt.h) ------------------------------------------------------------
+    # -- Linux monitor (BlueZ monitor/bt.h) -----------------------------------------------------
     def monitor(self, p: bytes, o: int, lt: int) -> None:
         hdr = None
         if lt == 2001 and o >= 16:
@@ -450,7 +455,7 @@ class Collector:
         if hdr == 0 and len(p) >= 8:  # New Index: type, bus, bdaddr, name
             self.found.address(p[2:8])
 
-    # -- ACL -> L2CAP (Vol 3 Part A §3) ------------------------------------------------------------
+    # -- ACL -> L2CAP (Vol 3 Part A §3) ---------------------------------------------------------
     def acl(self, p: bytes, o: int, d: str) -> None:
         if len(p) < 4:
             return
@@ -460,7 +465,9 @@ class Collector:
         self.at_lines(data, at)
         self.l2cap_fragment(("acl", handle), d, pb != 1, data, at)
 
-    def l2cap_fragment(self, conn: tuple[object, ...], d: str, start: bool, data: bytes, at: int) -> None:
+    def l2cap_fragment(
+        self, conn: tuple[object, ...], d: str, start: bool, data: bytes, at: int
+    ) -> None:
         key = (conn, d)
         if start:
             if len(data) < 4:
@@ -543,7 +550,7 @@ class Collector:
             self.found.name(value[pos - start : pos - start + n], at)
             pos += n
 
-    # -- OBEX over L2CAP (GOEP 2.0; IrOBEX §3) -----------------------------------------------------------
+    # -- OBEX over L2CAP (GOEP 2.0; IrOBEX §3) --------------------------------------------------
     def obex(self, conn: object, d: str, cid: int, pdu: Pdu, body: bytes) -> None:
         key = (conn, d, cid)
         start = self.obex_cids.get(key)
@@ -602,7 +609,7 @@ class Collector:
             else:
                 i += 2 if enc == 2 else 5
 
-    # -- HFP AT lines (numbers, caller names) -------------------------------------------------
+    # -- HFP AT lines (numbers, caller names) ---------------------------------------------------
     def at_lines(self, data: bytes, at: int) -> None:
         if b"+C" not in data and b"ATD" not in data and b"+BINP" not in data:
             return
@@ -614,7 +621,7 @@ class Collector:
             if m.group(1):
                 self.found.name(m.group(1), at + m.start(1))
 
-    # -- LE link layer (Vol 6 Part B §2.3-2.4) -------------------------------------------------------
+    # -- LE link layer (Vol 6 Part B §2.3-2.4) --------------------------------------------------
     def ll(self, p: bytes, o: int, d: str, adv: bool) -> None:
         if len(p) < 6:
             return
@@ -630,7 +637,12 @@ class Collector:
             init = ADV_CRC_STATE if adv else self.crc_init.get(p[:4])
             got = int.from_bytes(p[crc_at : crc_at + 3], "little")
             # (a sniffer that does not keep the CRC writes zeros: nothing to check)
-            if self.check_crc and got and init is not None and ll_crc_state(p[4:crc_at], init) != got:
+            if (
+                self.check_crc
+                and got
+                and init is not None
+                and ll_crc_state(p[4:crc_at], init) != got
+            ):
                 if adv:  # noise: its address fields are remapped there and nowhere else
                     self.noisy_adv(hdr0, p[pay_at:], ln, o + pay_at)
                 elif hdr0 & 3 == 2 and len(pay) >= 5 and _u16(pay, 2) in (6, 7):
@@ -646,10 +658,7 @@ class Collector:
             if t in (0, 2, 4, 6):  # ADV_IND, ADV_NONCONN_IND, SCAN_RSP, ADV_SCAN_IND
                 fd.address(pay[:6], tx)
                 self.ad(pay[6:], o + pay_at + 6)
-            elif t == 1:  # ADV_DIRECT_IND
-                fd.address(pay[:6], tx)
-                fd.address(pay[6:12], rx)
-            elif t in (3, 5):  # SCAN_REQ / CONNECT_IND
+            elif t == 1 or t in (3, 5):  # ADV_DIRECT_IND
                 fd.address(pay[:6], tx)
                 fd.address(pay[6:12], rx)
             elif t in (7, 8) and pay:  # extended header (§2.3.4)

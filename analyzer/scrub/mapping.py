@@ -70,9 +70,13 @@ class Mapper:
             else:
                 d[0] = (d[0] & 0xFC) | 0x02  # locally administered, unicast
             cand = bytes(d[::-1])
-            if cand not in taken and cand not in SPECIAL_ADDRESSES and cand != wire:
-                if cand not in self.addresses:
-                    break
+            if (
+                cand != wire
+                and cand not in taken
+                and identifying(cand)
+                and cand not in self.addresses
+            ):
+                break
             counter += 1
         self.addresses[wire] = cand
         return cand
@@ -105,6 +109,8 @@ class Mapper:
             if 0x30 <= c <= 0x39:
                 out[i] = 0x30 + mac[i % len(mac)] % 10
         if bytes(out) == original:  # vanishingly rare: force a change
-            out = bytearray((0x36 if c == 0x35 else 0x35) if 0x30 <= c <= 0x39 else c for c in original)
+            out = bytearray(
+                (0x36 if c == 0x35 else 0x35) if 0x30 <= c <= 0x39 else c for c in original
+            )
         self.numbers[original] = bytes(out)
         return self.numbers[original]

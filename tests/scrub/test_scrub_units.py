@@ -1,0 +1,190 @@
+"""The scrubber's parts: the address mapping keeps address types, the LE CRC and its linear fix,
+HFP numbers and caller names, pcapng comments, and the ``scrub`` command line (issue 23).
+
+The small captures here are built by hand where bumble cannot produce the content (a pcapng
+comment, an HFP +CLIP line carrying a caller id): each frame follows the spec layout named in
+its builder.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.cli import cli
+from analyzer.decode.at import parse_line, split_lines
+from analyzer.readers import load
+from analyzer.scrub import l2cap_fcs, scrub
+from analyzer.scrub.collect import ADV_CRC_STATE, ll_crc_state
+from analyzer.scrub.mapping import Mapper, identifying, new_secret
+from tests.builders import PcapngBuilder
+from tests.oracle import need_tshark, run_tshark
+
+#: an ADV_IND as mikeryan/crackle's le_secure_connections.pcapng holds it (frame 1): access
+#: address, header, AdvA + AD (Flags, 16-bit UUIDs, Complete Local Name), CRC
+ADV_IND = bytes.fromhex(
+    "d6be898e 4021 16234282437d 02011a 03031118 13 09416c657274204e6f74696669636174696f6e e5b902"
+)
+
+
+def display(wire: bytes) -> bytes:
+    return wire[::-1]
+
+
+# -- the mapping ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("top", [0xC0, 0x40, 0x00])
+def test_a_random_address_keeps_its_kind(top: int) -> None:
+    """Static (11), resolvable (01) and non-resolvable (00) private addresses stay what they are
+    (Core Vol 6 Part B §1.3.2)."""
+    m = Mapper(new_secret("s"))
+    for i in range(50):
+        wire = bytes([i + 1, 0x22, 0x33, 0x44, 0x55, top | 0x15])
+        m.random_addresses.add(wire)
+        fake = m.address(wire)
+        assert fake != wire
+        assert display(fake)[0] & 0xC0 == top
+
+
+def test_a_public_address_gets_a_local_oui_unless_kept() -> None:
+    wire = bytes.fromhex("9ef4c62d6594")  # 94:65:2D:C6:F4:9E
+    fake = display(Mapper(new_secret("s")).address(wire))
+    assert fake[0] & 0x03 == 0x02  # locally administered, unicast: no vendor's OUI
+    kept = display(Mapper(new_secret("s"), keep_oui=True).address(wire))
+    assert kept[:3] == bytes.fromhex("94652d") and kept[3:] != bytes.fromhex("c6f49e")
+
+
+def test_the_mapping_is_consistent_per_run_and_keyed_by_the_secret() -> None:
+    wire = bytes.fromhex("9ef4c62d6594")
+    a, b = Mapper(new_secret("one")), Mapper(new_secret("two"))
+    assert a.address(wire) == a.address(wire) == Mapper(new_secret("one")).address(wire)
+    assert a.address(wire) != b.address(wire)
+    assert a.name(b"Pixel Buds") != b.name(b"Pixel Buds")
+    assert len(a.name("Daniele’s MacBook".encode())) == len("Daniele’s MacBook".encode())
+    c = Mapper(new_secret("s"))  # the scrubber maps the longest names first:
+    assert c.name(b"Pixel Buds A-Series").startswith(c.name(b"Pixel"))  # a shortened name
+    assert Mapper(new_secret(None)).address(wire) != Mapper(new_secret(None)).address(wire)
+
+
+def test_filler_is_not_an_address() -> None:
+    assert not identifying(bytes(6))
+    assert not identifying(bytes.fromhex("010100000000"))
+    assert identifying(bytes.fromhex("000000aa7159"))  # Android-redacted: OUI kept
+
+
+def test_numbers_keep_their_shape() -> None:
+    m = Mapper(new_secret("s"))
+    fake = m.number(b"+15551234567")
+    assert len(fake) == 12 and fake[:1] == b"+" and fake != b"+15551234567" and fake.isascii()
+
+
+# -- LE CRC and L2CAP FCS ------------------------------------------------------------
+def test_ll_crc_matches_a_real_packet_and_fixes_linearly() -> None:
+    """Vol 6 Part B §3.1.1: the CRC of a real advertising packet; changing payload bytes and
+    XOR-ing the CRC of the difference (from a zero state) gives the new packet's CRC."""
+    pdu, crc = ADV_IND[4:-3], int.from_bytes(ADV_IND[-3:], "little")
+    assert ll_crc_state(pdu, ADV_CRC_STATE) == crc
+    new = bytearray(pdu)
+    new[2:8] = bytes.fromhex("112233445566")
+    diff = bytes(x ^ y for x, y in zip(pdu, new, strict=True))
+    assert ll_crc_state(bytes(new), ADV_CRC_STATE) == crc ^ ll_crc_state(diff, 0)
+
+
+def test_l2cap_fcs_of_a_real_ertm_frame() -> None:
+    """cheoljun99's OBEX Connect response I-frame (L2CAP header, control, OBEX, FCS 0xa7fb)."""
+    frame = bytes.fromhex("0f0068000403a0000bcb00000001490003fba7")
+    assert l2cap_fcs(frame[:-2]) == 0xA7FB
+
+
+# -- built captures ------------------------------------------------------------
+def _btsnoop(records: list[tuple[bool, bytes]]) -> bytes:
+    """btsnoop v1, datalink 1002 (H4): (received, H4 packet) per record."""
+    out = bytearray(b"btsnoop\x00" + struct.pack(">II", 1, 1002))
+    t = 0x00E03AB44A676000
+    for received, pkt in records:
+        t += 1000
+        flags = (1 if received else 0) | (2 if pkt[0] in (1, 4) else 0)
+        out += struct.pack(">IIIIq", len(pkt), len(pkt), flags, 0, t) + pkt
+    return bytes(out)
+
+
+def _rfcomm_acl(text: bytes, handle: int = 0x000B) -> bytes:
+    """H4 ACL (Vol 4 Part E §5.4.2) / L2CAP basic frame on CID 0x0041 / RFCOMM UIH on DLCI 2
+    (TS 07.10 §5.2.1: address, control 0xEF, length, information, FCS over address+control)."""
+    rf = bytes([0x0B, 0xEF, (len(text) << 1) | 1]) + text + b"\x9a"
+    l2 = struct.pack("<HH", len(rf), 0x0041) + rf
+    return b"\x02" + struct.pack("<HH", handle | 0x2000, len(l2)) + l2
+
+
+def test_hfp_numbers_and_caller_names_are_replaced(tmp_path: Path) -> None:
+    lines = [
+        b'\r\n+CLIP: "+15551234567",145,,,"Alice Example"\r\n',
+        b'\r\n+CCWA: "0612345678",129,1\r\n',
+        b"ATD+15557654321;\r",
+        b'\r\n+CNUM: ,"5559876543",129,,4\r\n',
+    ]
+    path = tmp_path / "hfp.btsnoop"
+    path.write_bytes(_btsnoop([(i % 2 == 0, _rfcomm_acl(t)) for i, t in enumerate(lines)]))
+    result = scrub(load(path), seed="s")
+    secrets = [b"15551234567", b"0612345678", b"15557654321", b"5559876543", b"Alice Example"]
+    original = path.read_bytes()
+    assert all(s in original for s in secrets)
+    assert len(result.data) == len(original)
+    assert not [s for s in secrets if s in result.data]
+    assert result.counts["numbers"] == 4
+    # the lines still read as the same AT results/commands, same lengths
+    out = tmp_path / "scrubbed.btsnoop"
+    out.write_bytes(result.data)
+    cap = load(out)
+    for i, text in enumerate(lines):
+        got = cap.payload(i + 1)[4 + 4 + 3 : -1]
+        before, after = parse_line(split_lines(text)[0]), parse_line(split_lines(got)[0])
+        assert len(got) == len(text)
+        assert (after.kind, after.name, len(after.params)) == (
+            before.kind,
+            before.name,
+            len(before.params),
+        )
+
+
+def _link_key_notification(addr: bytes, key: bytes) -> bytes:
+    """H4 event: Link Key Notification (Vol 4 Part E §7.7.24): BD_ADDR, key, key type."""
+    return b"\x04\x18\x17" + addr + key + b"\x05"
+
+
+def test_pcapng_comments_go_and_keys_are_zeroed(tmp_path: Path) -> None:
+    addr = bytes.fromhex("9ef4c62d6594")
+    key = bytes(range(0x10, 0x20))
+    b = PcapngBuilder().shb().idb(201)
+    b.epb(0, 1, struct.pack(">I", 1) + _link_key_notification(addr, key), comment="sesskey=abcd")
+    b.epb(0, 2, struct.pack(">I", 1) + b"\x04\x0e\x04\x01\x03\x0c\x00", comment="second")
+    path = tmp_path / "in.pcapng"
+    path.write_bytes(b.bytes())
+    result = scrub(load(path), seed="s")
+    assert result.format == "pcapng" and not result.rewritten
+    assert b"sesskey" not in result.data and b"second" not in result.data
+    assert key not in result.data and addr not in result.data and addr[::-1] not in result.data
+    out = tmp_path / "out.pcapng"
+    out.write_bytes(result.data)
+    again = load(out)
+    assert len(again) == 2 and not again.comments
+    need_tshark()
+    assert len(run_tshark(out).splitlines()) == 2
+
+
+def test_cli_scrub(tmp_path: Path) -> None:
+    addr = bytes.fromhex("9ef4c62d6594")
+    path = tmp_path / "in.btsnoop"
+    path.write_bytes(_btsnoop([(True, _link_key_notification(addr, bytes(range(16, 32))))]))
+    out = tmp_path / "out.btsnoop"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["scrub", str(path), "-o", str(out), "--seed", "s", "--keep-oui"])
+    assert res.exit_code == 0, res.output
+    assert "1 addresses remapped" in res.output and "1 key/PIN/passkey" in res.output
+    data = out.read_bytes()
+    assert data == scrub(load(path), seed="s", keep_oui=True).data
+    assert addr not in data and addr[3:] in data  # the OUI (top 3 octets) kept
+    bad = runner.invoke(cli, ["scrub", str(tmp_path / "missing"), "-o", str(out)])
+    assert bad.exit_code == 2 and "no such file" in bad.output

@@ -312,3 +312,15 @@ def scrub(cap: Capture, *, seed: str | None = None, keep_oui: bool = False) -> S
 
 def write_scrubbed(result: ScrubResult, out: IO[bytes]) -> None:
     out.write(result.data)
+
+
+def scrubbed_capture(cap: Capture, *, seed: str | None = None) -> tuple[Capture, Mapper]:
+    """``cap`` scrubbed and read back (``analyze --anonymize``): its analysis names only fake
+    addresses and placeholder names. The original path is kept for the report."""
+    from analyzer.readers import Source, filtered, read_source
+
+    result = scrub(cap, seed=seed)
+    src = Source(buffer=result.data, path=cap.meta.path, size=len(result.data))
+    out = read_source(src)
+    filtered.apply(out)
+    return out, result.mapper

@@ -81,6 +81,15 @@ class Mapper:
         self.addresses[wire] = cand
         return cand
 
+    def display_fake(self, text: str) -> str | None:
+        """The fake of an ``AA:BB:CC:DD:EE:FF`` address mapped in this run (None if unknown)."""
+        try:
+            wire = bytes.fromhex(text.replace(":", "").replace("-", ""))[::-1]
+        except ValueError:
+            return None
+        fake = self.addresses.get(wire)
+        return None if fake is None else ":".join(f"{b:02X}" for b in fake[::-1])
+
     def name(self, original: bytes) -> bytes:
         """A same-length ASCII placeholder; a name that is a prefix of a longer known name (a
         Shortened Local Name) gets the prefix of that name's placeholder."""

@@ -8,6 +8,7 @@ its builder.
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -188,3 +189,36 @@ def test_cli_scrub(tmp_path: Path) -> None:
     assert addr not in data and addr[3:] in data  # the OUI (top 3 octets) kept
     bad = runner.invoke(cli, ["scrub", str(tmp_path / "missing"), "-o", str(out)])
     assert bad.exit_code == 2 and "no such file" in bad.output
+
+
+# -- analyze --anonymize --------------------------------------------------------------------------
+BUNDLED = Path(__file__).resolve().parents[2] / "captures" / "real"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["francozappa_bluffs_sc-pixelbuds-aseries.pcapng", "Swastik36_OPPO-Earbuds_btsnoop_hci.log"],
+)
+def test_analyze_anonymize(name: str) -> None:
+    """The anonymized report has the same findings and names no original address or name."""
+    path = BUNDLED / name
+    runner = CliRunner()
+    plain = runner.invoke(cli, ["analyze", str(path), "--json"])
+    anon = runner.invoke(cli, ["analyze", str(path), "--json", "--anonymize"])
+    assert plain.exit_code == anon.exit_code == 0, anon.output
+    a, b = json.loads(plain.output), json.loads(anon.output)
+    assert sorted((f["id"], f["count"]) for f in a["findings"]) == sorted(
+        (f["id"], f["count"]) for f in b["findings"]
+    )
+    addresses = {d["address"] for d in a["devices"]}
+    names = {d["name"] for d in a["devices"] if d.get("name") and len(d["name"]) >= 4}
+    assert addresses and names
+    text = anon.output.upper()
+    assert not [x for x in addresses if x.upper() in text]
+    assert not [n for n in names if n in anon.output]
+    assert len(b["devices"]) == len(a["devices"])
+    # --device with an original address selects its fake
+    first = sorted(addresses)[0]
+    one = runner.invoke(cli, ["analyze", str(path), "--json", "--anonymize", "--device", first])
+    assert one.exit_code == 0, one.output
+    assert first.upper() not in one.output.upper()

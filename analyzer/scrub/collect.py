@@ -42,6 +42,7 @@ from analyzer.capture import (
 )
 from analyzer.decode.hci_commands import decode_command
 from analyzer.decode.hci_events import decode_event
+from analyzer.decode.rfcomm import decode_rfcomm
 
 Span = tuple[int, int]  # (absolute offset in the buffer, length)
 
@@ -127,6 +128,82 @@ class Pdu:
         return s[0][0] if s else -1
 
 
+def _obex_connect(pk: bytes) -> bool:
+    """Is ``pk`` an OBEX Connect request or its success response (IrOBEX §3.4.1)?"""
+    return (
+        len(pk) >= 7 and pk[0] in (0x80, 0xA0) and (pk[1] << 8 | pk[2]) == len(pk) and pk[3] == 0x10
+    )
+
+
+class ObexStream:
+    """OBEX packets (IrOBEX §3.1-3.4) read as a byte stream across frames, so that a header
+    value split over L2CAP segments or RFCOMM frames is blanked in every piece. The first
+    packet of a channel is its Connect (request or response: 4 more header bytes)."""
+
+    def __init__(self) -> None:
+        self.state = "op"
+        self.acc = bytearray()  # bytes of a field being read
+        self.need = 0  # bytes still to read in the current field / value / skip
+        self.pkt_left = 0
+        self.first = True
+        self.blank = False
+
+    def feed(self, pdu: Pdu, start: int, end: int, out: list[Span]) -> None:
+        b = pdu.data
+        i = start
+        if self.state == "lost":  # resynchronise on a frame boundary
+            self.state, self.acc = "op", bytearray()
+        while i < end:
+            if self.state in ("op", "len"):
+                want = 3 if self.state == "op" else 2
+                take = min(want - len(self.acc), end - i)
+                self.acc += b[i : i + take]
+                i += take
+                if self.state == "len":
+                    self.pkt_left -= take
+                if len(self.acc) < want:
+                    break
+                if self.state == "op":
+                    op, plen = self.acc[0], (self.acc[1] << 8) | self.acc[2]
+                    if plen < 3:
+                        self.state = "lost"
+                        return
+                    self.pkt_left = plen - 3
+                    extra = 4 if op == 0x80 or self.first else 2 if op & 0x7F == 0x05 else 0
+                    self.first = False
+                    self.state, self.need, self.blank = "skip", min(extra, self.pkt_left), False
+                else:
+                    ln = (self.acc[0] << 8) | self.acc[1]
+                    if ln < 3:
+                        self.state = "lost"
+                        return
+                    self.state, self.need = "val", min(ln - 3, self.pkt_left)
+                self.acc = bytearray()
+            elif self.state in ("skip", "val"):
+                take = min(self.need, end - i)
+                if self.state == "val" and self.blank and take:
+                    out.extend(pdu.spans(i, take))
+                i += take
+                self.need -= take
+                self.pkt_left -= take
+                if self.need:
+                    break
+                self.state = "hi"
+            elif self.state == "hi":
+                hi = b[i]
+                i += 1
+                self.pkt_left -= 1
+                enc = hi >> 6
+                if enc in (0, 1):
+                    self.state, self.blank = "len", hi in _OBEX_BLANK
+                else:
+                    self.state, self.need, self.blank = "skip", 1 if enc == 2 else 4, False
+            if self.state == "hi" and self.pkt_left <= 0:  # the packet is done
+                self.state = "op"
+        if self.state == "hi" and self.pkt_left <= 0:
+            self.state = "op"
+
+
 def ll_crc_state(data: bytes, state: int) -> int:
     """The BLE CRC LFSR (Vol 6 Part B §3.1.1, x^24+x^10+x^9+x^6+x^4+x^3+x+1), bits fed LSB first;
     with ``state`` = the bit-reversed CRCInit, the result is the CRC as its three little-endian
@@ -181,6 +258,7 @@ class Collector:
         self.name_handles: dict[object, set[int]] = {}
         self.name_read: dict[object, str] = {}
         self.obex_cids: dict[tuple[object, ...], int] = {}  # (conn, dir, cid) -> OBEX offset
+        self.obex_streams: dict[tuple[object, ...], ObexStream] = {}
         self.crc_init: dict[bytes, int] = {}  # access address -> LFSR start state
         self.check_crc = True
 
@@ -552,62 +630,44 @@ class Collector:
 
     # -- OBEX over L2CAP (GOEP 2.0; IrOBEX §3) --------------------------------------------------
     def obex(self, conn: object, d: str, cid: int, pdu: Pdu, body: bytes) -> None:
+        """OBEX on an L2CAP channel (GOEP 2.0, basic or ERTM mode), else OBEX in the UIH frames
+        of an RFCOMM channel (GOEP 1.x) carried there."""
         key = (conn, d, cid)
         start = self.obex_cids.get(key)
-        first = start is None
         if start is None:
             for off, fcs in ((0, 0), (2, 2)):  # basic mode, or ERTM with control field and FCS
-                pk = body[off : len(body) - fcs]
-                if (
-                    len(pk) >= 7
-                    and pk[0] in (0x80, 0xA0)
-                    and (pk[1] << 8 | pk[2]) == len(pk)
-                    and pk[3] == 0x10
-                ):
+                if _obex_connect(body[off : len(body) - fcs]):
                     self.obex_cids[key] = start = off
+                    self.obex_streams[key] = ObexStream()
                     break
             if start is None:
+                self.rfcomm(key, pdu, body)
                 return
-        ertm = start == 2
-        if ertm:
+        stream = self.obex_streams[key]
+        if start == 2:  # ERTM (Vol 3 Part A §3.3.2): control, [SDU length], payload, FCS
             ctrl = _u16(body, 0)
             if ctrl & 1:  # S-frame: no payload
                 return
             self.found.fcs.append(pdu.spans(0, pdu.total))
             sar = (ctrl >> 14) & 3
-            payload_at = 4 + 2 + (2 if sar == 1 else 0)
-            end = pdu.total - 2
-            if sar in (2, 3):  # continuation / end of an SDU: body bytes of an OBEX packet
-                self.found.obex.extend(pdu.spans(payload_at, end - payload_at))
-                return
+            at = 4 + 2 + (2 if sar == 1 else 0)
+            stream.feed(pdu, at, pdu.total - 2, self.found.obex)
         else:
-            payload_at, end = 4, pdu.total
-        self._obex_packet(pdu, payload_at, end, first)
+            stream.feed(pdu, 4, pdu.total, self.found.obex)
 
-    def _obex_packet(self, pdu: Pdu, at: int, end: int, first: bool) -> None:
-        b = pdu.data
-        if at + 3 > end:
+    def rfcomm(self, key: tuple[object, ...], pdu: Pdu, body: bytes) -> None:
+        """An RFCOMM UIH frame (TS 07.10 §5.2) whose channel opened with an OBEX Connect."""
+        fr = decode_rfcomm(body)
+        if fr.anomaly or not fr.fcs_ok or fr.frame_type != 0xEF or not fr.dlci or not fr.payload:
             return
-        op = b[at]
-        i = at + 3
-        if op == 0x80 or first:  # Connect and its response: version, flags, max length
-            i += 4
-        elif (op & 0x7F) == 0x05:  # SetPath: flags, constants
-            i += 2
-        while i < end:
-            hi = b[i]
-            enc = hi >> 6
-            if enc in (0, 1):
-                if i + 3 > end:
-                    break
-                ln = (b[i + 1] << 8) | b[i + 2]
-                if ln < 3:
-                    break
-                if hi in _OBEX_BLANK:
-                    self.found.obex.extend(pdu.spans(i + 3, min(ln, end - i) - 3))
-                i += ln
-            else:
-                i += 2 if enc == 2 else 5
+        skey = (*key, fr.dlci)
+        at = 4 + len(body) - 1 - len(fr.payload)
+        stream = self.obex_streams.get(skey)
+        if stream is None:
+            if not _obex_connect(fr.payload):
+                return
+            stream = self.obex_streams[skey] = ObexStream()
+        stream.feed(pdu, at, at + len(fr.payload), self.found.obex)
 
     # -- HFP AT lines (numbers, caller names) ---------------------------------------------------
     def at_lines(self, data: bytes, at: int) -> None:

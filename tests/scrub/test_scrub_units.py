@@ -222,3 +222,31 @@ def test_analyze_anonymize(name: str) -> None:
     one = runner.invoke(cli, ["analyze", str(path), "--json", "--anonymize", "--device", first])
     assert one.exit_code == 0, one.output
     assert first.upper() not in one.output.upper()
+
+
+def _obex_put(name: str, body: bytes) -> bytes:
+    """OBEX Put (IrOBEX §3.4.3): Name (unicode, 0x01), Type (0x42), Body (0x48) headers."""
+    uname = name.encode("utf-16-be") + b"\x00\x00"
+    hdrs = b"\x01" + struct.pack(">H", 3 + len(uname)) + uname
+    hdrs += b"\x42" + struct.pack(">H", 3 + 11) + b"text/plain\x00"
+    hdrs += b"\x48" + struct.pack(">H", 3 + len(body)) + body
+    return b"\x02" + struct.pack(">H", 3 + len(hdrs)) + hdrs
+
+
+def test_obex_over_rfcomm_is_blanked_across_frames(tmp_path: Path) -> None:
+    """OPP over RFCOMM (GOEP 1.x): Connect, then a Put whose Body runs over two UIH frames; the
+    Name and Body values are zeroed in both frames, the Type and the framing stay."""
+    connect = bytes.fromhex("80 0007 10 00 0400")  # Connect: length 7, OBEX 1.0, max 1024
+    put = _obex_put("secret-contacts.vcf", b"BEGIN:VCARD\r\nTEL:+15551234567\r\nEND:VCARD")
+    cut = len(put) - 20
+    path = tmp_path / "opp.btsnoop"
+    path.write_bytes(
+        _btsnoop([(False, _rfcomm_acl(connect)), (False, _rfcomm_acl(put[:cut])),
+                  (False, _rfcomm_acl(put[cut:]))])
+    )  # fmt: skip
+    result = scrub(load(path), seed="s")
+    data = result.data
+    assert "secret-contacts".encode("utf-16-be") not in data
+    assert b"VCARD" not in data and b"5551234567" not in data and b"END:" not in data
+    assert b"text/plain" in data and len(data) == len(path.read_bytes())
+    assert result.counts["obex_ranges_blanked"] == 3  # Name, Body in frame 2, Body in frame 3

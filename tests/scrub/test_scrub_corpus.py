@@ -35,7 +35,7 @@ from analyzer.scrub import GLOBAL_MIN, scrub
 from analyzer.scrub.mapping import identifying
 from analyzer.writers import choose_format, write
 from tests.conftest import analysis_of, shared_captures
-from tests.oracle import PPI_USER_DLT, need_tshark, run_tshark
+from tests.oracle import need_tshark, tshark_where
 
 ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 #: tshark fields holding keys (HCI Vol 4 Part E §7.1.10, §7.7.24, §7.8.24-25, §7.8.38; SMP
@@ -107,20 +107,16 @@ class TsharkView:
     noise: set[bytes] = field(default_factory=set)
 
 
-def tshark_read(path: Path) -> TsharkView:
+def as_tshark_reads(path: Path) -> TsharkView:
     """What tshark reads in ``path`` (see :class:`TsharkView`)."""
     display = " || ".join(("_ws.malformed", "btle.crc.incorrect", *LL_ADDRESSES, *KEY_FIELDS))
     fields = ["frame.number", "_ws.malformed", "btle.crc.incorrect", *SNIFFER_CRC, *LL_ADDRESSES]
     fields += KEY_FIELDS
-    args = ["-o", PPI_USER_DLT, "-Y", display, "-T", "fields", "-E", "occurrence=a"]
-    for f in fields:
-        args += ["-e", f]
     view = TsharkView()
     good: set[bytes] = set()
     bad: set[bytes] = set()
     n_addr = len(LL_ADDRESSES)
-    for line in run_tshark(path, *args).splitlines():
-        cols = line.split("\t")
+    for cols in tshark_where(path, display, *fields, occurrence="a"):
         if len(cols) < len(fields) or not cols[0]:
             continue
         if cols[1]:
@@ -176,7 +172,7 @@ def test_scrubbed_capture_keeps_the_diagnosis_and_no_secret(path: Path, tmp_path
     assert len(again.devices) == len(original.devices)
 
     # tshark: no new malformed frame, as many CRC failures as before
-    before, after = tshark_read(ref), tshark_read(out)
+    before, after = as_tshark_reads(ref), as_tshark_reads(out)
     new = sorted(after.malformed - before.malformed)
     assert not new, f"new malformed frames: {new[:10]}"
     # CRCs stay right (or wrong) where tshark got as far as the CRC in both files

@@ -196,12 +196,15 @@ BUNDLED = Path(__file__).resolve().parents[2] / "captures" / "real"
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["francozappa_bluffs_sc-pixelbuds-aseries.pcapng", "Swastik36_OPPO-Earbuds_btsnoop_hci.log"],
+    "path",
+    [
+        BUNDLED / "francozappa_bluffs_sc-pixelbuds-aseries.pcapng",
+        BUNDLED / "Swastik36_OPPO-Earbuds_btsnoop_hci.log",
+    ],
+    ids=lambda p: p.name,
 )
-def test_analyze_anonymize(name: str) -> None:
+def test_analyze_anonymize(path: Path) -> None:
     """The anonymized report has the same findings and names no original address or name."""
-    path = BUNDLED / name
     runner = CliRunner()
     plain = runner.invoke(cli, ["analyze", str(path), "--json"])
     anon = runner.invoke(cli, ["analyze", str(path), "--json", "--anonymize"])

@@ -22,7 +22,7 @@ from analyzer.scrub import l2cap_fcs, scrub
 from analyzer.scrub.collect import ADV_CRC_STATE, ll_crc_state
 from analyzer.scrub.mapping import Mapper, identifying, new_secret
 from tests.builders import PcapngBuilder
-from tests.oracle import need_tshark, run_tshark
+from tests.oracle import need_tshark, run_tshark, tshark_where
 
 #: an ADV_IND as mikeryan/crackle's le_secure_connections.pcapng holds it (frame 1): access
 #: address, header, AdvA + AD (Flags, 16-bit UUIDs, Complete Local Name), CRC
@@ -253,3 +253,34 @@ def test_obex_over_rfcomm_is_blanked_across_frames(tmp_path: Path) -> None:
     assert b"VCARD" not in data and b"5551234567" not in data and b"END:" not in data
     assert b"text/plain" in data and len(data) == len(path.read_bytes())
     assert result.counts["obex_ranges_blanked"] == 3  # Name, Body in frame 2, Body in frame 3
+
+
+def test_pins_passkeys_and_ltks_are_zeroed(tmp_path: Path) -> None:
+    """PIN Code Request Reply (§7.1.12), User Passkey Request Reply (§7.1.33), User Passkey
+    Notification (§7.7.48), LE Long Term Key Request Reply (§7.8.25), LE Enable Encryption
+    (§7.8.24): the values are zeroed, the parameters around them stay, and tshark reads zeros."""
+    addr = bytes.fromhex("9ef4c62d6594")
+    pin = b"8264" + bytes(12)
+    ltk = bytes(range(0xA0, 0xB0))
+    records = [
+        (False, b"\x01\x0d\x04\x17" + addr + b"\x04" + pin),
+        (False, b"\x01\x2e\x04\x0a" + addr + struct.pack("<I", 734051)),
+        (True, b"\x04\x3b\x0a" + addr + struct.pack("<I", 734051)),
+        (False, b"\x01\x1a\x20\x12" + b"\x40\x00" + ltk),
+        (False, b"\x01\x19\x20\x1c" + b"\x40\x00" + bytes(range(8)) + b"\x12\x34" + ltk),
+    ]
+    path = tmp_path / "keys.btsnoop"
+    path.write_bytes(_btsnoop(records))
+    result = scrub(load(path), seed="s")
+    data = result.data
+    assert b"8264" not in data and struct.pack("<I", 734051) not in data and ltk not in data
+    assert bytes(range(8)) + b"\x12\x34" in data  # Rand and EDIV name the key, not secret
+    assert result.counts["zeroed_pin"] == 1 and result.counts["zeroed_passkey"] == 2
+    assert result.counts["zeroed_ltk"] == 2
+    out = tmp_path / "out.btsnoop"
+    out.write_bytes(data)
+    need_tshark()
+    rows = tshark_where(out, "bthci_cmd || bthci_evt", "bthci_cmd.pin_code", "bthci_cmd.passkey",
+                        "bthci_evt.passkey", "bthci_cmd.le_long_term_key")  # fmt: skip
+    values = [v for row in rows for v in row if v]
+    assert values and all(set(v.replace(":", "")) <= {"0"} for v in values), values

@@ -24,10 +24,10 @@ when it holds LE link-layer frames) by :mod:`analyzer.writers`.
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import IO
 
 import numpy as np
 
@@ -303,15 +303,10 @@ def scrub(cap: Capture, *, seed: str | None = None, keep_oui: bool = False) -> S
         return ScrubResult(data, fmt, False, mapper, found, counts, warnings)
     new_cap = Capture(meta=cap.meta, frames=cap.frames, buffer=bytes(out), comments={})
     outfmt = choose_format(new_cap)
-    import io
 
     sink = io.BytesIO()
     warnings += write(new_cap, sink, outfmt)
     return ScrubResult(sink.getvalue(), outfmt, True, mapper, found, counts, warnings)
-
-
-def write_scrubbed(result: ScrubResult, out: IO[bytes]) -> None:
-    out.write(result.data)
 
 
 def scrubbed_capture(cap: Capture, *, seed: str | None = None) -> tuple[Capture, Mapper]:

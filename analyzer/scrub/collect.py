@@ -445,8 +445,6 @@ class Collector:
                 fd.address(q[1 + size * j : 7 + size * j])
             if ev == 0x2F and len(q) > 15:
                 self.ad(q[15:255], qa + 15)
-        elif ev in (0x03, 0x04, 0x12, 0x2C, 0x17, 0x16, 0x31, 0x32, 0x33, 0x34, 0x36, 0x38, 0x3D):
-            pass  # BD_ADDR events: taken from the decoder above
         elif ev == 0x0E and len(q) >= 4:
             self.command_complete(q[1] | (q[2] << 8), q[3:], qa + 3)
         elif ev == 0x3E and q:
@@ -743,7 +741,3 @@ class Collector:
 def collect(cap: Capture) -> Found:
     """What ``cap`` gives away (see the module docstring)."""
     return Collector(cap).run()
-
-
-def as_array(cap: Capture) -> np.ndarray:
-    return np.frombuffer(cap.buffer, dtype=np.uint8)

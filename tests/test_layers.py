@@ -25,6 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     # pages read stored analyses; uploads are analysed by the store's worker
     "dashboards": {"model", "rules", "report", "store", "diff"},
     "diff": {"model"},
+    # the scrubber rewrites wire bytes in place with the decoders' help (issue 23)
+    "scrub": {"capture", "decode", "model", "readers", "writers"},
 }
 #: wire parsing: byte unpacking, integer assembly from bytes, shifts of bytes into words
 WIRE = re.compile(r"\bstruct\b|from_bytes|\bunpack(_from)?\(|\[[^\]\n]*\d\] << 8|<< \(8 \*")
@@ -75,7 +77,7 @@ def test_imports_go_one_way(path: Path) -> None:
 def test_wire_bytes_are_read_only_in_decode_and_readers() -> None:
     offenders = []
     for p in PKG.rglob("*.py"):
-        if _layer(p) in ("decode", "readers", "writers", "capture"):
+        if _layer(p) in ("decode", "readers", "writers", "capture", "scrub"):
             continue
         for i, line in enumerate(p.read_text().splitlines(), 1):
             code = line.split("#", 1)[0]

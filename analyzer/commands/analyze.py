@@ -100,6 +100,11 @@ def parse_time_us(text: str, first_us: int | None) -> int:
     "--html", "html_out", default=None, type=str,
     help="Also write a self-contained HTML report (timeline included) to this file.",
 )  # fmt: skip
+@click.option(
+    "--anonymize", is_flag=True,
+    help="Analyse a scrubbed copy (docs/scrub.md): the report, --annotate and --html show fake "
+    "addresses and placeholder names, with the same findings.",
+)  # fmt: skip
 def command(
     file: str,
     as_json: bool,
@@ -113,6 +118,7 @@ def command(
     log: str | None,
     annotate_out: str | None,
     html_out: str | None,
+    anonymize: bool = False,
 ) -> None:
     """Rebuild what happened in a capture and say what went wrong."""
     from analyzer.analysis import analyze_capture
@@ -127,6 +133,12 @@ def command(
     from analyzer.model.scope import narrow_to_device, narrow_to_window, resolve_device
 
     cap = load_or_exit(file, log=log)
+    if anonymize:
+        from analyzer.scrub import scrubbed_capture
+
+        cap, mapper = scrubbed_capture(cap)
+        if device:  # an original address given on the command line: its fake
+            device = mapper.display_fake(device) or device
     first = cap.first_time_us
     t_from = parse_time_us(time_from, first) if time_from else None
     t_to = parse_time_us(time_to, first) if time_to else None

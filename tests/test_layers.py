@@ -21,7 +21,8 @@ ALLOWED: dict[str, set[str]] = {
     "rules": {"model"},
     "report": {"model", "rules"},
     # the store drives analyses (batch workers) and keeps their results
-    "store": {"model", "capture", "readers", "analysis"},
+    # (and with --anonymize analyses the scrubbed copy, issue 23)
+    "store": {"model", "capture", "readers", "analysis", "scrub"},
     # pages read stored analyses; uploads are analysed by the store's worker
     "dashboards": {"model", "rules", "report", "store", "diff"},
     "diff": {"model"},

@@ -50,6 +50,8 @@ CAPTURES_SCHEMA = pl.Schema(
         "analyzer_version": pl.Utf8,
         "analysed_at": pl.Utf8,
         "seconds": pl.Float64,
+        #: analysed from a scrubbed copy (--anonymize): fake addresses, placeholder names
+        "anonymized": pl.Boolean,
     }
 )
 DERIVED = ("device_history", "store_findings")
@@ -120,12 +122,16 @@ class Store:
     def captures(self) -> pl.DataFrame:
         return self.read("captures")
 
-    def done(self, version: str) -> dict[str, str]:
-        """capture id → status of the captures already stored by this analyzer version."""
+    def done(self, version: str, anonymized: bool = False) -> dict[str, str]:
+        """capture id → status of the captures already stored by this analyzer version (and
+        anonymized or not, as asked: an --anonymize run redoes plain results and the reverse)."""
         c = self.captures()
         if c.is_empty():
             return {}
-        c = c.filter(pl.col("analyzer_version") == version)
+        c = c.filter(
+            (pl.col("analyzer_version") == version)
+            & (pl.col("anonymized").fill_null(False) == anonymized)
+        )
         return dict(zip(c["capture_id"].to_list(), c["status"].to_list(), strict=True))
 
     def analysis(self, cid: str) -> Analysis:

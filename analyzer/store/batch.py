@@ -213,14 +213,15 @@ def run_batch(
     progress: Callable[[BatchStats, int], None] | None = None,
     crash_on: str | None = None,
     hang_on: str | None = None,
+    anonymize: bool = False,
 ) -> BatchStats:
     """Analyse every file into ``store``; returns the counts. A bad file is a row, not a stop."""
     t0 = time.perf_counter()
     store.recover()
     store.create()
     files = discover(paths, store.root)
-    done = frozenset() if force else frozenset(store.done(__version__))
-    tasks = [FileTask(f, str(store.root), done, crash_on, hang_on) for f in files]
+    done = frozenset() if force else frozenset(store.done(__version__, anonymize))
+    tasks = [FileTask(f, str(store.root), done, crash_on, hang_on, anonymize) for f in files]
     stats = BatchStats(files=len(files))
 
     def on_term(_signum: int, _frame: object) -> None:

@@ -36,6 +36,8 @@ class FileTask:
     #: test hooks: crash or hang the worker on a file whose name contains this text
     crash_on: str | None = None
     hang_on: str | None = None
+    #: analyse a scrubbed copy (issue 23): the stored analysis names only fake addresses
+    anonymize: bool = False
 
 
 def _row(
@@ -51,6 +53,7 @@ def _row(
         "size": size,
         "analyzer_version": __version__,
         "analysed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "anonymized": task.anonymize,
         **kw,
     }
 
@@ -103,6 +106,10 @@ def analyse_file(task: FileTask) -> list[CaptureResult]:
         t1 = time.perf_counter()
         try:
             cap = first if member is None or member == selected else load(task.path, log=member)
+            if task.anonymize:
+                from analyzer.scrub import scrubbed_capture
+
+                cap, _ = scrubbed_capture(cap)
             a = analyze_capture(cap)
             staged = store.staging(cid)
             a.to_parquet(staged, cid)

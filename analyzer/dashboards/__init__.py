@@ -43,6 +43,31 @@ class Job:
     future: Any = None  # the queued task
 
 
+#: where the app is served (``--url-prefix``, behind a reverse proxy): "/" or "/path/"
+PREFIX = "/"
+
+
+def url(path: str) -> str:
+    """An app path ("/capture/x") under the URL prefix ("/bt/capture/x" behind a proxy)."""
+    return PREFIX.rstrip("/") + path
+
+
+def path_parts(pathname: str | None) -> list[str]:
+    """The page path's parts without the URL prefix (``/bt/capture/x`` → ``[capture, x]``)."""
+    path = pathname or "/"
+    if PREFIX != "/" and path.startswith(PREFIX.rstrip("/")):
+        path = path[len(PREFIX.rstrip("/")) :]
+    return [p for p in path.split("/") if p]
+
+
+def normal_prefix(prefix: str | None) -> str:
+    """``bt``, ``/bt``, ``/bt/`` → ``/bt/``; empty or "/" → "/" (printable characters only)."""
+    inner = "/".join(x for x in (prefix or "").split("/") if x)
+    if any(not (ch.isalnum() or ch in "-_.~") for ch in inner.replace("/", "")):
+        raise ValueError(f"not a URL path prefix: {prefix!r}")
+    return f"/{inner}/" if inner else "/"
+
+
 class Library:
     """The store the dashboard reads, uploads and the jobs that analyse them."""
 
@@ -172,7 +197,7 @@ def _cached_analysis(root: str, cid: str) -> Analysis:
 def _install_upload_route(server: Any, lib: Library) -> None:
     from flask import jsonify, request
 
-    @server.route("/upload", methods=["POST"])
+    @server.route(url("/upload"), methods=["POST"])
     def upload() -> Any:
         declared = request.content_length
         if declared is not None and declared > lib.max_upload:
@@ -201,7 +226,7 @@ def _install_upload_route(server: Any, lib: Library) -> None:
         job = lib.submit(dest, shown)
         return jsonify(job=job.id, bytes=total)
 
-    @server.route("/rules/<rule_id>")
+    @server.route(url("/rules/<rule_id>"))
     def rule_doc(rule_id: str) -> Any:
         from html import escape
 
@@ -218,13 +243,13 @@ def _install_upload_route(server: Any, lib: Library) -> None:
             f"<p>Example: {escape(r.example)}</p><ul>{th}</ul></body></html>"
         )
 
-    @server.route("/api/job/<job_id>/cancel", methods=["POST"])
+    @server.route(url("/api/job/<job_id>/cancel"), methods=["POST"])
     def job_cancel(job_id: str) -> Any:
         if job_id not in lib.jobs:
             return jsonify(error="no such job"), 404
         return jsonify(cancelled=lib.cancel(job_id))
 
-    @server.route("/api/job/<job_id>")
+    @server.route(url("/api/job/<job_id>"))
     def job_status(job_id: str) -> Any:
         job = lib.jobs.get(job_id)
         if job is None:
@@ -284,17 +309,17 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
     def href(**kw: str | None) -> str:
         params = {"finding": finding, "device": device, "fw": fw, "a": pick_a, **kw}
         qs = "&".join(f"{k}={quote(v)}" for k, v in params.items() if v)
-        return "/" + (f"?{qs}" if qs else "")
+        return url("/") + (f"?{qs}" if qs else "")
 
     rows = []
     for r in shown.sort("analysed_at", descending=True).iter_rows(named=True):
         cid = r["capture_id"]
         ok = r["status"] == "ok"
-        link = dcc.Link(r["path"], href=f"/capture/{cid}") if ok else html.Span(r["path"])
+        link = dcc.Link(r["path"], href=url(f"/capture/{cid}")) if ok else html.Span(r["path"])
         if not ok:
             compare: Any = ""
         elif pick_a and pick_a != cid:
-            compare = dcc.Link("compare with A", href=f"/compare?a={pick_a}&b={cid}",
+            compare = dcc.Link("compare with A", href=url(f"/compare?a={pick_a}&b={cid}"),
                                className="compare")  # fmt: skip
         elif pick_a == cid:
             compare = html.B("A")
@@ -336,7 +361,7 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
         ]]))  # fmt: skip
     if finding or device or fw:
         facets.append(html.Div([f"filtered: {' '.join(x for x in (finding, device, fw) if x)} ",
-                                dcc.Link("clear", href="/")], id="filter-note"))  # fmt: skip
+                                dcc.Link("clear", href=url("/"))], id="filter-note"))  # fmt: skip
     trend: list[Any] = []
     # the trend follows the facets: one device's (or firmware's, or finding's) nights
     dated = shown.filter(pl.col("first_time").is_not_null() & (pl.col("status") == "ok"))
@@ -409,7 +434,7 @@ def _compare(lib: Library, query: dict[str, list[str]]) -> Any:
     a, b = lib.analysis(a_id), lib.analysis(b_id)
     if a is None or b is None:
         return html.Div(
-            [html.H3("Pick two stored captures to compare"), dcc.Link("Back", href="/")]
+            [html.H3("Pick two stored captures to compare"), dcc.Link("Back", href=url("/"))]
         )
     d = diff(a, b)
     first = d.first
@@ -418,10 +443,10 @@ def _compare(lib: Library, query: dict[str, list[str]]) -> Any:
         return "(no such step)" if x is None else f"{x.text} (frame {x.frame})"
 
     blocks: list[Any] = [
-        dcc.Link("← all captures", href="/"),
+        dcc.Link("← all captures", href=url("/")),
         html.H2("Compare"),
-        html.P(["A: ", dcc.Link(Path(a.capture.path).name, href=f"/capture/{a_id}"),
-                "   B: ", dcc.Link(Path(b.capture.path).name, href=f"/capture/{b_id}")]),
+        html.P(["A: ", dcc.Link(Path(a.capture.path).name, href=url(f"/capture/{a_id}")),
+                "   B: ", dcc.Link(Path(b.capture.path).name, href=url(f"/capture/{b_id}"))]),
     ]  # fmt: skip
     if first is not None:
         dev, dv = first
@@ -457,24 +482,24 @@ def _job(lib: Library, job_id: str) -> Any:
 
     job = lib.jobs.get(job_id)
     if job is None:
-        return html.Div([html.H3("No such analysis job"), dcc.Link("Back", href="/")])
+        return html.Div([html.H3("No such analysis job"), dcc.Link("Back", href=url("/"))])
     if job.status == "done" and job.capture_ids:
         return html.Div([
             html.H3(f"{job.name}: analysed"),
-            html.Ul([html.Li(dcc.Link(f"Open {cid}", href=f"/capture/{cid}", id="job-open"))
+            html.Ul([html.Li(dcc.Link(f"Open {cid}", href=url(f"/capture/{cid}"), id="job-open"))
                      for cid in job.capture_ids]),
-            dcc.Location(id="job-redirect", href=f"/capture/{job.capture_ids[0]}",
+            dcc.Location(id="job-redirect", href=url(f"/capture/{job.capture_ids[0]}"),
                          refresh=True),
         ])  # fmt: skip
     if job.status == "failed":
         return html.Div([
             html.H3(f"{job.name}: could not be analysed"),
             html.P(job.error or "", id="job-error", style={"color": SEVERITY_COLOUR["error"]}),
-            dcc.Link("Back", href="/"),
+            dcc.Link("Back", href=url("/")),
         ])  # fmt: skip
     if job.status == "cancelled":
         return html.Div([html.H3(f"{job.name}: analysis cancelled", id="job-cancelled"),
-                         dcc.Link("Back", href="/")])  # fmt: skip
+                         dcc.Link("Back", href=url("/"))])  # fmt: skip
     return html.Div([
         html.H3(f"{job.name}: {job.status}…", id="job-status"),
         html.Button("Cancel", id="job-cancel", n_clicks=0),
@@ -485,7 +510,7 @@ def _job(lib: Library, job_id: str) -> Any:
 def _frame_link(cid: str, frame: int, device: str | None = None) -> Any:
     from dash import dcc
 
-    href = f"/capture/{cid}?frame={frame}" + (f"&device={quote(device)}" if device else "")
+    href = url(f"/capture/{cid}?frame={frame}") + (f"&device={quote(device)}" if device else "")
     return dcc.Link(str(frame), href=href, className="evidence")
 
 
@@ -543,7 +568,7 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
 
     a = lib.analysis(cid)
     if a is None:
-        return html.Div([html.H3("No such capture in the store"), dcc.Link("Back", href="/")])
+        return html.Div([html.H3("No such capture in the store"), dcc.Link("Back", href=url("/"))])
     frame = _int(query.get("frame"))
     dev_q = query.get("device")
     device = dev_q[0] if dev_q else None
@@ -560,7 +585,7 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
     for f in findings:
         cards.append(html.Div([
             html.Div([html.B(f.severity.upper(), style={"color": SEVERITY_COLOUR[f.severity]}),
-                      "  ", html.A(f.id, href=f"/rules/{f.id}", className="rule-tag",
+                      "  ", html.A(f.id, href=url(f"/rules/{f.id}"), className="rule-tag",
                                     target="_blank"), "  ",
                       html.Span(f.message, className="message")]),
             html.Div(f.explanation, className="explanation"),
@@ -589,7 +614,7 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         near = [r for r in rows if r["frame"] >= frame][:1]
         selected = near
     return html.Div([
-        dcc.Link("← all captures", href="/"),
+        dcc.Link("← all captures", href=url("/")),
         html.H2(Path(c.path).name, id="capture-title"),
         html.Button("Delete this capture", id="delete-capture", n_clicks=0),
         html.Span(id="delete-note"),
@@ -645,7 +670,7 @@ def _device_card(a: Analysis, d: Any, cid: str) -> Any:
     incs = [i for i in a.incidents if d.address in i.devices]
     return html.Div([
         html.B(dcc.Link(a.device_label(d.address),
-                        href=f"/capture/{cid}?device={quote(d.address)}")),
+                        href=url(f"/capture/{cid}?device={quote(d.address)}"))),
         html.Div(f"OUI vendor {d.oui_vendor or '—'}; chip {d.manufacturer_name or '—'}; {ver}"),
         html.Div(f"bond: {bond}; links: {len(conns)}"),
         html.Div("profiles: " + (", ".join(profiles + [f"A2DP {c}" for c in codecs]
@@ -669,10 +694,14 @@ def create_app(
     max_upload: int = 500 << 20,
     retention_days: float = 7.0,
     token: str | None = None,
+    url_prefix: str = "/",
 ) -> Any:
     """The Dash app over a results store folder (created if missing). With ``token``, every
     request must carry it (``?token=`` once, then a cookie) — required when the server is bound
-    beyond loopback."""
+    beyond loopback. ``url_prefix`` serves every page, route and asset under that path (a
+    reverse proxy passing ``/bt/…`` through)."""
+    global PREFIX
+    PREFIX = normal_prefix(url_prefix)
     import dash
     import dash_ag_grid  # noqa: F401  (component libraries load before any callback runs)
     from dash import Input, Output, dcc, html
@@ -681,7 +710,7 @@ def create_app(
     lib.expire()
     app = dash.Dash(
         __name__, assets_folder=str(ASSETS), suppress_callback_exceptions=True,
-        title="btanalyze",
+        title="btanalyze", url_base_pathname=PREFIX,
     )  # fmt: skip
     app.server.config["MAX_CONTENT_LENGTH"] = max_upload
     app.layout = html.Div([dcc.Location(id="url"), html.Div(id="page")],
@@ -693,7 +722,7 @@ def create_app(
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
     def route(pathname: str | None, search: str | None) -> Any:
         query = parse_qs((search or "").lstrip("?"))
-        parts = [p for p in (pathname or "/").split("/") if p]
+        parts = path_parts(pathname)
         if parts[:1] == ["capture"] and len(parts) == 2:
             return _capture(lib, parts[1], query)
         if parts[:1] == ["job"] and len(parts) == 2:
@@ -706,7 +735,7 @@ def create_app(
                   Input("job-poll", "n_intervals"), Input("url", "pathname"),
                   prevent_initial_call=True)  # fmt: skip
     def poll(_n: int, pathname: str | None) -> Any:
-        parts = [p for p in (pathname or "/").split("/") if p]
+        parts = path_parts(pathname)
         return _job(lib, parts[1]) if parts[:1] == ["job"] and len(parts) == 2 else dash.no_update
 
     @app.callback(
@@ -716,7 +745,7 @@ def create_app(
         prevent_initial_call=True,
     )
     def cancel(n: int, pathname: str | None) -> Any:
-        parts = [p for p in (pathname or "/").split("/") if p]
+        parts = path_parts(pathname)
         if not n or parts[:1] != ["job"] or len(parts) != 2:
             return dash.no_update
         lib.cancel(parts[1])
@@ -729,7 +758,7 @@ def create_app(
         prevent_initial_call=True,
     )
     def delete(n: int, pathname: str | None) -> Any:
-        parts = [p for p in (pathname or "/").split("/") if p]
+        parts = path_parts(pathname)
         if not n or parts[:1] != ["capture"] or len(parts) != 2:
             return dash.no_update
         ok = lib.delete(parts[1])

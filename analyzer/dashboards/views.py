@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from analyzer.dashboards import negotiation
+from analyzer.dashboards import negotiation, path_parts, url
 from analyzer.dashboards import sequences as seqs
 from analyzer.model import Analysis
 
@@ -17,7 +17,7 @@ ERROR_RED = seqs.COLOURS["error"]
 
 def _href(cid: str, **params: str | int | None) -> str:
     qs = "&".join(f"{k}={quote(str(v))}" for k, v in params.items() if v is not None)
-    return f"/capture/{cid}" + (f"?{qs}" if qs else "")
+    return url(f"/capture/{cid}") + (f"?{qs}" if qs else "")
 
 
 def _first(v: list[str] | None) -> str | None:
@@ -561,7 +561,7 @@ def install(app: Any, lib: Any) -> None:
     from dash import Input, Output, State
 
     def _cid(pathname: str | None) -> str | None:
-        parts = [p for p in (pathname or "/").split("/") if p]
+        parts = path_parts(pathname)
         return parts[1] if parts[:1] == ["capture"] and len(parts) == 2 else None
 
     from dash import Patch

@@ -23,7 +23,15 @@ COMMAND_MODULES = (
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="btanalyze")
 def cli() -> None:
-    """btanalyze: read Bluetooth captures, rebuild what happened, say what went wrong."""
+    """btanalyze: read Bluetooth captures, rebuild what happened, say what went wrong.
+
+    \b
+    Exit codes:
+      0  success
+      1  internal error (a bug: please report it)
+      2  unreadable input, not a capture, or a usage error (one line on stderr says why)
+      3  a finding at or above --fail-on (analyze, batch)
+    """
 
 
 for _name in COMMAND_MODULES:

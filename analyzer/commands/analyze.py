@@ -23,6 +23,7 @@ from analyzer.commands.common import (
     print_json,
     refuse_overwrite,
 )
+from analyzer.readers.limits import printable
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
 
@@ -56,7 +57,7 @@ def parse_time_us(text: str, first_us: int | None) -> int:
 
 
 @click.command("analyze")
-@click.argument("file", type=str)
+@click.argument("files", nargs=-1, required=True, type=str)
 @click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
@@ -77,7 +78,7 @@ def parse_time_us(text: str, first_us: int | None) -> int:
 )
 @click.option(
     "--fail-on",
-    type=click.Choice(["error", "warning"]),
+    type=click.Choice(["error", "warning", "info"]),
     default=None,
     help="Exit 3 when a finding of this severity (or worse) exists.",
 )
@@ -106,7 +107,7 @@ def parse_time_us(text: str, first_us: int | None) -> int:
     "addresses and placeholder names, with the same findings.",
 )  # fmt: skip
 def command(
-    file: str,
+    files: tuple[str, ...],
     as_json: bool,
     fmt: str,
     config_path: str | None,
@@ -120,7 +121,51 @@ def command(
     html_out: str | None,
     anonymize: bool = False,
 ) -> None:
-    """Rebuild what happened in a capture and say what went wrong."""
+    """Rebuild what happened in one or more captures and say what went wrong (several: a
+    header per file, JSON as a list; the exit code is the worst of them)."""
+    if len(files) > 1 and (annotate_out or html_out):
+        fail_input("--annotate and --html write one file: give one capture with them")
+    worst = 0
+    docs: list[object] = []
+    as_json = as_json or fmt == "json"
+    for i, file in enumerate(files):
+        if len(files) > 1 and not as_json:
+            head = f"# {printable(file)}" if fmt == "markdown" else f"== {printable(file)} =="
+            click.echo(("\n" if i else "") + head)
+        try:
+            code = _one(
+                file, as_json, fmt, config_path, deadline, fail_on, device, time_from, time_to,
+                log, annotate_out, html_out, anonymize, docs if len(files) > 1 else None,
+            )  # fmt: skip
+        except SystemExit as exc:  # fail_input: this file's one-line error, the others go on
+            if len(files) == 1:
+                raise
+            code = exc.code if isinstance(exc.code, int) else 1
+        worst = max(worst, code)
+    if len(files) > 1 and as_json:
+        print_json(docs)
+    if worst:
+        sys.exit(worst)
+
+
+def _one(
+    file: str,
+    as_json: bool,
+    fmt: str,
+    config_path: str | None,
+    deadline: str | None,
+    fail_on: str | None,
+    device: str | None,
+    time_from: str | None,
+    time_to: str | None,
+    log: str | None,
+    annotate_out: str | None,
+    html_out: str | None,
+    anonymize: bool,
+    docs: list[object] | None,
+) -> int:
+    """Analyse and report one capture; the exit code it asks for (0 or 3). ``docs``: collect
+    the JSON document there instead of printing it (several files)."""
     from analyzer.analysis import analyze_capture
     from analyzer.rules.base import ConfigError, RuleConfig
 
@@ -179,7 +224,10 @@ def command(
         except OSError as exc:
             fail_input(f"cannot write {html_out}: {exc.strerror or exc}")
     if as_json or fmt == "json":
-        print_json(analysis.to_json())
+        if docs is not None:
+            docs.append(analysis.to_json())
+        else:
+            print_json(analysis.to_json())
     elif fmt == "markdown":
         from analyzer.report import markdown_report
 
@@ -189,6 +237,8 @@ def command(
 
         print_report(analysis)
     if fail_on:
-        worst = {"error": ("error",), "warning": ("error", "warning")}[fail_on]
-        if any(f.severity in worst for f in analysis.findings):
-            sys.exit(3)
+        levels = {"error": ("error",), "warning": ("error", "warning"),
+                  "info": ("error", "warning", "info")}[fail_on]  # fmt: skip
+        if any(f.severity in levels for f in analysis.findings):
+            return 3
+    return 0

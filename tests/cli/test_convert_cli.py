@@ -101,3 +101,32 @@ def test_markdown_incident_filter_selects_its_evidence() -> None:
     assert got == want
     text = _run("analyze", str(SC), columns=120).stdout
     assert "rules: avdtp_rejected, a2dp_fallback_hfp" in text
+
+
+def test_analyze_several_files(tmp_path: Path) -> None:
+    """analyze A B C (issue 16 §4): a header per file, JSON as a list, a bad file reported and
+    the others analysed, the exit code the worst of them."""
+    clean = REPO / "captures" / "scenarios" / "a2dp_sbc_clean.btsnoop"
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a capture\n")
+    r = _run("analyze", str(clean), str(bad), str(SC))
+    assert r.returncode == 2, r.stderr  # the unreadable one; no --fail-on
+    assert f"== {clean} ==" in r.stdout and f"== {SC} ==" in r.stdout
+    assert "not a capture" in r.stderr and r.stdout.count("Verdict:") == 2
+    r = _run("analyze", str(clean), str(SC), "--fail-on", "error")
+    assert r.returncode == 3
+    docs = json.loads(_run("analyze", "--json", str(clean), str(SC)).stdout)
+    assert [d["capture"]["path"] for d in docs] == [str(clean), str(SC)]
+    r = _run("analyze", str(clean), str(SC), "--annotate", str(tmp_path / "a.pcapng"))
+    assert r.returncode == 2 and "one capture" in r.stderr
+
+
+def test_fail_on_info() -> None:
+    """--fail-on info: a capture whose only findings are notes exits 3; one without any, 0."""
+    clean = REPO / "captures" / "scenarios" / "a2dp_sbc_clean.btsnoop"
+    doc = json.loads(_run("analyze", "--json", str(clean)).stdout)
+    sev = {f["severity"] for f in doc["findings"]}
+    assert sev <= {"info"}
+    r = _run("analyze", str(clean), "--fail-on", "info")
+    assert r.returncode == (3 if sev else 0)
+    assert _run("analyze", str(clean), "--fail-on", "warning").returncode == 0

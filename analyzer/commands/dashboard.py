@@ -26,6 +26,11 @@ from analyzer.commands.common import fail_input
     help="Delete uploads (they hold keys and phone numbers) older than this; 0 keeps them.",
 )  # fmt: skip
 @click.option(
+    "--anonymize", is_flag=True,
+    help="Analyse scrubbed copies of the captures and uploads (docs/scrub.md): the pages and "
+    "the exports name only fake addresses and placeholder names.",
+)  # fmt: skip
+@click.option(
     "--url-prefix", default="/", show_default=True,
     help="Serve under this path (behind a reverse proxy that passes /PREFIX/... through).",
 )  # fmt: skip
@@ -36,6 +41,7 @@ def command(
     port: int,
     max_upload: str,
     retention_days: float,
+    anonymize: bool,
     url_prefix: str,
 ) -> None:
     """Start the dashboard; open http://HOST:PORT/ in a browser."""
@@ -54,7 +60,7 @@ def command(
         store_dir = tmp
     try:
         if captures:
-            stats = run_batch(list(captures), Store(store_dir), workers=1)
+            stats = run_batch(list(captures), Store(store_dir), workers=1, anonymize=anonymize)
             click.echo(stats.line(), err=True)
         import logging
         import secrets
@@ -70,7 +76,7 @@ def command(
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
         app = create_app(
             store_dir, max_upload=_bytes(max_upload), retention_days=retention_days, token=token,
-            url_prefix=prefix,
+            url_prefix=prefix, anonymize=anonymize,
         )  # fmt: skip
         url = f"http://{host}:{port}{prefix}" + (f"?token={token}" if token else "")
         click.echo(f"btanalyze dashboard: {url}", err=True)

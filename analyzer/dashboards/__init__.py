@@ -76,6 +76,8 @@ class Library:
         self.max_upload = max_upload
         self.retention_s = retention_days * 86400
         self.hang_on: str | None = None  # test hook: analyses of matching files never end
+        #: uploads analysed from a scrubbed copy (issue 23): pages and exports name no device
+        self.anonymize = False
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse")
@@ -121,8 +123,9 @@ class Library:
 
             # the same content uploaded again is not analysed again (content-hash cache); the
             # analysis runs in a worker process, so that cancel can stop it at once
-            done = frozenset(self.store.done(__version__))
-            task = FileTask(str(path), str(self.store.root), done, hang_on=self.hang_on)
+            done = frozenset(self.store.done(__version__, self.anonymize))
+            task = FileTask(str(path), str(self.store.root), done, hang_on=self.hang_on,
+                            anonymize=self.anonymize)  # fmt: skip
             pool = LocalPool(
                 1, timeout_s=3600, memory_bytes=4 << 30, should_stop=lambda: job.cancel_requested
             )
@@ -695,6 +698,7 @@ def create_app(
     retention_days: float = 7.0,
     token: str | None = None,
     url_prefix: str = "/",
+    anonymize: bool = False,
 ) -> Any:
     """The Dash app over a results store folder (created if missing). With ``token``, every
     request must carry it (``?token=`` once, then a cookie) — required when the server is bound
@@ -707,6 +711,7 @@ def create_app(
     from dash import Input, Output, dcc, html
 
     lib = Library(Store(store_root), max_upload, retention_days)
+    lib.anonymize = anonymize
     lib.expire()
     app = dash.Dash(
         __name__, assets_folder=str(ASSETS), suppress_callback_exceptions=True,

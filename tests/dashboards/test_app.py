@@ -251,3 +251,23 @@ def test_lab_mode_firmware_facet_and_trend(tmp_path: Path) -> None:
     rows = _find(filtered, "captures-table").children  # type: ignore[union-attr]
     assert len(rows) == 1 and "firmware_update_stale_bond" in str(rows[0])
     assert "filtered:" in str(_find(filtered, "filter-note"))
+
+
+def test_anonymized_uploads_name_no_device(tmp_path: Path) -> None:
+    """dashboard --anonymize (issue 23): an upload is analysed from a scrubbed copy, so its
+    page, its stored tables and its exports name only fake addresses — with the same findings."""
+    from analyzer.analysis import analyze
+
+    cap = SC / "a2dp_rejected_hfp_fallback.btsnoop"
+    real = {d.address for d in analyze(cap).devices}
+    app = create_app(tmp_path / "store", anonymize=True)
+    client = app.server.test_client()
+    job = client.post("/upload", data=cap.read_bytes(), headers={"X-File-Name": cap.name})
+    st = _wait(client, job.get_json()["job"])
+    assert st["status"] == "done", st
+    store = Store(tmp_path / "store")
+    stored = set(store.read("devices")["address"].to_list())
+    assert stored and not stored & real
+    a = store.analysis(store.captures()["capture_id"][0])
+    assert sorted(f.id for f in a.findings) == sorted(f.id for f in analyze(cap).findings)
+    assert not any(addr in str(a.to_json()) for addr in real)

@@ -40,7 +40,7 @@ def verdict(a: Analysis) -> str:
 
 #: columns whose text may wrap (on words); every other column keeps its values whole
 WRAPPING = frozenset(
-    {"name", "chip vendor", "OUI vendor", "status / reason", "services / error", "uuids",
+    {"event", "name", "chip vendor", "OUI vendor", "status / reason", "services / error", "uuids",
      "states", "error", "frames", "device id", "method", "status"}
 )  # fmt: skip
 
@@ -79,6 +79,19 @@ def wireshark_filter(frames: list[int]) -> str:
     """A Wireshark display filter selecting these frames (``frame.number in {1, 2, 3}``;
     Wireshark 4 separates set members with commas)."""
     return "frame.number in {" + ", ".join(str(f) for f in frames) + "}"
+
+
+def print_timeline(a: Analysis, console: Console | None = None) -> None:
+    """The cross-layer timeline (``analyze --timeline``): wall clock, +offset from the first
+    frame, frame, device or link, layer, event — one line each, nothing cut."""
+    con = console or Console()
+    t0 = a.capture.first_time_us
+    t = _table(f"Timeline ({len(a.timeline)} events)", "time", "+s", "frame", "device/link",
+               "layer", "event")  # fmt: skip
+    for e in sorted(a.timeline, key=lambda e: (e.time_us, e.frame)):
+        off = f"{(e.time_us - t0) / 1e6:.3f}" if t0 is not None else ""
+        t.add_row(clock(e.time_us), off, str(e.frame), e.lane, e.kind, e.text)
+    con.print(t)
 
 
 def print_report(a: Analysis, console: Console | None = None) -> None:

@@ -102,6 +102,11 @@ def parse_time_us(text: str, first_us: int | None) -> int:
     help="Also write a self-contained HTML report (timeline included) to this file.",
 )  # fmt: skip
 @click.option(
+    "--timeline", "show_timeline", is_flag=True,
+    help="Also print the cross-layer timeline (wall clock, +offset, frame, device, layer, event).",
+)  # fmt: skip
+@click.option("--no-color", is_flag=True, help="Plain text (also when stdout is not a terminal).")
+@click.option(
     "--anonymize", is_flag=True,
     help="Analyse a scrubbed copy (docs/scrub.md): the report, --annotate and --html show fake "
     "addresses and placeholder names, with the same findings.",
@@ -119,6 +124,8 @@ def command(
     log: str | None,
     annotate_out: str | None,
     html_out: str | None,
+    show_timeline: bool = False,
+    no_color: bool = False,
     anonymize: bool = False,
 ) -> None:
     """Rebuild what happened in one or more captures and say what went wrong (several: a
@@ -136,6 +143,7 @@ def command(
             code = _one(
                 file, as_json, fmt, config_path, deadline, fail_on, device, time_from, time_to,
                 log, annotate_out, html_out, anonymize, docs if len(files) > 1 else None,
+                show_timeline, no_color,
             )  # fmt: skip
         except SystemExit as exc:  # fail_input: this file's one-line error, the others go on
             if len(files) == 1:
@@ -163,6 +171,8 @@ def _one(
     html_out: str | None,
     anonymize: bool,
     docs: list[object] | None,
+    show_timeline: bool = False,
+    no_color: bool = False,
 ) -> int:
     """Analyse and report one capture; the exit code it asks for (0 or 3). ``docs``: collect
     the JSON document there instead of printing it (several files)."""
@@ -233,9 +243,15 @@ def _one(
 
         click.echo(markdown_report(analysis))
     else:
-        from analyzer.report import print_report
+        from rich.console import Console
 
-        print_report(analysis)
+        from analyzer.report import print_report, print_timeline
+
+        # plain text when piped (rich's default) or asked for; colours only on a terminal
+        con = Console(no_color=no_color, highlight=False) if no_color else None
+        print_report(analysis, con)
+        if show_timeline:
+            print_timeline(analysis, con)
     if fail_on:
         levels = {"error": ("error",), "warning": ("error", "warning"),
                   "info": ("error", "warning", "info")}[fail_on]  # fmt: skip

@@ -130,3 +130,17 @@ def test_fail_on_info() -> None:
     r = _run("analyze", str(clean), "--fail-on", "info")
     assert r.returncode == (3 if sev else 0)
     assert _run("analyze", str(clean), "--fail-on", "warning").returncode == 0
+
+
+def test_timeline_and_plain_text() -> None:
+    """--timeline prints the cross-layer timeline in time order with wall clock, offset and
+    frame; --no-color output has no escape sequences (and piped output never has)."""
+    doc = json.loads(_run("analyze", "--json", str(SC)).stdout)
+    r = _run("analyze", str(SC), "--timeline", "--no-color", columns=200)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b[" not in r.stdout
+    body = r.stdout.split("Timeline (", 1)[1]
+    frames = [int(line.split("|")[3]) for line in body.splitlines()
+              if line.startswith("| ") and line.split("|")[3].strip().isdigit()]  # fmt: skip
+    assert frames == sorted(frames) and len(frames) == len(doc["timeline"])
+    assert "\x1b[" not in _run("analyze", str(SC)).stdout

@@ -77,14 +77,23 @@ def narrow_to_window(a: Analysis, time_from_us: int | None, time_to_us: int | No
 
 
 def resolve_device(a: Analysis, query: str) -> tuple[str | None, list[str]]:
-    """The remote device ``query`` names (an address in any case, or a device name, exactly or
-    as the only partial match), and the devices to suggest when it names none."""
+    """The remote device ``query`` names (an address in any case, an address prefix of at least
+    two octets naming one device, or a device name, exactly or as the only partial match), and
+    the devices to suggest when it names none (or a prefix names several)."""
     q = query.strip()
     remotes = [d for d in a.devices if d.role == "remote"]
     known = {d.address.upper(): d.address for d in remotes}
     known.update({x.address.upper(): x.address for x in a.advertisers})
     if q.upper() in known:
         return known[q.upper()], []
+    # an address prefix ("60:55:56", "6055") naming one device
+    hexq = q.upper().replace(":", "").replace("-", "")
+    if len(hexq) >= 4 and all(c in "0123456789ABCDEF" for c in hexq):
+        pre = sorted({v for k, v in known.items() if k.replace(":", "").startswith(hexq)})
+        if len(pre) == 1:
+            return pre[0], []
+        if pre:
+            return None, pre[:10]
     named = [d for d in remotes if d.name and d.name.lower() == q.lower()]
     if not named:
         named = [d for d in remotes if d.name and q.lower() in d.name.lower()]

@@ -123,14 +123,21 @@ def _concat(first: Capture, second: Capture) -> Capture:
     )
 
 
+#: a log continues its ``.last`` only when it starts within this many seconds of its end (a
+#: rotation, or a Bluetooth restart after a crash); days apart they are two captures: joined,
+#: their frame numbers would match neither file in Wireshark
+MAX_JOIN_GAP_S = 1800.0
+
+
 def _continues(last: Capture, cur: Capture) -> bool:
-    """Does ``cur`` start where ``last`` (its ``.last``) ended? Same format, time order."""
+    """Does ``cur`` start where ``last`` (its ``.last``) ended? Same format, time order, and a
+    gap under :data:`MAX_JOIN_GAP_S`."""
     if last.meta.format != cur.meta.format or last.meta.link_type != cur.meta.link_type:
         return False
     if not len(last) or not len(cur):
         return True
     lt, ct = last.last_time_us, cur.first_time_us
-    return lt is not None and ct is not None and lt <= ct
+    return lt is not None and ct is not None and 0 <= ct - lt <= MAX_JOIN_GAP_S * 1e6
 
 
 def _span(cap: Capture) -> dict[str, Any]:

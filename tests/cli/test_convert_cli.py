@@ -144,3 +144,15 @@ def test_timeline_and_plain_text() -> None:
               if line.startswith("| ") and line.split("|")[3].strip().isdigit()]  # fmt: skip
     assert frames == sorted(frames) and len(frames) == len(doc["timeline"])
     assert "\x1b[" not in _run("analyze", str(SC)).stdout
+
+
+def test_device_by_address_prefix() -> None:
+    """--device takes an address prefix naming one device (issue 16 §4)."""
+    cap = REPO / "captures" / "real" / "Swastik36_OPPO-Earbuds_btsnoop_hci.log"
+    doc = json.loads(_run("analyze", "--json", str(cap)).stdout)
+    remote = next(d["address"] for d in doc["devices"] if d["role"] == "remote")
+    r = _run("analyze", "--json", str(cap), "--device", remote[:8].lower())
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["scope"]["device"] == remote
+    bad = _run("analyze", str(cap), "--device", "FE:DC:BA")
+    assert bad.returncode == 2

@@ -217,3 +217,34 @@ def test_never_raises_but_capture_error(pos: int, byte: int, cut: int) -> None:
     blob = (SEED[:pos] + bytes([byte]) + SEED[pos + 1 :])[: max(cut, 4)]
     with contextlib.suppress(CaptureError):
         read_source(Source(buffer=blob, path="fuzz.zip", size=len(blob)))
+
+
+def _shift(data: bytes, delta_us: int) -> bytes:
+    """A btsnoop file with every record's timestamp moved by ``delta_us``."""
+    out = bytearray(data)
+    off = 16
+    while off + 24 <= len(out):
+        incl = struct.unpack_from(">I", out, off + 4)[0]
+        ts = struct.unpack_from(">q", out, off + 16)[0]
+        struct.pack_into(">q", out, off + 16, ts + delta_us)
+        off += 24 + incl
+    return bytes(out)
+
+
+def test_last_days_apart_is_its_own_capture(parts: dict[str, Path], tmp_path: Path) -> None:
+    """A .last from 4.5 days earlier (Bluetooth off in between) is not joined to the current log
+    (issue 16 §6): the current log is the capture, the .last is listed to pick with --log."""
+    old = _shift(parts["last"].read_bytes(), -int(4.5 * 86400e6))
+    zpath = tmp_path / "apart.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        z.writestr(LOGS + "btsnoop_hci.log.last", old)
+        z.write(parts["cur"], LOGS + "btsnoop_hci.log")
+    cap = load(zpath)
+    cur = load(parts["cur"])
+    assert len(cap) == len(cur)
+    assert cap.frames["time_us"].to_list() == cur.frames["time_us"].to_list()
+    listing = {item["name"]: item for item in cap.meta.extra["logs"]}
+    assert LOGS + "btsnoop_hci.log.last" in listing
+    assert "parts" not in listing[LOGS + "btsnoop_hci.log"]  # not joined
+    assert any("--log" in w for w in cap.warnings)
+    assert len(load(zpath, log="btsnoop_hci.log.last")) == len(load(parts["last"]))

@@ -39,6 +39,9 @@ def analyze_capture(
 
     analysis = rebuild(cap, device=device, time_from_us=time_from_us, time_to_us=time_to_us)
     analysis.findings = run_rules(analysis, config)
+    if len(analysis.capture.extra.sources) > 1:  # joined files: cite frames per file
+        for f in analysis.findings:
+            f.frame_refs = [analysis.frame_ref(x) for x in f.frames]
     return analysis
 
 

@@ -61,8 +61,11 @@ def _lmp(version: int | None, sub: int | None) -> str:
     return f"{version}/{sub:#06x}" if sub is not None else str(version)
 
 
-def _frames(frames: list[int], limit: int = 8) -> str:
-    s = ", ".join(str(f) for f in frames[:limit])
+def _frames(frames: list[int], limit: int = 8, refs: list[str] | None = None) -> str:
+    """Frame numbers for a report line; ``refs`` (a capture joining several files) names each
+    as ``file #n`` instead, as Wireshark numbers them in that file."""
+    shown = refs[:limit] if refs else [str(f) for f in frames[:limit]]
+    s = ", ".join(shown)
     return s + (f" … (+{len(frames) - limit})" if len(frames) > limit else "")
 
 
@@ -150,7 +153,8 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             con.print(f"         why: {f.explanation}", highlight=False)
             con.print(f"         fix: {f.fix}", highlight=False)
             if f.frames:
-                con.print(f"         frames: {_frames(f.frames)}", highlight=False)
+                con.print(f"         frames: {_frames(f.frames, refs=f.frame_refs)}",
+                          highlight=False)  # fmt: skip
         con.print()
     else:
         con.print("[green]No findings.[/green]\n")
@@ -419,7 +423,7 @@ def markdown_report(a: Analysis) -> str:
             out.append(f"  - why: {f.explanation}")
             out.append(f"  - fix: {f.fix}")
             if f.frames:
-                out.append(f"  - frames: {_frames(f.frames)}")
+                out.append(f"  - frames: {_frames(f.frames, refs=f.frame_refs)}")
         out.append("")
     else:
         out += ["No findings.", ""]

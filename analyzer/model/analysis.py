@@ -114,6 +114,16 @@ class Analysis:
                 return d
         return None
 
+    def frame_ref(self, frame: int) -> str:
+        """A frame as the user finds it in Wireshark: ``#148``, or ``btsnoop_hci.log.last #148``
+        when the capture joins several files (each file numbers its own frames)."""
+        src = self.capture.extra.sources
+        if len(src) > 1:
+            for s in src:
+                if s.first_frame <= frame < s.first_frame + s.frames:
+                    return f"{s.name} #{frame - s.first_frame + 1}"
+        return f"#{frame}"
+
     def device_label(self, address: str | None) -> str:
         if address is None:
             return "unknown device"

@@ -40,6 +40,16 @@ class LogInfo:
 
 
 @record
+class FrameSource:
+    """A file whose frames this capture holds (a bugreport's ``.last`` joined to its current log):
+    frames ``first_frame`` … ``first_frame + frames - 1`` are that file's frames 1 … ``frames``."""
+
+    name: str
+    first_frame: int
+    frames: int
+
+
+@record
 class CaptureExtra:
     """Container details a reader reports beside the frames (all optional)."""
 
@@ -52,6 +62,8 @@ class CaptureExtra:
     container: str | None = None
     selected: str | None = None
     logs: list[LogInfo] = field(default_factory=list)
+    #: several files joined into this capture: where each one's frames are
+    sources: list[FrameSource] = field(default_factory=list)
 
 
 @record

@@ -32,6 +32,8 @@ class Finding:
     #: the same procedure succeeded later in the capture (a retry connected, a re-pair bonded)
     recovered_at_frame: int | None = None
     recovered_time_us: int | None = None
+    #: the evidence frames as "file #n" when the capture joins several files (else empty)
+    frame_refs: list[str] = field(default_factory=list)
 
 
 @record

@@ -294,8 +294,16 @@ def read(src: Source) -> Capture:
             pending_last.pop(name + ".last", None)
             last = entry_capture(last_info)
             if last is not None and _continues(last, got):
+                n_last, n_cur = len(last), len(got)
                 got = _concat(last, got)
                 parts = [name + ".last", name]
+                got.meta.extra = {
+                    **got.meta.extra,
+                    "sources": [
+                        {"name": base + ".last", "first_frame": 1, "frames": n_last},
+                        {"name": base, "first_frame": n_last + 1, "frames": n_cur},
+                    ],
+                }
             elif last is not None:
                 offer(name + ".last", last, [name + ".last"])
             del last

@@ -248,3 +248,24 @@ def test_last_days_apart_is_its_own_capture(parts: dict[str, Path], tmp_path: Pa
     assert "parts" not in listing[LOGS + "btsnoop_hci.log"]  # not joined
     assert any("--log" in w for w in cap.warnings)
     assert len(load(zpath, log="btsnoop_hci.log.last")) == len(load(parts["last"]))
+
+
+def test_frames_cited_per_file(parts: dict[str, Path]) -> None:
+    """A capture joining .last and the current log names where each frame is in Wireshark
+    (issue 16 §6): frame SPLIT+1 of the joined capture is the current log's #1."""
+    from analyzer.analysis import analyze_capture
+
+    cap = load(parts["zip"])
+    a = analyze_capture(cap)
+    src = a.capture.extra.sources
+    assert [(s.name, s.first_frame, s.frames) for s in src] == [
+        ("btsnoop_hci.log.last", 1, SPLIT),
+        ("btsnoop_hci.log", SPLIT + 1, len(cap) - SPLIT),
+    ]
+    assert a.frame_ref(SPLIT) == f"btsnoop_hci.log.last #{SPLIT}"
+    assert a.frame_ref(SPLIT + 1) == "btsnoop_hci.log #1"
+    assert cap.payload(SPLIT + 1) == load(parts["cur"]).payload(1)
+    for f in a.findings:
+        assert f.frame_refs == [a.frame_ref(x) for x in f.frames]
+    single = analyze_capture(load(parts["cur"]))
+    assert single.frame_ref(5) == "#5" and all(not f.frame_refs for f in single.findings)

@@ -25,31 +25,48 @@ from analyzer.commands.common import (
 )
 from analyzer.readers.limits import printable
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
 
 
 def parse_duration_s(text: str) -> float:
-    """'7s', '7', '500ms', '2m' -> seconds."""
+    """'7s', '7', '500ms', '2m', '1h' -> seconds."""
     m = _DURATION.match(text)
     if not m:
         raise click.BadParameter(f"not a duration: {text!r} (try 7s, 500ms, 2m)")
     value = float(m.group(1))
     unit = m.group(2) or "s"
-    return value / 1000 if unit == "ms" else value * 60 if unit in ("m", "min") else value
+    scale = {"ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}.get(unit, 1.0)
+    return value * scale
 
 
 def parse_time_us(text: str, first_us: int | None) -> int:
-    """An ISO time (UTC if no zone), or seconds relative to the capture start ('+12.5')."""
+    """A point in the capture: an offset from its start ('+12.5', '30', '5m', '+1h', '500ms'),
+    a wall-clock time of day ('14:32', '14:32:05.250', UTC, on the capture's day — the next
+    day if that is before the capture started), or a full ISO 8601 time (UTC if no zone)."""
     t = text.strip()
-    if t.startswith("+") or re.fullmatch(r"\d+(\.\d+)?", t):
+    off = t.lstrip("+")
+    if t.startswith("+") or re.fullmatch(r"\d+(\.\d+)?", t) or _DURATION.fullmatch(off):
         if first_us is None:
             raise click.BadParameter("relative time on an empty capture")
-        return first_us + round(float(t.lstrip("+")) * 1e6)
+        secs = float(off) if re.fullmatch(r"\d+(\.\d+)?", off) else parse_duration_s(off)
+        return first_us + round(secs * 1e6)
+    clock_m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?", t)
+    if clock_m:
+        if first_us is None:
+            raise click.BadParameter("a time of day on an empty capture")
+        h, m, sec = int(clock_m.group(1)), int(clock_m.group(2)), float(clock_m.group(3) or 0)
+        if h > 23 or m > 59 or sec >= 60:
+            raise click.BadParameter(f"not a time of day: {text!r}")
+        start = datetime.fromtimestamp(first_us / 1e6, UTC)
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        us = round(day.timestamp() * 1e6) + round((h * 3600 + m * 60 + sec) * 1e6)
+        return us + 86_400_000_000 if us < first_us - 1_000_000 else us
     try:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(
-            f"not a time: {text!r} (ISO 8601, or +SECONDS from start)"
+            f"not a time: {text!r} (an offset like +30 or 5m, a time of day like 14:32, "
+            "or ISO 8601)"
         ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
@@ -88,7 +105,7 @@ def parse_time_us(text: str, first_us: int | None) -> int:
     "time_from",
     type=str,
     default=None,
-    help="Start of the window (ISO time or +seconds).",
+    help="Start of the window: an offset (+30, 5m), a time of day (14:32, UTC) or ISO time.",
 )
 @click.option("--to", "time_to", type=str, default=None, help="End of the window.")
 @click.option("--log", default=None, help="Which log to read inside a bugreport or zip.")

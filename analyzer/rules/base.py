@@ -98,7 +98,10 @@ class RuleConfig:
         load_all()
         for key, val in data.items():
             if key == "disabled" and isinstance(val, list):
-                cfg.disabled.update(str(v) for v in val)
+                for v in val:
+                    if str(v) not in REGISTRY:
+                        raise ConfigError(f"config {path}: disabled: unknown rule {v!r}")
+                    cfg.disabled.add(str(v))
                 continue
             if key not in REGISTRY or not isinstance(val, dict):
                 raise ConfigError(f"config {path}: unknown rule [{key}]")
@@ -112,7 +115,24 @@ class RuleConfig:
         return cfg
 
     def set(self, rule_id: str, name: str, value: float) -> None:
-        self.overrides.setdefault(rule_id, {})[name] = value
+        """Override one threshold; an unknown rule or threshold is a :class:`ConfigError` (the
+        API refuses what the CLI refuses: a misspelt name would silently change nothing)."""
+        load_all()
+        if rule_id not in REGISTRY:
+            raise ConfigError(f"unknown rule {rule_id!r}")
+        known = {t.name for t in REGISTRY[rule_id].thresholds}
+        if name not in known:
+            raise ConfigError(
+                f"rule {rule_id} has no threshold {name!r} (it has: {', '.join(sorted(known))})"
+            )
+        self.overrides.setdefault(rule_id, {})[name] = float(value)
+
+    def disable(self, rule_id: str) -> None:
+        """Turn a rule off; an unknown rule id is a :class:`ConfigError`."""
+        load_all()
+        if rule_id not in REGISTRY:
+            raise ConfigError(f"unknown rule {rule_id!r} (see btanalyze rules)")
+        self.disabled.add(rule_id)
 
 
 @dataclass

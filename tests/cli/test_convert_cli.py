@@ -156,3 +156,37 @@ def test_device_by_address_prefix() -> None:
     assert json.loads(r.stdout)["scope"]["device"] == remote
     bad = _run("analyze", str(cap), "--device", "FE:DC:BA")
     assert bad.returncode == 2
+
+
+def test_rule_config_refuses_unknown_names_in_the_api_too(tmp_path: Path) -> None:
+    """A misspelt threshold or rule id is an error in the Python API as in the CLI, and a
+    config disabling a rule that does not exist is refused (issue 16 §4)."""
+    from analyzer.rules.base import ConfigError, RuleConfig
+
+    cfg = RuleConfig()
+    with pytest.raises(ConfigError, match="no threshold 'deadlin_s'"):
+        cfg.set("response_timeout", "deadlin_s", 3)
+    with pytest.raises(ConfigError, match="unknown rule"):
+        cfg.set("no_such_rule", "x", 3)
+    with pytest.raises(ConfigError, match="unknown rule"):
+        cfg.disable("no_such_rule")
+    cfg.set("response_timeout", "deadline_s", 3)
+    assert cfg.overrides == {"response_timeout": {"deadline_s": 3.0}}
+    toml = tmp_path / "c.toml"
+    toml.write_text('disabled = ["codec_choise"]\n')
+    r = _run("analyze", str(SC), "--config", str(toml))
+    assert r.returncode == 2 and "unknown rule 'codec_choise'" in r.stderr
+
+
+def test_window_by_offset_duration_and_time_of_day() -> None:
+    """--from/--to take +30, 5s/2m/1h and a wall-clock time of day (UTC) as well as ISO."""
+    doc = json.loads(_run("analyze", "--json", str(SC)).stdout)
+    t0 = doc["capture"]["first_time_us"]
+    a = json.loads(_run("analyze", "--json", str(SC), "--from", "+3", "--to", "8s").stdout)
+    assert (a["scope"]["time_from_us"], a["scope"]["time_to_us"]) == (t0 + 3_000_000,
+                                                                     t0 + 8_000_000)  # fmt: skip
+    clock = doc["capture"]["first_time"][11:19]  # HH:MM:SS of the first frame
+    b = json.loads(_run("analyze", "--json", str(SC), "--from", clock).stdout)
+    assert abs(b["scope"]["time_from_us"] - t0) < 1_000_000
+    bad = _run("analyze", str(SC), "--from", "25:61")
+    assert bad.returncode == 2

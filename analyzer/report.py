@@ -97,7 +97,7 @@ def print_timeline(a: Analysis, console: Console | None = None) -> None:
     con.print(t)
 
 
-def print_report(a: Analysis, console: Console | None = None) -> None:
+def print_report(a: Analysis, console: Console | None = None, verbose: bool = False) -> None:
     """The terminal report: verdict, incidents, findings, each remote device's story, then the
     tables."""
     con = console or Console()
@@ -150,7 +150,8 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
                 f"[bold]{f.id}[/]{count}: {f.message}",
                 highlight=False,
             )
-            con.print(f"         why: {f.explanation}", highlight=False)
+            if verbose:  # -v: what the spec expects and what happened
+                con.print(f"         why: {f.explanation}", highlight=False)
             con.print(f"         fix: {f.fix}", highlight=False)
             if f.frames:
                 con.print(f"         frames: {_frames(f.frames, refs=f.frame_refs)}",

@@ -124,6 +124,10 @@ def parse_time_us(text: str, first_us: int | None) -> int:
 )  # fmt: skip
 @click.option("--no-color", is_flag=True, help="Plain text (also when stdout is not a terminal).")
 @click.option(
+    "-v", "--verbose", is_flag=True,
+    help="Also explain each finding (what the spec expects and what happened).",
+)  # fmt: skip
+@click.option(
     "--anonymize", is_flag=True,
     help="Analyse a scrubbed copy (docs/scrub.md): the report, --annotate and --html show fake "
     "addresses and placeholder names, with the same findings.",
@@ -143,6 +147,7 @@ def command(
     html_out: str | None,
     show_timeline: bool = False,
     no_color: bool = False,
+    verbose: bool = False,
     anonymize: bool = False,
 ) -> None:
     """Rebuild what happened in one or more captures and say what went wrong (several: a
@@ -160,7 +165,7 @@ def command(
             code = _one(
                 file, as_json, fmt, config_path, deadline, fail_on, device, time_from, time_to,
                 log, annotate_out, html_out, anonymize, docs if len(files) > 1 else None,
-                show_timeline, no_color,
+                show_timeline, no_color, verbose,
             )  # fmt: skip
         except SystemExit as exc:  # fail_input: this file's one-line error, the others go on
             if len(files) == 1:
@@ -190,6 +195,7 @@ def _one(
     docs: list[object] | None,
     show_timeline: bool = False,
     no_color: bool = False,
+    verbose: bool = False,
 ) -> int:
     """Analyse and report one capture; the exit code it asks for (0 or 3). ``docs``: collect
     the JSON document there instead of printing it (several files)."""
@@ -266,7 +272,7 @@ def _one(
 
         # plain text when piped (rich's default) or asked for; colours only on a terminal
         con = Console(no_color=no_color, highlight=False) if no_color else None
-        print_report(analysis, con)
+        print_report(analysis, con, verbose=verbose)
         if show_timeline:
             print_timeline(analysis, con)
     if fail_on:

@@ -1,9 +1,10 @@
 """Fuzz every reader, every decoder and whole analyses (issue 18 §1).
 
 ``python -m benchmarks.fuzz --minutes N [--seed S] [--out DIR]`` runs for N minutes and prints
-inputs, inputs/s, escaping exceptions, hangs (> :data:`HANG_S` s), rule crashes caught inside the
-analysis, and peak RSS; every failing input is written to ``DIR`` (default: a temporary folder)
-for reproduction. Exit status 1 when anything escaped or hung. The test suite runs it briefly
+inputs, inputs/s, escaping exceptions, hangs (> :data:`HANG_S` s), memory blow-ups (the peak RSS
+growing by more than :data:`MEMORY_FACTOR` × the input + :data:`MEMORY_SLACK_MB`), rule crashes
+caught inside the analysis, per-target counts and times, and peak RSS; every failing input is written to ``DIR`` (default: a temporary folder)
+for reproduction. Exit status 1 when anything escaped, hung or blew up memory. The test suite runs it briefly
 (``tests/test_fuzz.py``).
 
 Inputs: the real corpus (``../shared/captures``, ``captures/real``) and the scenario captures,
@@ -53,6 +54,8 @@ SEED_DIRS = [
 ]
 SEED_BYTES = 48 * 1024
 HANG_S = 10.0
+#: a memory blow-up: the peak RSS grows by more than this × the input size + the slack
+MEMORY_FACTOR, MEMORY_SLACK_MB = 10, 200
 ANALYZE_EVERY = 25
 PAYLOADS_PER_INPUT = 24
 HOSTILE_U32 = (
@@ -129,8 +132,14 @@ def channel(psm: int, scid: int, dcid: int) -> list[tuple[int, bytes, bool]]:
     return [(10, acl(1, req), False), (20, acl(1, rsp), True)]
 
 
+def _size(r: random.Random, usual: tuple[int, ...], rare: tuple[int, ...]) -> int:
+    """A repetition count: mostly small (many inputs per second), one time in ten large (the
+    scaling itself is tested in tests/test_scaling.py)."""
+    return r.choice(rare if r.random() < 0.1 else usual)
+
+
 def gen_fragments(r: random.Random) -> bytes:
-    n = r.choice((500, 4000, 20000))
+    n = _size(r, (500, 4000), (20000,))
     pk = [(0, conn_complete(1), True)]
     pk += [(1, acl(1, l2(0x40, b"\x00" * 10, length=0xFFFF)), True)]
     pk += [(2 + i, acl(1, bytes(r.randrange(256) for _ in range(3)), pb=1), True) for i in range(n)]
@@ -148,7 +157,7 @@ def gen_sdp(r: random.Random) -> bytes:
     pk = [(0, conn_complete(1), True), *channel(1, 0x40, 0x41)]
     t = 30
     body = _nested(r.choice((5, 40, 3000))) if r.random() < 0.5 else b"\x35\xff" + b"\x00" * 40
-    for i in range(r.choice((1, 50, 2000))):
+    for i in range(_size(r, (1, 50), (2000,))):
         req = b"\x06" + struct.pack(">HH", i, 8) + b"\x35\x03\x19\x11\x0b\x00\x10\x00"
         cont = b"\x02\x00\x01" if i < 1999 else b"\x00"
         chunk = body if i == 0 else bytes(r.randrange(256) for _ in range(16))
@@ -200,7 +209,7 @@ def gen_time_jumps(r: random.Random) -> bytes:
 
 
 def gen_connections(r: random.Random) -> bytes:
-    n = r.choice((1000, 5000))
+    n = _size(r, (100, 1000), (5000,))
     pk = []
     for i in range(n):
         pk.append((3 * i, conn_complete(1, struct.pack("<I", i) + b"\x00\x00"), True))
@@ -210,7 +219,7 @@ def gen_connections(r: random.Random) -> bytes:
 
 
 def gen_advertisers(r: random.Random) -> bytes:
-    n = r.choice((2000, 10000))
+    n = _size(r, (100, 2000), (10000,))
     pk = []
     for i in range(n):
         rep = b"\x01\x00\x00" + struct.pack("<I", i) + b"\x00\x00\x03\x02\x01\x06\xc0"
@@ -331,8 +340,9 @@ def run(
     if not seeds:
         raise SystemExit("no seed captures found")
     report: dict[str, Any] = {
-        "inputs": 0, "analyzed": 0, "readable": 0, "exceptions": [], "hangs": [],
-        "rule_crashes": Counter(), "by_source": Counter(),
+        "inputs": 0, "analyzed": 0, "readable": 0, "exceptions": [], "hangs": [], "memory": [],
+        "rule_crashes": Counter(), "by_source": Counter(), "decoded_payloads": 0,
+        "seconds_by_target": Counter(),
     }  # fmt: skip
     old = signal.signal(signal.SIGALRM, _alarm)
     t0 = time.monotonic()
@@ -345,16 +355,21 @@ def run(
             report["by_source"][source] += 1
             stage = "read"
             start = time.monotonic()
+            peak_before = rss_mb()
             signal.setitimer(signal.ITIMER_REAL, HANG_S)
             try:
                 try:
                     cap = read_source(Source(buffer=data, path="fuzz", size=len(data)))
                 except CaptureError:
                     cap = None
+                lap = _lap(report, "read", start)
                 if cap is not None:
                     report["readable"] += 1
                     stage = "decode"
-                    decode_all(payloads_of(cap, r))
+                    pls = payloads_of(cap, r)
+                    decode_all(pls)
+                    report["decoded_payloads"] += len(pls)
+                    lap = _lap(report, "decode", lap)
                     if report["inputs"] % ANALYZE_EVERY == 0 or (
                         source.startswith("gen_") and report["inputs"] % 3 == 0
                     ):
@@ -362,6 +377,7 @@ def run(
                         analysis = analyze_capture(cap)
                         analysis.to_json()
                         report["analyzed"] += 1
+                        _lap(report, "analyze", lap)
                         for a in analysis.anomalies:
                             if a.layer == "rules":
                                 report["rule_crashes"][a.message[:160]] += 1
@@ -374,6 +390,10 @@ def run(
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             took = time.monotonic() - start
+            grew = rss_mb() - peak_before
+            if grew > MEMORY_FACTOR * len(data) / 2**20 + MEMORY_SLACK_MB:
+                what = f"{stage}: peak RSS grew {grew:.0f} MB on {len(data)} bytes"
+                report["memory"].append(_save(out, data, source, stage, what))
             if took > slowest[0]:
                 slowest = (took, f"{source} ({len(data)} bytes)")
             if log and report["inputs"] % 1000 == 0:
@@ -389,8 +409,15 @@ def run(
         slowest_input=slowest[1],
         rule_crashes=dict(report["rule_crashes"]),
         by_source=dict(report["by_source"]),
+        seconds_by_target={k: round(v, 1) for k, v in report["seconds_by_target"].items()},
     )
     return report
+
+
+def _lap(report: dict[str, Any], target: str, since: float) -> float:
+    now = time.monotonic()
+    report["seconds_by_target"][target] += now - since
+    return now
 
 
 def _save(out: Path | None, data: bytes, source: str, stage: str, what: str) -> dict[str, str]:
@@ -414,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     rep["seed"] = args.seed
     rep["failing_inputs_dir"] = str(out)
     print(json.dumps(rep, indent=2, default=str))
-    return 1 if rep["exceptions"] or rep["hangs"] else 0
+    return 1 if rep["exceptions"] or rep["hangs"] or rep["memory"] else 0
 
 
 if __name__ == "__main__":

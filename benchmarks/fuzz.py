@@ -3,9 +3,9 @@
 ``python -m benchmarks.fuzz --minutes N [--seed S] [--out DIR]`` runs for N minutes and prints
 inputs, inputs/s, escaping exceptions, hangs (> :data:`HANG_S` s), memory blow-ups (the peak RSS
 growing by more than :data:`MEMORY_FACTOR` × the input + :data:`MEMORY_SLACK_MB`), rule crashes
-caught inside the analysis, per-target counts and times, and peak RSS; every failing input is written to ``DIR`` (default: a temporary folder)
-for reproduction. Exit status 1 when anything escaped, hung or blew up memory. The test suite runs it briefly
-(``tests/test_fuzz.py``).
+caught inside the analysis, per-target counts and times, and peak RSS; every failing input is
+written to ``DIR`` (default: a temporary folder) for reproduction. Exit status 1 when anything
+escaped, hung or blew up memory. The test suite runs it briefly (``tests/test_fuzz.py``).
 
 Inputs: the real corpus (``../shared/captures``, ``captures/real``) and the scenario captures,
 cut to :data:`SEED_BYTES`, mutated (bytes flipped, chunks cut, duplicated, spliced between seeds,

@@ -205,7 +205,11 @@ def load_all() -> dict[str, Rule]:
 def run_rules(analysis: Analysis, config: RuleConfig | None = None) -> list[Finding]:
     """Run every registered rule (a rule that fails becomes an anomaly, not a crash), drop what
     a superseding rule reported about the same event, and merge findings of one key."""
-    config = config or RuleConfig()
+    with analysis.frozen():  # rules only read it: look-ups by id and grouped tables are kept
+        return _run_rules(analysis, config or RuleConfig())
+
+
+def _run_rules(analysis: Analysis, config: RuleConfig) -> list[Finding]:
     raw: list[Finding] = []
     rules = load_all()
     suppressed: list[Suppressed] = []

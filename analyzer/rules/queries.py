@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from analyzer.model import (
+    Advertiser,
     Analysis,
     AvdtpStream,
     Connection,
@@ -468,17 +469,26 @@ def profile_label(d: RfcommDlc) -> str:
 BREDR_NOT_SUPPORTED = 0x04
 
 
+def _bredr_addresses(a: Analysis) -> set[str | None]:
+    known: set[str | None] = {d.address for d in a.discovered}
+    known |= {c.address for c in a.connections if c.transport == "br_edr" and c.ok}
+    known |= {
+        p.address for p in a.pairing if p.transport == "br_edr" and p.link_key_request is not None
+    }
+    return known
+
+
+def _first_advertisers(a: Analysis) -> dict[str | None, Advertiser]:
+    out: dict[str | None, Advertiser] = {}
+    for x in a.advertisers:
+        out.setdefault(x.address, x)
+    return out
+
+
 def _bredr_known(a: Analysis, addr: str) -> bool:
     """Anything that shows the address speaks BR/EDR."""
-    if any(d.address == addr for d in a.discovered):
-        return True
-    if any(c.address == addr and c.transport == "br_edr" and c.ok for c in a.connections):
-        return True
-    if any(
-        p.address == addr and p.transport == "br_edr" and p.link_key_request is not None
-        for p in a.pairing
-    ):
-        return True  # the host holds (or was asked for) a BR/EDR link key
+    if addr in memo(a, "bredr_known", lambda: _bredr_addresses(a)):
+        return True  # inquiry, a BR/EDR link, or a BR/EDR link key held (or asked for)
     dev = a.device(addr)
     return dev is not None and dev.class_of_device is not None
 
@@ -486,7 +496,7 @@ def _bredr_known(a: Analysis, addr: str) -> bool:
 def _le_evidence(a: Analysis, addr: str) -> tuple[list[str], list[int]]:
     why: list[str] = []
     frames: list[int] = []
-    adv = next((x for x in a.advertisers if x.address == addr), None)
+    adv = memo(a, "advertiser_by_address", lambda: _first_advertisers(a)).get(addr)
     if adv is not None:
         if adv.flags is not None and adv.flags & BREDR_NOT_SUPPORTED:
             why.append("its advertising flags say BR/EDR Not Supported")
@@ -496,7 +506,13 @@ def _le_evidence(a: Analysis, addr: str) -> tuple[list[str], list[int]]:
             why.append("its address is a random LE address")
         if adv.first_frame:
             frames.append(adv.first_frame)
-    le = [c for c in a.connections if c.address == addr and c.transport == "le" and c.ok]
+    le: list[Connection] = memo(
+        a,
+        "le_links_by_address",
+        lambda: group_by(
+            (c for c in a.connections if c.transport == "le" and c.ok), lambda c: c.address
+        ),
+    ).get(addr, [])
     if le:
         why.append(f"{a.host} connected to it over LE (frame {le[0].start_frame})")
         frames.append(le[0].start_frame or 0)

@@ -26,7 +26,7 @@ from analyzer.decode.rfcomm import build_frame
 from analyzer.model import Analysis
 from analyzer.readers import Source, read_source
 
-SCALE = 4
+SCALE = 8
 MAX_RATIO = 3.0
 EPOCH = 0x00DCDDB30F2F8000  # btsnoop microseconds at 1970-01-01
 T0 = 1_767_261_600_000_000

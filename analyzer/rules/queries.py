@@ -424,6 +424,29 @@ def profiles_connected(a: Analysis, c: Connection) -> tuple[list[str], list[int]
     return names, sorted(set(frames))
 
 
+def opened_after(
+    a: Analysis, connection: str | None, psm: int | None, frame: int
+) -> L2capChannel | None:
+    """The first channel to ``psm`` on the link that opened, asked for after ``frame`` (a
+    bisect in the opened channels of each link and PSM, built once while the rules run)."""
+    opened = memo(a, "opened_channels", lambda: _opened_channels(a))
+    frames, chans = opened.get((connection, psm), ([], []))
+    k = bisect.bisect_right(frames, frame)
+    return chans[k] if k < len(chans) else None
+
+
+def _opened_channels(a: Analysis) -> dict[Hashable, tuple[list[int], list[L2capChannel]]]:
+    rows: dict[Hashable, list[tuple[int, int, L2capChannel]]] = {}
+    for n, ch in enumerate(a.l2cap_channels):
+        if ch.result == 0:
+            rows.setdefault((ch.connection, ch.psm), []).append((ch.request_frame or 0, n, ch))
+    out: dict[Hashable, tuple[list[int], list[L2capChannel]]] = {}
+    for key, v in rows.items():
+        v.sort(key=lambda r: (r[0], r[1]))
+        out[key] = ([r[0] for r in v], [r[2] for r in v])
+    return out
+
+
 def host_was_done(a: Analysis, c: Connection) -> bool:
     """The capturing host itself had closed every profile channel (other than SDP queries) first."""
     signals: list[L2capSignal] = by_connection(a, "l2cap_signals").get(c.id, [])

@@ -221,6 +221,39 @@ def at_lines(n: int) -> bytes:
     return s.bytes()
 
 
+def at_no_cr(n: int) -> bytes:
+    """One AT line that never ends: n RFCOMM frames of text without a CR (the unfinished line
+    must not be re-split on every frame)."""
+    s = Snoop()
+    _one_link(s)
+    s.channel(H, 0x0003, LOCAL, REMOTE, 1)
+    dlci = 2
+    for d in (0, dlci):
+        s.acl(H, REMOTE, build_frame(d, 0x2F, cr=1, pf=1), False)
+        s.acl(H, LOCAL, build_frame(d, 0x63, cr=1, pf=1), True)
+    s.acl(H, LOCAL, build_frame(dlci, 0xEF, cr=0, payload=b"AT+BRSF=1023\r"), True)
+    for _ in range(n):
+        s.acl(H, LOCAL, build_frame(dlci, 0xEF, cr=0, payload=b"A" * 100), True, dt_ms=1)
+    return s.bytes()
+
+
+def sdp_long(n: int) -> bytes:
+    """One SDP response continued n times (the parts must not be re-joined or re-parsed on
+    every part)."""
+    s = Snoop()
+    _one_link(s)
+    s.channel(H, 0x0001, LOCAL, REMOTE, 1)
+    cont = b"\x00"
+    for k in range(n):
+        req = b"\x35\x03\x19\x11\x0b\xff\xff\x35\x05\x0a\x00\x00\xff\xff" + cont
+        s.acl(H, REMOTE, b"\x06" + struct.pack(">HH", k & 0xFFFF, len(req)) + req, False)
+        part = b"\x35\xff" if k == 0 else b"\x09\x00\x01" * 5
+        cont = b"\x02" + struct.pack(">H", k & 0xFFFF) if k < n - 1 else b"\x00"
+        body = struct.pack(">H", len(part)) + part + cont
+        s.acl(H, LOCAL, b"\x07" + struct.pack(">HH", k & 0xFFFF, len(body)) + body, True)
+    return s.bytes()
+
+
 def avdtp(n: int) -> bytes:
     """AVDTP signalling: discover, configure, open, start, suspend, close cycles; some rejects."""
     s = Snoop()
@@ -357,9 +390,11 @@ PATTERNS: dict[str, tuple[Callable[[int], bytes], int, Callable[[Analysis], int]
     "channels": (channels, 1500, lambda a: len(a.l2cap_channels)),
     "sdp": (sdp, 300, lambda a: len(a.sdp)),
     "at_lines": (at_lines, 500, lambda a: sum(len(h.at) for h in a.hfp) // 2),
+    "at_no_cr": (at_no_cr, 2000, lambda a: sum(d.frames.get("received", 0) for d in a.rfcomm)),
+    "sdp_long": (sdp_long, 1000, lambda a: sum(t.continuations for t in a.sdp)),
     "avdtp": (avdtp, 600, lambda a: len(a.avdtp.signals) // 5),
     "att": (att, 1000, lambda a: len(a.att.transactions)),
-    "smp": (smp, 1200, lambda a: len(a.connections)),
+    "smp": (smp, 1600, lambda a: len(a.connections)),
     "commands": (commands, 600, lambda a: len(a.hci_commands) // 4),
     "links": (links, 600, lambda a: len(a.connections)),
     "sco": (sco, 1000, lambda a: len(a.connections) - 1),

@@ -12,6 +12,7 @@ import tempfile
 import click
 
 from analyzer.commands.batch import _bytes
+from analyzer.store.batch import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT_S
 
 
 @click.command("dashboard")
@@ -20,6 +21,19 @@ from analyzer.commands.batch import _bytes
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8050, show_default=True, type=int)
 @click.option("--max-upload", default="500M", show_default=True, help="Largest upload.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=DEFAULT_TIMEOUT_S,
+    show_default=True,
+    help="Seconds one capture's analysis may take; over it the capture fails, the rest go on.",
+)
+@click.option(
+    "--max-memory",
+    default=DEFAULT_MAX_MEMORY,
+    show_default=True,
+    help="Memory bound of the analysing worker (0: none); over it the capture fails.",
+)
 @click.option(
     "--retention-days", default=7.0, show_default=True, type=float,
     help="Delete uploads (they hold keys and phone numbers) older than this; 0 keeps them.",
@@ -30,6 +44,8 @@ def command(
     host: str,
     port: int,
     max_upload: str,
+    timeout: float,
+    max_memory: str,
     retention_days: float,
 ) -> None:
     """Start the dashboard; open http://HOST:PORT/ in a browser."""
@@ -43,7 +59,10 @@ def command(
         store_dir = tmp
     try:
         if captures:
-            stats = run_batch(list(captures), Store(store_dir), workers=1)
+            stats = run_batch(
+                list(captures), Store(store_dir), workers=1, timeout_s=timeout,
+                memory_bytes=_bytes(max_memory),
+            )  # fmt: skip
             click.echo(stats.line(), err=True)
         import logging
         import secrets
@@ -58,8 +77,9 @@ def command(
             )
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
         app = create_app(
-            store_dir, max_upload=_bytes(max_upload), retention_days=retention_days, token=token
-        )
+            store_dir, max_upload=_bytes(max_upload), retention_days=retention_days, token=token,
+            timeout_s=timeout, memory_bytes=_bytes(max_memory),
+        )  # fmt: skip
         url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
         click.echo(f"btanalyze dashboard: {url}", err=True)
         app.run(host=host, port=port, debug=False)

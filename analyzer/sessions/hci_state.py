@@ -156,6 +156,7 @@ class HciState:
     _pairing_open: dict[str, PairingAttempt] = field(default_factory=dict)
     _counter: dict[str, int] = field(default_factory=dict)
     _bonded: set[str] = field(default_factory=set)
+    _last_end: dict[int, int] = field(default_factory=dict)  # handle → last link's end frame
 
     # -- helpers -----------------------------------------------------------------------------
     def device(self, addr: str, frame: int | None = None) -> Device:
@@ -186,6 +187,15 @@ class HciState:
             if kind in ("acl", "le") and c.address == addr:
                 return c
         return None
+
+    def ended_on(self, handle: int, frame: int) -> None:
+        """Note that a link on ``handle`` ended at ``frame``."""
+        self._last_end[handle] = max(frame, self._last_end.get(handle, frame))
+
+    def last_end(self, handle: int) -> int | None:
+        """The end frame of the last link that ended on ``handle`` (a dict, not a scan of every
+        connection: a capture of thousands of disconnections stays linear)."""
+        return self._last_end.get(handle)
 
     def inferred_connection(self, handle: int, frame: int, time_us: int, le: bool) -> Connection:
         """A connection seen only through its data (capture started mid-connection)."""
@@ -241,6 +251,7 @@ class HciState:
             c = self._open.pop(key)
             if c.end_frame is None:
                 c.end_frame, c.end_time_us = frame, time_us
+                self.ended_on(c.handle, frame)
             ended.append(c)
             if c.address:
                 p = self._pairing_open.get(c.address)

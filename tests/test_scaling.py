@@ -254,6 +254,54 @@ def sdp_long(n: int) -> bytes:
     return s.bytes()
 
 
+def disconnections(n: int) -> bytes:
+    """Links known only by their data and their Disconnection Complete (set up before the
+    capture), on a hundred handles."""
+    s = Snoop()
+    for i in range(n):
+        h = 1 + i % 100
+        s.acl(h, 0x0040, b"\x00" * 8, True)
+        s.disconn_complete(h, 0x13)
+    return s.bytes()
+
+
+def _hf_record(channel: int) -> bytes:
+    """An SDP record (Core Vol 3 Part B §5): Hands-Free on an RFCOMM server channel."""
+    classes = b"\x09\x00\x01\x35\x03\x19\x11\x1e"
+    proto = b"\x09\x00\x04\x35\x0c\x35\x03\x19\x01\x00\x35\x05\x19\x00\x03\x08" + bytes([channel])
+    body = classes + proto
+    return b"\x35" + bytes([len(body)]) + body
+
+
+def hfp_sco(n: int) -> bytes:
+    """HFP links: an SDP search, an RFCOMM channel, an SCO link while it is up, then the link
+    ends (many sessions: each SCO link and DLC must find its own without a scan of all)."""
+    s = Snoop()
+    for i in range(n):
+        h = 1 + i % 50
+        s.conn_complete(h, addr(i))
+        s.channel(h, 0x0001, LOCAL, REMOTE, 1)
+        s.channel(h, 0x0003, LOCAL + 1, REMOTE + 1, 4)
+        ch = 1 + i % 30
+        rec = _hf_record(ch)
+        lists = b"\x35" + bytes([len(rec)]) + rec
+        req = b"\x35\x03\x19\x11\x1e\xff\xff\x35\x05\x0a\x00\x00\xff\xff\x00"
+        s.acl(h, REMOTE, b"\x06" + struct.pack(">HH", i & 0xFFFF, len(req)) + req, False)
+        body = struct.pack(">H", len(lists)) + lists + b"\x00"
+        s.acl(h, LOCAL, b"\x07" + struct.pack(">HH", i & 0xFFFF, len(body)) + body, True)
+        for d in (0, ch * 2):
+            s.acl(h, REMOTE + 1, build_frame(d, 0x2F, cr=1, pf=1), False)
+            s.acl(h, LOCAL + 1, build_frame(d, 0x63, cr=1, pf=1), True)
+        s.acl(h, LOCAL + 1, build_frame(ch * 2, 0xEF, cr=0, payload=b"AT+BRSF=1023\r"), True)
+        s.cmd(0x0428, struct.pack("<HIIHHBH", h, 8000, 8000, 0xFFFF, 0x60, 0xFF, 0x3F))
+        s.status(0x0428)
+        p = b"\x00" + struct.pack("<H", 0x100 + h) + addr(i) + bytes([2, 12, 2])
+        s.event(0x2C, p + struct.pack("<HH", 60, 60) + b"\x02")
+        s.disconn_complete(0x100 + h, 0x13)
+        s.disconn_complete(h, 0x13)
+    return s.bytes()
+
+
 def avdtp(n: int) -> bytes:
     """AVDTP signalling: discover, configure, open, start, suspend, close cycles; some rejects."""
     s = Snoop()
@@ -392,6 +440,8 @@ PATTERNS: dict[str, tuple[Callable[[int], bytes], int, Callable[[Analysis], int]
     "at_lines": (at_lines, 500, lambda a: sum(len(h.at) for h in a.hfp) // 2),
     "at_no_cr": (at_no_cr, 2000, lambda a: sum(d.frames.get("received", 0) for d in a.rfcomm)),
     "sdp_long": (sdp_long, 1000, lambda a: sum(t.continuations for t in a.sdp)),
+    "disconnections": (disconnections, 2000, lambda a: len(a.connections)),
+    "hfp_sco": (hfp_sco, 300, lambda a: sum(1 for c in a.connections if c.sco and c.sco.hfp_dlci)),
     "avdtp": (avdtp, 600, lambda a: len(a.avdtp.signals) // 5),
     "att": (att, 1000, lambda a: len(a.att.transactions)),
     "smp": (smp, 1600, lambda a: len(a.connections)),

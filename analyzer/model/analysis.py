@@ -154,10 +154,10 @@ class Analysis:
 
     @property
     def local_device(self) -> Device | None:
-        for d in self.devices:
-            if d.role == "local":
-                return d
-        return None
+        fz = _frozen(self)
+        if fz is not None:
+            return fz.get("local_device", lambda: _local_device(self.devices))
+        return _local_device(self.devices)
 
     @property
     def host(self) -> str:
@@ -256,6 +256,13 @@ _FROZEN: dict[int, _Frozen] = {}
 def _frozen(a: Analysis) -> _Frozen | None:
     fz = _FROZEN.get(id(a))
     return fz if fz is not None and fz.owner is a else None
+
+
+def _local_device(devices: list[Device]) -> Device | None:
+    for d in devices:
+        if d.role == "local":
+            return d
+    return None
 
 
 def _first_by(items: list[T], attr: str) -> dict[object, T]:

@@ -440,7 +440,7 @@ PATTERNS: dict[str, tuple[Callable[[int], bytes], int, Callable[[Analysis], int]
     "at_lines": (at_lines, 500, lambda a: sum(len(h.at) for h in a.hfp) // 2),
     "at_no_cr": (at_no_cr, 2000, lambda a: sum(d.frames.get("received", 0) for d in a.rfcomm)),
     "sdp_long": (sdp_long, 1000, lambda a: sum(t.continuations for t in a.sdp)),
-    "disconnections": (disconnections, 2000, lambda a: len(a.connections)),
+    "disconnections": (disconnections, 4000, lambda a: len(a.connections)),
     "hfp_sco": (hfp_sco, 300, lambda a: sum(1 for c in a.connections if c.sco and c.sco.hfp_dlci)),
     "avdtp": (avdtp, 600, lambda a: len(a.avdtp.signals) // 5),
     "att": (att, 1000, lambda a: len(a.att.transactions)),

@@ -254,6 +254,19 @@ def sdp_long(n: int) -> bytes:
     return s.bytes()
 
 
+def stale_channels(n: int) -> bytes:
+    """Links replaced on their handle by a new Connection Complete (no Disconnection Complete:
+    their channels stay open), every tenth ended by a Disconnection Complete."""
+    s = Snoop()
+    for i in range(n):
+        h = 1 + i % 10
+        s.conn_complete(h, addr(i))
+        s.channel(h, 0x1001, LOCAL, REMOTE, 1)
+        if i % 10 == 9:
+            s.disconn_complete(h, 0x13)
+    return s.bytes()
+
+
 def disconnections(n: int) -> bytes:
     """Links known only by their data and their Disconnection Complete (set up before the
     capture), on a hundred handles."""
@@ -440,6 +453,7 @@ PATTERNS: dict[str, tuple[Callable[[int], bytes], int, Callable[[Analysis], int]
     "at_lines": (at_lines, 500, lambda a: sum(len(h.at) for h in a.hfp) // 2),
     "at_no_cr": (at_no_cr, 2000, lambda a: sum(d.frames.get("received", 0) for d in a.rfcomm)),
     "sdp_long": (sdp_long, 1000, lambda a: sum(t.continuations for t in a.sdp)),
+    "stale_channels": (stale_channels, 2000, lambda a: len(a.l2cap_channels)),
     "disconnections": (disconnections, 4000, lambda a: len(a.connections)),
     "hfp_sco": (hfp_sco, 300, lambda a: sum(1 for c in a.connections if c.sco and c.sco.hfp_dlci)),
     "avdtp": (avdtp, 600, lambda a: len(a.avdtp.signals) // 5),

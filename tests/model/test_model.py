@@ -254,10 +254,15 @@ def test_frozen_lookups_agree_with_scans_and_end_with_the_scope() -> None:
     addrs = [d.address for d in a.devices] + ["00:00:00:00:00:00", None]
     outside = [a.connection(i) for i in ids], [a.device_label(x) for x in addrs], a.local_device
     calls = []
+
+    def count() -> int:
+        calls.append(1)
+        return len(a.connections)
+
     with a.frozen():
         inside = [a.connection(i) for i in ids], [a.device_label(x) for x in addrs], a.local_device
         for _ in range(3):
-            memo(a, "n", lambda: calls.append(1) or len(a.connections))
+            memo(a, "n", count)
     assert inside == outside and len(calls) == 1
     added = Connection(
         id="added", handle=1, address=None, transport="le", status=0, status_name="Success",

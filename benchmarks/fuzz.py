@@ -13,7 +13,8 @@ cut to :data:`SEED_BYTES`, mutated (bytes flipped, chunks cut, duplicated, splic
 (valid framing, hostile payloads): lengths that lie at the HCI and L2CAP layers, one L2CAP PDU
 reassembled from thousands of fragments, deeply nested SDP data elements with continuations,
 huge AVDTP capability lengths, timestamps jumping a century, many connections on one handle,
-many advertisers. Decoders get the payloads of every input plus AT streams without CR.
+many advertisers, resets among unanswered commands, L2CAP channels with hostile CIDs and results.
+Decoders get the payloads of every input plus AT streams without CR.
 
 Targets: ``read_source`` (must return or raise CaptureError), each decoder (must return), and
 ``analyze_capture`` on every :data:`ANALYZE_EVERY`-th readable input (must return; a rule that
@@ -230,8 +231,46 @@ def gen_advertisers(r: random.Random) -> bytes:
     return btsnoop(pk)
 
 
+def gen_resets(r: random.Random) -> bytes:
+    """HCI Resets between links and commands that are never answered (controller_reset,
+    the pending-command tables)."""
+    pk = []
+    for i in range(_size(r, (100, 1000), (5000,))):
+        pk.append((4 * i, conn_complete(r.randrange(1, 8)), True))
+        pk.append((4 * i + 1, b"\x01\x03\x0c\x00", False))
+        op = r.choice((0x0405, 0x0411, 0x0419, 0x0C1A, r.randrange(0x10000)))
+        pk.append((4 * i + 2, b"\x01" + struct.pack("<HB", op, 2) + b"\x01\x00", False))
+        if r.random() < 0.5:
+            pk.append((4 * i + 3, b"\x04\x0f\x04\x00\x01" + struct.pack("<H", op), True))
+    return btsnoop(pk)
+
+
+def gen_channels(r: random.Random) -> bytes:
+    """L2CAP channels opened, refused and closed with hostile CIDs and results, on links that
+    end or are replaced on their handle."""
+    pk: list[tuple[int, bytes, bool]] = []
+    t = 0
+    for i in range(_size(r, (100, 1000), (5000,))):
+        h = r.randrange(1, 4)
+        if r.random() < 0.1:
+            pk.append((t, conn_complete(h), True))
+        scid, dcid = r.choice((0, 1, 0x40, 0xFFFF, r.randrange(0x10000))), r.randrange(0x10000)
+        psm = r.choice((1, 3, 0x19, 0x17, r.randrange(0x10000)))
+        req = l2(1, struct.pack("<BBHHH", 2, i & 0xFF, 4, psm, scid))
+        res = r.choice((0, 0, 1, 2, 3, 4, 0xFFFF))
+        rsp = l2(1, struct.pack("<BBHHHHH", 3, i & 0xFF, 8, dcid, scid, res, 0))
+        pk += [(t + 1, acl(h, req), r.random() < 0.5), (t + 2, acl(h, rsp), r.random() < 0.5)]
+        if r.random() < 0.3:
+            pk.append((t + 3, acl(h, l2(1, struct.pack("<BBHHH", 6, 1, 4, dcid, scid))), False))
+        if r.random() < 0.05:
+            pk.append((t + 4, disconn_complete(h), True))
+        t += 5
+    return btsnoop(pk)
+
+
 GENERATORS: list[Callable[[random.Random], bytes]] = [
     gen_fragments, gen_sdp, gen_avdtp, gen_lying, gen_time_jumps, gen_connections, gen_advertisers,
+    gen_resets, gen_channels,
 ]  # fmt: skip
 
 

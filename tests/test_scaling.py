@@ -452,7 +452,7 @@ def fragments(n: int) -> bytes:
 PATTERNS: dict[str, tuple[Callable[[int], bytes], int, Callable[[Analysis], int]]] = {
     # name: (builder, n for the small capture, what the analysis must have seen of n)
     "resets": (resets, 600, lambda a: len(a.controller.resets)),
-    "connections": (connections, 500, lambda a: len(a.connections)),
+    "connections": (connections, 800, lambda a: len(a.connections)),
     "handles": (handles, 500, lambda a: len(a.connections)),
     "channels": (channels, 1500, lambda a: len(a.l2cap_channels)),
     "sdp": (sdp, 300, lambda a: len(a.sdp)),
@@ -463,7 +463,7 @@ PATTERNS: dict[str, tuple[Callable[[int], bytes], int, Callable[[Analysis], int]
     "disconnections": (disconnections, 4000, lambda a: len(a.connections)),
     "hfp_sco": (hfp_sco, 300, lambda a: sum(1 for c in a.connections if c.sco and c.sco.hfp_dlci)),
     "avdtp": (avdtp, 600, lambda a: len(a.avdtp.signals) // 5),
-    "att": (att, 1000, lambda a: len(a.att.transactions)),
+    "att": (att, 2000, lambda a: len(a.att.transactions)),
     "smp": (smp, 1600, lambda a: len(a.connections)),
     "commands": (commands, 600, lambda a: len(a.hci_commands) // 4),
     "links": (links, 600, lambda a: len(a.connections)),

@@ -365,6 +365,30 @@ def att(n: int) -> bytes:
     return s.bytes()
 
 
+def gatt(n: int) -> bytes:
+    """GATT discovery of n characteristics, each with a descriptor, in services of ten (ATT
+    Read By Group Type, Read By Type, Find Information; Core Vol 3 Part G §4), up to 20,000
+    characteristics per LE link (the 16-bit handle space)."""
+    s = Snoop()
+    per = 20000
+    for link in range(0, n, per):
+        h0 = 0x40 + link // per
+        s.le_conn_complete(h0, addr(link))
+        m = min(per, n - link)
+        for k in range(0, m, 10):
+            start, end = 1 + 3 * k, 3 * (k + 10)
+            s.acl(h0, 4, b"\x10" + struct.pack("<HHH", start, 0xFFFF, 0x2800), False)
+            s.acl(h0, 4, b"\x11\x06" + struct.pack("<HHH", start, end, 0x1800 + k % 100), True)
+        for i in range(m):
+            h = 2 + 3 * i
+            s.acl(h0, 4, b"\x08" + struct.pack("<HHH", h, 0xFFFF, 0x2803), False)
+            decl = struct.pack("<HBHH", h, 0x12, h + 1, 0x2A00 + i % 100)
+            s.acl(h0, 4, b"\x09\x07" + decl, True)
+            s.acl(h0, 4, b"\x04" + struct.pack("<HH", h + 2, h + 2), False)
+            s.acl(h0, 4, b"\x05\x01" + struct.pack("<HH", h + 2, 0x2902), True)
+    return s.bytes()
+
+
 def smp(n: int) -> bytes:
     """SMP pairings on LE links that fail (Pairing Failed) or stall."""
     s = Snoop()
@@ -464,6 +488,16 @@ PATTERNS: dict[str, tuple[Callable[[int], bytes], int, Callable[[Analysis], int]
     "hfp_sco": (hfp_sco, 300, lambda a: sum(1 for c in a.connections if c.sco and c.sco.hfp_dlci)),
     "avdtp": (avdtp, 600, lambda a: len(a.avdtp.signals) // 5),
     "att": (att, 2000, lambda a: len(a.att.transactions)),
+    "gatt": (
+        gatt,
+        2000,
+        lambda a: sum(
+            len(c.descriptors)
+            for g in a.att.services.values()
+            for sv in g.services
+            for c in sv.characteristics
+        ),
+    ),
     "smp": (smp, 1600, lambda a: len(a.connections)),
     "commands": (commands, 600, lambda a: len(a.hci_commands) // 4),
     "links": (links, 600, lambda a: len(a.connections)),

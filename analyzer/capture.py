@@ -19,6 +19,7 @@ truncated by the capture tool exactly when ``orig_length > length``.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +74,42 @@ for _t, _k in H4_KIND.items():
     H4_KIND_CODE[_t] = KINDS.index(_k)
 
 
+#: page size for releasing mapped file pages behind a sequential pass
+PAGE = mmap.PAGESIZE
+#: bytes of the file a sequential pass handles between releases (bounds its resident pages)
+PASS_WINDOW = 32 << 20
+
+
+def release_pages(buffer: object, lo: int, hi: int) -> None:
+    """Drop the resident pages of a memory-mapped capture between byte offsets ``lo`` and
+    ``hi`` (whole pages only) once a sequential pass is done with them: they are clean file
+    pages, read back from the page cache if a later stage needs them, so peak memory is one
+    window of the file instead of all of it. No-op for in-memory buffers."""
+    if not isinstance(buffer, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    a = -(-max(lo, 0) // PAGE) * PAGE
+    b = (min(hi, len(buffer)) // PAGE) * PAGE
+    if b > a:
+        try:
+            buffer.madvise(mmap.MADV_DONTNEED, a, b - a)
+        except (OSError, ValueError):  # a platform without it: memory stays as before
+            return
+
+
+def windows(offsets: np.ndarray, span: int = PASS_WINDOW) -> list[tuple[int, int]]:
+    """Row ranges [i, j) of sorted byte ``offsets`` covering at most about ``span`` bytes each:
+    a sequential pass handles one range, then releases its pages (:func:`release_pages`)."""
+    n = int(offsets.shape[0])
+    if n == 0:
+        return []
+    first, last = int(offsets[0]), int(offsets[-1])
+    if last - first <= span:
+        return [(0, n)]
+    cuts = np.searchsorted(offsets, np.arange(first + span, last + 1, span), "left")
+    bounds = [0, *[int(c) for c in cuts if 0 < c < n], n]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
 class CaptureError(Exception):
     """The input is not a capture we can read (the message is one line naming the reason)."""
 
@@ -124,11 +161,17 @@ class Capture:
         return bytes(self.buffer[off : off + ln])
 
     def payloads(self, offsets: np.ndarray, lengths: np.ndarray) -> list[bytes]:
-        """Payload bytes for many frames given their offset/length columns."""
+        """Payload bytes for many frames given their offset/length columns (read window by
+        window, each window's pages released after it when sorted: :func:`release_pages`)."""
         buf = self.buffer
-        return [
-            bytes(buf[o : o + n]) for o, n in zip(offsets.tolist(), lengths.tolist(), strict=True)
-        ]
+        offs, lens = offsets.tolist(), lengths.tolist()
+        if not isinstance(buf, mmap.mmap) or len(offs) < 2 or offs != sorted(offs):
+            return [bytes(buf[o : o + n]) for o, n in zip(offs, lens, strict=True)]
+        out: list[bytes] = []
+        for a, b in windows(offsets):
+            out += [bytes(buf[o : o + n]) for o, n in zip(offs[a:b], lens[a:b], strict=True)]
+            release_pages(buf, offs[a], offs[b - 1] + lens[b - 1])
+        return out
 
     # -- summary ------------------------------------------------------------------------------
     @property

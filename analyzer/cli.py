@@ -16,7 +16,7 @@ from analyzer import __version__
 
 COMMAND_MODULES = (
     "info", "analyze", "convert", "rules", "diff", "batch", "query", "summary", "store",
-    "dashboard",
+    "dashboard", "scrub",
 )  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """The terminal report: incidents first (unrecovered first, then by severity), each with its
-root cause, consequences and recovery; then every finding; then the story."""
+root cause, consequences and recovery; then every finding; then each remote device's story
+(:mod:`analyzer.model.story`); then the tables. The Markdown report tells the same for tickets."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from analyzer.model import Analysis, HfpSession
+from analyzer.model import Advertiser, Analysis, HfpSession, Incident
+from analyzer.model.story import DeviceStory, StoryLine, device_story, story_devices
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 ADDRESS_WIDTH = 17  # AA:BB:CC:DD:EE:FF: never cut
@@ -38,8 +40,8 @@ def verdict(a: Analysis) -> str:
 
 #: columns whose text may wrap (on words); every other column keeps its values whole
 WRAPPING = frozenset(
-    {"name", "chip vendor", "status / reason", "services / error", "uuids", "states", "error",
-     "frames", "device id", "method", "status"}
+    {"name", "chip vendor", "OUI vendor", "status / reason", "services / error", "uuids",
+     "states", "error", "frames", "device id", "method", "status"}
 )  # fmt: skip
 
 
@@ -64,7 +66,24 @@ def _frames(frames: list[int], limit: int = 8) -> str:
     return s + (f" … (+{len(frames) - limit})" if len(frames) > limit else "")
 
 
+def incident_evidence(a: Analysis, inc: Incident) -> tuple[list[str], list[int]]:
+    """The finding ids of an incident (root cause first) and all their evidence frames."""
+    mine = [f for f in a.findings if f.incident == inc.id]
+    mine.sort(key=lambda f: (f.ref != inc.root_cause, f.time_us or 0))
+    ids = list(dict.fromkeys(f.id for f in mine))
+    frames = sorted({fr for f in mine for fr in f.frames})
+    return ids, frames
+
+
+def wireshark_filter(frames: list[int]) -> str:
+    """A Wireshark display filter selecting these frames (``frame.number in {1, 2, 3}``;
+    Wireshark 4 separates set members with commas)."""
+    return "frame.number in {" + ", ".join(str(f) for f in frames) + "}"
+
+
 def print_report(a: Analysis, console: Console | None = None) -> None:
+    """The terminal report: verdict, incidents, findings, each remote device's story, then the
+    tables."""
     con = console or Console()
     cap = a.capture
     span = f"  {cap.first_time} → {cap.last_time}" if cap.first_time else ""
@@ -99,6 +118,8 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
                 f"[{SEV_STYLE[inc.severity]}]{inc.id:>3} {inc.severity.upper():7}[/] {inc.verdict}",
                 highlight=False,
             )
+            ids, _ = incident_evidence(a, inc)
+            con.print(f"        rules: {', '.join(ids)} (btanalyze rules ID)", highlight=False)
             for ref in inc.consequences:
                 then = by_ref.get(ref)
                 if then is not None:
@@ -125,11 +146,12 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             f"[dim]{len(a.suppressed)} benign protocol events recognised and not reported "
             "(--json: suppressed)[/dim]\n"
         )
+    print_stories(a, con)
     if a.devices:
-        t = _table("Devices", "address", "role", "name", "LMP ver/subver", "chip vendor",
-                   "device id")  # fmt: skip
+        with_did = any(d.device_id for d in a.devices)
+        t = _table("Devices", "address", "role", "name", "OUI vendor", "chip vendor", "LMP",
+                   *(["device id"] if with_did else []))  # fmt: skip
         for d in a.devices:
-            ver = _lmp(d.lmp_version, d.lmp_subversion)
             did = (
                 ""
                 if not d.device_id
@@ -139,7 +161,9 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
                     f"v{d.device_id.version or 0:#06x}"
                 )
             )
-            t.add_row(d.address, d.role, d.name or "", ver, d.manufacturer_name or "", did)
+            t.add_row(d.address, d.role, d.name or "", d.oui_vendor or "",
+                      d.manufacturer_name or "", _lmp(d.lmp_version, d.lmp_subversion),
+                      *([did] if with_did else []))  # fmt: skip
         con.print(t)
     if a.connections:
         t = _table("Connections", "id", "transport", "address", "start", "frames",
@@ -224,18 +248,112 @@ def print_report(a: Analysis, console: Console | None = None) -> None:
             con.print(f"{h.profile.upper()}: {session_summary(h)}", highlight=False)
     if a.advertisers:
         top = sorted(a.advertisers, key=lambda x: -x.events)[:15]
-        t = _table(f"LE advertisers ({len(a.advertisers)}; the {len(top)} heard most)",
-                   "address", "name", "events", "interval ms", "RSSI", "first", "last")  # fmt: skip
+        t = _table(f"LE advertisers ({len(a.advertisers)}; the {len(top)} heard most; flags: "
+                   "C connectable, D discoverable)",
+                   "address", "name", "events", "interval ms", "silent", "RSSI",
+                   "flags")  # fmt: skip
         for x in top:
             t.add_row(
-                x.address, x.name or "", str(x.events),
-                "" if x.interval_ms is None else f"{x.interval_ms:.1f}",
-                "" if x.rssi is None else f"{x.rssi.mean:.0f}",
-                clock(x.first_time_us), clock(x.last_time_us),
+                x.address, x.name or "", str(x.events), _intervals(x), _silences(x),
+                "" if x.rssi is None else f"{x.rssi.mean:.0f}", _adv_flags(x),
             )  # fmt: skip
         con.print(t)
     if a.anomalies:
         con.print(f"[dim]{len(a.anomalies)} decode anomalies (see --json)[/dim]")
+
+
+def _intervals(x: Advertiser) -> str:
+    """The advertising interval, or each segment's when it changed ("100.0→1000.0")."""
+    segs = x.segments if len(x.segments) > 1 else []
+    if segs:
+        return "→".join("?" if s.interval_ms is None else f"{s.interval_ms:.4g}" for s in segs)
+    return "" if x.interval_ms is None else f"{x.interval_ms:.1f}"
+
+
+def _silences(x: Advertiser) -> str:
+    """How many silences and the longest ("2×9.2s")."""
+    if not x.silences:
+        return ""
+    longest = max(s.duration_ms for s in x.silences) / 1000
+    return f"{len(x.silences)}×{longest:.1f}s"
+
+
+def _adv_flags(x: Advertiser) -> str:
+    """C: connectable, D: discoverable (from the PDU types and the AD Flags heard)."""
+    segs = x.segments
+    conn = any(s.connectable for s in segs)
+    disc = any(s.discoverable for s in segs)
+    return "".join(n for n, on in (("C", conn), ("D", disc)) if on)
+
+
+# -- per-device stories ---------------------------------------------------------------------
+
+
+def device_heading(a: Analysis, address: str) -> tuple[str, str]:
+    """The device's name and address, and one line of what it is: the address's OUI vendor
+    (the product's maker as registered with the IEEE), the controller chip's vendor and LMP
+    version, or why an LE random address names no vendor."""
+    d = a.device(address)
+    label = a.device_label(address)
+    if d is None:
+        return label, ""
+    facts = []
+    if d.oui_vendor:
+        facts.append(f"OUI vendor {d.oui_vendor}")
+    elif d.random_kind:
+        facts.append(f"LE {d.random_kind} random address (no OUI)")
+    if d.manufacturer_name:
+        ver = _lmp(d.lmp_version, d.lmp_subversion)
+        facts.append(f"chip {d.manufacturer_name}" + (f", LMP {ver}" if ver else ""))
+    return label, "; ".join(facts)
+
+
+def _story_time(ln: StoryLine) -> str:
+    return clock(ln.time_us) if ln.time_us is not None else "—"
+
+
+def _story_text(ln: StoryLine) -> str:
+    if ln.count == 1:
+        return ln.text
+    until = f"{clock(ln.last_time_us)} (#{ln.last_frame})" if ln.last_frame else ""
+    if ln.cycle:
+        return f"{ln.count}× until {until}: {ln.text}"
+    return f"{ln.text} ×{ln.count}, last at {until}"
+
+
+def stories(a: Analysis, limit: int = 30) -> list[DeviceStory]:
+    """The stories the reports print (see :func:`analyzer.model.story.story_devices`)."""
+    out = [device_story(a, x, limit) for x in story_devices(a)]
+    return [s for s in out if s.lines]
+
+
+def print_stories(a: Analysis, con: Console) -> None:
+    """Per remote device: what it is, then its story with wall-clock times and frames."""
+    for st in stories(a):
+        label, facts = device_heading(a, st.address)
+        con.print(f"[bold]Device {label}[/bold]", highlight=False)
+        if facts:
+            con.print(f"  {facts}", highlight=False)
+        for i, ln in enumerate(st.lines + st.tail):
+            if i == len(st.lines) and st.hidden:
+                con.print(f"  … {st.hidden} more events, see --json (timeline, findings)"
+                          + ("; the warnings and errors after them:" if st.tail else ""),
+                          highlight=False)  # fmt: skip
+            frame = f"#{ln.frame}" if ln.frame is not None else ""
+            style = SEV_STYLE.get(ln.severity, "") if ln.severity != "info" else ""
+            text = _story_text(ln)
+            body = f"[{style}]{_esc(text)}[/]" if style else _esc(text)
+            con.print(f"  {_story_time(ln)} {frame:>7}  {body}", highlight=False)
+        if st.hidden and not st.tail:
+            con.print(f"  … {st.hidden} more events, see --json (timeline, findings)",
+                      highlight=False)  # fmt: skip
+        con.print()
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _dash(v: object) -> str:
@@ -274,7 +392,12 @@ def markdown_report(a: Analysis) -> str:
     shown = [i for i in a.incidents if i.severity != "info"]
     if shown:
         out += ["### Incidents", ""]
-        out += [f"- **{i.severity.upper()}** {i.verdict}" for i in shown]
+        for inc in shown:
+            ids, frames = incident_evidence(a, inc)
+            out.append(f"- **{inc.severity.upper()}** {inc.verdict}")
+            out.append(f"  - rules: {', '.join(f'`{x}`' for x in ids)}")
+            if frames:
+                out.append(f"  - Wireshark: `{wireshark_filter(frames)}`")
         out.append("")
     if a.findings:
         out += ["### Findings", ""]
@@ -291,12 +414,29 @@ def markdown_report(a: Analysis) -> str:
     def row(*cells: str) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
+    for st in stories(a):
+        label, facts = device_heading(a, st.address)
+        out += [f"### Device {label}", ""]
+        if facts:
+            out += [facts, ""]
+        out += [row("time", "frame", "event"), row("---", "---:", "---")]
+        for i, ln in enumerate(st.lines + st.tail):
+            if i == len(st.lines) and st.hidden:
+                out.append(row("…", "", f"*{st.hidden} more events, see `--json`*"))
+            frame = str(ln.frame) if ln.frame is not None else ""
+            text = _story_text(ln)
+            text = f"**{text}**" if ln.severity != "info" else text
+            out.append(row(_story_time(ln), frame, text))
+        if st.hidden and not st.tail:
+            out.append(row("…", "", f"*{st.hidden} more events, see `--json`*"))
+        out.append("")
     if a.devices:
-        out += ["### Devices", "", row("address", "role", "name", "LMP ver/subver", "chip vendor"),
-                row(*["---"] * 5)]  # fmt: skip
+        out += ["### Devices", "", row("address", "role", "name", "OUI vendor", "chip vendor",
+                                       "LMP ver/subver"), row(*["---"] * 6)]  # fmt: skip
         for d in a.devices:
-            out.append(row(d.address, d.role, d.name or "", _lmp(d.lmp_version, d.lmp_subversion),
-                           d.manufacturer_name or ""))  # fmt: skip
+            out.append(row(d.address, d.role, d.name or "", d.oui_vendor or "",
+                           d.manufacturer_name or "",
+                           _lmp(d.lmp_version, d.lmp_subversion)))  # fmt: skip
         out.append("")
     conns = [
         c for c in a.connections if not (c.cancelled and c.connect_mode == "filter_accept_list")

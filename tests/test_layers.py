@@ -21,10 +21,13 @@ ALLOWED: dict[str, set[str]] = {
     "rules": {"model"},
     "report": {"model", "rules"},
     # the store drives analyses (batch workers) and keeps their results
-    "store": {"model", "capture", "readers", "analysis"},
+    # (and with --anonymize analyses the scrubbed copy, issue 23)
+    "store": {"model", "capture", "readers", "analysis", "scrub"},
     # pages read stored analyses; uploads are analysed by the store's worker
     "dashboards": {"model", "rules", "report", "store", "diff"},
     "diff": {"model"},
+    # the scrubber rewrites wire bytes in place with the decoders' help (issue 23)
+    "scrub": {"capture", "decode", "model", "readers", "writers"},
 }
 #: wire parsing: byte unpacking, integer assembly from bytes, shifts of bytes into words
 WIRE = re.compile(r"\bstruct\b|from_bytes|\bunpack(_from)?\(|\[[^\]\n]*\d\] << 8|<< \(8 \*")
@@ -55,17 +58,27 @@ def _modules() -> list[Path]:
     return sorted(p for p in PKG.rglob("*.py") if _layer(p) in ALLOWED)
 
 
+#: one module may go further than its layer, with the reason
+MODULE_EXCEPTIONS: dict[str, set[str]] = {
+    # the packet table (issue 21 §5) lists every frame and shows our decode, a hex view and a
+    # Wireshark view of the selected one: the store keeps analyses, not frames, so this one view
+    # reads the capture file and decodes the frames shown; analyses are never rebuilt here
+    "dashboards/packets.py": {"capture", "readers", "sessions", "decode", "writers"},
+}
+
+
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PKG)))
 def test_imports_go_one_way(path: Path) -> None:
     layer = _layer(path)
-    bad = {m for m in _imports(path) if m != layer and m not in ALLOWED[layer]}
+    extra = MODULE_EXCEPTIONS.get(str(path.relative_to(PKG)), set())
+    bad = {m for m in _imports(path) if m != layer and m not in ALLOWED[layer] | extra}
     assert not bad, f"{layer} must not import {sorted(bad)}"
 
 
 def test_wire_bytes_are_read_only_in_decode_and_readers() -> None:
     offenders = []
     for p in PKG.rglob("*.py"):
-        if _layer(p) in ("decode", "readers", "writers", "capture"):
+        if _layer(p) in ("decode", "readers", "writers", "capture", "scrub"):
             continue
         for i, line in enumerate(p.read_text().splitlines(), 1):
             code = line.split("#", 1)[0]

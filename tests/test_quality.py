@@ -105,3 +105,18 @@ def test_model_and_rules_are_mypy_strict() -> None:
     ]
     assert len(strict) == 1
     assert {k for k, v in strict[0].items() if v is True} >= STRICT_FLAGS
+
+
+def test_runs_without_bumble() -> None:
+    """bumble is a test/scenario dependency (issue 16 §7): the analyzer's name tables are stored
+    (analyzer/decode/hci_tables.json), so analysing and the report work with bumble absent."""
+    code = "import sys; sys.modules['bumble'] = None; from analyzer.cli import main; main()"
+    cap = REPO / "captures" / "scenarios" / "a2dp_rejected_hfp_fallback.btsnoop"
+    without = subprocess.run([sys.executable, "-c", code, "analyze", "--json", str(cap)],
+                             capture_output=True, text=True, cwd=REPO, check=False)  # fmt: skip
+    assert without.returncode == 0, without.stderr
+    withb = subprocess.run(
+        [sys.executable, "-c", "from analyzer.cli import main; main()", "analyze", "--json",
+         str(cap)], capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert without.stdout == withb.stdout

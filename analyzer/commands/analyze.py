@@ -1,9 +1,11 @@
 """``btanalyze analyze FILE``: rebuild what happened and diagnose it.
 
 The terminal report leads with the findings (most severe first: message, fix, evidence frames),
-then the story: devices, connections, pairing, SDP, AVDTP/A2DP, HFP, advertisers. ``--json`` prints
-the stable document of docs/json-schema.md. ``--fail-on error|warning`` exits 3 when such a finding
-exists (for lab CI).
+then each remote device's story (links, pairing, SDP, AVDTP, HFP, SCO, disconnects and its
+findings, with wall-clock times and frames; ``--device`` tells one), then the tables: devices
+(OUI vendor and chip vendor), connections, pairing, SDP, AVDTP/A2DP, HFP, advertisers.
+``--json`` prints the stable document of docs/json-schema.md. ``--fail-on error|warning`` exits 3
+when such a finding exists (for lab CI).
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from datetime import UTC, datetime
 
 import click
 
-from analyzer.commands.common import fail_input, load_or_exit, print_json
+from analyzer.commands.common import (
+    annotate_findings,
+    fail_input,
+    load_or_exit,
+    print_json,
+    refuse_overwrite,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
 
@@ -92,6 +100,11 @@ def parse_time_us(text: str, first_us: int | None) -> int:
     "--html", "html_out", default=None, type=str,
     help="Also write a self-contained HTML report (timeline included) to this file.",
 )  # fmt: skip
+@click.option(
+    "--anonymize", is_flag=True,
+    help="Analyse a scrubbed copy (docs/scrub.md): the report, --annotate and --html show fake "
+    "addresses and placeholder names, with the same findings.",
+)  # fmt: skip
 def command(
     file: str,
     as_json: bool,
@@ -105,6 +118,7 @@ def command(
     log: str | None,
     annotate_out: str | None,
     html_out: str | None,
+    anonymize: bool = False,
 ) -> None:
     """Rebuild what happened in a capture and say what went wrong."""
     from analyzer.analysis import analyze_capture
@@ -119,6 +133,12 @@ def command(
     from analyzer.model.scope import narrow_to_device, narrow_to_window, resolve_device
 
     cap = load_or_exit(file, log=log)
+    if anonymize:
+        from analyzer.scrub import scrubbed_capture
+
+        cap, mapper = scrubbed_capture(cap)
+        if device:  # an original address given on the command line: its fake
+            device = mapper.display_fake(device) or device
     first = cap.first_time_us
     t_from = parse_time_us(time_from, first) if time_from else None
     t_to = parse_time_us(time_to, first) if time_to else None
@@ -143,11 +163,8 @@ def command(
     if annotate_out:
         from analyzer.writers import write_pcapng
 
-        for f in analysis.findings:
-            note = f"btanalyze {f.severity} {f.id}: {f.message}"
-            for fr in f.frames:
-                old = cap.comments.get(fr)
-                cap.comments[fr] = f"{old}\n{note}" if old else note
+        refuse_overwrite(annotate_out, [file], force=True)  # never the input
+        annotate_findings(cap, analysis.findings)
         try:
             with open(annotate_out, "wb") as out:
                 write_pcapng(cap, out)

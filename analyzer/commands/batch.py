@@ -41,6 +41,12 @@ def _bytes(text: str) -> int:
 )  # fmt: skip
 @click.option("--force", is_flag=True, help="Analyse again captures already in the store.")
 @click.option(
+    "--anonymize",
+    is_flag=True,
+    help="Analyse scrubbed copies (btanalyze scrub's mapping): the store names only fake "
+    "addresses and placeholder names.",
+)
+@click.option(
     "--fail-on",
     type=click.Choice(["error", "warning"]),
     default=None,
@@ -54,6 +60,7 @@ def command(
     timeout: float,
     max_memory: str,
     force: bool,
+    anonymize: bool,
     fail_on: str | None,
 ) -> None:
     """Analyse every capture under PATHS into the results store OUT."""
@@ -93,7 +100,7 @@ def command(
 
         stats = run_batch(
             paths, store, workers=workers, timeout_s=timeout, memory_bytes=_bytes(max_memory),
-            force=force, dask_address=dask_address, progress=progress,
+            force=force, dask_address=dask_address, progress=progress, anonymize=anonymize,
         )  # fmt: skip
     click.echo(stats.line())
     if fail_on:

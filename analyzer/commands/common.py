@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, NoReturn
 
 import click
 
 from analyzer.capture import Capture, CaptureError
+from analyzer.model import Finding
 from analyzer.readers import load
 from analyzer.readers.limits import printable
 
@@ -29,3 +31,27 @@ def load_or_exit(path: str, *, log: str | None = None) -> Capture:
 
 def print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def annotate_findings(cap: Capture, findings: list[Finding]) -> None:
+    """Each finding as a packet comment on its evidence frames (pcapng ``opt_comment``): the
+    comment starts with the finding id, then severity and message, so Wireshark's
+    ``frame.comment contains "auth_key_missing"`` finds them; several on one frame are joined."""
+    for f in findings:
+        note = f"{f.id} {f.severity} (btanalyze): {f.message}"
+        for fr in f.frames:
+            old = cap.comments.get(fr)
+            cap.comments[fr] = f"{old}\n{note}" if old else note
+
+
+def refuse_overwrite(output: str, inputs: list[str], force: bool) -> None:
+    """Exit 2 when ``output`` is one of the inputs (always) or exists (unless ``force``)."""
+    for i in inputs:
+        try:
+            same = os.path.samefile(output, i)
+        except OSError:
+            same = os.path.abspath(output) == os.path.abspath(i)
+        if same:
+            fail_input(f"{printable(output)} is the input: refusing to overwrite it")
+    if os.path.lexists(output) and not force:
+        fail_input(f"{printable(output)} exists: use --force to overwrite it")

@@ -1,8 +1,11 @@
-"""``btanalyze convert IN -o OUT [--format btsnoop|pcapng] [--log NAME]`` (issue 3 §5).
+"""``btanalyze convert IN -o OUT [--format btsnoop|pcapng] [--log NAME] [--annotate] [--force]``
+(issue 3 §5, issue 16 §3 and §5).
 
 Writes whatever we read (btsnoop, pcap/pcapng, btsnooz, PacketLogger, a log inside a bugreport)
 as a file Wireshark opens, keeping every frame's time, direction and bytes (see
-:mod:`analyzer.writers`). Exit 2 with one line on unreadable input or an impossible conversion.
+:mod:`analyzer.writers`). ``--annotate`` analyses the capture and writes each finding as a packet
+comment on its evidence frames (pcapng). An existing OUT is never overwritten without ``--force``,
+the input never. Exit 2 with one line on unreadable input or an impossible conversion.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import tempfile
 
 import click
 
-from analyzer.commands.common import fail_input, load_or_exit
+from analyzer.commands.common import annotate_findings, fail_input, load_or_exit, refuse_overwrite
 from analyzer.readers.limits import printable
 from analyzer.writers import WriteError, choose_format, write
 
@@ -32,10 +35,26 @@ from analyzer.writers import WriteError, choose_format, write
     "captures and pcapng for air captures).",
 )
 @click.option("--log", default=None, help="Which log to read inside a bugreport or zip.")
-def command(file: str, output: str, fmt: str | None, log: str | None) -> None:
+@click.option(
+    "--annotate",
+    is_flag=True,
+    help="Analyse the capture and write each finding as a packet comment on its evidence "
+    "frames (pcapng; Wireshark: frame.comment).",
+)
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists (never the input).")
+def command(
+    file: str, output: str, fmt: str | None, log: str | None, annotate: bool, force: bool
+) -> None:
     """Convert a capture to btsnoop or pcapng."""
+    refuse_overwrite(output, [file], force)
     cap = load_or_exit(file, log=log)
     fmt = fmt or choose_format(cap, output)
+    if annotate:
+        if fmt != "pcapng":
+            fail_input("--annotate writes packet comments: they need --format pcapng")
+        from analyzer.analysis import analyze_capture
+
+        annotate_findings(cap, analyze_capture(cap).findings)
     tmp = ""
     try:
         # a fresh temporary file beside OUT, created with O_EXCL (tempfile.mkstemp): a symlink

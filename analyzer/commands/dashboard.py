@@ -12,6 +12,7 @@ import tempfile
 import click
 
 from analyzer.commands.batch import _bytes
+from analyzer.commands.common import fail_input
 from analyzer.store.batch import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT_S
 
 
@@ -38,6 +39,10 @@ from analyzer.store.batch import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT_S
     "--retention-days", default=7.0, show_default=True, type=float,
     help="Delete uploads (they hold keys and phone numbers) older than this; 0 keeps them.",
 )  # fmt: skip
+@click.option(
+    "--url-prefix", default="/", show_default=True,
+    help="Serve under this path (behind a reverse proxy that passes /PREFIX/... through).",
+)  # fmt: skip
 def command(
     captures: tuple[str, ...],
     store_dir: str | None,
@@ -47,10 +52,16 @@ def command(
     timeout: float,
     max_memory: str,
     retention_days: float,
+    url_prefix: str,
 ) -> None:
     """Start the dashboard; open http://HOST:PORT/ in a browser."""
-    from analyzer.dashboards import create_app
+    from analyzer.dashboards import create_app, normal_prefix
     from analyzer.store import Store
+
+    try:
+        prefix = normal_prefix(url_prefix)
+    except ValueError as exc:
+        fail_input(str(exc))
     from analyzer.store.batch import run_batch
 
     tmp = None
@@ -78,9 +89,9 @@ def command(
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
         app = create_app(
             store_dir, max_upload=_bytes(max_upload), retention_days=retention_days, token=token,
-            timeout_s=timeout, memory_bytes=_bytes(max_memory),
+            url_prefix=prefix, timeout_s=timeout, memory_bytes=_bytes(max_memory),
         )  # fmt: skip
-        url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+        url = f"http://{host}:{port}{prefix}" + (f"?token={token}" if token else "")
         click.echo(f"btanalyze dashboard: {url}", err=True)
         app.run(host=host, port=port, debug=False)
     finally:

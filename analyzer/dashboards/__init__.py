@@ -44,6 +44,31 @@ class Job:
     future: Any = None  # the queued task
 
 
+#: where the app is served (``--url-prefix``, behind a reverse proxy): "/" or "/path/"
+PREFIX = "/"
+
+
+def url(path: str) -> str:
+    """An app path ("/capture/x") under the URL prefix ("/bt/capture/x" behind a proxy)."""
+    return PREFIX.rstrip("/") + path
+
+
+def path_parts(pathname: str | None) -> list[str]:
+    """The page path's parts without the URL prefix (``/bt/capture/x`` → ``[capture, x]``)."""
+    path = pathname or "/"
+    if PREFIX != "/" and path.startswith(PREFIX.rstrip("/")):
+        path = path[len(PREFIX.rstrip("/")) :]
+    return [p for p in path.split("/") if p]
+
+
+def normal_prefix(prefix: str | None) -> str:
+    """``bt``, ``/bt``, ``/bt/`` → ``/bt/``; empty or "/" → "/" (printable characters only)."""
+    inner = "/".join(x for x in (prefix or "").split("/") if x)
+    if any(not (ch.isalnum() or ch in "-_.~") for ch in inner.replace("/", "")):
+        raise ValueError(f"not a URL path prefix: {prefix!r}")
+    return f"/{inner}/" if inner else "/"
+
+
 class Library:
     """The store the dashboard reads, uploads and the jobs that analyse them."""
 
@@ -65,6 +90,9 @@ class Library:
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse")
+        from analyzer.dashboards.packets import Tables
+
+        self.packets = Tables()  # packet tables of the captures opened (read from their files)
         store.create()
         (store.root / "uploads").mkdir(exist_ok=True)
 
@@ -143,6 +171,7 @@ class Library:
             return False
         f = str(row["file"][0] or "")
         self.store.remove([cid])
+        self.packets.clear(cid)
         up = Path(f)
         if up.parent == self.store.root / "uploads":
             up.unlink(missing_ok=True)
@@ -181,7 +210,7 @@ def _cached_analysis(root: str, cid: str) -> Analysis:
 def _install_upload_route(server: Any, lib: Library) -> None:
     from flask import jsonify, request
 
-    @server.route("/upload", methods=["POST"])
+    @server.route(url("/upload"), methods=["POST"])
     def upload() -> Any:
         declared = request.content_length
         if declared is not None and declared > lib.max_upload:
@@ -210,7 +239,7 @@ def _install_upload_route(server: Any, lib: Library) -> None:
         job = lib.submit(dest, shown)
         return jsonify(job=job.id, bytes=total)
 
-    @server.route("/rules/<rule_id>")
+    @server.route(url("/rules/<rule_id>"))
     def rule_doc(rule_id: str) -> Any:
         from html import escape
 
@@ -227,13 +256,13 @@ def _install_upload_route(server: Any, lib: Library) -> None:
             f"<p>Example: {escape(r.example)}</p><ul>{th}</ul></body></html>"
         )
 
-    @server.route("/api/job/<job_id>/cancel", methods=["POST"])
+    @server.route(url("/api/job/<job_id>/cancel"), methods=["POST"])
     def job_cancel(job_id: str) -> Any:
         if job_id not in lib.jobs:
             return jsonify(error="no such job"), 404
         return jsonify(cancelled=lib.cancel(job_id))
 
-    @server.route("/api/job/<job_id>")
+    @server.route(url("/api/job/<job_id>"))
     def job_status(job_id: str) -> Any:
         job = lib.jobs.get(job_id)
         if job is None:
@@ -262,8 +291,9 @@ def _install_token(server: Any, token: str) -> None:
 
 
 def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
-    """Upload, then the stored captures (lab mode over a batch store): facets by finding and
-    device (``?finding=ID&device=ADDR``), errors per capture day, and compare (pick A, then
+    """Upload, then the stored captures (lab mode over a batch store): facets by finding, device
+    and firmware (``?finding=ID&device=ADDR&fw=KEY``), captures and captures with errors per day
+    for what the facets select (one device's or one firmware's nights), and compare (pick A, then
     compare any other capture with it)."""
     import plotly.graph_objects as go
     import polars as pl
@@ -272,10 +302,12 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
     q = query or {}
     finding = _first(q.get("finding"))
     device = _first(q.get("device"))
+    fw = _first(q.get("fw"))
     pick_a = _first(q.get("a"))
     caps = lib.store.captures()
     findings = lib.store.read("findings")
     devices = lib.store.read("devices")
+    firmware = _firmware(devices)
     shown = caps
     if finding:
         ids = findings.filter(pl.col("id") == finding)["capture_id"].unique().to_list()
@@ -283,21 +315,24 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
     if device:
         ids = devices.filter(pl.col("address") == device)["capture_id"].unique().to_list()
         shown = shown.filter(pl.col("capture_id").is_in(ids))
+    if fw:
+        ids = firmware.filter(pl.col("firmware") == fw)["capture_id"].unique().to_list()
+        shown = shown.filter(pl.col("capture_id").is_in(ids))
 
     def href(**kw: str | None) -> str:
-        params = {"finding": finding, "device": device, "a": pick_a, **kw}
+        params = {"finding": finding, "device": device, "fw": fw, "a": pick_a, **kw}
         qs = "&".join(f"{k}={quote(v)}" for k, v in params.items() if v)
-        return "/" + (f"?{qs}" if qs else "")
+        return url("/") + (f"?{qs}" if qs else "")
 
     rows = []
     for r in shown.sort("analysed_at", descending=True).iter_rows(named=True):
         cid = r["capture_id"]
         ok = r["status"] == "ok"
-        link = dcc.Link(r["path"], href=f"/capture/{cid}") if ok else html.Span(r["path"])
+        link = dcc.Link(r["path"], href=url(f"/capture/{cid}")) if ok else html.Span(r["path"])
         if not ok:
             compare: Any = ""
         elif pick_a and pick_a != cid:
-            compare = dcc.Link("compare with A", href=f"/compare?a={pick_a}&b={cid}",
+            compare = dcc.Link("compare with A", href=url(f"/compare?a={pick_a}&b={cid}"),
                                className="compare")  # fmt: skip
         elif pick_a == cid:
             compare = html.B("A")
@@ -330,11 +365,19 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
             for x in (dcc.Link(f"{name or addr} ({n})", href=href(device=addr),
                                className="facet-device"), " ")
         ]]))  # fmt: skip
-    if finding or device:
-        facets.append(html.Div([f"filtered: {finding or ''} {device or ''} ",
-                                dcc.Link("clear", href="/")], id="filter-note"))  # fmt: skip
+    if firmware.height:
+        topf = (firmware.group_by("firmware").agg(pl.col("capture_id").n_unique().alias("n"))
+                .sort(["n", "firmware"], descending=[True, False]))  # fmt: skip
+        facets.append(html.Div(["Firmware: ", *[
+            x for key, n in topf.head(15).iter_rows()
+            for x in (dcc.Link(f"{key} ({n})", href=href(fw=key), className="facet-firmware"), " ")
+        ]]))  # fmt: skip
+    if finding or device or fw:
+        facets.append(html.Div([f"filtered: {' '.join(x for x in (finding, device, fw) if x)} ",
+                                dcc.Link("clear", href=url("/"))], id="filter-note"))  # fmt: skip
     trend: list[Any] = []
-    dated = caps.filter(pl.col("first_time").is_not_null() & (pl.col("status") == "ok"))
+    # the trend follows the facets: one device's (or firmware's, or finding's) nights
+    dated = shown.filter(pl.col("first_time").is_not_null() & (pl.col("status") == "ok"))
     if dated.height > 1:
         per_day = (dated.with_columns(pl.col("first_time").str.slice(0, 10).alias("day"))
                    .group_by("day").agg(pl.len().alias("captures"),
@@ -370,6 +413,26 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
     ])  # fmt: skip
 
 
+def _firmware(devices: Any) -> Any:
+    """(capture_id, firmware) of every remote device whose controller reported its version: a
+    firmware build named by the chip vendor and its LMP version / subversion (Core Vol 2 Part C
+    §4.3.11: the subversion is the vendor's build number), e.g. "Qualcomm … 11/0x0310"."""
+    import polars as pl
+
+    cols = {"capture_id", "role", "lmp_version", "lmp_subversion", "manufacturer_name"}
+    if devices.height == 0 or not cols <= set(devices.columns):
+        return pl.DataFrame(schema={"capture_id": pl.String, "firmware": pl.String})
+    rem = devices.filter((pl.col("role") == "remote") & pl.col("lmp_subversion").is_not_null())
+    rows = [
+        (cid, f"{chip or 'chip ?'} {ver}/{sub:#06x}")
+        for cid, chip, ver, sub in rem.select(
+            "capture_id", "manufacturer_name", "lmp_version", "lmp_subversion"
+        ).iter_rows()
+    ]
+    return pl.DataFrame(rows, schema={"capture_id": pl.String, "firmware": pl.String},
+                        orient="row")  # fmt: skip
+
+
 def _first(v: list[str] | None) -> str | None:
     return v[0] if v else None
 
@@ -384,7 +447,7 @@ def _compare(lib: Library, query: dict[str, list[str]]) -> Any:
     a, b = lib.analysis(a_id), lib.analysis(b_id)
     if a is None or b is None:
         return html.Div(
-            [html.H3("Pick two stored captures to compare"), dcc.Link("Back", href="/")]
+            [html.H3("Pick two stored captures to compare"), dcc.Link("Back", href=url("/"))]
         )
     d = diff(a, b)
     first = d.first
@@ -393,10 +456,10 @@ def _compare(lib: Library, query: dict[str, list[str]]) -> Any:
         return "(no such step)" if x is None else f"{x.text} (frame {x.frame})"
 
     blocks: list[Any] = [
-        dcc.Link("← all captures", href="/"),
+        dcc.Link("← all captures", href=url("/")),
         html.H2("Compare"),
-        html.P(["A: ", dcc.Link(Path(a.capture.path).name, href=f"/capture/{a_id}"),
-                "   B: ", dcc.Link(Path(b.capture.path).name, href=f"/capture/{b_id}")]),
+        html.P(["A: ", dcc.Link(Path(a.capture.path).name, href=url(f"/capture/{a_id}")),
+                "   B: ", dcc.Link(Path(b.capture.path).name, href=url(f"/capture/{b_id}"))]),
     ]  # fmt: skip
     if first is not None:
         dev, dv = first
@@ -405,6 +468,11 @@ def _compare(lib: Library, query: dict[str, list[str]]) -> Any:
             f"{dv.procedure} step {dv.index + 1}: ", html.Br(),
             html.Span(f"A: {step(dv.a)}"), html.Br(), html.Span(f"B: {step(dv.b)}"),
         ], id="first-divergence", style={"background": "#fff3e0", "padding": "8px"}))  # fmt: skip
+        from analyzer.dashboards.views import compare_section
+
+        blocks.append(compare_section(a, b, dev.address, dv.procedure,
+                                      dv.a.frame if dv.a else None,
+                                      dv.b.frame if dv.b else None))  # fmt: skip
     else:
         blocks.append(html.P("No procedure step differs.", id="first-divergence"))
     for dev in d.devices:
@@ -427,24 +495,24 @@ def _job(lib: Library, job_id: str) -> Any:
 
     job = lib.jobs.get(job_id)
     if job is None:
-        return html.Div([html.H3("No such analysis job"), dcc.Link("Back", href="/")])
+        return html.Div([html.H3("No such analysis job"), dcc.Link("Back", href=url("/"))])
     if job.status == "done" and job.capture_ids:
         return html.Div([
             html.H3(f"{job.name}: analysed"),
-            html.Ul([html.Li(dcc.Link(f"Open {cid}", href=f"/capture/{cid}", id="job-open"))
+            html.Ul([html.Li(dcc.Link(f"Open {cid}", href=url(f"/capture/{cid}"), id="job-open"))
                      for cid in job.capture_ids]),
-            dcc.Location(id="job-redirect", href=f"/capture/{job.capture_ids[0]}",
+            dcc.Location(id="job-redirect", href=url(f"/capture/{job.capture_ids[0]}"),
                          refresh=True),
         ])  # fmt: skip
     if job.status == "failed":
         return html.Div([
             html.H3(f"{job.name}: could not be analysed"),
             html.P(job.error or "", id="job-error", style={"color": SEVERITY_COLOUR["error"]}),
-            dcc.Link("Back", href="/"),
+            dcc.Link("Back", href=url("/")),
         ])  # fmt: skip
     if job.status == "cancelled":
         return html.Div([html.H3(f"{job.name}: analysis cancelled", id="job-cancelled"),
-                         dcc.Link("Back", href="/")])  # fmt: skip
+                         dcc.Link("Back", href=url("/"))])  # fmt: skip
     return html.Div([
         html.H3(f"{job.name}: {job.status}…", id="job-status"),
         html.Button("Cancel", id="job-cancel", n_clicks=0),
@@ -455,7 +523,7 @@ def _job(lib: Library, job_id: str) -> Any:
 def _frame_link(cid: str, frame: int, device: str | None = None) -> Any:
     from dash import dcc
 
-    href = f"/capture/{cid}?frame={frame}" + (f"&device={quote(device)}" if device else "")
+    href = url(f"/capture/{cid}?frame={frame}") + (f"&device={quote(device)}" if device else "")
     return dcc.Link(str(frame), href=href, className="evidence")
 
 
@@ -509,9 +577,11 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
     import dash_ag_grid as dag
     from dash import dcc, html
 
+    from analyzer.dashboards import views
+
     a = lib.analysis(cid)
     if a is None:
-        return html.Div([html.H3("No such capture in the store"), dcc.Link("Back", href="/")])
+        return html.Div([html.H3("No such capture in the store"), dcc.Link("Back", href=url("/"))])
     frame = _int(query.get("frame"))
     dev_q = query.get("device")
     device = dev_q[0] if dev_q else None
@@ -528,7 +598,7 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
     for f in findings:
         cards.append(html.Div([
             html.Div([html.B(f.severity.upper(), style={"color": SEVERITY_COLOUR[f.severity]}),
-                      "  ", html.A(f.id, href=f"/rules/{f.id}", className="rule-tag",
+                      "  ", html.A(f.id, href=url(f"/rules/{f.id}"), className="rule-tag",
                                     target="_blank"), "  ",
                       html.Span(f.message, className="message")]),
             html.Div(f.explanation, className="explanation"),
@@ -557,11 +627,16 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         near = [r for r in rows if r["frame"] >= frame][:1]
         selected = near
     return html.Div([
-        dcc.Link("← all captures", href="/"),
+        dcc.Link("← all captures", href=url("/")),
         html.H2(Path(c.path).name, id="capture-title"),
         html.Button("Delete this capture", id="delete-capture", n_clicks=0),
         html.Span(id="delete-note"),
         html.P(f"{c.format}, {c.frames} frames, {c.first_time} → {c.last_time}"),
+        html.Div(["Go to: ", *[x for anchor, text in (
+            ("procedures", "procedures"), ("negotiation", "A2DP negotiation"),
+            ("audio", "audio"), ("advertising", "advertising"), ("packets", "packets"),
+            ("device-cards", "devices"))
+            for x in (html.A(text, href=f"#{anchor}"), " · ")]]),
         html.H3(verdict, id="verdict",
                 style={"color": SEVERITY_COLOUR.get(worst or "", "#2e7d32")}),
         html.Div(f"Selected frame {frame}" if frame is not None else "", id="selected-frame"),
@@ -578,6 +653,11 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
             scrollTo={"data": selected[0]} if selected else None,
             style={"height": "360px"},
         ),
+        views.procedures_section(a, cid, query),
+        views.matrix_section(a, cid, device),
+        views.audio_section(a, cid),
+        views.advertising_section(a, cid),
+        views.packets_section(frame),
         html.H3("Devices"), html.Div(devices, id="device-cards"),
         html.H3("Reader warnings"), html.Ul([html.Li(w) for w in c.warnings] or [html.Li("none")]),
     ])  # fmt: skip
@@ -603,8 +683,8 @@ def _device_card(a: Analysis, d: Any, cid: str) -> Any:
     incs = [i for i in a.incidents if d.address in i.devices]
     return html.Div([
         html.B(dcc.Link(a.device_label(d.address),
-                        href=f"/capture/{cid}?device={quote(d.address)}")),
-        html.Div(f"{d.manufacturer_name or 'chip vendor unknown'}; {ver}"),
+                        href=url(f"/capture/{cid}?device={quote(d.address)}"))),
+        html.Div(f"OUI vendor {d.oui_vendor or '—'}; chip {d.manufacturer_name or '—'}; {ver}"),
         html.Div(f"bond: {bond}; links: {len(conns)}"),
         html.Div("profiles: " + (", ".join(profiles + [f"A2DP {c}" for c in codecs]
                                             + [h.profile.upper() for h in hfp]) or "none")),
@@ -627,13 +707,18 @@ def create_app(
     max_upload: int = 500 << 20,
     retention_days: float = 7.0,
     token: str | None = None,
+    url_prefix: str = "/",
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_bytes: int | None = DEFAULT_MEMORY_BYTES,
 ) -> Any:
     """The Dash app over a results store folder (created if missing). With ``token``, every
     request must carry it (``?token=`` once, then a cookie) — required when the server is bound
-    beyond loopback. Each upload is analysed in a worker process bounded by ``timeout_s`` and
-    ``memory_bytes``: an analysis over them fails with its reason, the next upload goes on."""
+    beyond loopback. ``url_prefix`` serves every page, route and asset under that path (a
+    reverse proxy passing ``/bt/…`` through). Each upload is analysed in a worker process bounded
+    by ``timeout_s`` and ``memory_bytes``: an analysis over them fails with its reason, the next
+    upload goes on."""
+    global PREFIX
+    PREFIX = normal_prefix(url_prefix)
     import dash
     import dash_ag_grid  # noqa: F401  (component libraries load before any callback runs)
     from dash import Input, Output, dcc, html
@@ -642,7 +727,7 @@ def create_app(
     lib.expire()
     app = dash.Dash(
         __name__, assets_folder=str(ASSETS), suppress_callback_exceptions=True,
-        title="btanalyze",
+        title="btanalyze", url_base_pathname=PREFIX,
     )  # fmt: skip
     app.server.config["MAX_CONTENT_LENGTH"] = max_upload
     app.layout = html.Div([dcc.Location(id="url"), html.Div(id="page")],
@@ -654,7 +739,7 @@ def create_app(
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
     def route(pathname: str | None, search: str | None) -> Any:
         query = parse_qs((search or "").lstrip("?"))
-        parts = [p for p in (pathname or "/").split("/") if p]
+        parts = path_parts(pathname)
         if parts[:1] == ["capture"] and len(parts) == 2:
             return _capture(lib, parts[1], query)
         if parts[:1] == ["job"] and len(parts) == 2:
@@ -667,7 +752,7 @@ def create_app(
                   Input("job-poll", "n_intervals"), Input("url", "pathname"),
                   prevent_initial_call=True)  # fmt: skip
     def poll(_n: int, pathname: str | None) -> Any:
-        parts = [p for p in (pathname or "/").split("/") if p]
+        parts = path_parts(pathname)
         return _job(lib, parts[1]) if parts[:1] == ["job"] and len(parts) == 2 else dash.no_update
 
     @app.callback(
@@ -677,7 +762,7 @@ def create_app(
         prevent_initial_call=True,
     )
     def cancel(n: int, pathname: str | None) -> Any:
-        parts = [p for p in (pathname or "/").split("/") if p]
+        parts = path_parts(pathname)
         if not n or parts[:1] != ["job"] or len(parts) != 2:
             return dash.no_update
         lib.cancel(parts[1])
@@ -690,12 +775,15 @@ def create_app(
         prevent_initial_call=True,
     )
     def delete(n: int, pathname: str | None) -> Any:
-        parts = [p for p in (pathname or "/").split("/") if p]
+        parts = path_parts(pathname)
         if not n or parts[:1] != ["capture"] or len(parts) != 2:
             return dash.no_update
         ok = lib.delete(parts[1])
         return " deleted: the capture, its analysis and its upload are gone" if ok else " not found"
 
+    from analyzer.dashboards import views
+
+    views.install(app, lib)
     app.library = lib  # type: ignore[attr-defined]
     return app
 

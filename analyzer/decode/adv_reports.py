@@ -22,8 +22,47 @@ RawBuffer = Buffer | mmap.mmap
 
 REPORT_SCHEMA = {
     "frame": pl.Int64, "time_us": pl.Int64, "address": pl.String, "addr_type": pl.Int64,
-    "pdu": pl.String, "rssi": pl.Int64, "data": pl.Binary,
+    "pdu": pl.String, "rssi": pl.Int64, "data": pl.Binary, "ad_flags": pl.Int64,
 }  # fmt: skip
+
+#: AD structures walked per report for the Flags field (31 bytes hold at most 15 non-empty ones)
+_MAX_AD = 16
+
+
+def ad_flags_columnar(data: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """The AD Flags value (CSS Part A §1.3; AD type 0x01) of each report's advertising data
+    at ``start`` (``length`` bytes), or -1 when it has none: the AD structures (Core Vol 3
+    Part C §11: length, type, data) are walked for every report at once."""
+    n = start.size
+    flags = np.full(n, -1, dtype=np.int64)
+    pos = np.zeros(n, dtype=np.int64)
+    live = length >= 3
+    last = max(data.size - 1, 0)
+    for _ in range(_MAX_AD):
+        if not live.any():
+            break
+        ln = data[np.minimum(start + pos, last)].astype(np.int64)
+        typ = data[np.minimum(start + pos + 1, last)].astype(np.int64)
+        val = data[np.minimum(start + pos + 2, last)].astype(np.int64)
+        live &= (ln > 0) & (pos + 1 + ln <= length)
+        hit = live & (typ == 0x01) & (ln >= 2) & (flags < 0)
+        flags[hit] = val[hit]
+        pos += ln + 1
+        live &= pos + 2 < length
+    return flags
+
+
+def ad_flags(data: bytes) -> int | None:
+    """The AD Flags value of one advertising data field, or None."""
+    i = 0
+    while i + 1 < len(data):
+        ln = data[i]
+        if ln == 0 or i + 1 + ln > len(data):
+            return None
+        if data[i + 1] == 0x01 and ln >= 2:
+            return data[i + 2]
+        i += ln + 1
+    return None
 
 
 def advertising_reports(
@@ -75,6 +114,7 @@ def advertising_reports(
             if n:
                 adr = addr_str(int.from_bytes(raw[:6], "little"))
                 datas.setdefault(adr, set()).add(raw[9 : 9 + n])
+        flags = ad_flags_columnar(data, o + 13, d)
         parts.append(
             pl.DataFrame({
                 "frame": ev["index"].to_numpy()[fi],
@@ -88,11 +128,15 @@ def advertising_reports(
                 ),
                 "rssi": pl.Series(rssi).set(pl.Series(rssi == 127), None),
                 "data": pl.Series([None] * fi.size, dtype=pl.Binary),
+                "ad_flags": pl.Series(flags).set(pl.Series(flags < 0), None),
             }, schema=REPORT_SCHEMA)
         )  # fmt: skip
     slow = ev.filter(pl.Series(~fast))
     if slow.height:
-        parts.append(pl.DataFrame(_parse_reports(buf, slow), schema=REPORT_SCHEMA, orient="row"))
+        parsed = _parse_reports(buf, slow)
+        parts.append(
+            pl.DataFrame([(*r, ad_flags(r[6])) for r in parsed], schema=REPORT_SCHEMA, orient="row")
+        )
     return (
         pl.concat(parts).sort("frame", maintain_order=True)
         if parts
@@ -189,4 +233,4 @@ def _addr(b: bytes, i: int) -> str:
     return s
 
 
-__all__ = ["REPORT_SCHEMA", "advertising_reports"]
+__all__ = ["REPORT_SCHEMA", "ad_flags", "ad_flags_columnar", "advertising_reports"]

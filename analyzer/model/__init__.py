@@ -35,6 +35,8 @@ from analyzer.model.findings import Anomaly, Finding, Incident, Suppressed, Time
 from analyzer.model.le import (
     Advertiser,
     AdvertisingSummary,
+    AdvSegment,
+    AdvSilence,
     AttNotification,
     AttSummary,
     AttTransaction,
@@ -83,6 +85,8 @@ __all__ = [
     "SCHEMA",
     "TABLES",
     "TABLE_RECORDS",
+    "AdvSegment",
+    "AdvSilence",
     "Advertiser",
     "AdvertisingSummary",
     "Analysis",

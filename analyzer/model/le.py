@@ -29,6 +29,40 @@ class GapHistogram:
 
 
 @record
+class AdvSegment:
+    """A stretch of one advertiser's events with one advertising interval (Core Vol 6 Part B
+    §4.4.2.2.1): ``interval_ms`` is advInterval without the 0-10 ms advDelay, or None with
+    ``note`` saying why. Silences inside a segment do not split it; a change of interval does."""
+
+    from_time_us: int
+    to_time_us: int
+    from_frame: int
+    to_frame: int
+    interval_ms: float | None
+    confidence: float
+    events: int
+    pdu_types: dict[str, int] = field(default_factory=dict)
+    connectable: bool | None = None
+    #: LE General or Limited Discoverable Mode flag (AD Flags, CSS Part A §1.3); None: no flags
+    discoverable: bool | None = None
+    note: str | None = None
+
+
+@record
+class AdvSilence:
+    """A gap of many intervals in one advertiser's events while the scanner was scanning and
+    heard other advertisers throughout."""
+
+    from_time_us: int
+    to_time_us: int
+    from_frame: int
+    to_frame: int
+    duration_ms: float
+    #: LE Set Scan Parameters window / interval in force then; None when the capture set none
+    scan_duty_cycle: float | None = None
+
+
+@record
 class Advertiser:
     address: str
     address_type: str | None
@@ -52,6 +86,10 @@ class Advertiser:
     source: str = "hci"  # hci / air
     channels: dict[str, int] = field(default_factory=dict)  # air: PDUs per channel
     gap_histogram: GapHistogram | None = None
+    #: stretches with one interval (one for a steady advertiser); interval_ms is the longest's
+    segments: list[AdvSegment] = field(default_factory=list)
+    #: gaps no scanner miss explains while others were heard (HCI scans only)
+    silences: list[AdvSilence] = field(default_factory=list)
 
 
 @record

@@ -50,13 +50,27 @@ class Device:
     lmp_version: int | None = None
     lmp_subversion: int | None = None
     manufacturer: int | None = None
-    manufacturer_name: str | None = None
+    manufacturer_name: str | None = None  # the controller chip's vendor (LMP company id)
+    #: the product's maker as users name it: the address's OUI owner (IEEE MA-L); null if random
+    oui_vendor: str | None = None
     versions_seen: list[VersionSeen] = field(default_factory=list)  # per connection
     device_id: DeviceId | None = None
     device_ids_seen: list[DeviceIdSeen] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
     address_type: str | None = None
     frames: list[int] = field(default_factory=list)  # where facts about it came from
+
+    @property
+    def random_kind(self) -> str | None:
+        """For an LE random address, its sub-type from the two top bits (Core v5.4 Vol 6 Part
+        B §1.3.2): "static", "resolvable private" or "non-resolvable private"; else None."""
+        if not self.address_type or "random" not in self.address_type.lower():
+            return None
+        try:
+            top = int(self.address[:2], 16) >> 6
+        except ValueError:
+            return None
+        return {3: "static", 1: "resolvable private", 0: "non-resolvable private"}.get(top)
 
 
 @record

@@ -102,9 +102,9 @@ def _open_bytes(path: str) -> tuple[bytes | mmap.mmap, int]:
         with open(path, "rb") as fh:
             if size == 0:
                 return b"", 0
-            # MAP_POPULATE (Linux): fault the whole file in at once; every page is read anyway
-            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-            return mmap.mmap(fh.fileno(), 0, flags=flags, prot=mmap.PROT_READ), size
+            # pages are faulted in as the passes reach them and released behind them
+            # (capture.release_pages): never the whole file resident at once
+            return mmap.mmap(fh.fileno(), 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ), size
     except IsADirectoryError:
         raise CaptureError(f"cannot read {shown}: is a directory") from None
     except FileNotFoundError:

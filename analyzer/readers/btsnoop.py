@@ -34,11 +34,13 @@ from analyzer.capture import (
     K_MONITOR,
     K_SCO,
     K_UNKNOWN,
+    PASS_WINDOW,
     Capture,
     CaptureError,
     CaptureMeta,
     DamagedRange,
     build_frames,
+    release_pages,
 )
 from analyzer.readers import Source, backwards_warning, skip_damaged, zero_run_end
 
@@ -93,7 +95,9 @@ HEADER_DTYPE = np.dtype(
 )  # fmt: skip
 
 
-def _headers(data: np.ndarray, offsets: np.ndarray, chunk: int = 65536) -> np.ndarray:
+def _headers(
+    data: np.ndarray, offsets: np.ndarray, buf: object = None, chunk: int = 65536
+) -> np.ndarray:
     """The 24-byte record headers at ``offsets`` and the byte after each, copied into one
     compact structured array (``first`` is meaningless for an empty record).
 
@@ -110,6 +114,8 @@ def _headers(data: np.ndarray, offsets: np.ndarray, chunk: int = 65536) -> np.nd
         if o.shape[0] and int(o[-1]) + width > data.size:
             np.minimum(idx, last, out=idx)  # an empty last record: no byte after it
         raw[i : i + o.shape[0]] = data[idx]
+        if o.shape[0]:
+            release_pages(buf, int(o[0]), int(o[-1]))  # done with these pages
     return out
 
 
@@ -144,7 +150,36 @@ def _windows(data: np.ndarray) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(data, shape=(n, 12), strides=(1, 1), writeable=False)
 
 
-def _fast_offsets(data: np.ndarray, start: int, size: int, datalink: int) -> np.ndarray | None:
+#: the lockstep walk runs window by window over this many bytes, releasing each behind it
+WALK_WINDOW = PASS_WINDOW
+
+
+def _walk(data: np.ndarray, start: int, size: int, datalink: int, buf: object) -> np.ndarray | None:
+    """Record offsets by the lockstep walk (:func:`_fast_offsets`), one window of the file at a
+    time from a proven record boundary, the window's pages released behind it — so the walk
+    never holds more than a window of a memory-mapped file resident. None: use the careful
+    record-by-record walk."""
+    if size - start < FAST_MIN_SIZE:
+        return None
+    parts: list[np.ndarray] = []
+    pos = start
+    while pos < size:
+        limit = pos + WALK_WINDOW
+        if size - limit < WALK_WINDOW // 2:
+            limit = size  # the last window takes the rest
+        found = _fast_offsets(data, pos, size, datalink, limit)
+        if found is None:
+            return None
+        offs, nxt = found
+        parts.append(offs)
+        release_pages(buf, pos, nxt)
+        pos = nxt
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def _fast_offsets(
+    data: np.ndarray, start: int, size: int, datalink: int, limit: int | None = None
+) -> tuple[np.ndarray, int] | None:
     """Record offsets of an undamaged file, walked in lockstep: the file is cut into segments,
     each segment's first record boundary is guessed by screening its first bytes (a header whose
     next two records are plausible too), and all segments' record chains are then followed
@@ -154,13 +189,17 @@ def _fast_offsets(data: np.ndarray, start: int, size: int, datalink: int) -> np.
     header, shows that start was a false guess inside a payload: that segment is dropped (with
     what its chain found) and the chain before it walks on. Damage the guesses cannot explain —
     an implausible header on a proven chain, padding, joined logs, a cut end — returns None and
-    the record-by-record walk, which knows how to recover, reads the file instead."""
-    if size - start < FAST_MIN_SIZE:
-        return None
+    the record-by-record walk, which knows how to recover, reads the file instead.
+
+    ``limit`` (default: the end of the file) ends the walk early: segments start before it and
+    the last chain walks on to the first record boundary at or past it, which is returned with
+    the offsets (the proven start of the next window)."""
+    limit = size if limit is None else min(limit, size)
+    soft = limit < size
     rows = _windows(data)
     flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF
     flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
-    seg_starts = np.arange(start + FAST_SEGMENT, size - FAST_WINDOW - 3 * REC_LEN, FAST_SEGMENT)
+    seg_starts = np.arange(start + FAST_SEGMENT, limit - FAST_WINDOW - 3 * REC_LEN, FAST_SEGMENT)
     # -- a guessed first record boundary per segment (all segments screened at once) ---------
     win = seg_starts[:, None] + np.arange(FAST_WINDOW - REC_LEN, dtype=np.int64)
     cand = win.ravel()
@@ -177,7 +216,8 @@ def _fast_offsets(data: np.ndarray, start: int, size: int, datalink: int) -> np.
     guess = win[np.arange(win.shape[0]), ok2.argmax(axis=1)][found]
     starts = np.concatenate(([start], guess)).astype(np.int64)
     nseg = starts.shape[0]
-    ends = np.concatenate((starts[1:], [size])).astype(np.int64)
+    ends = np.concatenate((starts[1:], [limit])).astype(np.int64)
+    boundary = size  # where the last chain ended (the next window's start)
     alive = np.ones(nseg, dtype=bool)
     done = np.zeros(nseg, dtype=bool)
     # -- follow every chain, one record per step ----------------------------------------------
@@ -221,7 +261,9 @@ def _fast_offsets(data: np.ndarray, start: int, size: int, datalink: int) -> np.
         out_seg.append(seg)
         cur = cur + REC_LEN + u[:, 1]
         end = ends[seg]
-        over = cur > end
+        # the last live chain of an early-ended walk may cross the limit: it ends there
+        open_end = (end == limit) if soft else np.zeros(cur.shape[0], dtype=bool)
+        over = (cur > end) & ~open_end
         while over.any():  # overshot the next start: it was a false guess
             for i in np.flatnonzero(over).tolist():
                 k = int(seg[i]) + 1
@@ -230,8 +272,11 @@ def _fast_offsets(data: np.ndarray, start: int, size: int, datalink: int) -> np.
                 if k >= nseg or not drop(k):
                     return None  # overshot the end of the file: a cut or damaged record
             end = ends[seg]
-            over = cur > end
-        fin = cur == end
+            open_end = (end == limit) if soft else np.zeros(cur.shape[0], dtype=bool)
+            over = (cur > end) & ~open_end
+        fin = (cur == end) | (open_end & (cur >= end))
+        if soft and (fin & open_end).any():
+            boundary = int(cur[fin & open_end][0])
         if fin.any():
             done[seg[fin]] = True
             cur, seg = cur[~fin], seg[~fin]
@@ -239,7 +284,7 @@ def _fast_offsets(data: np.ndarray, start: int, size: int, datalink: int) -> np.
     segs = np.concatenate(out_seg)
     offs = offs[alive[segs]]
     offs.sort()
-    return offs
+    return offs, boundary
 
 
 def sniff(head: bytes) -> bool:
@@ -363,7 +408,7 @@ def read(src: Source) -> Capture:
     flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
     append = offs.append
     data = np.frombuffer(buf, dtype=np.uint8) if size else np.zeros(0, np.uint8)
-    fast = _fast_offsets(data, off, size, datalink)
+    fast = _walk(data, off, size, datalink, buf)
     if fast is not None:
         off = size  # every record found by the lockstep walk
     while off < size:
@@ -435,7 +480,7 @@ def read(src: Source) -> Capture:
 
     rec = fast if fast is not None else np.frombuffer(offs, dtype=np.int64)
     n = int(rec.shape[0])
-    hdr = _headers(data, rec)
+    hdr = _headers(data, rec, buf)
     orig_np = hdr["orig"].astype(np.int64)
     incl_np = hdr["incl"].astype(np.int64)
     flags_np = hdr["flags"].astype(np.int64)

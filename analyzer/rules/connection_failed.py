@@ -136,7 +136,9 @@ class _PageIndex:
 def connection_failed(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
     groups: dict[tuple[str | None, str, int], list[Connection]] = {}
-    for c in failed_setups(a.connections):
+    # a recognised race is listed even where its status is no failure (0x0B: the link exists)
+    benign = [c for c in a.connections if c.status != 0 and c.benign is not None]
+    for c in [*failed_setups(a.connections), *(c for c in benign if c.status in NOT_FAILURES)]:
         if c.benign is not None:
             ctx.suppress(
                 what=f"{c.transport} connection to {a.device_label(c.address)} failed: "

@@ -163,6 +163,33 @@ def _alias_fit(
     return T, inl, k, c
 
 
+def _no_unsupported_submultiple(
+    g: np.ndarray,
+    T: float,
+    inl: np.ndarray,
+    k: np.ndarray,
+    mu: float,
+    sd2: float,
+    aliased: bool = False,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """A sub-multiple that no gap supports is replaced by the multiple the gaps show: when no
+    inlier gap spans one event and every inlier spans a multiple of m ≥ 2 events, the gaps are
+    explained at least as well by m·(T + μ) − μ (jitter wider than advDelay otherwise favours
+    the finer comb, whose per-gap variance grows with k)."""
+    kin = np.rint(k[inl]).astype(np.int64)
+    if kin.size < MIN_GAPS or bool((kin == 1).any()):
+        return T, inl, k
+    m = int(np.gcd.reduce(kin))
+    # under aliasing every heard gap is a multiple of the scan interval whatever the period, so
+    # a common factor proves nothing — only gaps that all span the same m events do
+    if m < 2 or (aliased and np.unique(kin).size > 1):
+        return T, inl, k
+    fit = _refine(g, m * (T + mu) - mu, mu, sd2, strict_k=False)
+    if fit is None or fit[1].sum() < 0.5 * inl.sum():
+        return T, inl, k
+    return fit
+
+
 def estimate_interval(
     times_us: np.ndarray | list[int],
     merge_ms: float = MERGE_MS,
@@ -238,14 +265,23 @@ def estimate_interval(
                 f"scan window {sw:g} ms shorter than the period: gaps alias to the "
                 f"{si:g} ms scan interval; harmonic chosen from the hearing rate"
             )
+    # also after an aliasing fit: gaps that are all a multiple m of the chosen period say the
+    # period is m times longer (a constant gap is one event, not m with all between missed)
+    T_sub = T
+    T, inl, k = _no_unsupported_submultiple(g, T, inl, k, mu, sd2, aliased=note is not None)
+    replaced = T_sub != T
     n_in = int(inl.sum())
     sk = float(np.sum(k[inl]))
     se = float(np.sqrt((sd2 * sk + _SIGMA_T2 * n_in) / (sk * sk)))
     tol = max(1.0, 0.01 * T)
-    far = np.asarray([abs(f[0] - T) > max(2.0, 0.02 * T) for f in fits])
+    # separation of the chosen fit (the finer comb when it was replaced) from its rivals
+    T_lik = fits[b][0]
+    far = np.asarray([abs(f[0] - T_lik) > max(2.0, 0.02 * T_lik) for f in fits])
     tol = max(1.0, 0.01 * T)
     delta = float(lls[b] - lls[far].max()) if far.any() else 50.0
     c_amb = 1.0 - float(np.exp(-max(delta, 0.0) / 3.0)) if note is None else 1.0
+    if replaced:  # chosen against the likelihood of the finer comb: less sure
+        c_amb *= 0.5
     n_eff = float(np.sum(1.0 / k[inl]))
     c_n = 1.0 - float(np.exp(-n_eff / 5.0))
     c_prec = float(np.exp(-se / tol))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from analyzer.decode.adv_reports import advertising_reports
+from analyzer.decode.adv_reports import ad_flags_columnar, advertising_reports
 from analyzer.decode.hci import decode_command
 from analyzer.decode.le_adv import AdvData, decode_ad
 from analyzer.decode.le_ll import ADV_PDU_TYPES, addr_str, adv_columns, decode_adv_pdu
@@ -36,6 +36,7 @@ from analyzer.sessions.adv_interval import (
     estimate_interval,
     gap_histogram,
 )
+from analyzer.sessions.adv_segments import ScanTimeline, Train, segment_train, whole_train
 from analyzer.sessions.build import BuildContext, stage
 
 ADDRESS_TYPES = {
@@ -156,30 +157,22 @@ def advertising(ctx: BuildContext) -> None:
     ev = ctx.idx.filter(
         (pl.col("kind") == "event") & pl.col("subevent").is_in([0x02, 0x0D, 0x0B])
     ).select("index", "time_us", "offset", "length", "subevent")
-    reports = advertising_reports(ctx.cap.data, ctx.cap.buffer, ev, fast_datas)
+    # the reports' bytes copied out once, window by window (a few MB even for a long scan):
+    # the columnar gathers then never map the whole capture file
+    raw = ctx.cap.payloads(ev["offset"].to_numpy(), ev["length"].to_numpy())
+    packed = b"".join(raw)
+    starts = np.zeros(len(raw), dtype=np.int64)
+    if raw:
+        starts[1:] = np.cumsum([len(x) for x in raw[:-1]])
+    ev = ev.with_columns(pl.Series("offset", starts))
+    reports = advertising_reports(np.frombuffer(packed, np.uint8), packed, ev, fast_datas)
     sessions, scan_params = _scan_filtering(ctx)
-    for (addr,), grp in reports.group_by("address", maintain_order=True):
-        acc = _Acc(grp["addr_type"][0])
-        acc.frames = grp["frame"].to_list()
-        acc.times = grp["time_us"].to_list()
-        acc.rssi = grp["rssi"].to_list()
-        acc.types = dict(grp["pdu"].value_counts().iter_rows())
-        acc.datas = {d for d in grp["data"].drop_nulls().unique().to_list() if d}
-        acc.datas |= fast_datas.get(str(addr), set())
-        fr = grp["frame"].to_numpy()
-        tt = grp["time_us"].to_numpy()
-        adv_ev = ~grp["pdu"].str.contains("SCAN_RSP").to_numpy()
-        ev_t = np.sort(tt[adv_ev])
-        adv = _finish_advertiser(str(addr), acc, cache, "hci", ev_t)
-        filt = [s for s in sessions if s[2] and bool(((fr >= s[0]) & (fr <= s[1])).any())]
-        if filt:
-            adv.interval_note = (
-                "not estimable: scanning with duplicate filtering "
-                f"(LE Set Scan Enable frame {filt[0][0]})"
-            )
-        else:
-            _interval(adv, ev_t, scan=_scan_for(scan_params, int(fr.min())))
-        advertisers.append(adv)
+    # every report heard (any advertiser): was the scanner working during a long gap?
+    all_us = np.sort(reports["time_us"].to_numpy()) if reports.height else None
+    scan_on, scan_at = _scan_on_times(ctx, sessions, scan_params)
+    advertisers += _hci_advertisers(
+        reports, fast_datas, cache, sessions, scan_params, all_us, scan_on, scan_at
+    )
     advertisers += _air(ctx, cache)
     advertisers.sort(key=lambda a: (-a.reports, a.address))
     analysis.advertisers = advertisers
@@ -200,13 +193,132 @@ def advertising(ctx: BuildContext) -> None:
             )  # fmt: skip
 
 
+def _hci_advertisers(
+    reports: pl.DataFrame,
+    fast_datas: dict[str, set[bytes]],
+    cache: dict[bytes, AdvData],
+    sessions: list[tuple[int, int, int]],
+    scan_params: list[ScanParameters],
+    all_us: np.ndarray | None,
+    scan_on: np.ndarray | None,
+    scan_at: ScanTimeline | None,
+) -> list[Advertiser]:
+    """One advertiser per address of the HCI reports. Per-address aggregates (PDU types, distinct
+    data, RSSI) are computed for all addresses at once; the per-address loop only slices numpy
+    arrays of the reports sorted by address and time."""
+    if reports.height == 0:
+        return []
+    rep = reports.sort(["address", "time_us", "frame"], maintain_order=True)
+    addr = rep["address"].to_numpy()
+    starts = np.flatnonzero(np.concatenate([[True], addr[1:] != addr[:-1]]))
+    ends = np.concatenate([starts[1:], [addr.size]])
+    fr = rep["frame"].to_numpy()
+    tt = rep["time_us"].to_numpy()
+    at = rep["addr_type"].to_numpy()
+    pdu = rep["pdu"].to_numpy()
+    flags = rep["ad_flags"].fill_null(-1).to_numpy()
+    adv_ev = ~rep["pdu"].str.contains("SCAN_RSP").to_numpy()
+    types: dict[str, dict[str, int]] = {}
+    for ad, pt, n in rep.group_by(["address", "pdu"]).len().iter_rows():
+        types.setdefault(ad, {})[pt] = n
+    datas: dict[str, set[bytes]] = {
+        ad: {d for d in ds if d}
+        for ad, ds in rep.filter(pl.col("data").is_not_null())
+        .group_by("address")
+        .agg(pl.col("data").unique())
+        .iter_rows()
+    }
+    rssi = {
+        row[0]: RssiStats(float(row[1]), float(row[2]), round(float(row[3]), 1))
+        for row in rep.group_by("address")
+        .agg(
+            pl.col("rssi").min().alias("lo"),
+            pl.col("rssi").max().alias("hi"),
+            pl.col("rssi").mean().alias("mean"),
+        )
+        .iter_rows()
+        if row[1] is not None
+    }
+    filtering = [(s0, s1) for s0, s1, f in sessions if f]
+    out: list[Advertiser] = []
+    for s0, s1 in zip(starts.tolist(), ends.tolist(), strict=True):
+        a = str(addr[s0])
+        acc = _Acc(int(at[s0]))
+        f_all = fr[s0:s1]
+        acc.types = types.get(a, {})
+        acc.datas = datas.get(a, set()) | fast_datas.get(a, set())
+        ev = adv_ev[s0:s1]
+        ev_t = tt[s0:s1][ev]
+        adv = _finish_advertiser(a, acc, cache, "hci", ev_t)
+        adv.reports = s1 - s0
+        adv.first_frame, adv.last_frame = int(f_all.min()), int(f_all.max())
+        adv.first_time_us, adv.last_time_us = int(tt[s0]), int(tt[s1 - 1])
+        adv.rssi = rssi.get(a)
+        filt = [b0 for b0, b1 in filtering if bool(((f_all >= b0) & (f_all <= b1)).any())]
+        if filt:
+            adv.interval_note = (
+                "not estimable: scanning with duplicate filtering "
+                f"(LE Set Scan Enable frame {filt[0]})"
+            )
+        train = Train(ev_t, f_all[ev], pdu[s0:s1][ev].tolist(), flags[s0:s1][ev].tolist())
+        if filt:
+            adv.segments = whole_train(train, adv.interval_note)
+        else:
+            _interval(
+                adv, ev_t, scan=_scan_for(scan_params, adv.first_frame), train=train,
+                all_us=all_us, scan_on=scan_on, scan_at=scan_at,
+            )  # fmt: skip
+        out.append(adv)
+    return out
+
+
+def _scan_on_times(
+    ctx: BuildContext, sessions: list[tuple[int, int, int]], params: list[ScanParameters]
+) -> tuple[np.ndarray | None, ScanTimeline | None]:
+    """(n, 2) µs [start, end] of the scan sessions (None when the capture shows none), and the
+    scan parameters in force over time. Before the first LE Set Scan Enable the scanner's state
+    is unknown: counted as on (a silence there still needs other advertisers heard throughout)."""
+    frames = ctx.cap.frames
+    if frames.height == 0:
+        return None, None
+    times = frames["time_us"].to_numpy()
+    index = frames["index"].to_numpy()
+    first, last = int(times.min()), int(times.max())
+
+    def at(frame: int) -> int:
+        return int(times[min(int(np.searchsorted(index, frame)), times.size - 1)])
+
+    timeline = None
+    if params:
+        timeline = ScanTimeline(
+            np.asarray([at(p.frame) for p in params], dtype=np.int64),
+            np.asarray([p.interval_ms for p in params], dtype=np.float64),
+            np.asarray([p.window_ms for p in params], dtype=np.float64),
+        )
+    if not sessions:
+        return None, timeline
+    out = [(at(s), at(e) if e < (1 << 62) else last) for s, e, _ in sessions]
+    if out[0][0] > first:
+        out.insert(0, (first, out[0][0]))
+    return np.asarray(out, dtype=np.int64).reshape(-1, 2), timeline
+
+
 def _interval(
     adv: Advertiser,
     ev_t: np.ndarray,
     merge_ms: float = MERGE_MS,
     scan: tuple[float, float] | None = None,
+    train: Train | None = None,
+    all_us: np.ndarray | None = None,
+    scan_on: np.ndarray | None = None,
+    scan_at: ScanTimeline | None = None,
 ) -> None:
     est = estimate_interval(ev_t, merge_ms, scan)
+    if train is not None:
+        adv.segments, adv.silences = segment_train(train, est, all_us, scan_on, scan, scan_at)
+        if len(adv.segments) > 1:
+            longest = max(adv.segments, key=lambda g: (g.to_time_us - g.from_time_us, g.events))
+            est = IntervalEstimate(longest.interval_ms, longest.confidence, longest.note)
     adv.interval_ms = est.interval_ms
     adv.interval_confidence = est.confidence if est.interval_ms is not None else 0.0
     adv.interval_note = est.note if est.interval_ms is not None else f"not estimable: {est.note}"
@@ -249,6 +361,10 @@ def _air(ctx: BuildContext, cache: dict[bytes, AdvData]) -> list[Advertiser]:
     cuts = np.flatnonzero(np.diff(sk)) + 1
     groups = np.split(idx_ok[order], cuts)
     groups.sort(key=lambda gi: int(gi[0]))  # in order of first appearance
+    d_all = cols["data_off"]
+    flags = ad_flags_columnar(
+        data, offs + d_all, np.where(d_all > 0, 6 + cols["pdu_len"] - d_all, 0)
+    )
     out: list[Advertiser] = []
     for ii in groups:
         types = t[ii]
@@ -277,19 +393,27 @@ def _air(ctx: BuildContext, cache: dict[bytes, AdvData]) -> list[Advertiser]:
         # one advertising event = PDUs ≤ 10 ms apart on increasing channels; SCAN_RSP excluded
         to = types[own]
         ev_mask = (to <= 2) | (to == 6) | (to == 7)
-        et = tt[sel][ev_mask]
-        ec = ch[sel][ev_mask]
+        ev_i = sel[ev_mask]
+        et = tt[ev_i]
+        ec = ch[ev_i]
         order = np.argsort(et, kind="stable")
-        et, ec = et[order], ec[order]
+        et, ec, ev_i = et[order], ec[order], ev_i[order]
         if et.size:
             new = np.ones(et.size, dtype=bool)
             new[1:] = (np.diff(et) > 10_000) | (ec[1:] <= ec[:-1])
-            ev_t = et[new]
+            ev_t, ev_i = et[new], ev_i[new]
         else:
             ev_t = et
         adv = _finish_advertiser(addr, acc, cache, "air", ev_t)
         adv.address_type = "random" if acc.addr_type == 1 else "public"
-        _interval(adv, ev_t, merge_ms=1.0)
+        train = Train(
+            ev_t,
+            frame[ev_i],
+            [ADV_PDU_TYPES.get(x, f"0x{x:X}") for x in t[ev_i].tolist()],
+            flags[ev_i].tolist(),
+        )
+        # no silences on air: a sniffer following a connection or hopping is not scanning
+        _interval(adv, ev_t, merge_ms=1.0, train=train, all_us=None)
         out.append(adv)
     return out
 

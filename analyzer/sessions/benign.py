@@ -207,18 +207,50 @@ def enable_in_same_state(tx: HciTransaction, state: dict[int, int | None]) -> st
     return None
 
 
-def address_while_active(tx: HciTransaction) -> str | None:
-    if tx.opcode in ADDRESS_OPCODES and tx.status == 0x0C:
-        return (
-            "a new random address is refused while advertising, scanning or initiating; "
-            "the controller keeps the current one"
-        )
-    return None
+ADV_ENABLE_OPCODES = frozenset({0x200A, 0x2039})
+CREATE_LE_OPCODES = frozenset({0x200D, 0x2043})
+NAME_REQUEST = 0x0419
 
 
-def name_cancel_race(tx: HciTransaction) -> str | None:
-    if tx.opcode == NAME_CANCEL and tx.status in (0x02, 0x12):
-        return "the cancel came after the name request had completed"
+def address_while_active(
+    tx: HciTransaction, state: dict[int, int | None], earlier: list[HciTransaction]
+) -> str | None:
+    """A new random address refused (§7.8.4, §7.8.52) while advertising, scanning or initiating
+    was enabled — or while their state is unknown (enabled before the capture began). Refused
+    while all three are known to be off, it is a real refusal."""
+    if tx.opcode not in ADDRESS_OPCODES or tx.status != 0x0C:
+        return None
+    adv, scan = state.get(0x200A), state.get(0x200C)
+    initiating = any(
+        c.opcode in CREATE_LE_OPCODES
+        and c.status == 0
+        and (c.complete_frame is None or c.complete_frame > tx.frame)
+        for c in earlier
+    )
+    if adv == 0 and scan == 0 and not initiating:
+        return None
+    doing = (
+        "advertising" if adv else "scanning" if scan else "initiating" if initiating
+        else "advertising or scanning enabled before the capture began"
+    )  # fmt: skip
+    return (
+        f"a new random address is refused while {doing} (Vol 4 Part E §7.8.4); the "
+        "controller keeps the current one"
+    )
+
+
+def name_cancel_race(tx: HciTransaction, earlier: list[HciTransaction]) -> str | None:
+    """Remote Name Request Cancel answered 0x02/0x12 after the name request to that device had
+    already completed (§7.1.20: nothing left to cancel)."""
+    if tx.opcode != NAME_CANCEL or tx.status not in (0x02, 0x12):
+        return None
+    answered = tx.status_frame or tx.frame
+    for c in reversed(earlier):
+        if c.opcode == NAME_REQUEST and (tx.address is None or c.address == tx.address):
+            done = c.complete_frame
+            if done is not None and done < answered:
+                return f"the cancel came after the name request had completed (frame {done})"
+            return None
     return None
 
 
@@ -234,14 +266,17 @@ def mark_benign(ctx: BuildContext) -> None:
     scan_state: dict[int, int | None] = {}
     for i, tx in enumerate(hci.commands):
         if _failed(tx):
+            recent = hci.commands[max(0, i - 50) : i]
             tx.benign = (
-                resent_in_progress(tx, hci.commands[max(0, i - 50) : i])
+                resent_in_progress(tx, recent)
                 or enable_in_same_state(tx, scan_state)
-                or address_while_active(tx)
-                or name_cancel_race(tx)
+                or address_while_active(tx, scan_state, recent)
+                or name_cancel_race(tx, recent)
             )
         elif tx.opcode in SCAN_ENABLE_OPCODES and tx.status == 0:
             scan_state[0x200C] = tx.enable
+        elif tx.opcode in ADV_ENABLE_OPCODES and tx.status == 0:
+            scan_state[0x200A] = tx.enable
     incoming = windows_by(
         [
             (o.address, o.start_time_us, o)

@@ -20,10 +20,12 @@ from typing import Any, TypeVar, cast
 
 import polars as pl
 
-from analyzer.capture import Capture
+from analyzer.capture import PASS_WINDOW, Capture, release_pages
 from analyzer.decode.hci import decode_command, decode_event
+from analyzer.decode.hci_names import company_name
 from analyzer.decode.l2cap import basic_header, guess_protocol
-from analyzer.model import Analysis, Anomaly, Connection, ControllerInfo, Scope
+from analyzer.decode.oui import oui_vendor
+from analyzer.model import Analysis, Anomaly, Connection, ControllerInfo, Device, Scope
 from analyzer.model.scope import narrow_to_device
 from analyzer.sessions import l2cap as l2
 from analyzer.sessions.hci import HciState
@@ -145,11 +147,15 @@ def rebuild(
     hci = HciState()
     table = l2.ChannelTable()
     ctx = BuildContext(cap, idx, hci, table, analysis)
+    # each pass below touches the file where it needs to (sparse reads map large page-cache
+    # folios); releasing the mapping between passes keeps only one pass's pages resident
     _pass1(ctx)
     _assign(ctx)
     _pass2(ctx)
+    release_pages(cap.buffer, 0, len(cap.buffer))
     for st in stage_order(STAGES):
         st.run(ctx)
+        release_pages(cap.buffer, 0, len(cap.buffer))
     _finish(ctx)
     return analysis if device is None else narrow_to_device(analysis, device)
 
@@ -423,7 +429,11 @@ def _pass2(ctx: BuildContext) -> None:
             "chan_no",
         )
     ]
+    released = 0  # frames come in file order: release the pages behind the cursor
     for frame, t, off, ln, orig, handle, pb, d, cn, chn in zip(*cols, strict=True):
+        if off - released > PASS_WINDOW:
+            release_pages(buf, released, off)
+            released = off
         done = reasm.feed(handle, d, pb, frame, bytes(buf[off + 4 : off + ln]), orig > ln)
         if done is None or cn is None:
             continue
@@ -463,9 +473,12 @@ def _finish(ctx: BuildContext) -> None:
             d.lmp_version = hci.local_version.lmp_version
             d.lmp_subversion = hci.local_version.lmp_subversion
             d.manufacturer = hci.local_version.manufacturer
+            d.manufacturer_name = d.manufacturer_name or company_name(d.manufacturer)
     for c in a.connections:
         if c.address and c.address not in devs:
             hci.device(c.address)
+    for d in _public(a, hci, devs):
+        d.oui_vendor = oui_vendor(d.address)
     a.devices = sorted(devs.values(), key=lambda d: (d.role != "local", d.address))
     a.timeline = sorted(hci.timeline + a.timeline, key=lambda e: (e.time_us, e.frame))
     a.hci_commands = hci.commands
@@ -480,6 +493,24 @@ def _finish(ctx: BuildContext) -> None:
     a.discovered = hci.discovered
     a.l2cap_signals = ctx.table.signals
     a.controller_debug_frames = int(ctx.idx["diag"].sum()) if ctx.idx.height else 0
+
+
+def _public(a: Analysis, hci: HciState, devs: dict[str, Device]) -> list[Device]:
+    """The devices whose address is an IEEE public address and so carries an OUI: an LE
+    public (identity) address, and any BD_ADDR — the local controller's, a peer seen on BR/EDR
+    (paged, connected, found by inquiry) — which is always public (Core v5.4 Vol 2 Part B §1.2).
+    An LE address of unknown type is left out: it may be random (Vol 6 Part B §1.3)."""
+    bredr = {c.address for c in a.connections if c.transport in ("br_edr", "sco", "esco")}
+    bredr |= {x.address for x in hci.discovered}
+    adv_type = {x.address: x.address_type for x in a.advertisers}
+    out = []
+    for d in devs.values():
+        kind = (d.address_type or adv_type.get(d.address) or "").lower()
+        if "random" in kind or "anonymous" in kind:
+            continue
+        if "public" in kind or d.role == "local" or d.address in bredr:
+            out.append(d)
+    return out
 
 
 def media_frames(ctx: BuildContext, chan_nos: list[int]) -> pl.DataFrame:

@@ -16,8 +16,21 @@ from analyzer.sessions.hci_state import HciState, handles
 @handles(0x03)
 def _conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None:
     addr = ev.bd_addr or "?"
-    tx = st._pending_create.pop(addr, None)
-    remote_req = st._pending_remote.pop(addr, None)
+    tx = st._pending_create.get(addr)
+    remote_req = st._pending_remote.get(addr)
+    if tx is not None and remote_req is not None:
+        # our page and the device's own connection crossed: the Connection Request reached
+        # the host, so a link that comes up is the device's; our page ends with the failure
+        # (Connection Already Exists, §7.1.5) — each completion takes its own request
+        if ev.status == 0:
+            tx = None
+            del st._pending_remote[addr]
+        else:
+            remote_req = None
+            del st._pending_create[addr]
+    else:
+        st._pending_create.pop(addr, None)
+        st._pending_remote.pop(addr, None)
     st.device(addr, frame)
     link = ev.fields.get("link_type")
     if ev.status != 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from analyzer.capture import KINDS, Capture
+from analyzer.capture import KINDS, Capture, release_pages, windows
 from analyzer.decode.hci import acl_columns, command_columns, event_columns, sco_columns
 
 #: Events too frequent and too dull to decode one by one (counted, not decoded).
@@ -23,6 +23,47 @@ ADV_SUBEVENTS = frozenset({0x02, 0x0D, 0x0B})
 QCA_DEBUG_HANDLE = 0x2EDC
 
 
+def _gather(
+    data: np.ndarray,
+    off: np.ndarray,
+    ln: np.ndarray,
+    kind: np.ndarray,
+    code: np.ndarray,
+    sub: np.ndarray,
+    opcode: np.ndarray,
+    handle: np.ndarray,
+    pb: np.ndarray,
+    l2len: np.ndarray,
+    cid: np.ndarray,
+    diag: np.ndarray,
+) -> None:
+    """The header columns of one window of frames, written into the given array views."""
+    ev = kind == KINDS.index("event")
+    if ev.any():
+        cols = event_columns(data, off[ev], ln[ev])
+        code[ev] = cols["code"]
+        sub[ev] = cols["subevent"]
+    cm = kind == KINDS.index("command")
+    if cm.any():
+        opcode[cm] = command_columns(data, off[cm], ln[cm])["opcode"]
+    acl = kind == KINDS.index("acl")
+    if acl.any():
+        cols = acl_columns(data, off[acl], ln[acl])
+        raw = cols["handle"] | (cols["pb"] << 12) | (cols["bc"] << 14)
+        diag_acl = raw == QCA_DEBUG_HANDLE
+        if diag_acl.any():  # controller debug log, not a link: no handle, no CID
+            for k in ("handle", "pb", "l2cap_len", "cid"):
+                cols[k] = np.where(diag_acl, -1, cols[k])
+            diag[np.nonzero(acl)[0][diag_acl]] = True
+        handle[acl] = cols["handle"]
+        pb[acl] = cols["pb"]
+        l2len[acl] = cols["l2cap_len"]
+        cid[acl] = cols["cid"]
+    sco = (kind == KINDS.index("sco")) | (kind == KINDS.index("iso"))
+    if sco.any():
+        handle[sco] = sco_columns(data, off[sco], ln[sco])["handle"]
+
+
 def frame_index(cap: Capture) -> pl.DataFrame:
     """One row per HCI frame (command/event/acl/sco/iso) with gathered header columns.
 
@@ -30,7 +71,10 @@ def frame_index(cap: Capture) -> pl.DataFrame:
     handle, pb, l2cap_len, cid (the PDU's CID, forward-filled over continuation fragments), diag
     (a controller debug-log frame, not link data: its handle and CID are -1).
     """
-    f = cap.frames.filter(pl.col("kind").is_in(["command", "event", "acl", "sco", "iso"]))
+    hci = pl.col("kind").is_in(["command", "event", "acl", "sco", "iso"])
+    f = cap.frames
+    if not f.select(hci.all()).item():  # an HCI log is all HCI: no copy of the frame table
+        f = f.filter(hci)
     n = f.height
     data = cap.data
     off = f["offset"].to_numpy()
@@ -44,31 +88,10 @@ def frame_index(cap: Capture) -> pl.DataFrame:
     l2len = np.full(n, -1, np.int32)
     cid = np.full(n, -1, np.int32)
     diag = np.zeros(n, dtype=bool)
-    if n:
-        ev = kind == KINDS.index("event")
-        if ev.any():
-            cols = event_columns(data, off[ev], ln[ev])
-            code[ev] = cols["code"]
-            sub[ev] = cols["subevent"]
-        cm = kind == KINDS.index("command")
-        if cm.any():
-            opcode[cm] = command_columns(data, off[cm], ln[cm])["opcode"]
-        acl = kind == KINDS.index("acl")
-        if acl.any():
-            cols = acl_columns(data, off[acl], ln[acl])
-            raw = cols["handle"] | (cols["pb"] << 12) | (cols["bc"] << 14)
-            diag_acl = raw == QCA_DEBUG_HANDLE
-            if diag_acl.any():  # controller debug log, not a link: no handle, no CID
-                for k in ("handle", "pb", "l2cap_len", "cid"):
-                    cols[k] = np.where(diag_acl, -1, cols[k])
-                diag[np.nonzero(acl)[0][diag_acl]] = True
-            handle[acl] = cols["handle"]
-            pb[acl] = cols["pb"]
-            l2len[acl] = cols["l2cap_len"]
-            cid[acl] = cols["cid"]
-        sco = (kind == KINDS.index("sco")) | (kind == KINDS.index("iso"))
-        if sco.any():
-            handle[sco] = sco_columns(data, off[sco], ln[sco])["handle"]
+    for a, b in windows(off):
+        _gather(data, off[a:b], ln[a:b], kind[a:b], code[a:b], sub[a:b], opcode[a:b],
+                handle[a:b], pb[a:b], l2len[a:b], cid[a:b], diag[a:b])  # fmt: skip
+        release_pages(cap.buffer, int(off[a]), int(off[b - 1]))  # done with these pages
     df = f.select(
         "index", "time_us", "direction", "kind", "offset", "length", "orig_length"
     ).with_columns(

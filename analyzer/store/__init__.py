@@ -50,6 +50,8 @@ CAPTURES_SCHEMA = pl.Schema(
         "analyzer_version": pl.Utf8,
         "analysed_at": pl.Utf8,
         "seconds": pl.Float64,
+        #: analysed from a scrubbed copy (--anonymize): fake addresses, placeholder names
+        "anonymized": pl.Boolean,
     }
 )
 DERIVED = ("device_history", "store_findings")
@@ -109,7 +111,7 @@ class Store:
         """A whole table (an empty frame with the fixed schema when nothing is stored)."""
         files = self.files(table)
         if files:
-            return pl.read_parquet(files)
+            return read_parquet_files(files)
         if table == "captures":
             return pl.DataFrame(schema=CAPTURES_SCHEMA)
         if table in TABLES:
@@ -120,12 +122,16 @@ class Store:
     def captures(self) -> pl.DataFrame:
         return self.read("captures")
 
-    def done(self, version: str) -> dict[str, str]:
-        """capture id → status of the captures already stored by this analyzer version."""
+    def done(self, version: str, anonymized: bool = False) -> dict[str, str]:
+        """capture id → status of the captures already stored by this analyzer version (and
+        anonymized or not, as asked: an --anonymize run redoes plain results and the reverse)."""
         c = self.captures()
         if c.is_empty():
             return {}
-        c = c.filter(pl.col("analyzer_version") == version)
+        c = c.filter(
+            (pl.col("analyzer_version") == version)
+            & (pl.col("anonymized").fill_null(False) == anonymized)
+        )
         return dict(zip(c["capture_id"].to_list(), c["status"].to_list(), strict=True))
 
     def analysis(self, cid: str) -> Analysis:
@@ -221,7 +227,7 @@ class Store:
             files = self.files(t)
             if len(files) < 2:
                 continue
-            df = pl.read_parquet(files)
+            df = read_parquet_files(files)
             self.tmp.mkdir(parents=True, exist_ok=True)
             tmp = self.tmp / f"compact-{uuid.uuid4().hex}.parquet"
             df.write_parquet(tmp)
@@ -268,7 +274,11 @@ class Store:
             files = self.files(t)
             if files:
                 pattern = str(self.table_dir(t) / "*.parquet").replace("'", "''")
-                con.execute(f"CREATE VIEW \"{t}\" AS SELECT * FROM read_parquet('{pattern}')")
+                # union_by_name: files written by an older analyzer lack columns added since
+                con.execute(
+                    f"CREATE VIEW \"{t}\" AS SELECT * FROM read_parquet('{pattern}', "
+                    "union_by_name = true)"
+                )
             elif t in ("captures", *TABLES):
                 # nothing stored yet: an empty file with the table's fixed schema
                 empty = self.tmp / "empty" / f"{t}.parquet"
@@ -277,6 +287,16 @@ class Store:
                 pattern = str(empty).replace("'", "''")
                 con.execute(f"CREATE VIEW \"{t}\" AS SELECT * FROM read_parquet('{pattern}')")
         return con
+
+
+def read_parquet_files(files: list[Path]) -> pl.DataFrame:
+    """Several Parquet files of one table as one frame. Files written by an older analyzer may
+    lack columns added to the model since (keys are only ever added): those are null there.
+    (Reading them as one scan would take the first file's columns and drop the others'.)"""
+    schemas = {tuple(pl.read_parquet_schema(f).items()) for f in files}
+    if len(schemas) <= 1:
+        return pl.read_parquet(files)
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
 
 
 def update_derived(store: Store) -> None:

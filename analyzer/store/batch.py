@@ -219,6 +219,7 @@ def run_batch(
     progress: Callable[[BatchStats, int], None] | None = None,
     crash_on: str | None = None,
     hang_on: str | None = None,
+    anonymize: bool = False,
     hog_on: str | None = None,
 ) -> BatchStats:
     """Analyse every file into ``store``; returns the counts. A bad file is a row, not a stop."""
@@ -226,8 +227,11 @@ def run_batch(
     store.recover()
     store.create()
     files = discover(paths, store.root)
-    done = frozenset() if force else frozenset(store.done(__version__))
-    tasks = [FileTask(f, str(store.root), done, crash_on, hang_on, hog_on) for f in files]
+    done = frozenset() if force else frozenset(store.done(__version__, anonymize))
+    tasks = [
+        FileTask(f, str(store.root), done, crash_on, hang_on, anonymize, hog_on=hog_on)
+        for f in files
+    ]
     stats = BatchStats(files=len(files))
 
     def on_term(_signum: int, _frame: object) -> None:

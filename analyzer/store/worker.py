@@ -37,6 +37,8 @@ class FileTask:
     #: its analysis grow without limit (untouched memory: only a memory bound stops it)
     crash_on: str | None = None
     hang_on: str | None = None
+    #: analyse a scrubbed copy (issue 23): the stored analysis names only fake addresses
+    anonymize: bool = False
     hog_on: str | None = None
 
 
@@ -53,6 +55,7 @@ def _row(
         "size": size,
         "analyzer_version": __version__,
         "analysed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "anonymized": task.anonymize,
         **kw,
     }
 
@@ -105,6 +108,10 @@ def analyse_file(task: FileTask) -> list[CaptureResult]:
         t1 = time.perf_counter()
         try:
             cap = first if member is None or member == selected else load(task.path, log=member)
+            if task.anonymize:
+                from analyzer.scrub import scrubbed_capture
+
+                cap, _ = scrubbed_capture(cap)
             if task.hog_on and task.hog_on in name:
                 _hog()
             a = analyze_capture(cap)

@@ -65,7 +65,7 @@ def test_markdown_for_tickets() -> None:
     md = r.stdout
     assert md.startswith("## btanalyze:") and "**Verdict: 2 error(s)" in md
     assert "- **ERROR** `avdtp_rejected` at 10:00:03.110:" in md
-    assert "| address | role | name | LMP ver/subver | chip vendor |" in md
+    assert "| address | role | name | OUI vendor | chip vendor | LMP ver/subver |" in md
     assert "┃" not in md and "│" not in md  # no box drawing in a ticket
     assert "None" not in md
 

@@ -204,3 +204,44 @@ def test_lab_mode_filters_opens_and_compares(lab_server: tuple[str, object]) -> 
         assert "avdtp_rejected" in b.find_element(By.ID, "only-b").text
     finally:
         b.quit()
+
+
+def test_behind_a_reverse_proxy_prefix(tmp_path: Path) -> None:
+    """--url-prefix (issue 19 §2): pages, the upload route, the job API and the links all live
+    under the prefix; a file chosen in the page's input is uploaded and analysed there, and the
+    capture page's links keep the prefix."""
+    import socket
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from analyzer import dashboards
+    from analyzer.dashboards import create_app
+
+    app = create_app(tmp_path / "store", url_prefix="bt/tools")
+    try:
+        client = app.server.test_client()
+        assert client.get("/bt/tools/").status_code == 200
+        assert client.post("/upload", data=b"x").status_code in (404, 405)  # not outside it
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        srv = make_server("127.0.0.1", port, app.server, threaded=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        b = _browser()
+        try:
+            wait = WebDriverWait(b, 60)
+            b.get(f"http://127.0.0.1:{port}/bt/tools/")
+            picker = wait.until(ec.presence_of_element_located((By.ID, "upload-file")))
+            picker.send_keys(str(SC / "a2dp_rejected_hfp_fallback.btsnoop"))
+            wait.until(ec.url_contains("/bt/tools/capture/"))
+            wait.until(ec.presence_of_element_located((By.ID, "verdict")))
+            hrefs = [
+                a.get_attribute("href") for a in b.find_elements(By.CSS_SELECTOR, "a.evidence")
+            ]
+            assert hrefs and all("/bt/tools/capture/" in h for h in hrefs)
+        finally:
+            b.quit()
+            srv.shutdown()
+    finally:
+        dashboards.PREFIX = "/"  # the module's other apps are served at the root

@@ -47,6 +47,7 @@ PAGE_TIMEOUT = 0x04
 AUTHENTICATION_FAILURE = 0x05
 PIN_OR_KEY_MISSING = 0x06
 CONNECTION_TIMEOUT = 0x08
+ACL_CONNECTION_ALREADY_EXISTS = 0x0B
 LMP_RESPONSE_TIMEOUT = 0x22
 #: Vol 2 Part C 5.2: an LMP transaction not answered within 30 s fails with 0x22
 LMP_RESPONSE_TIMEOUT_S = 30.0
@@ -245,6 +246,11 @@ class ScenarioController(Controller):
         self.page_timeout = 0x2000  # slots (5.12 s)
         self.supervision_timeout = 0x7D00  # slots (20 s)
         self.scan_started_at = 0.0
+        #: LE Set Extended Scan Enable on: reports are LE Extended Advertising Reports
+        self.extended_scanning = False
+        self.legacy_advertising = False
+        #: Remote Name Requests not yet completed
+        self.name_requests: set[hci.Address] = set()
         self.rssi = -60
         self.inquiry_handles: list[asyncio.TimerHandle] = []
         # auth state: peer address -> pending role
@@ -263,6 +269,8 @@ class ScenarioController(Controller):
     # HCI transport: latency, ordering
     # ------------------------------------------------------------------------------------
     def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        if isinstance(packet, hci.HCI_Remote_Name_Request_Complete_Event):
+            self.name_requests.discard(packet.bd_addr)
         if self._deferred is not None:
             self._deferred.append(packet)
             return
@@ -285,6 +293,8 @@ class ScenarioController(Controller):
                 self._setup_sync_legacy(command)
             elif op == HCI_ACCEPT_SYNCHRONOUS_CONNECTION_REQUEST:
                 self._accept_sync_legacy(command)
+            elif op == hci.HCI_REMOTE_NAME_REQUEST_CANCEL_COMMAND:
+                self._cancel_name_request(command)
             else:
                 super().on_hci_command_packet(command)
         finally:
@@ -453,6 +463,25 @@ class ScenarioController(Controller):
     # Paging with page timeout (7.1.5)
     # ------------------------------------------------------------------------------------
     def on_hci_create_connection_command(self, command: hci.HCI_Create_Connection_Command) -> None:
+        if command.bd_addr in self.classic_connections:
+            # the device's own connection to us came first (7.1.5: Connection Already Exists):
+            # our page completes with 0x0B once the link is there
+            self._send_hci_command_status(hci.HCI_COMMAND_STATUS_PENDING, command.op_code)
+            addr = command.bd_addr
+
+            def exists() -> None:
+                self.send_hci_packet(
+                    hci.HCI_Connection_Complete_Event(
+                        status=ACL_CONNECTION_ALREADY_EXISTS,
+                        connection_handle=0,
+                        bd_addr=addr,
+                        link_type=hci.HCI_Connection_Complete_Event.LinkType.ACL,
+                        encryption_enabled=0,
+                    )
+                )
+
+            self._later(0.004, exists)
+            return None
         peer = self._peer(command.bd_addr)
         if peer is None or not peer.classic_scan_enable & 0x02 or peer.drop_page:
             self._send_hci_command_status(hci.HCI_COMMAND_STATUS_PENDING, command.op_code)
@@ -724,6 +753,63 @@ class ScenarioController(Controller):
             self.scan_started_at = asyncio.get_running_loop().time()
         return super().on_hci_le_set_scan_enable_command(command)
 
+    def on_hci_le_set_extended_scan_parameters_command(
+        self, command: hci.HCI_LE_Set_Extended_Scan_Parameters_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        """7.8.64: the first PHY's interval and window drive the duty cycle, as for 7.8.10."""
+        if command.scan_intervals:
+            self.le_scan_interval = command.scan_intervals[0]
+            self.le_scan_window = command.scan_windows[0]
+            self.le_scan_type = command.scan_types[0]
+        return super().on_hci_le_set_extended_scan_parameters_command(command)
+
+    def on_hci_le_set_extended_scan_enable_command(
+        self, command: hci.HCI_LE_Set_Extended_Scan_Enable_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        if command.enable and not self.le_scan_enable:
+            self.scan_started_at = asyncio.get_running_loop().time()
+        self.extended_scanning = bool(command.enable)
+        return super().on_hci_le_set_extended_scan_enable_command(command)
+
+    # ------------------------------------------------------------------------------------
+    # Random address (7.8.4) refused while legacy advertising or scanning is enabled
+    # ------------------------------------------------------------------------------------
+    def on_hci_le_set_advertising_enable_command(
+        self, command: hci.HCI_LE_Set_Advertising_Enable_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        self.legacy_advertising = bool(command.advertising_enable)
+        return super().on_hci_le_set_advertising_enable_command(command)
+
+    def on_hci_le_set_random_address_command(
+        self, command: hci.HCI_LE_Set_Random_Address_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        if self.legacy_advertising or self.le_scan_enable:
+            return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+        return super().on_hci_le_set_random_address_command(command)
+
+    # ------------------------------------------------------------------------------------
+    # Remote Name Request (7.1.19) and its Cancel (7.1.20)
+    # ------------------------------------------------------------------------------------
+    def on_hci_remote_name_request_command(
+        self, command: hci.HCI_Remote_Name_Request_Command
+    ) -> None:
+        self.name_requests.add(command.bd_addr)
+        return super().on_hci_remote_name_request_command(command)
+
+    def _cancel_name_request(self, command: hci.HCI_Command) -> None:
+        """7.1.20: with nothing pending for that address (the name came first) the cancel is
+        answered Unknown Connection Identifier (0x02); Command Complete returns the address."""
+        params = bytes(command.parameters or b"")
+        addr = hci.Address(params[:6]) if len(params) >= 6 else hci.Address.ANY
+        status = 0 if addr in self.name_requests else 0x02
+        self.send_hci_packet(
+            hci.HCI_Command_Complete_Event(
+                num_hci_command_packets=1,
+                command_opcode=command.op_code,
+                return_parameters=bytes([status]) + params[:6],
+            )
+        )
+
     def scan_window_open(self, now: float) -> bool:
         interval = self.le_scan_interval * 0.000625
         window = self.le_scan_window * 0.000625
@@ -741,6 +827,9 @@ class ScenarioController(Controller):
         advertiser = self.scenario_link.find_le_controller(pdu.advertiser_address)
         rssi = advertiser.rssi if isinstance(advertiser, ScenarioController) else -60
         rssi += self.rng.randint(-3, 3)
+        if self.extended_scanning:
+            self._extended_report(pdu, rssi, advertiser)
+            return
         report = hci.HCI_LE_Advertising_Report_Event.Report(
             event_type=hci.HCI_LE_Advertising_Report_Event.EventType.ADV_IND,
             address_type=pdu.advertiser_address.address_type,
@@ -758,6 +847,31 @@ class ScenarioController(Controller):
                 rssi=rssi,
             )
             self.send_hci_packet(hci.HCI_LE_Advertising_Report_Event([rsp]))
+
+    def _extended_report(self, pdu: ll.AdvInd, rssi: int, advertiser: object) -> None:
+        """A legacy ADV_IND heard by an extended scan: LE Extended Advertising Report (7.7.65.13)
+        with Event_Type 0x13 (legacy, connectable, scannable), no ADI (SID 0xFF)."""
+        ev = hci.HCI_LE_Extended_Advertising_Report_Event
+        kinds = [0x13]
+        if self.le_scan_type == 1 and isinstance(advertiser, ScenarioController):
+            kinds.append(0x1B)  # legacy SCAN_RSP to an ADV_IND
+        for et in kinds:
+            data = pdu.data if et == 0x13 else advertiser.le_legacy_advertiser.scan_response_data  # type: ignore[union-attr]
+            report = ev.Report(
+                event_type=et,
+                address_type=pdu.advertiser_address.address_type,
+                address=pdu.advertiser_address,
+                primary_phy=hci.Phy.LE_1M,
+                secondary_phy=0,
+                advertising_sid=ev.NO_ADI_FIELD_PROVIDED,
+                tx_power=ev.TX_POWER_INFORMATION_NOT_AVAILABLE,
+                rssi=rssi,
+                periodic_advertising_interval=0,
+                direct_address_type=0,
+                direct_address=hci.Address.ANY,
+                data=data,
+            )
+            self.send_hci_packet(ev([report]))
 
     # ------------------------------------------------------------------------------------
     # Synchronous connections (7.1.26-28, 7.1.45-46, 7.7.35) and SCO data (5.4.3)

@@ -21,6 +21,8 @@ from tests.scenarios.scenarios import SCENARIOS, Ctx, Scenario
 # registered after the older scenarios, so that their manifest entries keep their order
 importlib.import_module("tests.scenarios.stack")
 importlib.import_module("tests.scenarios.missing")
+importlib.import_module("tests.scenarios.adv")
+importlib.import_module("tests.scenarios.races")
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "captures" / "scenarios"
@@ -74,8 +76,14 @@ def generate(out: Path, only: list[str] | None = None) -> dict[str, Any]:
         "format": "btsnoop v1, datalink 1002 (H4), captured at the phone's HCI",
         "captures": entries,
     }
-    if not only:
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    path = out / "manifest.json"
+    if only and path.is_file():  # regenerate some: keep the others' entries, in registry order
+        new = {e["file"]: e for e in entries}
+        old = {e["file"]: e for e in json.loads(path.read_text())["captures"]}
+        order = [f"{sc.name}.btsnoop" for sc in SCENARIOS]
+        merged = {**old, **new}
+        manifest["captures"] = [merged[f] for f in order if f in merged]
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     return manifest
 
 

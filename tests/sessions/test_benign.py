@@ -4,8 +4,11 @@ was seen in, and the named predicates on their own for races the corpus lacks.""
 
 from __future__ import annotations
 
+import json
+
 from analyzer.model import Connection
-from tests.rules.helpers import _mine, _real
+from tests.conftest import REPO
+from tests.rules.helpers import _mine, _real, _scen
 
 
 def test_avctp_collision_and_teardown_refusals_are_not_failures() -> None:
@@ -62,12 +65,22 @@ def _tx(frame: int, op: int, status: int, **kw: object) -> object:
     return tx
 
 
-def test_predicates_for_races_the_corpus_lacks() -> None:
+def test_predicates_judge_the_state() -> None:
     from analyzer.sessions import benign
 
-    assert benign.address_while_active(_tx(5, 0x2005, 0x0C))  # type: ignore[arg-type]
-    assert benign.address_while_active(_tx(5, 0x2005, 0x12)) is None  # type: ignore[arg-type]
-    assert benign.name_cancel_race(_tx(9, 0x041A, 0x02))  # type: ignore[arg-type]
+    refused = _tx(5, 0x2005, 0x0C)
+    # advertising on, or its state unknown: benign; all known off: a real refusal
+    assert "advertising" in (benign.address_while_active(refused, {0x200A: 1}, []) or "")  # type: ignore[arg-type]
+    assert benign.address_while_active(refused, {}, [])  # type: ignore[arg-type]
+    assert benign.address_while_active(refused, {0x200A: 0, 0x200C: 0}, []) is None  # type: ignore[arg-type]
+    assert benign.address_while_active(_tx(5, 0x2005, 0x12), {0x200A: 1}, []) is None  # type: ignore[arg-type]
+    name = _tx(3, 0x0419, 0)
+    name.complete_frame = 6
+    cancel = _tx(9, 0x041A, 0x02)
+    assert "frame 6" in (benign.name_cancel_race(cancel, [name]) or "")  # type: ignore[arg-type]
+    name.complete_frame = None  # the request still pending: a cancel refused is not a race
+    assert benign.name_cancel_race(cancel, [name]) is None  # type: ignore[arg-type]
+    assert benign.name_cancel_race(cancel, []) is None  # type: ignore[arg-type]
     page = Connection("fail-0x000-1", 0, "AA:00:00:00:00:09", "br_edr", 0x0B,
                       "Connection Already Exists", 10, 1_000_000, initiator="local")  # fmt: skip
     theirs = Connection("acl-0x001-1", 1, "AA:00:00:00:00:09", "br_edr", 0, "Success", 12,
@@ -81,3 +94,62 @@ def test_predicates_for_races_the_corpus_lacks() -> None:
     assert benign.enable_in_same_state(again, {0x200C: 1})  # type: ignore[arg-type]
     assert benign.enable_in_same_state(again, {0x200C: 0}) is None  # type: ignore[arg-type]
     assert on is not again
+
+
+# -- the races on scenario captures (bumble hosts; the controller answers as the spec says) --
+
+
+def _kf(name: str) -> dict:
+    entry = next(e for e in _manifest() if e["file"] == f"{name}.btsnoop")
+    return entry["ground_truth"]["key_frames"]
+
+
+def _manifest() -> list[dict]:
+    return json.loads((REPO / "captures" / "scenarios" / "manifest.json").read_text())["captures"]
+
+
+def test_page_racing_the_devices_own_connection() -> None:
+    a = _scen("page_races_incoming.btsnoop")
+    kf = _kf("page_races_incoming")
+    assert [f for f in a.findings if f.severity != "info"] == []
+    failed = next(c for c in a.connections if c.status == 0x0B)
+    ok = next(c for c in a.connections if c.status == 0)
+    # each completion took its own request: the link that came up is the headset's
+    assert (
+        failed.initiator == "local"
+        and failed.start_frame == kf["connection_complete_already_exists"]
+    )
+    assert ok.initiator == "remote" and ok.start_frame == kf["connection_complete_incoming"]
+    [sup] = [s for s in a.suppressed if s.rule == "connection_failed"]
+    assert f"frame {ok.start_frame}" in sup.why and failed.start_frame in sup.frames
+
+
+def test_random_address_refused_while_advertising() -> None:
+    a = _scen("random_address_while_advertising.btsnoop")
+    assert [f for f in a.findings if f.severity != "info"] == []
+    [sup] = [s for s in a.suppressed if "Random Address" in s.what]
+    assert "while advertising" in sup.why
+    assert _kf("random_address_while_advertising")["set_random_address_refused"] in sup.frames
+
+
+def test_name_cancel_after_the_name_came() -> None:
+    a = _scen("name_cancel_after_result.btsnoop")
+    assert [f for f in a.findings if f.severity != "info"] == []
+    [sup] = [s for s in a.suppressed if "Remote Name Request Cancel" in s.what]
+    assert "after the name request had completed" in sup.why
+    assert _kf("name_cancel_after_result")["remote_name_request_cancel"] in sup.frames
+
+
+def test_links_lost_together_are_one_incident() -> None:
+    a = _scen("links_lost_together.btsnoop")
+    lost = [f for f in a.findings if f.id == "link_loss"]
+    assert len(lost) == 3 and len({f.address for f in lost}) == 3  # every finding kept
+    [inc] = [i for i in a.incidents if len(i.devices) == 3]
+    assert len(inc.devices) == 3 and "one cause on the capturing side" in inc.verdict
+    assert {f.incident for f in lost} == {inc.id}
+
+
+def test_links_lost_together_frames() -> None:
+    a = _scen("links_lost_together.btsnoop")
+    ends = sorted(c.end_frame for c in a.connections if c.disconnect_reason == 0x08)
+    assert ends == _kf("links_lost_together")["links_timed_out"]

@@ -80,11 +80,6 @@ VERDICTS: dict[tuple[str, str, int], tuple[str, str]] = {
         "LE link created and dropped with 0x3E #610 (tshark bthci_evt.reason); the next LE "
         "connection to 7C:BB:8A:CB:0C:8D succeeds.",
     ),
-    ("francozappa_bluffs_sc-pixelbuds-aseries.pcapng", "high_audio_latency", 241): (
-        "TRUE",
-        "AVDTP DELAYREPORT 3220 (322 ms) from the buds #241 and on two later streams "
-        "(tshark btavdtp.delay).",
-    ),
     ("francozappa_bluffs_sc-pixelbuds-aseries.pcapng", "short_connection", 1637): (
         "TRUE",
         "The buds send no HCI-visible reason first; Disconnection Complete 0x13 #2000, 17.8 s "

@@ -1,6 +1,13 @@
 // Streams the chosen file to POST /upload (raw body, not base64 through the browser's memory),
 // shows the upload progress, then follows the analysis job page.
 (function () {
+  // the app's URL prefix (btanalyze dashboard --url-prefix, behind a reverse proxy)
+  function base() {
+    try {
+      var cfg = JSON.parse(document.getElementById("_dash-config").textContent);
+      return cfg.requests_pathname_prefix || "/";
+    } catch (err) { return "/"; }
+  }
   function wire() {
     var slot = document.getElementById("upload-slot");
     if (slot && !document.getElementById("upload-file")) {
@@ -18,7 +25,7 @@
       var bar = document.getElementById("upload-progress");
       var note = document.getElementById("upload-note");
       var xhr = new XMLHttpRequest();
-      xhr.open("POST", "/upload");
+      xhr.open("POST", base() + "upload");
       xhr.setRequestHeader("Content-Type", "application/octet-stream");
       xhr.setRequestHeader("X-File-Name", encodeURIComponent(file.name));
       xhr.upload.onprogress = function (e) {
@@ -28,7 +35,7 @@
         var body = {};
         try { body = JSON.parse(xhr.responseText); } catch (err) { body = {error: xhr.responseText}; }
         if (xhr.status === 200 && body.job) {
-          window.location.href = "/job/" + body.job;
+          window.location.href = base() + "job/" + body.job;
         } else if (note) {
           note.textContent = "Upload refused: " + (body.error || xhr.statusText);
         }

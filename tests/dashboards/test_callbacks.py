@@ -1,0 +1,94 @@
+"""Issue 21's callbacks through the Dash HTTP endpoint (what the browser posts), no browser: the
+packet table's blocks, a click on the timeline scrolling the table to that frame, and a capture
+whose file is gone."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("dash")
+
+from analyzer.dashboards import create_app
+from analyzer.store import Store
+from analyzer.store.batch import run_batch
+
+SC = Path(__file__).resolve().parents[2] / "captures" / "scenarios"
+
+
+def _call(
+    client: Any,
+    outputs: list[tuple[str, str]],
+    inputs: list[tuple[str, str, Any]],
+    state: list[tuple[str, str, Any]],
+) -> dict[str, Any]:
+    out = "...".join(f"{i}.{p}" for i, p in outputs)
+    body = {
+        "output": f"..{out}.." if len(outputs) > 1 else out,
+        "outputs": [{"id": i, "property": p} for i, p in outputs]
+        if len(outputs) > 1
+        else {"id": outputs[0][0], "property": outputs[0][1]},
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+        "changedPropIds": [f"{i}.{p}" for i, p, _ in inputs],
+    }
+    r = client.post("/_dash-update-component", json=body)
+    assert r.status_code in (200, 204), r.data[:500]
+    return r.get_json() if r.status_code == 200 else {}
+
+
+def test_rows_and_timeline_click_scroll(tmp_path: Path) -> None:
+    src = tmp_path / "a2dp.btsnoop"
+    shutil.copy(SC / "a2dp_sbc_clean.btsnoop", src)
+    store = Store(tmp_path / "store")
+    run_batch([str(src)], store, workers=1)
+    cid = store.captures()["capture_id"][0]
+    client = create_app(tmp_path / "store", retention_days=0).server.test_client()
+    where = [("url", "pathname", f"/capture/{cid}")]
+    grid = [("packet-grid", "getRowsResponse"), ("packet-note", "children")]
+    text = {"summary": {"filterType": "text", "type": "contains", "filter": "avdtp start"}}
+    got = _call(
+        client,
+        grid,
+        [("packet-grid", "getRowsRequest", {"startRow": 0, "endRow": 100, "filterModel": text})],
+        where,
+    )
+    rows = got["response"]["packet-grid"]["getRowsResponse"]
+    assert rows["rowCount"] == 2  # START and its accept
+    start = rows["rowData"][0]
+    # a click on the timeline at START's time: the table scrolls to START's row
+    click = {"points": [{"x": start["time_s"], "customdata": None}]}
+    got = _call(
+        client,
+        [("packet-grid", "scrollTo")],
+        [("swimlane", "clickData", click)],
+        [("packet-grid", "filterModel", None), *where],
+    )
+    assert got["response"]["packet-grid"]["scrollTo"]["rowIndex"] == start["frame"] - 1
+    got = _call(
+        client,
+        [("packet-grid", "scrollTo")],
+        [("swimlane", "clickData", click)],
+        [("packet-grid", "filterModel", text), *where],
+    )
+    assert got["response"]["packet-grid"]["scrollTo"]["rowIndex"] == 0  # under the filter
+    # the file gone: the table says so instead of failing; the audio view draws the model only
+    src.unlink()
+    fresh = create_app(tmp_path / "store", retention_days=0).server.test_client()
+    got = _call(
+        fresh, grid, [("packet-grid", "getRowsRequest", {"startRow": 0, "endRow": 100})], where
+    )
+    assert got["response"]["packet-grid"]["getRowsResponse"]["rowCount"] == 0
+    assert "no longer at" in got["response"]["packet-note"]["children"]
+    got = _call(
+        fresh,
+        [("audio-graph", "figure"), ("audio-note", "children")],
+        [("audio-cid", "data", cid)],
+        [],
+    )
+    assert "stored analysis only" in got["response"]["audio-note"]["children"]
+    names = [tr.get("name", "") for tr in got["response"]["audio-graph"]["figure"]["data"]]
+    assert "events" in names and not any(n.startswith("media:") for n in names)

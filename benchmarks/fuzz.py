@@ -1,10 +1,11 @@
 """Fuzz every reader, every decoder and whole analyses (issue 18 §1).
 
 ``python -m benchmarks.fuzz --minutes N [--seed S] [--out DIR]`` runs for N minutes and prints
-inputs, inputs/s, escaping exceptions, hangs (> :data:`HANG_S` s), rule crashes caught inside the
-analysis, and peak RSS; every failing input is written to ``DIR`` (default: a temporary folder)
-for reproduction. Exit status 1 when anything escaped or hung. The test suite runs it briefly
-(``tests/test_fuzz.py``).
+inputs, inputs/s, escaping exceptions, hangs (> :data:`HANG_S` s), memory blow-ups (the peak RSS
+growing by more than :data:`MEMORY_FACTOR` × the input + :data:`MEMORY_SLACK_MB`), rule crashes
+caught inside the analysis, per-target counts and times, and peak RSS; every failing input is
+written to ``DIR`` (default: a temporary folder) for reproduction. Exit status 1 when anything
+escaped, hung or blew up memory. The test suite runs it briefly (``tests/test_fuzz.py``).
 
 Inputs: the real corpus (``../shared/captures``, ``captures/real``) and the scenario captures,
 cut to :data:`SEED_BYTES`, mutated (bytes flipped, chunks cut, duplicated, spliced between seeds,
@@ -12,7 +13,8 @@ cut to :data:`SEED_BYTES`, mutated (bytes flipped, chunks cut, duplicated, splic
 (valid framing, hostile payloads): lengths that lie at the HCI and L2CAP layers, one L2CAP PDU
 reassembled from thousands of fragments, deeply nested SDP data elements with continuations,
 huge AVDTP capability lengths, timestamps jumping a century, many connections on one handle,
-many advertisers. Decoders get the payloads of every input plus AT streams without CR.
+many advertisers, resets among unanswered commands, L2CAP channels with hostile CIDs and results.
+Decoders get the payloads of every input plus AT streams without CR.
 
 Targets: ``read_source`` (must return or raise CaptureError), each decoder (must return), and
 ``analyze_capture`` on every :data:`ANALYZE_EVERY`-th readable input (must return; a rule that
@@ -52,7 +54,12 @@ SEED_DIRS = [
     REPO / "captures" / "scenarios",
 ]
 SEED_BYTES = 48 * 1024
+#: a hang: more than this much CPU time on one input (CPU, not wall-clock time: on a loaded
+#: machine a niced run waits for the CPU; a wall-clock backstop of WALL_HANG_S catches the rest)
 HANG_S = 10.0
+WALL_HANG_S = 120.0
+#: a memory blow-up: the peak RSS grows by more than this × the input size + the slack
+MEMORY_FACTOR, MEMORY_SLACK_MB = 10, 200
 ANALYZE_EVERY = 25
 PAYLOADS_PER_INPUT = 24
 HOSTILE_U32 = (
@@ -129,8 +136,14 @@ def channel(psm: int, scid: int, dcid: int) -> list[tuple[int, bytes, bool]]:
     return [(10, acl(1, req), False), (20, acl(1, rsp), True)]
 
 
+def _size(r: random.Random, usual: tuple[int, ...], rare: tuple[int, ...]) -> int:
+    """A repetition count: mostly small (many inputs per second), one time in ten large (the
+    scaling itself is tested in tests/test_scaling.py)."""
+    return r.choice(rare if r.random() < 0.1 else usual)
+
+
 def gen_fragments(r: random.Random) -> bytes:
-    n = r.choice((500, 4000, 20000))
+    n = _size(r, (500, 4000), (20000,))
     pk = [(0, conn_complete(1), True)]
     pk += [(1, acl(1, l2(0x40, b"\x00" * 10, length=0xFFFF)), True)]
     pk += [(2 + i, acl(1, bytes(r.randrange(256) for _ in range(3)), pb=1), True) for i in range(n)]
@@ -148,7 +161,7 @@ def gen_sdp(r: random.Random) -> bytes:
     pk = [(0, conn_complete(1), True), *channel(1, 0x40, 0x41)]
     t = 30
     body = _nested(r.choice((5, 40, 3000))) if r.random() < 0.5 else b"\x35\xff" + b"\x00" * 40
-    for i in range(r.choice((1, 50, 2000))):
+    for i in range(_size(r, (1, 50), (2000,))):
         req = b"\x06" + struct.pack(">HH", i, 8) + b"\x35\x03\x19\x11\x0b\x00\x10\x00"
         cont = b"\x02\x00\x01" if i < 1999 else b"\x00"
         chunk = body if i == 0 else bytes(r.randrange(256) for _ in range(16))
@@ -200,7 +213,7 @@ def gen_time_jumps(r: random.Random) -> bytes:
 
 
 def gen_connections(r: random.Random) -> bytes:
-    n = r.choice((1000, 5000))
+    n = _size(r, (100, 1000), (5000,))
     pk = []
     for i in range(n):
         pk.append((3 * i, conn_complete(1, struct.pack("<I", i) + b"\x00\x00"), True))
@@ -210,7 +223,7 @@ def gen_connections(r: random.Random) -> bytes:
 
 
 def gen_advertisers(r: random.Random) -> bytes:
-    n = r.choice((2000, 10000))
+    n = _size(r, (100, 2000), (10000,))
     pk = []
     for i in range(n):
         rep = b"\x01\x00\x00" + struct.pack("<I", i) + b"\x00\x00\x03\x02\x01\x06\xc0"
@@ -218,8 +231,46 @@ def gen_advertisers(r: random.Random) -> bytes:
     return btsnoop(pk)
 
 
+def gen_resets(r: random.Random) -> bytes:
+    """HCI Resets between links and commands that are never answered (controller_reset,
+    the pending-command tables)."""
+    pk = []
+    for i in range(_size(r, (100, 1000), (5000,))):
+        pk.append((4 * i, conn_complete(r.randrange(1, 8)), True))
+        pk.append((4 * i + 1, b"\x01\x03\x0c\x00", False))
+        op = r.choice((0x0405, 0x0411, 0x0419, 0x0C1A, r.randrange(0x10000)))
+        pk.append((4 * i + 2, b"\x01" + struct.pack("<HB", op, 2) + b"\x01\x00", False))
+        if r.random() < 0.5:
+            pk.append((4 * i + 3, b"\x04\x0f\x04\x00\x01" + struct.pack("<H", op), True))
+    return btsnoop(pk)
+
+
+def gen_channels(r: random.Random) -> bytes:
+    """L2CAP channels opened, refused and closed with hostile CIDs and results, on links that
+    end or are replaced on their handle."""
+    pk: list[tuple[int, bytes, bool]] = []
+    t = 0
+    for i in range(_size(r, (100, 1000), (5000,))):
+        h = r.randrange(1, 4)
+        if r.random() < 0.1:
+            pk.append((t, conn_complete(h), True))
+        scid, dcid = r.choice((0, 1, 0x40, 0xFFFF, r.randrange(0x10000))), r.randrange(0x10000)
+        psm = r.choice((1, 3, 0x19, 0x17, r.randrange(0x10000)))
+        req = l2(1, struct.pack("<BBHHH", 2, i & 0xFF, 4, psm, scid))
+        res = r.choice((0, 0, 1, 2, 3, 4, 0xFFFF))
+        rsp = l2(1, struct.pack("<BBHHHHH", 3, i & 0xFF, 8, dcid, scid, res, 0))
+        pk += [(t + 1, acl(h, req), r.random() < 0.5), (t + 2, acl(h, rsp), r.random() < 0.5)]
+        if r.random() < 0.3:
+            pk.append((t + 3, acl(h, l2(1, struct.pack("<BBHHH", 6, 1, 4, dcid, scid))), False))
+        if r.random() < 0.05:
+            pk.append((t + 4, disconn_complete(h), True))
+        t += 5
+    return btsnoop(pk)
+
+
 GENERATORS: list[Callable[[random.Random], bytes]] = [
     gen_fragments, gen_sdp, gen_avdtp, gen_lying, gen_time_jumps, gen_connections, gen_advertisers,
+    gen_resets, gen_channels,
 ]  # fmt: skip
 
 
@@ -255,7 +306,7 @@ def mutate(data: bytes, seeds: list[bytes], r: random.Random) -> bytes:
     out = bytes(b)
     wrap = r.random()
     if wrap < 0.03:
-        return gzip.compress(out, 1)[: r.randrange(10, 10 + len(out))]
+        return gzip.compress(out, 1)[: r.randrange(10, 11 + len(out))]  # often truncated
     if wrap < 0.05:
         z = io.BytesIO()
         with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -331,10 +382,12 @@ def run(
     if not seeds:
         raise SystemExit("no seed captures found")
     report: dict[str, Any] = {
-        "inputs": 0, "analyzed": 0, "readable": 0, "exceptions": [], "hangs": [],
-        "rule_crashes": Counter(), "by_source": Counter(),
+        "inputs": 0, "analyzed": 0, "readable": 0, "exceptions": [], "hangs": [], "memory": [],
+        "rule_crashes": Counter(), "by_source": Counter(), "decoded_payloads": 0,
+        "cpu_seconds_by_target": Counter(),
     }  # fmt: skip
     old = signal.signal(signal.SIGALRM, _alarm)
+    old_prof = signal.signal(signal.SIGPROF, _alarm)
     t0 = time.monotonic()
     slowest = (0.0, "")
     try:
@@ -344,17 +397,24 @@ def run(
             report["inputs"] += 1
             report["by_source"][source] += 1
             stage = "read"
-            start = time.monotonic()
-            signal.setitimer(signal.ITIMER_REAL, HANG_S)
+            start = time.process_time()
+            peak_before = rss_mb()
+            cpu0 = time.process_time()
+            signal.setitimer(signal.ITIMER_PROF, HANG_S)
+            signal.setitimer(signal.ITIMER_REAL, WALL_HANG_S)
             try:
                 try:
                     cap = read_source(Source(buffer=data, path="fuzz", size=len(data)))
                 except CaptureError:
                     cap = None
+                lap = _lap(report, "read", start)
                 if cap is not None:
                     report["readable"] += 1
                     stage = "decode"
-                    decode_all(payloads_of(cap, r))
+                    pls = payloads_of(cap, r)
+                    decode_all(pls)
+                    report["decoded_payloads"] += len(pls)
+                    lap = _lap(report, "decode", lap)
                     if report["inputs"] % ANALYZE_EVERY == 0 or (
                         source.startswith("gen_") and report["inputs"] % 3 == 0
                     ):
@@ -362,43 +422,65 @@ def run(
                         analysis = analyze_capture(cap)
                         analysis.to_json()
                         report["analyzed"] += 1
+                        _lap(report, "analyze", lap)
                         for a in analysis.anomalies:
                             if a.layer == "rules":
                                 report["rule_crashes"][a.message[:160]] += 1
             except Hang:
-                report["hangs"].append(_save(out, data, source, stage, "hang"))
+                what = f"hang: {time.process_time() - cpu0:.1f} s CPU in {stage}"
+                report["hangs"].append(_save(out, data, source, stage, what))
             except Exception as exc:
                 where = traceback.extract_tb(exc.__traceback__)[-1]
                 what = f"{stage}: {type(exc).__name__}: {exc} at {where.filename}:{where.lineno}"
                 report["exceptions"].append(_save(out, data, source, stage, what[:300]))
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-            took = time.monotonic() - start
+                signal.setitimer(signal.ITIMER_PROF, 0)
+            took = time.process_time() - cpu0
+            grew = rss_mb() - peak_before
+            if grew > MEMORY_FACTOR * len(data) / 2**20 + MEMORY_SLACK_MB:
+                what = f"{stage}: peak RSS grew {grew:.0f} MB on {len(data)} bytes"
+                report["memory"].append(_save(out, data, source, stage, what))
             if took > slowest[0]:
                 slowest = (took, f"{source} ({len(data)} bytes)")
             if log and report["inputs"] % 1000 == 0:
-                print(f"{report['inputs']} inputs, {rss_mb():.0f} MB", file=sys.stderr)
+                print(
+                    f"{report['inputs']} inputs ({report['analyzed']} analysed), "
+                    f"{len(report['exceptions'])} exceptions, {len(report['hangs'])} hangs, "
+                    f"{len(report['memory'])} memory, peak {rss_mb():.0f} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         signal.signal(signal.SIGALRM, old)
+        signal.signal(signal.SIGPROF, old_prof)
     elapsed = time.monotonic() - t0
     report.update(
         seconds=round(elapsed, 1),
         inputs_per_s=round(report["inputs"] / elapsed, 1) if elapsed else 0,
         peak_rss_mb=round(rss_mb()),
-        slowest_input_s=round(slowest[0], 2),
+        slowest_input_cpu_s=round(slowest[0], 2),
         slowest_input=slowest[1],
         rule_crashes=dict(report["rule_crashes"]),
         by_source=dict(report["by_source"]),
+        cpu_seconds_by_target={k: round(v, 1) for k, v in report["cpu_seconds_by_target"].items()},
     )
     return report
+
+
+def _lap(report: dict[str, Any], target: str, since: float) -> float:
+    now = time.process_time()
+    report["cpu_seconds_by_target"][target] += now - since
+    return now
 
 
 def _save(out: Path | None, data: bytes, source: str, stage: str, what: str) -> dict[str, str]:
     item = {"source": source, "stage": stage, "what": what}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        path = out / f"case-{len(list(out.iterdir())):05}.bin"
+        path = out / f"case-{len(list(out.glob('case-*.bin'))):05}.bin"
         path.write_bytes(data)
+        path.with_suffix(".txt").write_text(f"{source} {stage}: {what}\n")
         item["file"] = str(path)
     return item
 
@@ -414,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     rep["seed"] = args.seed
     rep["failing_inputs_dir"] = str(out)
     print(json.dumps(rep, indent=2, default=str))
-    return 1 if rep["exceptions"] or rep["hangs"] else 0
+    return 1 if rep["exceptions"] or rep["hangs"] or rep["memory"] else 0
 
 
 if __name__ == "__main__":

@@ -12,4 +12,5 @@ def test_short_fuzz_run_finds_nothing() -> None:
     assert rep["inputs"] > 50
     assert rep["exceptions"] == [], rep["exceptions"]
     assert rep["hangs"] == [], rep["hangs"]
+    assert rep["memory"] == [], rep["memory"]
     assert rep["analyzed"] > 0 and rep["readable"] > 0

@@ -8,6 +8,7 @@ import sys
 import click
 
 from analyzer.commands.common import fail_input
+from analyzer.store.batch import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT_S
 
 
 def _bytes(text: str) -> int:
@@ -27,8 +28,17 @@ def _bytes(text: str) -> int:
 @click.option(
     "--dask", "dask_address", default=None, help="An existing dask.distributed scheduler."
 )
-@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds per file.")
-@click.option("--max-memory", default="4G", show_default=True, help="Memory bound per worker.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=DEFAULT_TIMEOUT_S,
+    show_default=True,
+    help="Seconds per file; a file over it is recorded as timed out.",
+)
+@click.option(
+    "--max-memory", default=DEFAULT_MAX_MEMORY, show_default=True,
+    help="Memory bound per worker (0: none); a file over it is recorded as out of memory.",
+)  # fmt: skip
 @click.option("--force", is_flag=True, help="Analyse again captures already in the store.")
 @click.option(
     "--anonymize",

@@ -13,6 +13,7 @@ import click
 
 from analyzer.commands.batch import _bytes
 from analyzer.commands.common import fail_input
+from analyzer.store.batch import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT_S
 
 
 @click.command("dashboard")
@@ -21,6 +22,19 @@ from analyzer.commands.common import fail_input
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8050, show_default=True, type=int)
 @click.option("--max-upload", default="500M", show_default=True, help="Largest upload.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=DEFAULT_TIMEOUT_S,
+    show_default=True,
+    help="Seconds one capture's analysis may take; over it the capture fails, the rest go on.",
+)
+@click.option(
+    "--max-memory",
+    default=DEFAULT_MAX_MEMORY,
+    show_default=True,
+    help="Memory bound of the analysing worker (0: none); over it the capture fails.",
+)
 @click.option(
     "--retention-days", default=7.0, show_default=True, type=float,
     help="Delete uploads (they hold keys and phone numbers) older than this; 0 keeps them.",
@@ -40,6 +54,8 @@ def command(
     host: str,
     port: int,
     max_upload: str,
+    timeout: float,
+    max_memory: str,
     retention_days: float,
     anonymize: bool,
     url_prefix: str,
@@ -60,7 +76,10 @@ def command(
         store_dir = tmp
     try:
         if captures:
-            stats = run_batch(list(captures), Store(store_dir), workers=1, anonymize=anonymize)
+            stats = run_batch(
+                list(captures), Store(store_dir), workers=1, timeout_s=timeout,
+                memory_bytes=_bytes(max_memory), anonymize=anonymize,
+            )  # fmt: skip
             click.echo(stats.line(), err=True)
         import logging
         import secrets
@@ -76,7 +95,8 @@ def command(
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
         app = create_app(
             store_dir, max_upload=_bytes(max_upload), retention_days=retention_days, token=token,
-            url_prefix=prefix, anonymize=anonymize,
+            url_prefix=prefix, anonymize=anonymize, timeout_s=timeout,
+            memory_bytes=_bytes(max_memory),
         )  # fmt: skip
         url = f"http://{host}:{port}{prefix}" + (f"?token={token}" if token else "")
         click.echo(f"btanalyze dashboard: {url}", err=True)

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, quote
 
 from analyzer.model import Analysis
 from analyzer.store import Store
+from analyzer.store.batch import DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT_S
 
 SEVERITY_COLOUR = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 ASSETS = Path(__file__).with_name("assets")
@@ -71,13 +72,23 @@ def normal_prefix(prefix: str | None) -> str:
 class Library:
     """The store the dashboard reads, uploads and the jobs that analyse them."""
 
-    def __init__(self, store: Store, max_upload: int, retention_days: float = 7.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_upload: int,
+        retention_days: float = 7.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        memory_bytes: int | None = DEFAULT_MEMORY_BYTES,
+    ) -> None:
         self.store = store
         self.max_upload = max_upload
+        self.timeout_s = timeout_s  # one analysis's bounds: over them the job fails, others go on
+        self.memory_bytes = memory_bytes
         self.retention_s = retention_days * 86400
         self.hang_on: str | None = None  # test hook: analyses of matching files never end
         #: uploads analysed from a scrubbed copy (issue 23): pages and exports name no device
         self.anonymize = False
+        self.hog_on: str | None = None  # test hook: analyses of matching files grow unbounded
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse")
@@ -124,10 +135,12 @@ class Library:
             # the same content uploaded again is not analysed again (content-hash cache); the
             # analysis runs in a worker process, so that cancel can stop it at once
             done = frozenset(self.store.done(__version__, self.anonymize))
-            task = FileTask(str(path), str(self.store.root), done, hang_on=self.hang_on,
-                            anonymize=self.anonymize)  # fmt: skip
+            task = FileTask(
+                str(path), str(self.store.root), done, hang_on=self.hang_on, hog_on=self.hog_on,
+                anonymize=self.anonymize,
+            )  # fmt: skip
             pool = LocalPool(
-                1, timeout_s=3600, memory_bytes=4 << 30, should_stop=lambda: job.cancel_requested
+                1, self.timeout_s, self.memory_bytes, should_stop=lambda: job.cancel_requested
             )
             results = []
             for _task, rs in pool.run([task]):
@@ -699,18 +712,22 @@ def create_app(
     token: str | None = None,
     url_prefix: str = "/",
     anonymize: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_bytes: int | None = DEFAULT_MEMORY_BYTES,
 ) -> Any:
     """The Dash app over a results store folder (created if missing). With ``token``, every
     request must carry it (``?token=`` once, then a cookie) — required when the server is bound
     beyond loopback. ``url_prefix`` serves every page, route and asset under that path (a
-    reverse proxy passing ``/bt/…`` through)."""
+    reverse proxy passing ``/bt/…`` through). Each upload is analysed in a worker process bounded
+    by ``timeout_s`` and ``memory_bytes``: an analysis over them fails with its reason, the next
+    upload goes on."""
     global PREFIX
     PREFIX = normal_prefix(url_prefix)
     import dash
     import dash_ag_grid  # noqa: F401  (component libraries load before any callback runs)
     from dash import Input, Output, dcc, html
 
-    lib = Library(Store(store_root), max_upload, retention_days)
+    lib = Library(Store(store_root), max_upload, retention_days, timeout_s, memory_bytes)
     lib.anonymize = anonymize
     lib.expire()
     app = dash.Dash(

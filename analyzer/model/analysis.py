@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import field
 from pathlib import Path
-from typing import get_args
+from typing import TypeVar, cast, get_args
 
 import polars as pl
 
@@ -46,6 +48,8 @@ from analyzer.model.links import (
 
 #: link types of air (sniffer) captures: there is no host, the central speaks first
 AIR_LINK_TYPES = frozenset({251, 256, 272, 255, 192, 147})
+T = TypeVar("T")
+
 #: the JSON document's version; 2 = the typed model (schema 1 keys kept, see docs/json-schema.md)
 SCHEMA = "btanalyze/analysis/2"
 ACCEPTED_SCHEMAS = (SCHEMA,)
@@ -102,13 +106,33 @@ class Analysis:
         return self.avdtp.endpoints
 
     # -- lookups used by rules and reports -------------------------------------------------------
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """While nothing changes the analysis's tables (the rules read it), look-ups by id and
+        address are dict look-ups and :func:`memo` keeps what it built: rules that ask about
+        each of thousands of connections stay linear (issue 18 §2)."""
+        if id(self) in _FROZEN:
+            yield
+            return
+        _FROZEN[id(self)] = _Frozen(self)
+        try:
+            yield
+        finally:
+            del _FROZEN[id(self)]
+
     def connection(self, conn_id: str | None) -> Connection | None:
+        fz = _frozen(self)
+        if fz is not None:
+            return fz.get("connections", lambda: _first_by(self.connections, "id")).get(conn_id)
         for c in self.connections:
             if c.id == conn_id:
                 return c
         return None
 
     def device(self, address: str | None) -> Device | None:
+        fz = _frozen(self)
+        if fz is not None:
+            return fz.get("devices", lambda: _first_by(self.devices, "address")).get(address)
         for d in self.devices:
             if d.address == address:
                 return d
@@ -130,15 +154,20 @@ class Analysis:
         d = self.device(address)
         if d and d.name:
             return f"{d.name} ({address})"
-        adv = next((x for x in self.advertisers if x.address == address and x.name), None)
+        fz = _frozen(self)
+        if fz is not None:
+            named = [x for x in self.advertisers if x.name]
+            adv = fz.get("named_advertisers", lambda: _first_by(named, "address")).get(address)
+        else:
+            adv = next((x for x in self.advertisers if x.address == address and x.name), None)
         return f"{adv.name} ({address})" if adv is not None else address
 
     @property
     def local_device(self) -> Device | None:
-        for d in self.devices:
-            if d.role == "local":
-                return d
-        return None
+        fz = _frozen(self)
+        if fz is not None:
+            return fz.get("local_device", lambda: _local_device(self.devices))
+        return _local_device(self.devices)
 
     @property
     def host(self) -> str:
@@ -216,6 +245,48 @@ class Analysis:
             raise ModelError(f"unsupported analysis schema {schema!r} (this is {SCHEMA})")
         body = {k: v for k, v in data.items() if k != "schema"}
         return from_jsonable(cls, body)
+
+
+class _Frozen:
+    """What :meth:`Analysis.frozen` keeps: lazily built look-up tables, by name."""
+
+    def __init__(self, owner: Analysis) -> None:
+        self.owner = owner
+        self.built: dict[str, object] = {}
+
+    def get(self, name: str, build: Callable[[], T]) -> T:
+        if name not in self.built:
+            self.built[name] = build()
+        return cast(T, self.built[name])
+
+
+_FROZEN: dict[int, _Frozen] = {}
+
+
+def _frozen(a: Analysis) -> _Frozen | None:
+    fz = _FROZEN.get(id(a))
+    return fz if fz is not None and fz.owner is a else None
+
+
+def _local_device(devices: list[Device]) -> Device | None:
+    for d in devices:
+        if d.role == "local":
+            return d
+    return None
+
+
+def _first_by(items: list[T], attr: str) -> dict[object, T]:
+    out: dict[object, T] = {}
+    for x in items:
+        out.setdefault(getattr(x, attr), x)
+    return out
+
+
+def memo(a: Analysis, name: str, build: Callable[[], T]) -> T:
+    """``build()`` — once per :meth:`Analysis.frozen` scope (a look-up table several rules or
+    many calls share, e.g. channels by connection); each call outside one."""
+    fz = _frozen(a)
+    return build() if fz is None else fz.get(name, build)
 
 
 #: table name → attribute path on :class:`Analysis`

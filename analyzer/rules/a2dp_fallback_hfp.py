@@ -4,10 +4,20 @@ like a phone call" fallback. The finding names why A2DP did not stream."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
+from collections.abc import Hashable, Iterator
 
-from analyzer.model import Analysis, AvdtpStream, HfpSession
+from analyzer.model import (
+    Analysis,
+    AvdtpStream,
+    Connection,
+    HfpSession,
+    SdpTransaction,
+    StreamEndpoint,
+)
+from analyzer.model.analysis import memo
 from analyzer.rules.base import Finding, RuleContext, rule
+from analyzer.rules.queries import by_connection, group_by
 
 #: AT texts that mean a call is being set up or answered (HFP 1.9 §4.13-§4.19, HSP §4.2)
 CALL_AT = ("RING", "ATA", "ATD", "AT+BLDN", "+CIEV")
@@ -15,25 +25,72 @@ CALL_AT = ("RING", "ATA", "ATD", "AT+BLDN", "+CIEV")
 CALL_LOOKBACK_US = 30_000_000
 
 
-def _overlaps(t0: int, t1: int, s0: int | None, s1: int | None) -> bool:
-    return s0 is not None and s0 <= t1 and (s1 is None or s1 >= t0)
+class _Intervals:
+    """Time intervals (end None: still open), for "does any overlap [t0, t1]" by bisect: a
+    device with thousands of SCO links and calls stays linear (issue 18 §2)."""
+
+    def __init__(self, spans: list[tuple[int, int | None]]) -> None:
+        spans.sort(key=lambda x: x[0])
+        self.starts = [s for s, _ in spans]
+        self.max_end: list[float] = []  # the latest end among the spans up to each
+        m = float("-inf")
+        for _, e in spans:
+            m = max(m, float("inf") if e is None else e)
+            self.max_end.append(m)
+
+    def overlaps(self, t0: int, t1: int) -> bool:
+        k = bisect.bisect_right(self.starts, t1)
+        return k > 0 and self.max_end[k - 1] >= t0
 
 
-def call_in_progress(a: Analysis, address: str | None, t0: int, t1: int) -> bool:
-    """Did an HFP/HSP call (or call set-up) overlap [t0, t1] for this device?"""
-    for h in a.hfp:
-        if h.address != address:
-            continue
-        for call in h.calls:
-            if _overlaps(t0, t1, call.start_time_us, call.end_time_us):
-                return True
-        for at in h.at:
-            if t0 - CALL_LOOKBACK_US <= at.time_us <= t1 and at.text.upper().startswith(CALL_AT):
-                # of the +CIEV indicators only call / callsetup mean a call
-                if at.text.upper().startswith("+CIEV") and not _ciev_is_call(h, at.text):
-                    continue
-                return True
-    return False
+def _streaming_spans(st: AvdtpStream) -> list[tuple[int, int | None]]:
+    """The intervals a stream was streaming (the last one open when it still was)."""
+    spans: list[tuple[int, int | None]] = []
+    streaming_from = None
+    for s in st.states:
+        if s.state == "streaming":
+            streaming_from = s.time_us
+        elif streaming_from is not None:
+            spans.append((streaming_from, s.time_us))
+            streaming_from = None
+    if streaming_from is not None:
+        spans.append((streaming_from, None))
+    return spans
+
+
+class _Device:
+    """What the rule asks of one device, gathered once: its BR/EDR links, the evidence that it
+    offers A2DP, its calls and call set-up AT lines, and when its A2DP streams streamed."""
+
+    def __init__(self, a: Analysis, addr: str | None) -> None:
+        by_addr: dict[Hashable, list[Connection]] = memo(
+            a, "connections_by_address", lambda: group_by(a.connections, lambda c: c.address)
+        )
+        self.acls = {c.id for c in by_addr.get(addr, []) if c.transport == "br_edr"}
+        self.offers = _offers_a2dp(a, addr, self.acls)
+        hfp: dict[Hashable, list[HfpSession]] = memo(
+            a, "hfp_by_address", lambda: group_by(a.hfp, lambda h: h.address)
+        )
+        hfps = hfp.get(addr, []) if self.offers else []
+        self.calls = _Intervals(
+            [(c.start_time_us, c.end_time_us) for h in hfps for c in h.calls
+             if c.start_time_us is not None]
+        )  # fmt: skip
+        self.call_at = sorted(at.time_us for h in hfps for at in h.at if _is_call_at(h, at.text))
+        streams: dict[Hashable, list[AvdtpStream]] = by_connection(a, "avdtp_streams")
+        self.streaming = _Intervals(
+            [sp for cid in self.acls for st in streams.get(cid, []) for sp in _streaming_spans(st)]
+        )
+
+    def call_at_within(self, lo: int, hi: int) -> bool:
+        k = bisect.bisect_left(self.call_at, lo)
+        return k < len(self.call_at) and self.call_at[k] <= hi
+
+
+def _is_call_at(h: HfpSession, text: str) -> bool:
+    """An AT line that sets up or answers a call (of the +CIEV indicators, call / callsetup)."""
+    up = text.upper()
+    return up.startswith(CALL_AT) and (not up.startswith("+CIEV") or _ciev_is_call(h, text))
 
 
 def _ciev_is_call(h: HfpSession, text: str) -> bool:
@@ -51,16 +108,19 @@ def _ciev_is_call(h: HfpSession, text: str) -> bool:
 def _offers_a2dp(a: Analysis, address: str | None, conn_ids: set[str]) -> list[int]:
     """Evidence frames that the remote offers A2DP (SDP Audio Sink record, AVDTP endpoints)."""
     frames: list[int] = []
-    for t in a.sdp:
-        if (
-            t.address == address
-            and t.response_frame
-            and any(s in ("Audio Sink", "Advanced Audio Distribution") for s in t.services)
+    sdp: dict[Hashable, list[SdpTransaction]] = memo(
+        a, "sdp_by_address", lambda: group_by(a.sdp, lambda t: t.address)
+    )
+    for t in sdp.get(address, []):
+        if t.response_frame and any(
+            s in ("Audio Sink", "Advanced Audio Distribution") for s in t.services
         ):
             frames.append(t.response_frame)
-    for ep in a.avdtp_endpoints:
-        if ep.connection in conn_ids and ep.side == "remote" and ep.frame:
-            frames.append(ep.frame)
+    eps: dict[Hashable, list[StreamEndpoint]] = by_connection(a, "avdtp_endpoints")
+    for cid in conn_ids:
+        for ep in eps.get(cid, []):
+            if ep.side == "remote" and ep.frame:
+                frames.append(ep.frame)
     return sorted(set(frames))
 
 
@@ -122,19 +182,23 @@ def a2dp_fallback_hfp(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
     end_us = a.capture.last_time_us or 0
     seen: set[str | None] = set()
+    devices: dict[str | None, _Device] = {}  # built once per device, not once per SCO link
     for sco in a.connections:
         if sco.transport not in ("sco", "esco") or sco.status != 0 or sco.address in seen:
             continue
         addr = sco.address
-        acls = {c.id for c in a.connections if c.address == addr and c.transport == "br_edr"}
+        dev = devices.get(addr)
+        if dev is None:
+            dev = devices[addr] = _Device(a, addr)
+        acls = dev.acls
         t0 = sco.start_time_us or 0
         t1 = sco.end_time_us or end_us
-        offers = _offers_a2dp(a, addr, acls)
+        offers = dev.offers
         if not offers:
             continue
-        if call_in_progress(a, addr, t0, t1):
+        if dev.calls.overlaps(t0, t1) or dev.call_at_within(t0 - CALL_LOOKBACK_US, t1):
             continue
-        if any(s.connection in acls and _streaming_during(s, t0, t1) for s in a.avdtp_streams):
+        if dev.streaming.overlaps(t0, t1):
             continue
         seen.add(addr)
         reason, why_frames = why_no_a2dp(a, acls, t1)
@@ -166,15 +230,3 @@ def a2dp_fallback_hfp(ctx: RuleContext) -> Iterator[Finding]:
                 "a2dp_evidence_frames": offers[:10],
             },
         )
-
-
-def _streaming_during(st: AvdtpStream, t0: int, t1: int) -> bool:
-    streaming_from = None
-    for s in st.states:
-        if s.state == "streaming":
-            streaming_from = s.time_us
-        elif streaming_from is not None:
-            if _overlaps(t0, t1, streaming_from, s.time_us):
-                return True
-            streaming_from = None
-    return streaming_from is not None and streaming_from <= t1

@@ -10,6 +10,8 @@ leave media packets out of the log.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -50,7 +52,9 @@ class Stall:
 def stalls(a: Analysis, st: AvdtpStream, gap_ms: float) -> list[Stall]:
     conn = a.connection(st.connection)
     end_us = (conn.end_time_us if conn else None) or a.capture.last_time_us or 0
-    periods = streaming_periods(st, end_us)
+    periods = sorted(streaming_periods(st, end_us))
+    starts = [p0 for p0, _ in periods]
+    reach = list(itertools.accumulate((p1 for _, p1 in periods), max))  # latest end so far
     out = []
     for g in st.media_gaps:
         t0 = g.time_us
@@ -58,7 +62,8 @@ def stalls(a: Analysis, st: AvdtpStream, gap_ms: float) -> list[Stall]:
         if ms < gap_ms:
             continue
         t1 = t0 + round(ms * 1000)
-        if any(p0 <= t0 and t1 <= p1 for p0, p1 in periods):
+        k = bisect.bisect_right(starts, t0)  # a period from before the gap that outlasts it
+        if k and reach[k - 1] >= t1:
             out.append(Stall(g.from_frame, g.to_frame, g.gap_ms, g.time_us, "gap"))
     # media stopped, then the link was lost while still streaming
     if (

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from analyzer.model import Analysis, Connection
+from analyzer.model.analysis import memo
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
 from analyzer.rules.queries import profiles_connected
 
@@ -22,18 +23,26 @@ AUDIO_SINK = "0x110B"
 
 def _sink_offered(a: Analysis, addr: str) -> int | None:
     """Frame of our SDP answer that shows the remote's Audio Sink record (we asked: a source)."""
+    return memo(a, "a2dp_not_connected:sinks", lambda: _sinks(a)).get(addr)
+
+
+def _sinks(a: Analysis) -> dict[str | None, int]:
+    out: dict[str | None, int] = {}
     for t in a.sdp:
-        if t.address != addr or t.direction != "sent" or t.response_frame is None:
+        if t.direction != "sent" or t.response_frame is None or t.address in out:
             continue
         if any(AUDIO_SINK in r.service_classes for r in t.records):
-            return t.response_frame
-    return None
+            out[t.address] = t.response_frame
+    return out
 
 
 def _avdtp_on(a: Analysis, c: Connection) -> bool:
-    return any(ch.connection == c.id and ch.psm == 0x0019 for ch in a.l2cap_channels) or any(
-        s.connection == c.id for s in a.avdtp_signals
-    )
+    return c.id in memo(a, "a2dp_not_connected:avdtp", lambda: _avdtp_links(a))
+
+
+def _avdtp_links(a: Analysis) -> set[str | None]:
+    on = {ch.connection for ch in a.l2cap_channels if ch.psm == 0x0019}
+    return on | {s.connection for s in a.avdtp_signals}
 
 
 @rule(
@@ -57,12 +66,19 @@ def a2dp_not_connected(ctx: RuleContext) -> Iterator[Finding]:
         sdp_frame = _sink_offered(a, c.address)
         if sdp_frame is None or _avdtp_on(a, c):
             continue
-        if any(o.transport in ("sco", "esco") and o.acl == c.id and o.ok for o in a.connections):
+        sco_acls = memo(
+            a,
+            "a2dp_not_connected:sco",
+            lambda: {o.acl for o in a.connections if o.transport in ("sco", "esco") and o.ok},
+        )
+        if c.id in sco_acls:
             continue  # audio ran over SCO/eSCO: a2dp_fallback_hfp
         end_us = c.end_time_us
         if end_us is None:
-            ends = [e.time_us for e in a.timeline]
-            end_us = max(ends) if ends else c.start_time_us
+            last = memo(
+                a, "last_timeline_us", lambda: max((e.time_us for e in a.timeline), default=None)
+            )
+            end_us = last if last is not None else c.start_time_us
         up_us = end_us - c.start_time_us
         if up_us < min_up_us:
             continue

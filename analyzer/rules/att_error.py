@@ -10,9 +10,11 @@ GATT discovery and is not a failure.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
+from collections.abc import Hashable, Iterator
 
 from analyzer.model import Analysis, AttTransaction
+from analyzer.model.analysis import memo
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
 
 #: the errors that mean "secure the link first" (Vol 3 Part F Table 3.4)
@@ -38,19 +40,33 @@ def cccd_handles(a: Analysis, connection: str | None) -> set[int]:
     }
 
 
+def _answered(a: Analysis) -> dict[Hashable, tuple[list[int], list[AttTransaction]]]:
+    """Answered requests by (link or device, opcode, handle), by request frame."""
+    rows: dict[Hashable, list[tuple[int, int, AttTransaction]]] = {}
+    for n, o in enumerate(a.att.transactions):
+        if o.response_frame is not None and o.error is None:
+            for kind, who in (("conn", o.connection), ("addr", o.address)):
+                rows.setdefault((kind, who, o.request_opcode, o.handle), []).append(
+                    (o.request_frame, n, o)
+                )
+    out: dict[Hashable, tuple[list[int], list[AttTransaction]]] = {}
+    for k, v in rows.items():
+        v.sort(key=lambda r: (r[0], r[1]))
+        out[k] = ([r[0] for r in v], [r[2] for r in v])
+    return out
+
+
 def _retried_ok(a: Analysis, tx: AttTransaction) -> AttTransaction | None:
     """The same request answered later, on this link or a later link to the same device."""
-    for o in a.att.transactions:
-        if (
-            (o.connection == tx.connection or (tx.address and o.address == tx.address))
-            and o.request_opcode == tx.request_opcode
-            and o.handle == tx.handle
-            and o.request_frame > tx.request_frame
-            and o.response_frame is not None
-            and o.error is None
-        ):
-            return o
-    return None
+    answered = memo(a, "att_error:answered", lambda: _answered(a))
+    keys = [("conn", tx.connection)] + ([("addr", tx.address)] if tx.address else [])
+    found = []
+    for kind, who in keys:
+        frames, txs = answered.get((kind, who, tx.request_opcode, tx.handle), ([], []))
+        k = bisect.bisect_right(frames, tx.request_frame)
+        if k < len(frames):
+            found.append(txs[k])
+    return min(found, key=lambda o: o.request_frame) if found else None
 
 
 @rule(

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from analyzer.model import Analysis, PairingAttempt
+from analyzer.model.analysis import memo
 from analyzer.rules.base import Finding, RuleContext, rule
-from analyzer.rules.queries import REMOTE_REASONS, firmware_changes, own_disconnect
+from analyzer.rules.queries import REMOTE_REASONS, firmware_changes, group_by, own_disconnect
 
 KEY_FAILURES = {0x05: "Authentication Failure", 0x06: "PIN or Key Missing"}
 #: a remote that drops the link this soon after our Negative Reply gave up instead of pairing
@@ -32,10 +33,8 @@ def _remote_dropped_unpaired(a: Analysis, p: PairingAttempt) -> tuple[int, str] 
     c = a.connection(p.connection)
     if c is None or c.end_frame is None or c.end_time_us is None or c.transport != "br_edr":
         return None
-    if any(
-        tx.opcode == 0x0411 and tx.connection == c.id and tx.frame < p.start_frame
-        for tx in a.hci_commands
-    ):
+    first_auth = memo(a, "auth_key_missing:auth_requested", lambda: _first_auth_requested(a))
+    if first_auth.get(c.id, p.start_frame) < p.start_frame:
         return None  # this host asked to authenticate: a normal first pairing attempt
     reason = c.disconnect_reason
     if reason not in REMOTE_REASONS | set(KEY_FAILURES) or own_disconnect(a, c) is not None:
@@ -49,16 +48,31 @@ def _key_dropped_after_rejection(a: Analysis, p: PairingAttempt) -> int | None:
     """The frame where the device rejected the stored key, when this negative reply follows
     such a rejection (the host deletes a key the peer refused and pairs anew, as Android and
     BlueZ do after Authentication Complete 0x05/0x06)."""
+    rejected = memo(a, "auth_key_missing:rejected", lambda: _first_rejections(a))
+    q = rejected.get(p.address)
+    if q is None or q.start_frame >= p.start_frame:
+        return None
+    return q.frames[-1] if q.frames else q.start_frame
+
+
+def _first_auth_requested(a: Analysis) -> dict[str | None, int]:
+    """The first Authentication Requested (0x0411) frame on each connection."""
+    out: dict[str | None, int] = {}
+    for tx in a.hci_commands:
+        if tx.opcode == 0x0411:
+            out[tx.connection] = min(tx.frame, out.get(tx.connection, tx.frame))
+    return out
+
+
+def _first_rejections(a: Analysis) -> dict[str | None, PairingAttempt]:
+    """The earliest stored-key rejection of each device."""
+    out: dict[str | None, PairingAttempt] = {}
     for q in a.pairing:
-        if (
-            q.address == p.address
-            and q.start_frame < p.start_frame
-            and q.link_key_request == "reply"
-            and q.outcome == "failure"
-            and q.status in KEY_FAILURES
-        ):
-            return q.frames[-1] if q.frames else q.start_frame
-    return None
+        if q.link_key_request != "reply" or q.outcome != "failure" or q.status not in KEY_FAILURES:
+            continue
+        if q.address not in out or q.start_frame < out[q.address].start_frame:
+            out[q.address] = q
+    return out
 
 
 @rule(
@@ -73,7 +87,7 @@ def _key_dropped_after_rejection(a: Analysis, p: PairingAttempt) -> int | None:
 )
 def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
-    fw = firmware_changes(a)
+    fw_of = group_by(firmware_changes(a), lambda c: c.address)
     for p in a.pairing:
         addr = p.address
         label = a.device_label(addr)
@@ -82,7 +96,7 @@ def auth_key_missing(ctx: RuleContext) -> Iterator[Finding]:
                 who = "the remote device lost its key (reset, firmware update, or unpaired there)"
             else:
                 who = "the two sides hold different keys (the device was paired again elsewhere)"
-            before = [c for c in fw if c.address == addr and c.time_us <= p.start_time_us]
+            before = [c for c in fw_of.get(addr, []) if c.time_us <= p.start_time_us]
             after_fw = ""
             frames = list(p.frames)
             if before:

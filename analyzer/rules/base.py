@@ -225,7 +225,11 @@ def load_all() -> dict[str, Rule]:
 def run_rules(analysis: Analysis, config: RuleConfig | None = None) -> list[Finding]:
     """Run every registered rule (a rule that fails becomes an anomaly, not a crash), drop what
     a superseding rule reported about the same event, and merge findings of one key."""
-    config = config or RuleConfig()
+    with analysis.frozen():  # rules only read it: look-ups by id and grouped tables are kept
+        return _run_rules(analysis, config or RuleConfig())
+
+
+def _run_rules(analysis: Analysis, config: RuleConfig) -> list[Finding]:
     raw: list[Finding] = []
     rules = load_all()
     suppressed: list[Suppressed] = []
@@ -264,16 +268,19 @@ def merge_findings(findings: list[Finding]) -> list[Finding]:
     """One finding per (key, connection, severity): counts added, evidence frames united, the
     earliest time kept, the first finding's words kept."""
     merged: dict[tuple[str, str | None, str], Finding] = {}
+    frames: dict[tuple[str, str | None, str], set[int]] = {}  # united once, sorted at the end
     for f in findings:
         k = (f.key, f.connection, f.severity)
         m = merged.get(k)
         if m is None:
             merged[k] = f
             continue
+        frames.setdefault(k, set(m.frames)).update(f.frames)
         m.count += f.count
-        m.frames = sorted(set(m.frames) | set(f.frames))
         if f.time_us is not None and (m.time_us is None or f.time_us < m.time_us):
             m.time_us = f.time_us
+    for k, fs in frames.items():
+        merged[k].frames = sorted(fs)
     return list(merged.values())
 
 

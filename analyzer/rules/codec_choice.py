@@ -7,11 +7,13 @@ not a fault — unless the host's endpoints were seen offering it too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 
-from analyzer.model import StreamEndpoint
+from analyzer.model import Connection, StreamEndpoint
+from analyzer.model.analysis import memo
 from analyzer.model.audio import CODEC_QUALITY_RANK as QUALITY_RANK
 from analyzer.rules.base import Finding, RuleContext, rule
+from analyzer.rules.queries import by_connection, group_by
 
 
 def _codecs(eps: list[StreamEndpoint]) -> dict[str, int]:
@@ -37,15 +39,31 @@ def _codecs(eps: list[StreamEndpoint]) -> dict[str, int]:
 def codec_choice(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
     seen: set[tuple[str | None, str]] = set()
+    conns_of: dict[Hashable, list[Connection]] = memo(
+        a, "connections_by_address", lambda: group_by(a.connections, lambda c: c.address)
+    )
+    eps_of: dict[Hashable, list[StreamEndpoint]] = by_connection(a, "avdtp_endpoints")
+    offers: dict[tuple[str | None, str | None], tuple[dict[str, int], dict[str, int]]] = {}
     for st in a.avdtp_streams:
         if st.inferred or not st.codec or st.codec not in QUALITY_RANK:
             continue
         conn = a.connection(st.connection)
         addr = st.address or (conn.address if conn else None)
-        conns = {c.id for c in a.connections if c.address == addr} | {st.connection}
-        eps = [e for e in a.avdtp_endpoints if e.connection in conns]
-        remote = _codecs([e for e in eps if e.side == "remote" and e.media_type == "audio"])
-        local = _codecs([e for e in eps if e.side == "local" and e.media_type == "audio"])
+        if (addr, st.codec) in seen:
+            continue
+        # the codecs of the device's endpoints on any of its links (computed once per device)
+        conns = {c.id for c in conns_of.get(addr, [])}
+        key = (addr, None if st.connection in conns else st.connection)
+        if key not in offers:
+            eps = [
+                e for cid in sorted(conns | {st.connection}, key=str) for e in eps_of.get(cid, [])
+            ]
+            eps.sort(key=lambda e: e.frame or 0)
+            offers[key] = (
+                _codecs([e for e in eps if e.side == "remote" and e.media_type == "audio"]),
+                _codecs([e for e in eps if e.side == "local" and e.media_type == "audio"]),
+            )
+        remote, local = offers[key]
         have = QUALITY_RANK[st.codec]
         better = sorted(
             (n for n in remote if QUALITY_RANK.get(n, 0) > have),

@@ -13,9 +13,11 @@ Connection Already Exists are not failures of the link.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 
 from analyzer.model import Analysis, Connection
+from analyzer.model.analysis import memo
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
 from analyzer.rules.queries import le_only_evidence
 
@@ -82,18 +84,43 @@ AUTO_RECONNECT_S = 10.0
 def _auto_reconnect(a: Analysis, cs: list[Connection]) -> bool:
     """Pages that began within :data:`AUTO_RECONNECT_S` of an HCI Reset (and their retries),
     with no connection made since that reset: the host reconnecting at Bluetooth-on."""
-    asked = {tx.frame: tx.time_us for tx in a.hci_commands if tx.opcode == 0x0405}
-    starts = [asked.get(c.request_frame or -1, c.start_time_us) for c in cs]
+    idx = memo(a, "connection_failed:auto_reconnect", lambda: _PageIndex(a))
+    starts = [idx.asked.get(c.request_frame or -1, c.start_time_us) for c in cs]
     if any(t is None for t in starts):
         return False
     first, last = min(t for t in starts if t is not None), max(t for t in starts if t is not None)
-    resets = [r.time_us for r in a.controller.resets if r.time_us <= first]
-    if not resets or first - resets[-1] > AUTO_RECONNECT_S * 1e6:
+    # the last reset at or before the first page (in capture order, as the resets came)
+    k = bisect.bisect_right(idx.reset_times, first)
+    if k == 0:
         return False
-    return not any(
-        o.ok and o.start_time_us is not None and resets[-1] <= o.start_time_us <= last
-        for o in a.connections
-    )
+    reset = idx.last_reset_before[k - 1]
+    if first - reset > AUTO_RECONNECT_S * 1e6:
+        return False
+    j = bisect.bisect_left(idx.ok_starts, reset)
+    return not (j < len(idx.ok_starts) and idx.ok_starts[j] <= last)
+
+
+class _PageIndex:
+    """Pages by frame, resets, and the starts of the links made (sorted), for
+    :func:`_auto_reconnect` (one look-up per failed group, not a scan: issue 18 §2)."""
+
+    def __init__(self, a: Analysis) -> None:
+        self.asked = {tx.frame: tx.time_us for tx in a.hci_commands if tx.opcode == 0x0405}
+        self.ok_starts = sorted(
+            o.start_time_us for o in a.connections if o.ok and o.start_time_us is not None
+        )
+        # reset times sorted; at each position, the time of the reset that came last in the
+        # capture among those up to it: "the last reset at or before t" is one bisect
+        order = sorted(
+            range(len(a.controller.resets)), key=lambda i: a.controller.resets[i].time_us
+        )
+        self.reset_times: list[int] = []
+        self.last_reset_before: list[int] = []
+        best = -1
+        for i in order:
+            best = max(best, i)
+            self.reset_times.append(a.controller.resets[i].time_us)
+            self.last_reset_before.append(a.controller.resets[best].time_us)
 
 
 @rule(

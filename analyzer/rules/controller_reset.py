@@ -7,6 +7,7 @@ nothing after it (Bluetooth being turned off).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
@@ -30,24 +31,26 @@ def controller_reset(ctx: RuleContext) -> Iterator[Finding]:
     first = a.capture.first_time_us
     if a.scope.narrowed:
         return  # a one-device analysis: the controller's story is out of scope
-    resets = a.controller.resets
-    cmds = a.hci_commands
+    if first is None:
+        return
+    made = [c for c in a.connections
+            if c.start_time_us is not None and not c.inferred and c.status == 0]  # fmt: skip
+    starts = sorted(c.start_time_us or 0 for c in made)
+    # the last command other than a Reset: a Reset after it is Bluetooth being turned off
+    last_other = max((tx.frame for tx in a.hci_commands if tx.opcode != 0x0C03), default=-1)
     hits = []
-    for r in resets:
+    for r in a.controller.resets:
         t, frame = r.time_us, r.frame
-        if first is None:
-            continue
-        before = [c for c in a.connections if c.start_time_us is not None
-                  and c.start_time_us < t and not c.inferred and c.status == 0]  # fmt: skip
-        if not before and t - first <= after_us:
-            continue
-        if not any(tx.frame > frame and tx.opcode != 0x0C03 for tx in cmds):
+        if bisect.bisect_left(starts, t) == 0 and t - first <= after_us:
+            continue  # start-up: no connection before it, early in the capture
+        if last_other <= frame:
             continue  # nothing after it: Bluetooth was turned off
-        hits.append((r, before))
+        hits.append(r)
     if not hits:
         return
-    r, before = hits[0]
+    r = hits[0]
     t = r.time_us
+    before = [c for c in made if (c.start_time_us or 0) < t]
     dropped = [c for c in before if c.end_time_us is None or c.end_time_us >= t]
     yield ctx.finding(
         message=f"HCI Reset at frame {r.frame}, {(t - (first or t)) / 1e6:.1f} s into the "
@@ -61,10 +64,10 @@ def controller_reset(ctx: RuleContext) -> Iterator[Finding]:
         fix=f"If nobody toggled Bluetooth, the Bluetooth stack of {a.host} crashed: capture "
         "its logs right after it happens and report it; update its software.",
         time_us=t,
-        frames=[h[0].frame for h in hits],
+        frames=[h.frame for h in hits],
         count=len(hits),
         details={
-            "reset_frames": [h[0].frame for h in hits],
+            "reset_frames": [h.frame for h in hits],
             "connections_before": len(before),
             "connections_dropped": [c.id for c in dropped],
         },

@@ -19,6 +19,7 @@ Vendor-specific commands (OGF 0x3F) answer in vendor ways and are not judged. Cr
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 
 from analyzer.model import HciTransaction
@@ -72,15 +73,20 @@ def hci_command_failed(ctx: RuleContext) -> Iterator[Finding]:
     starts += [tx.time_us for tx in cmds if tx.opcode in (0x0405, 0x200D, 0x2043)]
     # start-up = from each HCI Reset (stack start or restart) to the first connection after it
     resets = sorted(r.time_us for r in a.controller.resets)
-    windows: list[tuple[int, int]] = []
+    starts.sort()
+    los: list[int] = []
+    his: list[int] = []
     for i, r0 in enumerate([None, *resets]):
         lo = r0 if r0 is not None else -(1 << 62)
         nxt = resets[i] if i < len(resets) else 1 << 62
-        after = [t for t in starts if lo <= t < nxt]
-        windows.append((lo, min(after) if after else nxt))
+        k = bisect.bisect_left(starts, lo)  # the first connection at or after the reset
+        los.append(lo)
+        his.append(starts[k] if k < len(starts) and starts[k] < nxt else nxt)
 
     def in_startup(t: int) -> bool:
-        return any(lo <= t < hi for lo, hi in windows)
+        # the windows are disjoint and in order: only the last one opened by t can hold it
+        k = bisect.bisect_right(los, t) - 1
+        return k >= 0 and t < his[k]
 
     ids = {c.id for c in a.connections}
     devs = {d.address for d in a.devices}

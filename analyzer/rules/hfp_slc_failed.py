@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 
 from analyzer.model import Analysis, AtCommand, HfpSession
+from analyzer.model.analysis import memo
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
 
 #: the SLC establishment commands (HFP 1.9 §4.2.1.1-§4.2.1.6), as they start the AT line
@@ -49,12 +50,25 @@ def _malformed(c: AtCommand) -> str | None:
 
 
 def _any_slc(a: Analysis, s: HfpSession) -> HfpSession | None:
-    for o in a.hfp:
-        if o.slc_complete and (
-            o.connection == s.connection or (s.address and o.address == s.address)
-        ):
-            return o
-    return None
+    """The first session (in the analysis's order) on the same link or device whose SLC
+    completed (look-ups built once while the rules run)."""
+    by_conn, by_addr = memo(a, "hfp_slc_failed:slc", lambda: _slc_sessions(a))
+    found = [by_conn.get(s.connection)] + ([by_addr.get(s.address)] if s.address else [])
+    hits = [x for x in found if x is not None]
+    return min(hits, key=lambda x: x[0])[1] if hits else None
+
+
+SlcFirst = dict[str | None, tuple[int, HfpSession]]
+
+
+def _slc_sessions(a: Analysis) -> tuple[SlcFirst, SlcFirst]:
+    by_conn: SlcFirst = {}
+    by_addr: SlcFirst = {}
+    for n, o in enumerate(a.hfp):
+        if o.slc_complete:
+            by_conn.setdefault(o.connection, (n, o))
+            by_addr.setdefault(o.address, (n, o))
+    return by_conn, by_addr
 
 
 @rule(

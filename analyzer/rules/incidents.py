@@ -22,10 +22,13 @@ never remove them.
 
 from __future__ import annotations
 
+import bisect
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Generic, TypeVar
 
-from analyzer.model import Analysis, Finding, Incident
+from analyzer.model import Analysis, Connection, Finding, Incident
+from analyzer.model.analysis import memo
 from analyzer.rules.base import SEVERITY_RANK
 
 #: link losses of different devices this close together share one cause
@@ -40,10 +43,45 @@ CAUSES: tuple[tuple[str, str, str], ...] = (
 )
 
 Recovery = tuple[int, int | None]  # (frame, time_us)
+T = TypeVar("T")
 
 
 def _after(f: Finding) -> int:
     return max(f.frames) if f.frames else 0
+
+
+class _Later(Generic[T]):
+    """Rows by key, each key's rows by frame: the first row after a frame is a bisect (one
+    look-up per finding, not a scan of the capture: issue 18 §2)."""
+
+    def __init__(self, rows: Iterable[tuple[Hashable, int, T]]) -> None:
+        groups: dict[Hashable, list[tuple[int, int, T]]] = {}
+        for n, (key, frame, x) in enumerate(rows):
+            groups.setdefault(key, []).append((frame, n, x))
+        self.frames: dict[Hashable, list[int]] = {}
+        self.items: dict[Hashable, list[T]] = {}
+        for key, g in groups.items():
+            g.sort(key=lambda r: (r[0], r[1]))
+            self.frames[key] = [r[0] for r in g]
+            self.items[key] = [r[2] for r in g]
+
+    def first_after(self, key: Hashable, frame: int) -> tuple[int, T] | None:
+        frames = self.frames.get(key)
+        if frames is None:
+            return None
+        k = bisect.bisect_right(frames, frame)
+        return (frames[k], self.items[key][k]) if k < len(frames) else None
+
+
+def _later(
+    a: Analysis, name: str, rows: Callable[[], Iterable[tuple[Hashable, int, T]]]
+) -> _Later[T]:
+    return memo(a, f"incidents:{name}", lambda: _Later(rows()))
+
+
+def _detail(f: Finding, name: str) -> Hashable:
+    v = f.details.get(name)
+    return tuple(v) if isinstance(v, list) else v
 
 
 def _reconnected(a: Analysis, f: Finding) -> Recovery | None:
@@ -51,70 +89,97 @@ def _reconnected(a: Analysis, f: Finding) -> Recovery | None:
     retry), not the device connecting on its own much later."""
     failed = a.connection(f.connection)
     side = failed.initiator if failed is not None and not failed.ok else None
-    for c in a.connections:
-        if (
-            c.ok
-            and (side is None or c.initiator in (side, None))
-            and not c.inferred
-            and c.address == f.address
-            and c.address is not None
-            and c.transport in ("br_edr", "le")
-            and (c.start_frame or 0) > _after(f)
-        ):
-            return c.start_frame or 0, c.start_time_us
-    return None
+
+    def rows() -> Iterator[tuple[Hashable, int, Connection]]:
+        for c in a.connections:
+            if (
+                c.ok
+                and not c.inferred
+                and c.address is not None
+                and c.transport in ("br_edr", "le")
+            ):
+                yield (c.address, c.initiator), c.start_frame or 0, c
+                yield (c.address, "any side"), c.start_frame or 0, c
+
+    later = _later(a, "reconnected", rows)
+    sides = ("any side",) if side is None else (side, None)
+    found = [x for s in sides if (x := later.first_after((f.address, s), _after(f)))]
+    if not found:
+        return None
+    c = min(found, key=lambda x: x[0])[1]
+    return c.start_frame or 0, c.start_time_us
 
 
 def _repaired(a: Analysis, f: Finding) -> Recovery | None:
-    for p in a.pairing:
-        if p.address == f.address and p.outcome == "success" and p.start_frame > _after(f):
-            return (p.frames[-1] if p.frames else p.start_frame), p.end_time_us
-    return None
+    later = _later(
+        a,
+        "repaired",
+        lambda: ((p.address, p.start_frame, p) for p in a.pairing if p.outcome == "success"),
+    )
+    found = later.first_after(f.address, _after(f))
+    if found is None:
+        return None
+    p = found[1]
+    return (p.frames[-1] if p.frames else p.start_frame), p.end_time_us
 
 
 def _encrypted_later(a: Analysis, f: Finding) -> Recovery | None:
-    for c in a.connections:
-        if c.address != f.address or not c.encrypted:
-            continue
-        ok = [x for x in c.encryption_ok_frames if x > _after(f)]
-        if ok:
-            return ok[0], None
-    return None
+    later = _later(
+        a,
+        "encrypted",
+        lambda: (
+            (c.address, x, x) for c in a.connections if c.encrypted for x in c.encryption_ok_frames
+        ),
+    )
+    found = later.first_after(f.address, _after(f))
+    return (found[0], None) if found is not None else None
 
 
 def _channel_opened(a: Analysis, f: Finding) -> Recovery | None:
-    psm = f.details.get("psm")
-    for ch in a.l2cap_channels:
-        if (
-            ch.connection == f.connection
-            and ch.psm == psm
-            and ch.result == 0
-            and (ch.request_frame or 0) > _after(f)
-        ):
-            return ch.response_frame or ch.request_frame or 0, ch.open_time_us
-    return None
+    later = _later(
+        a,
+        "channel_opened",
+        lambda: (
+            ((ch.connection, ch.psm), ch.request_frame or 0, ch)
+            for ch in a.l2cap_channels
+            if ch.result == 0
+        ),
+    )
+    found = later.first_after((f.connection, _detail(f, "psm")), _after(f))
+    if found is None:
+        return None
+    ch = found[1]
+    return ch.response_frame or ch.request_frame or 0, ch.open_time_us
 
 
 def _command_succeeded(a: Analysis, f: Finding) -> Recovery | None:
-    op = f.details.get("opcode")
-    for tx in a.hci_commands:
-        if tx.opcode == op and tx.status == 0 and tx.frame > _after(f):
-            return tx.status_frame or tx.frame, tx.status_time_us
-    return None
+    later = _later(
+        a,
+        "command_succeeded",
+        lambda: ((tx.opcode, tx.frame, tx) for tx in a.hci_commands if tx.status == 0),
+    )
+    found = later.first_after(_detail(f, "opcode"), _after(f))
+    if found is None:
+        return None
+    tx = found[1]
+    return tx.status_frame or tx.frame, tx.status_time_us
 
 
 def _sdp_answered(a: Analysis, f: Finding) -> Recovery | None:
-    pdu = f.details.get("pdu")
-    for t in a.sdp:
-        if (
-            t.address == f.address
-            and t.pdu == pdu
-            and t.error_code is None
-            and t.response_frame is not None
-            and t.request_frame > _after(f)
-        ):
-            return t.response_frame, t.response_time_us
-    return None
+    later = _later(
+        a,
+        "sdp_answered",
+        lambda: (
+            ((t.address, t.pdu), t.request_frame, t)
+            for t in a.sdp
+            if t.error_code is None and t.response_frame is not None
+        ),
+    )
+    found = later.first_after((f.address, _detail(f, "pdu")), _after(f))
+    if found is None:
+        return None
+    t = found[1]
+    return t.response_frame or 0, t.response_time_us
 
 
 RECOVERIES: dict[str, Callable[[Analysis, Finding], Recovery | None]] = {
@@ -142,12 +207,13 @@ def _grade_recovery(a: Analysis, f: Finding) -> None:
     f.message += f"; recovered at frame {frame}{took}"
 
 
-def _tied(root: Finding, other: Finding, tie: str) -> bool:
+def _tie_key(f: Finding, tie: str) -> Hashable:
+    """What ties a root and its consequence (None: nothing to tie by)."""
     if tie == "connection":
-        return root.connection is not None and root.connection == other.connection
+        return f.connection
     if tie == "address":
-        return root.address is not None and root.address == other.address
-    return True
+        return f.address
+    return "capture"
 
 
 def build_incidents(a: Analysis, findings: list[Finding]) -> tuple[list[Finding], list[Incident]]:
@@ -159,10 +225,15 @@ def build_incidents(a: Analysis, findings: list[Finding]) -> tuple[list[Finding]
         f.ref = f"F{i}"
     root_of: dict[str, str] = {}  # consequence ref → root ref
     for root_id, cons_id, tie in CAUSES:
-        for r in (f for f in findings if f.id == root_id):
-            for c in (f for f in findings if f.id == cons_id and f.ref not in root_of):
-                if c.ref != r.ref and _tied(r, c, tie):
-                    root_of[c.ref] = r.ref
+        first_root: dict[Hashable, Finding] = {}  # tie key → the first root with it
+        for r in findings:
+            if r.id == root_id and (key := _tie_key(r, tie)) is not None:
+                first_root.setdefault(key, r)
+        for c in findings:
+            if c.id == cons_id and c.ref not in root_of:
+                head = first_root.get(_tie_key(c, tie))
+                if head is not None and head.ref != c.ref:
+                    root_of[c.ref] = head.ref
     losses = sorted(
         (f for f in findings if f.id == "link_loss" and f.ref not in root_of and f.time_us),
         key=lambda f: f.time_us or 0,

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from analyzer.model import Connection, L2capChannel
 from analyzer.rules.base import Finding, RuleContext, rule
+from analyzer.rules.queries import opened_after
 
 #: results meaning the requester's security level was not enough (BR/EDR 0x0003; LE 0x0005-0x0008)
 SECURITY = {0x0003, 0x0005, 0x0006, 0x0007, 0x0008}
@@ -86,16 +87,9 @@ def l2cap_connection_refused(ctx: RuleContext) -> Iterator[Finding]:
         ch = chans[0]
         recovered = []
         for x in chans:
-            later = [
-                o
-                for o in a.l2cap_channels
-                if o.connection == x.connection
-                and o.psm == psm
-                and o.result == 0
-                and (o.request_frame or 0) > (x.request_frame or 0)
-            ]
-            if later:
-                recovered.append(later[0])
+            later = opened_after(a, x.connection, psm, x.request_frame or 0)
+            if later is not None:
+                recovered.append(later)
         sev = "error" if result in SECURITY or psm in MAIN_PSMS else "warning"
         all_recovered = len(recovered) == len(chans)
         if all_recovered:

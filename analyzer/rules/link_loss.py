@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.model import Analysis, Connection
+from analyzer.model import Analysis, Connection, L2capSignal, LlConnection
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
-from analyzer.rules.queries import LOSS_REASONS, running_at
+from analyzer.rules.queries import LOSS_REASONS, by_connection, running_at
 
 SHORT_SUPERVISION = Threshold(
     "short_supervision_ms",
@@ -30,10 +30,10 @@ def _short_timeout(a: Analysis, c: Connection, below_ms: float) -> tuple[str, li
         return "", []
     set_at = c.supervision_timeout_frame
     asked = c.params_requested_frame
-    for s in a.l2cap_signals:
+    signals: list[L2capSignal] = by_connection(a, "l2cap_signals").get(c.id, [])
+    for s in signals:
         if (
-            s.connection == c.id
-            and s.code == 0x12  # Connection Parameter Update Request (Vol 3 Part A §4.20)
+            s.code == 0x12  # Connection Parameter Update Request (Vol 3 Part A §4.20)
             and s.direction == "received"
             and (set_at is None or s.frame < set_at)
         ):
@@ -73,10 +73,8 @@ def link_loss(ctx: RuleContext) -> Iterator[Finding]:
         during = f" while {' and '.join(what)}" if what else ""
         times = f" ({len(items)} times)" if len(items) > 1 else ""
         hint = " (supervision timeout)" if reason == 0x08 else ""
-        air = next(
-            (x for x in a.ll_connections if x.connection == c.id and x.peer_silent_from_frame),
-            None,
-        )
+        lls: list[LlConnection] = by_connection(a, "ll_connections").get(c.id, [])
+        air = next((x for x in lls if x.peer_silent_from_frame), None)
         silent = (
             f": the peer stopped answering at frame {air.peer_silent_from_frame} (crashed, "
             f"reset or out of range) while the central kept sending for {air.peer_silent_s:.1f} "

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from analyzer.model import Analysis, PairingAttempt
+from analyzer.model.analysis import memo
 from analyzer.rules.base import Finding, RuleContext, rule
 
 #: Vol 3 Part H §3.5.5 Table 3.7: SMP Pairing Failed reasons, explained
@@ -60,11 +61,20 @@ def _is_stale_key(p: PairingAttempt) -> bool:
 def _sender(a: Analysis, p: PairingAttempt) -> str | None:
     if p.details.smp_failed_by is not None:
         return a.host if p.details.smp_failed_by == "local" else "the device"
-    frames = set(p.frames)
-    for pdu in a.smp.pdus:
-        if pdu.opcode == 0x05 and pdu.frame in frames:
-            return a.host if pdu.direction == "sent" else "the device"
-    return None
+    failed = memo(a, "pairing_failed:failed_pdus", lambda: _pairing_failed_pdus(a))
+    hits = [failed[f] for f in set(p.frames) if f in failed]
+    if not hits:
+        return None
+    return a.host if min(hits)[1] == "sent" else "the device"
+
+
+def _pairing_failed_pdus(a: Analysis) -> dict[int, tuple[int, str]]:
+    """The first Pairing Failed PDU of each frame: (its place among the PDUs, direction)."""
+    out: dict[int, tuple[int, str]] = {}
+    for n, pdu in enumerate(a.smp.pdus):
+        if pdu.opcode == 0x05:
+            out.setdefault(pdu.frame, (n, pdu.direction))
+    return out
 
 
 def _fix(a: Analysis, p: PairingAttempt) -> str:

@@ -4,11 +4,51 @@ link."""
 
 from __future__ import annotations
 
+import bisect
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
-from analyzer.model import Analysis, Connection, HciTransaction, RfcommDlc, StreamState
+from analyzer.model import (
+    Advertiser,
+    Analysis,
+    AvdtpStream,
+    Connection,
+    HciTransaction,
+    HfpSession,
+    L2capChannel,
+    L2capSignal,
+    LlConnection,
+    PairingAttempt,
+    RfcommDlc,
+    StreamState,
+)
+from analyzer.model.analysis import memo
+
+X = TypeVar("X")
+
+
+def group_by(items: Iterable[X], key: Callable[[X], Hashable]) -> dict[Hashable, list[X]]:
+    """``items`` by ``key``, each group in the items' order."""
+    out: dict[Hashable, list[X]] = {}
+    for x in items:
+        out.setdefault(key(x), []).append(x)
+    return out
+
+
+def by_connection(a: Analysis, table: str) -> dict[Hashable, list[X]]:
+    """The rows of one of the analysis's per-connection lists (``l2cap_channels``,
+    ``avdtp_streams``, ``hfp``, ``l2cap_signals``, ``pairing``, ...) by connection id, built
+    once while the rules run (:meth:`Analysis.frozen`) — a rule asking about each connection
+    in turn stays linear."""
+    return memo(a, f"by_connection:{table}", lambda: group_by(getattr(a, table), _conn_of))
+
+
+def _conn_of(x: object) -> Hashable:
+    conn: Hashable = getattr(x, "connection", None)
+    return conn
+
 
 #: HCI commands whose completion comes by design after a user-chosen duration or never on its
 #: own (Inquiry runs Inquiry_Length × 1.28 s; LE Create Connection waits for the advertiser).
@@ -52,11 +92,11 @@ def _user_paced(a: Analysis, tx: HciTransaction) -> bool:
     """Did a person take part in this Authentication Requested (a pairing with a user step
     between the command and its completion)?"""
     end = tx.complete_frame if tx.complete_frame is not None else 1 << 62
+    pairing: list[PairingAttempt] = by_connection(a, "pairing").get(tx.connection, [])
     return any(
-        p.connection == tx.connection and p.method in USER_METHODS and p.frames
-        and p.frames[0] <= end and p.frames[-1] >= tx.frame
-        for p in a.pairing
-    )  # fmt: skip
+        p.method in USER_METHODS and p.frames and p.frames[0] <= end and p.frames[-1] >= tx.frame
+        for p in pairing
+    )
 
 
 def exchanges(a: Analysis) -> Iterator[Exchange]:
@@ -218,15 +258,15 @@ def running_at(a: Analysis, c: Connection, t_us: int) -> tuple[list[str], list[i
     """What the link carried when it went down: streams, calls, SCO links (with frames)."""
     what: list[str] = []
     frames: list[int] = []
-    for st in a.avdtp_streams:
-        if st.connection == c.id and stream_state_at(st.states, t_us) == "streaming":
+    streams: list[AvdtpStream] = by_connection(a, "avdtp_streams").get(c.id, [])
+    hfps: list[HfpSession] = by_connection(a, "hfp").get(c.id, [])
+    for st in streams:
+        if stream_state_at(st.states, t_us) == "streaming":
             what.append(f"A2DP ({st.codec or 'codec unknown'}) was streaming")
             last = [s for s in st.states if s.state == "streaming"]
             if last:
                 frames.append(last[-1].frame)
-    for h in a.hfp:
-        if getattr(h, "connection", None) != c.id:
-            continue
+    for h in hfps:
         for call in getattr(h, "calls", []) or []:
             start = getattr(call, "start_time_us", None)
             end = getattr(call, "end_time_us", None)
@@ -236,20 +276,26 @@ def running_at(a: Analysis, c: Connection, t_us: int) -> tuple[list[str], list[i
                     "call was in progress"
                 )
                 frames.append(call.start_frame)
-    for s in a.connections:
-        if (
-            (
-                s.transport in ("sco", "esco")
-                and s.status == 0
-                and (s.acl == c.id or (s.acl is None and s.address == c.address))
-            )
-            and (s.start_time_us or 0) <= t_us
-            and (s.end_time_us is None or s.end_time_us >= t_us)
-        ):
+    sco = memo(a, "sco_by_acl", lambda: _sco_links(a))
+    for _, s in sorted(sco.get(("acl", c.id), []) + sco.get(("addr", c.address), [])):
+        if (s.start_time_us or 0) <= t_us and (s.end_time_us is None or s.end_time_us >= t_us):
             what.append(f"an {s.transport.upper()} audio link was up")
             if s.start_frame:
                 frames.append(s.start_frame)
     return what, frames
+
+
+def _sco_links(a: Analysis) -> dict[Hashable, list[tuple[int, Connection]]]:
+    """Established SCO/eSCO links (with their place in the connections) by their ACL (or, when
+    unknown, by their peer's address)."""
+    sco = [
+        (i, s)
+        for i, s in enumerate(a.connections)
+        if s.transport in ("sco", "esco") and s.status == 0
+    ]
+    return group_by(
+        sco, lambda x: ("acl", x[1].acl) if x[1].acl is not None else ("addr", x[1].address)
+    )
 
 
 FIELD_LABELS = {
@@ -312,18 +358,34 @@ def own_disconnect(a: Analysis, c: Connection) -> int | None:
     """Frame of an HCI Disconnect (0x0406) our host sent for this connection, if any. In a
     sniffer capture there is no "our host": the central, which set the link up, ending it with
     LL_TERMINATE_IND counts as ending its own link (the peripheral is the device under test)."""
-    for ll in a.ll_connections:
-        if ll.connection == c.id and ll.terminated_by == "central":
+    lls: list[LlConnection] = by_connection(a, "ll_connections").get(c.id, [])
+    for ll in lls:
+        if ll.terminated_by == "central":
             return ll.terminate_frame if ll.terminate_frame else c.end_frame
-    for tx in a.hci_commands:
-        if tx.opcode != 0x0406:
-            continue
-        if tx.connection == c.id or (
-            tx.handle == c.handle
-            and (c.start_time_us or 0) <= tx.time_us <= (c.end_time_us or tx.time_us)
-        ):
-            return int(tx.frame)
-    return None
+    disc = memo(a, "disconnect_commands", lambda: _disconnect_commands(a))
+    found = [i for i, _ in disc.by_conn.get(c.id, [])[:1]]
+    times = disc.by_handle.get(c.handle)
+    if times is not None:  # the first Disconnect for this handle within the connection's time
+        k = bisect.bisect_left(times, (c.start_time_us or 0, -1))
+        if k < len(times) and (c.end_time_us is None or times[k][0] <= c.end_time_us):
+            found.append(times[k][1])
+    return int(a.hci_commands[min(found)].frame) if found else None
+
+
+@dataclass(slots=True)
+class _Disconnects:
+    by_conn: dict[Hashable, list[tuple[int, HciTransaction]]]  # (index in hci_commands, tx)
+    by_handle: dict[int | None, list[tuple[int, int]]]  # (time, index), sorted
+
+
+def _disconnect_commands(a: Analysis) -> _Disconnects:
+    disc = [(i, tx) for i, tx in enumerate(a.hci_commands) if tx.opcode == 0x0406]
+    by_handle: dict[int | None, list[tuple[int, int]]] = {}
+    for i, tx in disc:
+        by_handle.setdefault(tx.handle, []).append((tx.time_us, i))
+    for v in by_handle.values():
+        v.sort()
+    return _Disconnects(group_by(disc, lambda x: x[1].connection), by_handle)
 
 
 def remote_ended(a: Analysis, c: Connection) -> bool:
@@ -340,34 +402,57 @@ def profiles_connected(a: Analysis, c: Connection) -> tuple[list[str], list[int]
     """Profiles set up on the connection (opened L2CAP channels, streams, HFP) and frames."""
     names: list[str] = []
     frames: list[int] = []
-    for ch in a.l2cap_channels:
-        if ch.connection == c.id and ch.result == 0 and not ch.inferred:
+    chans: list[L2capChannel] = by_connection(a, "l2cap_channels").get(c.id, [])
+    streams: list[AvdtpStream] = by_connection(a, "avdtp_streams").get(c.id, [])
+    hfps: list[HfpSession] = by_connection(a, "hfp").get(c.id, [])
+    for ch in chans:
+        if ch.result == 0 and not ch.inferred:
             if ch.psm_name not in names:
                 names.append(ch.psm_name)
             if ch.response_frame:
                 frames.append(ch.response_frame)
-    for st in a.avdtp_streams:
-        if st.connection == c.id and st.configure_frame and "A2DP" not in names:
+    for st in streams:
+        if st.configure_frame and "A2DP" not in names:
             names.append("A2DP")
             frames.append(st.configure_frame)
-    for h in a.hfp:
-        if h.connection == c.id:
-            prof = h.profile.upper()
-            if prof not in names:
-                names.append(prof)
-            if h.start_frame:
-                frames.append(h.start_frame)
+    for h in hfps:
+        prof = h.profile.upper()
+        if prof not in names:
+            names.append(prof)
+        if h.start_frame:
+            frames.append(h.start_frame)
     return names, sorted(set(frames))
+
+
+def opened_after(
+    a: Analysis, connection: str | None, psm: int | None, frame: int
+) -> L2capChannel | None:
+    """The first channel to ``psm`` on the link that opened, asked for after ``frame`` (a
+    bisect in the opened channels of each link and PSM, built once while the rules run)."""
+    opened = memo(a, "opened_channels", lambda: _opened_channels(a))
+    frames, chans = opened.get((connection, psm), ([], []))
+    k = bisect.bisect_right(frames, frame)
+    return chans[k] if k < len(chans) else None
+
+
+def _opened_channels(a: Analysis) -> dict[Hashable, tuple[list[int], list[L2capChannel]]]:
+    rows: dict[Hashable, list[tuple[int, int, L2capChannel]]] = {}
+    for n, ch in enumerate(a.l2cap_channels):
+        if ch.result == 0:
+            rows.setdefault((ch.connection, ch.psm), []).append((ch.request_frame or 0, n, ch))
+    out: dict[Hashable, tuple[list[int], list[L2capChannel]]] = {}
+    for key, v in rows.items():
+        v.sort(key=lambda r: (r[0], r[1]))
+        out[key] = ([r[0] for r in v], [r[2] for r in v])
+    return out
 
 
 def host_was_done(a: Analysis, c: Connection) -> bool:
     """The capturing host itself had closed every profile channel (other than SDP queries) first."""
-    closers = {
-        s.frame: s.direction
-        for s in a.l2cap_signals
-        if s.connection == c.id and s.name == "Disconnection Request"
-    }
-    chans = [ch for ch in a.l2cap_channels if ch.connection == c.id and ch.result == 0]
+    signals: list[L2capSignal] = by_connection(a, "l2cap_signals").get(c.id, [])
+    closers = {s.frame: s.direction for s in signals if s.name == "Disconnection Request"}
+    chans: list[L2capChannel] = by_connection(a, "l2cap_channels").get(c.id, [])
+    chans = [ch for ch in chans if ch.result == 0]
     chans = [ch for ch in chans if ch.psm != 0x0001]
     return bool(chans) and all(
         ch.close_frame is not None and closers.get(ch.close_frame) == "sent" for ch in chans
@@ -407,17 +492,26 @@ def profile_label(d: RfcommDlc) -> str:
 BREDR_NOT_SUPPORTED = 0x04
 
 
+def _bredr_addresses(a: Analysis) -> set[str | None]:
+    known: set[str | None] = {d.address for d in a.discovered}
+    known |= {c.address for c in a.connections if c.transport == "br_edr" and c.ok}
+    known |= {
+        p.address for p in a.pairing if p.transport == "br_edr" and p.link_key_request is not None
+    }
+    return known
+
+
+def _first_advertisers(a: Analysis) -> dict[str | None, Advertiser]:
+    out: dict[str | None, Advertiser] = {}
+    for x in a.advertisers:
+        out.setdefault(x.address, x)
+    return out
+
+
 def _bredr_known(a: Analysis, addr: str) -> bool:
     """Anything that shows the address speaks BR/EDR."""
-    if any(d.address == addr for d in a.discovered):
-        return True
-    if any(c.address == addr and c.transport == "br_edr" and c.ok for c in a.connections):
-        return True
-    if any(
-        p.address == addr and p.transport == "br_edr" and p.link_key_request is not None
-        for p in a.pairing
-    ):
-        return True  # the host holds (or was asked for) a BR/EDR link key
+    if addr in memo(a, "bredr_known", lambda: _bredr_addresses(a)):
+        return True  # inquiry, a BR/EDR link, or a BR/EDR link key held (or asked for)
     dev = a.device(addr)
     return dev is not None and dev.class_of_device is not None
 
@@ -425,7 +519,7 @@ def _bredr_known(a: Analysis, addr: str) -> bool:
 def _le_evidence(a: Analysis, addr: str) -> tuple[list[str], list[int]]:
     why: list[str] = []
     frames: list[int] = []
-    adv = next((x for x in a.advertisers if x.address == addr), None)
+    adv = memo(a, "advertiser_by_address", lambda: _first_advertisers(a)).get(addr)
     if adv is not None:
         if adv.flags is not None and adv.flags & BREDR_NOT_SUPPORTED:
             why.append("its advertising flags say BR/EDR Not Supported")
@@ -435,7 +529,13 @@ def _le_evidence(a: Analysis, addr: str) -> tuple[list[str], list[int]]:
             why.append("its address is a random LE address")
         if adv.first_frame:
             frames.append(adv.first_frame)
-    le = [c for c in a.connections if c.address == addr and c.transport == "le" and c.ok]
+    le: list[Connection] = memo(
+        a,
+        "le_links_by_address",
+        lambda: group_by(
+            (c for c in a.connections if c.transport == "le" and c.ok), lambda c: c.address
+        ),
+    ).get(addr, [])
     if le:
         why.append(f"{a.host} connected to it over LE (frame {le[0].start_frame})")
         frames.append(le[0].start_frame or 0)

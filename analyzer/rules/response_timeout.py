@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from analyzer.model import Analysis
+from analyzer.model.analysis import memo
 from analyzer.rules.base import Finding, RuleContext, Threshold, rule
 from analyzer.rules.queries import Exchange, exchanges
 
@@ -126,6 +128,23 @@ def _fix(ex: Exchange, silent: str, host: str) -> str:
     )
 
 
+def _command_times(a: Analysis) -> dict[int, int]:
+    """The time of each HCI command, by frame (the first command of a frame)."""
+    out: dict[int, int] = {}
+    for tx in a.hci_commands:
+        out.setdefault(tx.frame, tx.time_us)
+    return out
+
+
+def _last_connected(a: Analysis) -> dict[str | None, int]:
+    """The latest start of a link made to each device."""
+    out: dict[str | None, int] = {}
+    for o in a.connections:
+        if o.ok:
+            out[o.address] = max(out.get(o.address, -(1 << 62)), o.start_time_us or 0)
+    return out
+
+
 def _pairing_window(ctx: RuleContext, deadline_s: float) -> Iterator[Finding]:
     """Found by inquiry but paged only after the deadline, and the page failed. (LE advertising
     says nothing about BR/EDR page scanning: an LE-only address paged over BR/EDR is
@@ -142,17 +161,13 @@ def _pairing_window(ctx: RuleContext, deadline_s: float) -> Iterator[Finding]:
         t_found, f_found = found[c.address]
         page_time = c.start_time_us or 0
         if c.request_frame is not None:
-            for tx in a.hci_commands:
-                if tx.frame == c.request_frame:
-                    page_time = tx.time_us
-                    break
+            sent = memo(a, "command_time_by_frame", lambda: _command_times(a))
+            page_time = sent.get(c.request_frame, page_time)
         waited = (page_time - t_found) / 1e6
         if waited <= deadline_s:
             continue
-        if any(
-            o.ok and o.address == c.address and (o.start_time_us or 0) - t_found > waited * 1e6
-            for o in a.connections
-        ):
+        last_up = memo(a, "response_timeout:last_up", lambda: _last_connected(a))
+        if last_up.get(c.address, -(1 << 62)) - t_found > waited * 1e6:
             continue  # a later page, even later after discovery, connected: no such window
         yield ctx.finding(
             message=f"{a.device_label(c.address)} was found at frame {f_found} but paged only "

@@ -7,24 +7,44 @@ serial port) does not work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
+from collections.abc import Hashable, Iterator
 
 from analyzer.model import Analysis, RfcommDlc
+from analyzer.model.analysis import memo
 from analyzer.rules.base import Finding, RuleContext, rule
 from analyzer.rules.queries import profile_label
 
 
 def _reopened(a: Analysis, d: RfcommDlc) -> RfcommDlc | None:
-    for o in a.rfcomm:
-        if (
-            o is not d
-            and o.open_frame is not None
-            and o.open_frame > (d.rejected_frame or 0)
-            and o.channel == d.channel
-            and (o.connection == d.connection or (d.address and o.address == d.address))
-        ):
-            return o
-    return None
+    """A DLC to the same server channel on the link (or device) opened after the rejection
+    (bisect in the opened DLCs, built once while the rules run)."""
+    opened = memo(a, "rfcomm_refused:opened", lambda: _opened(a))
+    keys = [("conn", d.connection, d.channel)]
+    if d.address:
+        keys.append(("addr", d.address, d.channel))
+    found = []
+    for key in keys:
+        frames, dlcs = opened.get(key, ([], []))
+        k = bisect.bisect_right(frames, d.rejected_frame or 0)
+        while k < len(dlcs) and dlcs[k] is d:
+            k += 1
+        if k < len(dlcs):
+            found.append((frames[k], dlcs[k]))
+    return min(found, key=lambda x: x[0])[1] if found else None
+
+
+def _opened(a: Analysis) -> dict[Hashable, tuple[list[int], list[RfcommDlc]]]:
+    rows: dict[Hashable, list[tuple[int, int, RfcommDlc]]] = {}
+    for n, o in enumerate(a.rfcomm):
+        if o.open_frame is not None:
+            for key in (("conn", o.connection, o.channel), ("addr", o.address, o.channel)):
+                rows.setdefault(key, []).append((o.open_frame, n, o))
+    out: dict[Hashable, tuple[list[int], list[RfcommDlc]]] = {}
+    for k, v in rows.items():
+        v.sort(key=lambda r: (r[0], r[1]))
+        out[k] = ([r[0] for r in v], [r[2] for r in v])
+    return out
 
 
 @rule(

@@ -7,9 +7,10 @@ search for Audio Sink came back empty): the profile is then used without the dev
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 
-from analyzer.model import SdpTransaction
+from analyzer.model import Analysis, L2capChannel, SdpTransaction
 from analyzer.rules.base import Finding, RuleContext, rule
 
 #: service UUID searched → (PSM of the profile's channel, profile name)
@@ -70,9 +71,44 @@ def sdp_error(ctx: RuleContext) -> Iterator[Finding]:
     yield from _missing_records(ctx)
 
 
+class _SdpIndex:
+    """For :func:`_missing_records`, built once (not a scan per empty answer, issue 18 §2): the
+    channels this host opened to each device and PSM by request frame, and the last search of
+    each device that found each profile UUID."""
+
+    def __init__(self, a: Analysis) -> None:
+        addr_of = {c.id: c.address for c in a.connections}
+        rows: dict[tuple[str | None, int | None], list[tuple[int, int, L2capChannel]]] = {}
+        for n, ch in enumerate(a.l2cap_channels):
+            if ch.result == 0 and ch.requester == "local" and ch.connection in addr_of:
+                rows.setdefault((addr_of[ch.connection], ch.psm), []).append(
+                    (ch.request_frame or 0, n, ch)
+                )
+        self.opened: dict[tuple[str | None, int | None], tuple[list[int], list[L2capChannel]]]
+        self.opened = {}
+        for k, v in rows.items():
+            v.sort(key=lambda r: (r[0], r[1]))
+            self.opened[k] = ([r[0] for r in v], [r[2] for r in v])
+        self.last_found: dict[tuple[str | None, str], int] = {}
+        for o in a.sdp:
+            if _empty(o) or o.response_frame is None:
+                continue
+            text = " ".join(o.uuids).upper().replace("0X", "0x")
+            for key in PROFILE_OF_UUID:
+                if key in text:
+                    k2 = (o.address, key)
+                    self.last_found[k2] = max(self.last_found.get(k2, -1), o.request_frame)
+
+    def opened_after(self, addr: str | None, psm: int, frame: int) -> L2capChannel | None:
+        frames, chans = self.opened.get((addr, psm), ([], []))
+        k = bisect.bisect_right(frames, frame)
+        return chans[k] if k < len(chans) else None
+
+
 def _missing_records(ctx: RuleContext) -> Iterator[Finding]:
     a = ctx.analysis
     seen: set[tuple[str | None, str]] = set()
+    idx = _SdpIndex(a)
     for t in a.sdp:
         if t.direction != "sent" or not _empty(t):
             continue
@@ -82,30 +118,13 @@ def _missing_records(ctx: RuleContext) -> Iterator[Finding]:
             if prof is None or (t.address, key) in seen:
                 continue
             psm, pname = prof
-            acls = {c.id for c in a.connections if c.address == t.address}
-            chans = [
-                ch
-                for ch in a.l2cap_channels
-                if ch.connection in acls
-                and ch.psm == psm
-                and ch.result == 0
-                and ch.requester == "local"
-                and (ch.request_frame or 0) > t.request_frame
-            ]
-            if not chans:
+            ch = idx.opened_after(t.address, psm, t.request_frame)
+            if ch is None:
                 continue
             # a later search that did find it clears the doubt
-            if any(
-                o.address == t.address
-                and o.request_frame > t.request_frame
-                and not _empty(o)
-                and o.response_frame is not None
-                and key in " ".join(o.uuids).upper().replace("0X", "0x")
-                for o in a.sdp
-            ):
+            if idx.last_found.get((t.address, key), -1) > t.request_frame:
                 continue
             seen.add((t.address, key))
-            ch = chans[0]
             yield ctx.finding(
                 message=f"{a.Host} opened {ch.psm_name} to {a.device_label(t.address)} "
                 f"(frame {ch.request_frame}) although its SDP search for {u} found no record "

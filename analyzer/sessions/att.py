@@ -13,6 +13,8 @@ Read By Group Type 0x2800 or Find By Type Value, §4.6 characteristics via Read 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass, field
 
 from analyzer.decode.att import RESPONSE_OF, AttPdu, characteristic_decl, decode_att
@@ -191,19 +193,27 @@ def finish_att(ctx: BuildContext) -> None:
         for s in svcs:
             s.characteristics = []
         chars = sorted(db.characteristics.values(), key=lambda c: c.handle or 0)
+        # each characteristic in the first service (by start) whose range holds it: among the
+        # services starting at or before it, the first whose end reaches it (bisects over the
+        # starts and the running maximum of the ends, not a scan per characteristic)
+        starts = [s.start_handle or 0 for s in svcs]
+        reach = list(itertools.accumulate((s.end_handle or 0xFFFF for s in svcs), max))
         for c in chars:
             c.descriptors = []
-            for s in svcs:
-                if (s.start_handle or 0) <= (c.handle or 0) <= (s.end_handle or 0xFFFF):
-                    s.characteristics.append(c)
-                    break
+            h = c.handle or 0
+            i = bisect.bisect_left(reach, h)
+            if i < bisect.bisect_right(starts, h):
+                svcs[i].characteristics.append(c)
+        # each descriptor to the last characteristic (in handle order) whose value comes before
+        # it: one sweep over both in handle order
+        by_value = sorted(range(len(chars)), key=lambda i: chars[i].value_handle or 0)
+        k, owner_i = 0, -1
         for h, d in sorted(db.descriptors.items()):
-            owner = None
-            for c in chars:
-                if (c.value_handle or 0) < h:
-                    owner = c
-            if owner is not None and not d.uuid.startswith("0x28"):
-                owner.descriptors.append(d)
+            while k < len(by_value) and (chars[by_value[k]].value_handle or 0) < h:
+                owner_i = max(owner_i, by_value[k])
+                k += 1
+            if owner_i >= 0 and not d.uuid.startswith("0x28"):
+                chars[owner_i].descriptors.append(d)
         in_service = {id(c) for s in svcs for c in s.characteristics}
         services[conn_id] = GattServer(
             address=db.address,

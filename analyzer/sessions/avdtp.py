@@ -40,6 +40,29 @@ MIN_GAP_MS = 100.0
 
 
 @dataclass
+class AvdtpIndex:
+    """The latest endpoint and stream by what signals address them by (shared by the AVDTP
+    channels of a capture): a dict look-up per signal, not a scan of every endpoint or stream
+    (issue 18 §2)."""
+
+    endpoints: dict[tuple[str, str, int | None], StreamEndpoint] = field(default_factory=dict)
+    streams: dict[tuple[str, str | None, int | None], AvdtpStream] = field(default_factory=dict)
+
+    def add_endpoint(self, ctx: BuildContext, ep: StreamEndpoint) -> None:
+        ctx.analysis.avdtp_endpoints.append(ep)
+        self.endpoints[(ep.connection or "", ep.side, ep.seid)] = ep
+
+    def add_stream(self, ctx: BuildContext, st: AvdtpStream) -> None:
+        ctx.analysis.avdtp_streams.append(st)
+        conn = st.connection or ""
+        remote = st.acp_seid if st.configured_by == "local" else st.int_seid
+        local = st.int_seid if st.configured_by == "local" else st.acp_seid
+        self.streams[(conn, None, None)] = st
+        self.streams[(conn, "remote", remote)] = st
+        self.streams[(conn, "local", local)] = st
+
+
+@dataclass
 class AvdtpSession:
     ctx: BuildContext
     _frags: dict[str, list[bytes]] = field(default_factory=dict)
@@ -139,7 +162,8 @@ class AvdtpSession:
         responder_side = "remote" if pdu.direction == "received" else "local"
         if sid == 0x01:  # DISCOVER
             for sep in rsp.seps:
-                self.ctx.analysis.avdtp_endpoints.append(
+                self.ctx.shared(AvdtpIndex).add_endpoint(
+                    self.ctx,
                     StreamEndpoint(
                         connection=conn.id,
                         side=responder_side,
@@ -150,7 +174,7 @@ class AvdtpSession:
                         tsep="sink" if sep.tsep else "source",
                         in_use=sep.in_use,
                         frame=pdu.frame,
-                    )
+                    ),
                 )
         elif sid in (0x02, 0x0C):  # GET_(ALL_)CAPABILITIES
             ep = self._endpoint(conn.id, responder_side, sig.seid)
@@ -172,7 +196,7 @@ class AvdtpSession:
                     configured_by="local" if sig.direction == "sent" else "remote",
                     configure_frame=sig.command_frame,
                 )
-                self.ctx.analysis.avdtp_streams.append(st)
+                self.ctx.shared(AvdtpIndex).add_stream(self.ctx, st)
                 self._state(st, "configured", pdu)
             else:
                 st_opt = self._stream_for(pdu, sig.seid, sig.direction)
@@ -188,9 +212,10 @@ class AvdtpSession:
 
     # -- helpers -------------------------------------------------------------------------------
     def _endpoint(self, conn_id: str, side: str, seid: int | None) -> StreamEndpoint | None:
-        for ep in reversed(self.ctx.analysis.avdtp_endpoints):
-            if ep.connection == conn_id and ep.side == side and ep.seid == seid:
-                return ep
+        index = self.ctx.shared(AvdtpIndex)
+        found = index.endpoints.get((conn_id, side, seid))
+        if found is not None:
+            return found
         if seid is None:
             return None
         ep = StreamEndpoint(
@@ -201,24 +226,16 @@ class AvdtpSession:
             tsep="unknown",
             in_use=False,
         )
-        self.ctx.analysis.avdtp_endpoints.append(ep)
+        index.add_endpoint(self.ctx, ep)
         return ep
 
     def _stream_for(self, pdu: Pdu, acp_seid: int | None, cmd_direction: str) -> AvdtpStream | None:
         """The stream a command addresses: its ACP SEID is the receiver's endpoint."""
         receiver = "remote" if cmd_direction == "sent" else "local"
-        for st in reversed(self.ctx.analysis.avdtp_streams):
-            if st.connection != pdu.connection.id:
-                continue
-            remote = st.acp_seid if st.configured_by == "local" else st.int_seid
-            local = st.int_seid if st.configured_by == "local" else st.acp_seid
-            if (
-                acp_seid is None
-                or (receiver == "remote" and remote == acp_seid)
-                or (receiver == "local" and local == acp_seid)
-            ):
-                return st
-        return None
+        key = (pdu.connection.id, None, None) if acp_seid is None else None
+        return self.ctx.shared(AvdtpIndex).streams.get(
+            key or (pdu.connection.id, receiver, acp_seid)
+        )
 
     def _state(self, st: AvdtpStream, state: str, pdu: Pdu) -> None:
         st.state = state
@@ -268,15 +285,16 @@ def media_stats(ctx: BuildContext) -> None:
     if not media:
         return
     mf = media_frames(ctx, media)
+    frames_of = mf.partition_by("chan_no", as_dict=True) if mf.height else {}
     by_conn: dict[str, list[int]] = {}
     for i in media:
         by_conn.setdefault(chans[i].connection, []).append(i)
+    opened: dict[str | None, list[AvdtpStream]] = {}
+    for s in analysis.avdtp_streams:
+        if any(x.state == "open" for x in s.states):
+            opened.setdefault(s.connection, []).append(s)
     for conn_id, chan_nos in by_conn.items():
-        streams = [
-            s
-            for s in analysis.avdtp_streams
-            if s.connection == conn_id and any(x.state == "open" for x in s.states)
-        ]
+        streams = opened.get(conn_id, [])
         streams.sort(key=lambda s: next(x.frame for x in s.states if x.state == "open"))
         for k, chn in enumerate(chan_nos):
             ch = chans[chn]
@@ -294,7 +312,7 @@ def media_stats(ctx: BuildContext) -> None:
                 )
                 analysis.avdtp_streams.append(st)
             st.media_channel = MediaChannel(ch.local_cid, ch.remote_cid, ch.inferred)
-            _fill_media(st, mf.filter(pl.col("chan_no") == chn))
+            _fill_media(st, frames_of.get((chn,), mf.clear()))
 
 
 def _fill_media(st: AvdtpStream, f: pl.DataFrame) -> None:

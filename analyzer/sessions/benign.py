@@ -31,7 +31,9 @@ The patterns (each tested on a real capture or a scenario):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 from analyzer.model import Connection, HciTransaction, L2capChannel
 from analyzer.sessions.build import BuildContext, stage
@@ -56,60 +58,102 @@ def _failed(tx: HciTransaction) -> bool:
 
 
 TimeOf = Callable[[int | None], int | None]
+T = TypeVar("T")
 
 
-def l2cap_collision(ch: L2capChannel, chans: list[L2capChannel], t_us: TimeOf) -> str | None:
+class Window(Generic[T]):
+    """Items sorted by a time, for the ones within a time window (bisect, not a scan: a link with
+    thousands of channels or connections stays linear, issue 18 §2)."""
+
+    def __init__(self, items: list[tuple[int, T]]) -> None:
+        items.sort(key=lambda x: x[0])
+        self.times = [t for t, _ in items]
+        self.items = [x for _, x in items]
+
+    def first_within(self, lo: float, hi: float) -> T | None:
+        """The earliest item at ``lo``..``hi`` (inclusive)."""
+        k = bisect.bisect_left(self.times, lo)
+        return self.items[k] if k < len(self.items) and self.times[k] <= hi else None
+
+    def first_from(self, lo: float) -> T | None:
+        k = bisect.bisect_left(self.times, lo)
+        return self.items[k] if k < len(self.items) else None
+
+
+def windows_by(items: list[tuple[Hashable, int, T]]) -> dict[Hashable, Window[T]]:
+    """(key, time, item) → a :class:`Window` per key."""
+    groups: dict[Hashable, list[tuple[int, T]]] = {}
+    for key, t, x in items:
+        groups.setdefault(key, []).append((t, x))
+    return {k: Window(v) for k, v in groups.items()}
+
+
+class ChannelIndex:
+    """The channels of a capture by (connection, PSM): requests by time per requester, and the
+    opened ones by request frame."""
+
+    def __init__(self, chans: list[L2capChannel], t_us: TimeOf) -> None:
+        self.requests = windows_by(
+            [
+                ((ch.connection, ch.psm, ch.requester), t, ch)
+                for ch in chans
+                if (t := t_us(ch.request_frame)) is not None
+            ]
+        )
+        self.requesters: dict[Hashable, set[str]] = {}
+        for ch in chans:
+            self.requesters.setdefault((ch.connection, ch.psm), set()).add(ch.requester)
+        self.opened = windows_by(
+            [((ch.connection, ch.psm), ch.request_frame or 0, ch) for ch in chans if ch.result == 0]
+        )
+
+
+def l2cap_collision(ch: L2capChannel, index: ChannelIndex, t_us: TimeOf) -> str | None:
     """Both sides asked for this PSM at once and an attempt on it succeeded."""
     if ch.result in (None, 0, 1) or ch.request_frame is None or ch.psm is None:
         return None
     t0 = t_us(ch.request_frame)
     if t0 is None:
         return None
-    other = [
-        o
-        for o in chans
-        if o is not ch
-        and o.connection == ch.connection
-        and o.psm == ch.psm
-        and o.requester != ch.requester
-        and abs((t_us(o.request_frame) or 1 << 62) - t0) <= COLLISION_S * 1e6
-    ]
-    first = min([ch.request_frame, *(x.request_frame or 0 for x in other)])
-    ok = [
-        o
-        for o in chans
-        if o.connection == ch.connection
-        and o.psm == ch.psm
-        and o.result == 0
-        and (o.request_frame or 0) >= first
-    ]
-    if not other or not ok:
+    other: list[L2capChannel] = []  # the other side's first request near it
+    for requester in sorted(index.requesters.get((ch.connection, ch.psm), set())):
+        w = index.requests.get((ch.connection, ch.psm, requester))
+        o = w.first_within(t0 - COLLISION_S * 1e6, t0 + COLLISION_S * 1e6) if w else None
+        if o is not None and requester != ch.requester:
+            other.append(o)
+    if not other:
+        return None
+    other.sort(key=lambda o: o.request_frame or 0)
+    first = min(ch.request_frame, other[0].request_frame or 0)
+    ok = index.opened.get((ch.connection, ch.psm))
+    opened = ok.first_from(first) if ok is not None else None
+    if opened is None:
         return None
     return (
         f"collision: both sides asked for {ch.psm_name} at once (frames {ch.request_frame} and "
-        f"{other[0].request_frame}); the channel opened at frame {ok[0].response_frame}"
+        f"{other[0].request_frame}); the channel opened at frame {opened.response_frame}"
     )
 
 
 def l2cap_teardown(
     ch: L2capChannel,
     conn: Connection | None,
-    closing: list[tuple[int, int]],
+    closing: Window[int] | None,
     t_us: TimeOf,
 ) -> str | None:
     """Refused after the teardown of the link began — a Disconnection Request or an HCI
-    Disconnect on it within :data:`TEARDOWN_S` before (``closing``: their frames and times) —
+    Disconnect on it within :data:`TEARDOWN_S` before (``closing``: their frames by time) —
     and the link ended soon after."""
     if ch.result in (None, 0, 1) or conn is None or conn.end_time_us is None:
         return None
     t = t_us(ch.response_frame)
     if t is None or not 0 <= conn.end_time_us - t <= 2 * TEARDOWN_S * 1e6:
         return None
-    began = [f for f, ct in closing if 0 <= t - ct <= TEARDOWN_S * 1e6]
-    if not began:
+    began = closing.first_within(t - TEARDOWN_S * 1e6, t) if closing is not None else None
+    if began is None:
         return None
     return (
-        f"refused while the link was being torn down (teardown began at frame {began[0]}, the "
+        f"refused while the link was being torn down (teardown began at frame {began}, the "
         f"link ended at frame {conn.end_frame})"
     )
 
@@ -132,7 +176,8 @@ def resent_in_progress(tx: HciTransaction, earlier: list[HciTransaction]) -> str
 
 
 def page_races_incoming(c: Connection, conns: list[Connection]) -> str | None:
-    """Our failed page met the device's own connection to us."""
+    """Our failed page met the device's own connection to us (``conns``: the connections to
+    look at — all of them, or those of :func:`incoming_near`)."""
     if c.ok or c.address is None or c.start_time_us is None or c.transport != "br_edr":
         return None
     if c.status not in (0x0B, 0x0C, 0x04, 0x08, 0x16, 0x22) or c.initiator == "remote":
@@ -232,20 +277,32 @@ def mark_benign(ctx: BuildContext) -> None:
             scan_state[0x200C] = tx.enable
         elif tx.opcode in ADV_ENABLE_OPCODES and tx.status == 0:
             scan_state[0x200A] = tx.enable
+    incoming = windows_by(
+        [
+            (o.address, o.start_time_us, o)
+            for o in hci.connections
+            if o.ok and o.initiator == "remote" and o.start_time_us is not None
+        ]
+    )
     for c in hci.connections:
-        c.benign = page_races_incoming(c, hci.connections)
+        near = incoming.get(c.address)
+        t = c.start_time_us
+        if near is None or t is None:
+            c.benign = None
+            continue
+        o = near.first_within(t - RACE_S * 1e6, t + RACE_S * 1e6)
+        c.benign = page_races_incoming(c, [o] if o is not None else [])
     by_id = {c.id: c for c in hci.connections}
-    closing: dict[str | None, list[tuple[int, int]]] = {}
-    for sig in ctx.table.signals:
-        if sig.name == "Disconnection Request":
-            closing.setdefault(sig.connection, []).append((sig.frame, sig.time_us))
-    for tx in hci.commands:
-        if tx.opcode == 0x0406:
-            closing.setdefault(tx.connection, []).append((tx.frame, tx.time_us))
+    closing = windows_by(
+        [(s.connection, s.time_us, s.frame) for s in ctx.table.signals
+         if s.name == "Disconnection Request"]
+        + [(tx.connection, tx.time_us, tx.frame) for tx in hci.commands if tx.opcode == 0x0406]
+    )  # fmt: skip
     chans = ctx.table.channels
+    index = ChannelIndex(chans, t_us)
     for ch in chans:
-        ch.benign = l2cap_collision(ch, chans, t_us) or l2cap_teardown(
-            ch, by_id.get(ch.connection), closing.get(ch.connection, []), t_us
+        ch.benign = l2cap_collision(ch, index, t_us) or l2cap_teardown(
+            ch, by_id.get(ch.connection), closing.get(ch.connection), t_us
         )
 
 

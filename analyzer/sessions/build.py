@@ -265,14 +265,17 @@ def _assign(ctx: BuildContext) -> None:
     orphans = acl.filter(pl.col("conn_no").is_null())
     if orphans.height:
         hci = ctx.hci
+        on_handle: dict[int, list[Connection]] = {}  # (one dict, not a scan per handle)
+        for c in hci.connections:
+            if c.status == 0:
+                on_handle.setdefault(c.handle, []).append(c)
         for (handle,), grp in orphans.group_by(["handle"], maintain_order=True):
             first = grp.row(0, named=True)
             h, f0, t0 = int(handle), int(first["index"]), int(first["time_us"])  # type: ignore[call-overload]
             later = sorted(
-                (c for c in hci.connections
-                 if c.handle == h and c.status == 0 and (c.start_frame or 0) > f0),
+                (c for c in on_handle.get(h, []) if (c.start_frame or 0) > f0),
                 key=lambda c: c.start_frame or 0,
-            )  # fmt: skip
+            )
             if later and later[0].inferred:
                 # pass 1 met this link first at a signalling frame; its data started earlier
                 later[0].start_frame, later[0].start_time_us = f0, t0

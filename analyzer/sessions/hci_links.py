@@ -203,10 +203,11 @@ def _disconn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> N
         # handle, which the build step assigns to it and dates it from)
         c = st.inferred_connection(handle, frame, time_us, le=False)
         st._open.pop(("acl", handle), None)
-        ends = [x.end_frame for x in st.connections if x.handle == handle and x.end_frame]
-        c.start_frame = max(ends) + 1 if ends else None
+        last = st.last_end(handle)
+        c.start_frame = last + 1 if last is not None else None
         c.start_time_us = None
     c.end_frame, c.end_time_us = frame, time_us
+    st.ended_on(handle, frame)
     c.disconnect_reason = ev.reason
     c.disconnect_reason_name = ev.reason_name
     sev = "warning" if ev.reason in (0x08, 0x22, 0x3D) else "info"

@@ -11,7 +11,7 @@ Complete (§7.7.35), LE (Enhanced) Connection Complete (§7.7.65.1/.10).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 from analyzer.decode.hci import HciCommand, HciEvent
@@ -62,6 +62,65 @@ COMPLETIONS: dict[int, tuple[int, int | None, str]] = {
     0x2043: (0x3E, 0x0A, "none"),  # LE Extended Create Connection
     0x2019: (0x08, None, "handle"),  # LE Enable Encryption → Encryption Change
 }
+
+
+class Awaiting:
+    """Commands still owed an event, found by a key (opcode, or what the event must match) in
+    O(1) — never a scan of everything outstanding: a capture whose commands go unanswered by
+    the thousand stays linear. Among several keys, the oldest command wins (the order a scan of
+    one list would give)."""
+
+    def __init__(self) -> None:
+        self._by: dict[Hashable, dict[int, tuple[int, HciTransaction]]] = {}
+        self._seq = 0
+
+    def add(self, key: Hashable, tx: HciTransaction) -> None:
+        self._seq += 1
+        self._by.setdefault(key, {})[id(tx)] = (self._seq, tx)
+
+    def oldest(self, keys: Iterable[Hashable]) -> tuple[Hashable, HciTransaction] | None:
+        best: tuple[int, Hashable, HciTransaction] | None = None
+        for k in keys:
+            bucket = self._by.get(k)
+            if bucket:
+                seq, tx = next(iter(bucket.values()))
+                if best is None or seq < best[0]:
+                    best = (seq, k, tx)
+        return None if best is None else (best[1], best[2])
+
+    def holds(self, key: Hashable, tx: HciTransaction) -> bool:
+        return id(tx) in self._by.get(key, {})
+
+    def remove(self, key: Hashable, tx: HciTransaction) -> None:
+        bucket = self._by.get(key)
+        if bucket is not None and bucket.pop(id(tx), None) is not None and not bucket:
+            del self._by[key]
+
+    def clear(self) -> None:
+        self._by.clear()
+
+
+def completion_key(tx: HciTransaction) -> Hashable:
+    """Which completion events may complete ``tx`` (see :data:`COMPLETIONS`)."""
+    code, sub, kind = COMPLETIONS[tx.opcode]
+    val = tx.address if kind == "addr" else tx.handle if kind == "handle" else None
+    return (code, sub, kind, val)
+
+
+def completion_candidates(ev: HciEvent) -> list[Hashable]:
+    """The completion keys an event answers (:func:`completion_key`); a command that named no
+    handle is completed by the event of any handle."""
+    # Encryption Change v2 (0x59, Core 5.3 §7.7.8.2) completes what v1 (0x08) would
+    code = 0x08 if ev.code == 0x59 else ev.code
+    subs = (None,) if ev.subevent is None else (None, ev.subevent)
+    return [
+        (code, sub, kind, val)
+        for sub in subs
+        for kind, val in (("addr", ev.bd_addr), ("handle", ev.handle), ("handle", None),
+                          ("none", None))
+    ]  # fmt: skip
+
+
 #: commands that wait on a person (PIN entry, confirmation) — never a response timeout
 WAITS_ON_USER = frozenset({0x040D, 0x040E, 0x042C, 0x042D, 0x042E, 0x042F})
 
@@ -92,11 +151,12 @@ class HciState:
     _pending_le: HciTransaction | None = None
     _pending_le_mode: str | None = None  # "direct" / "filter_accept_list"
     _cancels: dict[str, int] = field(default_factory=dict)  # "le" / BR/EDR address → cancel frame
-    _awaiting_status: list[HciTransaction] = field(default_factory=list)
-    _awaiting_completion: list[HciTransaction] = field(default_factory=list)
+    _awaiting_status: Awaiting = field(default_factory=Awaiting)  # by opcode
+    _awaiting_completion: Awaiting = field(default_factory=Awaiting)  # by completion_key
     _pairing_open: dict[str, PairingAttempt] = field(default_factory=dict)
     _counter: dict[str, int] = field(default_factory=dict)
     _bonded: set[str] = field(default_factory=set)
+    _last_end: dict[int, int] = field(default_factory=dict)  # handle → last link's end frame
 
     # -- helpers -----------------------------------------------------------------------------
     def device(self, addr: str, frame: int | None = None) -> Device:
@@ -127,6 +187,15 @@ class HciState:
             if kind in ("acl", "le") and c.address == addr:
                 return c
         return None
+
+    def ended_on(self, handle: int, frame: int) -> None:
+        """Note that a link on ``handle`` ended at ``frame``."""
+        self._last_end[handle] = max(frame, self._last_end.get(handle, frame))
+
+    def last_end(self, handle: int) -> int | None:
+        """The end frame of the last link that ended on ``handle`` (a dict, not a scan of every
+        connection: a capture of thousands of disconnections stays linear)."""
+        return self._last_end.get(handle)
 
     def inferred_connection(self, handle: int, frame: int, time_us: int, le: bool) -> Connection:
         """A connection seen only through its data (capture started mid-connection)."""
@@ -182,6 +251,7 @@ class HciState:
             c = self._open.pop(key)
             if c.end_frame is None:
                 c.end_frame, c.end_time_us = frame, time_us
+                self.ended_on(c.handle, frame)
             ended.append(c)
             if c.address:
                 p = self._pairing_open.get(c.address)
@@ -225,9 +295,9 @@ class HciState:
             tx.connection = conn.id
             tx.address = tx.address or conn.address
         self.commands.append(tx)
-        self._awaiting_status.append(tx)
+        self._awaiting_status.add(op, tx)
         if comp is not None:
-            self._awaiting_completion.append(tx)
+            self._awaiting_completion.add(completion_key(tx), tx)
         addr = cmd.bd_addr
         if op == 0x0405 and addr:  # Create Connection
             self._pending_create[addr] = tx
@@ -295,16 +365,17 @@ class HciState:
         op = ev.fields.get("opcode")
         if not op:
             return
-        for i, tx in enumerate(self._awaiting_status):
-            if tx.opcode == op:
-                tx.status_frame, tx.status_time_us = frame, time_us
-                tx.status, tx.status_name = ev.status, ev.status_name
-                del self._awaiting_status[i]
-                if ev.status not in (None, 0) and tx in self._awaiting_completion:
-                    self._awaiting_completion.remove(tx)  # a refused command completes nothing
-                    if op == 0x0405 and tx.address:
-                        self._failed_connection(tx.address, ev.status or 0, frame, time_us, tx)
-                break
+        found = self._awaiting_status.oldest((op,))
+        if found is not None:
+            tx = found[1]
+            tx.status_frame, tx.status_time_us = frame, time_us
+            tx.status, tx.status_name = ev.status, ev.status_name
+            self._awaiting_status.remove(op, tx)
+            key = completion_key(tx) if tx.expects_completion else None
+            if ev.status not in (None, 0) and key and self._awaiting_completion.holds(key, tx):
+                self._awaiting_completion.remove(key, tx)  # a refused command completes nothing
+                if op == 0x0405 and tx.address:
+                    self._failed_connection(tx.address, ev.status or 0, frame, time_us, tx)
         if ev.code == 0x0E and ev.status == 0:
             if op == 0x1009 and ev.bd_addr:
                 self.local_address = ev.bd_addr
@@ -315,21 +386,12 @@ class HciState:
                 self.local_name = ev.fields["local_name"]
 
     def _match_completion(self, ev: HciEvent, frame: int, time_us: int) -> None:
-        # Encryption Change v2 (0x59, Core 5.3 §7.7.8.2) completes what v1 (0x08) would
-        code = 0x08 if ev.code == 0x59 else ev.code
-        for tx in self._awaiting_completion:
-            comp = COMPLETIONS[tx.opcode]
-            if comp[0] != code or (comp[1] is not None and comp[1] != ev.subevent):
-                continue
-            key = comp[2]
-            if key == "addr" and tx.address != ev.bd_addr:
-                continue
-            if key == "handle" and tx.handle is not None and ev.handle != tx.handle:
-                continue
+        found = self._awaiting_completion.oldest(completion_candidates(ev))
+        if found is not None:
+            key, tx = found
             tx.complete_frame, tx.complete_time_us, tx.complete_status = frame, time_us, ev.status
             tx.complete_status_name = ev.status_name
-            self._awaiting_completion.remove(tx)
-            return
+            self._awaiting_completion.remove(key, tx)
 
     def _failed_connection(
         self,

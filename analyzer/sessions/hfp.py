@@ -14,6 +14,7 @@ Calls follow the "call" and "callsetup" indicators, whose indexes come from +CIN
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,11 +268,9 @@ class HfpTracker:
 
     def codec_at(self, frame: int) -> int | None:
         """The codec last selected before ``frame`` (None when no +BCS/AT+BCS was captured)."""
-        out = None
-        for f, _t, c in self.codec_history:
-            if f <= frame:
-                out = c
-        return out
+        # the history is in frame order: a bisect, not a scan per SCO link (issue 18 §2)
+        k = bisect.bisect_right(self.codec_history, frame, key=lambda x: x[0])
+        return self.codec_history[k - 1][2] if k else None
 
     def _event(self, time_us: int, frame: int, kind: str, text: str) -> None:
         self.timeline.append(TimelineEvent(time_us, frame, self.lane, kind, text))

@@ -104,6 +104,33 @@ class Reassembler:
         return None
 
 
+class LiveChannels:
+    """The open channels by (connection, side, CID), and by connection: the end of a link closes
+    its channels without a scan of every open channel (issue 18 §2)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str, int], L2capChannel] = {}
+        self._keys_of: dict[str, set[tuple[str, str, int]]] = {}
+
+    def get(self, key: tuple[str, str, int]) -> L2capChannel | None:
+        return self._by_key.get(key)
+
+    def __setitem__(self, key: tuple[str, str, int], ch: L2capChannel) -> None:
+        self._by_key[key] = ch
+        self._keys_of.setdefault(key[0], set()).add(key)
+
+    def pop(self, key: tuple[str, str, int], default: None = None) -> L2capChannel | None:
+        keys = self._keys_of.get(key[0])
+        if keys is not None:
+            keys.discard(key)
+        return self._by_key.pop(key, default)
+
+    def pop_connection(self, conn_id: str) -> list[L2capChannel]:
+        """Remove and return the open channels of a connection."""
+        keys = self._keys_of.pop(conn_id, set())
+        return [self._by_key.pop(k) for k in keys if k in self._by_key]
+
+
 @dataclass
 class ChannelTable:
     """Dynamic channels per connection, learned from the signalling channel."""
@@ -112,7 +139,7 @@ class ChannelTable:
     timeline: list[Any] = field(default_factory=list)
     _pending: dict[tuple[str, str, int], L2capChannel] = field(default_factory=dict)
     # (conn id, "local"/"remote" cid side, cid) → live channel
-    _live: dict[tuple[str, str, int], L2capChannel] = field(default_factory=dict)
+    _live: LiveChannels = field(default_factory=LiveChannels)
     _avdtp_sig: dict[str, L2capChannel] = field(default_factory=dict)
     #: every signalling command, requests paired with their responses
     signals: list[L2capSignal] = field(default_factory=list)
@@ -239,8 +266,7 @@ class ChannelTable:
                 ch.role = "avdtp_media"
 
     def close_connection(self, conn_id: str, frame: int | None) -> None:
-        for key in [k for k in self._live if k[0] == conn_id]:
-            ch = self._live.pop(key)
+        for ch in self._live.pop_connection(conn_id):
             if ch.close_frame is None:
                 ch.close_frame = frame
         self._avdtp_sig.pop(conn_id, None)

@@ -30,6 +30,7 @@ from analyzer.model import (
 from analyzer.sessions.build import BuildContext, stage
 from analyzer.sessions.hfp import HfpTracker
 from analyzer.sessions.l2cap import Pdu, on_psm
+from analyzer.sessions.sdp import SdpIndex
 
 #: SDP service name → (profile, role of the device that registered the record)
 SERVICE_PROFILES: dict[str, tuple[str, str]] = {
@@ -247,6 +248,11 @@ class RfcommMux:
         if dlc.profile_source == "sdp" or self.connection is None:
             return
         addr = self.connection.address
+        if dlc.channel is not None:  # the index of the SDP pass, not a scan of every transaction
+            rec = self.ctx.shared(SdpIndex).record_for(addr, dlc.channel, dlc.server)
+            if rec is not None:
+                self._set_profile(dlc, list(rec.service_names))
+            return
         loose: list[str] | None = None
         for tx in reversed(self.ctx.analysis.sdp):
             if tx.address != addr:

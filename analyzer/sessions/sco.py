@@ -31,7 +31,7 @@ def sco_links(ctx: BuildContext) -> None:
     if not links:
         return
     stats = _packet_stats(ctx, links)
-    trs = trackers(ctx)
+    trs = _by_link(trackers(ctx))
     for i, c in enumerate(links):
         sco = c.sco if c.sco is not None else ScoLink()
         c.sco = sco
@@ -64,16 +64,27 @@ def sco_links(ctx: BuildContext) -> None:
                 s.codec, s.codec_name, s.codec_frame = 1, "CVSD", c.start_frame
 
 
-def _session_for(c: Connection, trs: list[HfpTracker]) -> HfpTracker | None:
-    """The HFP/HSP session on the same ACL (else the same address) alive when the link came up."""
+def _by_link(trs: list[HfpTracker]) -> dict[tuple[str, str | None], list[HfpTracker]]:
+    """The trackers of each ACL and of each address (in session order)."""
+    out: dict[tuple[str, str | None], list[HfpTracker]] = {}
+    for tr in trs:
+        out.setdefault(("acl", tr.session.connection), []).append(tr)
+        if tr.session.address is not None:
+            out.setdefault(("addr", tr.session.address), []).append(tr)
+    return out
+
+
+def _session_for(
+    c: Connection, trs: dict[tuple[str, str | None], list[HfpTracker]]
+) -> HfpTracker | None:
+    """The HFP/HSP session on the same ACL (else the same address) alive when the link came up
+    (``trs``: the trackers by link, :func:`_by_link`)."""
     start = c.start_frame or 0
     best: HfpTracker | None = None
-    for tr in trs:
+    key = ("acl", c.acl) if c.acl is not None else ("addr", c.address)
+    for tr in trs.get(key, []) if key[1] is not None else []:
         s = tr.session
-        same = (c.acl is not None and s.connection == c.acl) or (
-            c.acl is None and c.address is not None and s.address == c.address
-        )
-        if not same or s.start_frame > start:
+        if s.start_frame > start:
             continue
         if s.end_frame is not None and s.end_frame < start:
             continue

@@ -34,6 +34,35 @@ SERVICE_CLASS_RANGE = range(0x1000, 0x2000)
 
 
 @dataclass
+class SdpIndex:
+    """The records of RFCOMM server channels by (address, channel, owner), the latest
+    transaction's first (shared by the SDP channels of a capture): the RFCOMM pass names a
+    DLC's profile with a look-up, not a scan of every transaction (issue 18 §2)."""
+
+    position: dict[int, int] = field(default_factory=dict)  # id(transaction) → its place
+    latest: dict[tuple[str | None, int, str], tuple[int, SdpRecord]] = field(default_factory=dict)
+
+    def add(self, tx: SdpTransaction, record: SdpRecord) -> None:
+        if record.rfcomm_channel is None:
+            return
+        pos = self.position.get(id(tx), -1)
+        owner = "remote" if tx.direction == "sent" else "local"  # we asked: the remote's records
+        key = (tx.address, record.rfcomm_channel, owner)
+        old = self.latest.get(key)
+        if old is None or pos > old[0]:
+            self.latest[key] = (pos, record)
+
+    def record_for(self, address: str | None, channel: int, owner: str | None) -> SdpRecord | None:
+        """The record of ``channel`` on ``address`` (of ``owner``'s records, or either's)."""
+        found = [
+            x
+            for o in (("remote", "local") if owner is None else (owner,))
+            if (x := self.latest.get((address, channel, o))) is not None
+        ]
+        return max(found, key=lambda x: x[0])[1] if found else None
+
+
+@dataclass
 class SdpChannelSession:
     ctx: BuildContext
     # (asker direction, tid) → open transaction and its accumulated attribute bytes
@@ -82,6 +111,7 @@ class SdpChannelSession:
                 ],
             )
             acc = bytearray()
+            self.ctx.shared(SdpIndex).position[id(tx)] = len(self.ctx.analysis.sdp)
             self.ctx.analysis.sdp.append(tx)
             if rec.pdu_id == 0x06:
                 classes = [
@@ -162,6 +192,7 @@ class SdpChannelSession:
                         )
                     )
             tx.records.append(summary)
+            self.ctx.shared(SdpIndex).add(tx, summary)
             for n in names:
                 if n not in tx.services:
                     tx.services.append(n)

@@ -170,25 +170,30 @@ def finish_smp(ctx: BuildContext) -> None:
     by_conn: dict[str | None, list[SmpTransaction]] = {}
     for t in pairings:
         by_conn.setdefault(t.connection, []).append(t)
-    used: set[int] = set()
+    # the LE pairing attempts HCI saw on each link, by start frame: the SMP pairing of a link
+    # takes the first (in list order) that started before the link's next SMP pairing; one
+    # forward walk per link, not a scan of every attempt per pairing (issue 18 §2)
+    attempts: dict[str | None, list[tuple[int, int]]] = {}
+    for j, p in enumerate(pairing):
+        if p.transport == "le" and p.connection in by_conn:
+            attempts.setdefault(p.connection, []).append((p.start_frame, j))
     for conn_id, lst in by_conn.items():
         lst.sort(key=lambda t: t.frame)
+        cands = sorted(attempts.get(conn_id, []))
+        k = 0
         for i, t in enumerate(lst):
             nxt = lst[i + 1].frame if i + 1 < len(lst) else None
-            match = None
-            for j, p in enumerate(pairing):
-                if j in used or p.connection != conn_id or p.transport != "le":
-                    continue
-                if p.start_frame >= t.frame and (nxt is None or p.start_frame < nxt):
-                    match = j
-                    break
-            if match is None:
+            while k < len(cands) and cands[k][0] < t.frame:
+                k += 1  # started before this pairing: never matched later either
+            window = []
+            while k < len(cands) and (nxt is None or cands[k][0] < nxt):
+                window.append(cands[k][1])
+                k += 1
+            if window:
+                p = pairing[min(window)]
+            else:
                 p = _new_attempt(t)
                 pairing.append(p)
-                used.add(len(pairing) - 1)
-            else:
-                used.add(match)
-                p = pairing[match]
             _merge(p, t)
             _timeline(analysis, t)
     analysis.smp = SmpSummary(transactions=txs, pdus=st.pdus)

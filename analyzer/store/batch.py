@@ -26,6 +26,12 @@ from analyzer import __version__
 from analyzer.store import Store, capture_id
 from analyzer.store.worker import CaptureResult, FileTask, analyse_file, staged_path, worker_main
 
+#: the bounds of one capture's analysis, in ``batch`` and the dashboard (issue 18 §2): a capture
+#: over them gets a ``timeout`` / ``failed`` (out of memory) row and the rest go on
+DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_MAX_MEMORY = "4G"
+DEFAULT_MEMORY_BYTES = 4 << 30
+
 
 @dataclass
 class BatchStats:
@@ -206,14 +212,15 @@ def run_batch(
     store: Store,
     *,
     workers: int | None = None,
-    timeout_s: float = 300.0,
-    memory_bytes: int | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_bytes: int | None = DEFAULT_MEMORY_BYTES,
     force: bool = False,
     dask_address: str | None = None,
     progress: Callable[[BatchStats, int], None] | None = None,
     crash_on: str | None = None,
     hang_on: str | None = None,
     anonymize: bool = False,
+    hog_on: str | None = None,
 ) -> BatchStats:
     """Analyse every file into ``store``; returns the counts. A bad file is a row, not a stop."""
     t0 = time.perf_counter()
@@ -221,7 +228,10 @@ def run_batch(
     store.create()
     files = discover(paths, store.root)
     done = frozenset() if force else frozenset(store.done(__version__, anonymize))
-    tasks = [FileTask(f, str(store.root), done, crash_on, hang_on, anonymize) for f in files]
+    tasks = [
+        FileTask(f, str(store.root), done, crash_on, hang_on, anonymize, hog_on=hog_on)
+        for f in files
+    ]
     stats = BatchStats(files=len(files))
 
     def on_term(_signum: int, _frame: object) -> None:

@@ -33,11 +33,13 @@ class FileTask:
     path: str
     store: str
     done: frozenset[str] = field(default_factory=frozenset)  # capture ids to skip
-    #: test hooks: crash or hang the worker on a file whose name contains this text
+    #: test hooks: crash or hang the worker on a file whose name contains this text, or make
+    #: its analysis grow without limit (untouched memory: only a memory bound stops it)
     crash_on: str | None = None
     hang_on: str | None = None
     #: analyse a scrubbed copy (issue 23): the stored analysis names only fake addresses
     anonymize: bool = False
+    hog_on: str | None = None
 
 
 def _row(
@@ -110,6 +112,8 @@ def analyse_file(task: FileTask) -> list[CaptureResult]:
                 from analyzer.scrub import scrubbed_capture
 
                 cap, _ = scrubbed_capture(cap)
+            if task.hog_on and task.hog_on in name:
+                _hog()
             a = analyze_capture(cap)
             staged = store.staging(cid)
             a.to_parquet(staged, cid)
@@ -136,6 +140,15 @@ def analyse_file(task: FileTask) -> list[CaptureResult]:
                        error=printable(f"{type(exc).__name__}: {exc}"))))  # fmt: skip
     del t0
     return out
+
+
+def _hog() -> None:
+    """Test hook: reserve memory (64 GiB of untouched pages) as an analysis that grows without
+    limit would; under the worker's memory bound this raises MemoryError."""
+    import numpy as np
+
+    held = [np.empty(1 << 28, np.uint8) for _ in range(256)]
+    raise RuntimeError(f"no memory bound: {len(held) >> 2} GiB reserved")
 
 
 def _die_with_batch(batch_pid: int) -> None:

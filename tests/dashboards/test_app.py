@@ -211,6 +211,65 @@ def test_cancel_a_running_analysis(tmp_path: Path) -> None:
     assert client.post("/api/job/nope/cancel").status_code == 404
 
 
+def test_an_upload_over_its_bounds_fails_and_the_next_goes_on(tmp_path: Path) -> None:
+    """Each upload's analysis is bounded in time and memory (issue 18 §2): over a bound the job
+    fails with the reason, and the next upload is analysed."""
+    app = create_app(tmp_path / "store", timeout_s=3, memory_bytes=3 << 30)
+    lib = app.library
+    client = app.server.test_client()
+    data = (SC / "link_loss.btsnoop").read_bytes()
+    lib.hang_on = ".upload"
+    slow = client.post("/upload", data=data).get_json()["job"]
+    st = _wait(client, slow)
+    assert st["status"] == "failed" and st["error"] == "analysis took longer than 3 s"
+    lib.hang_on, lib.hog_on = None, ".upload"
+    hog = client.post("/upload", data=data + b"\0").get_json()["job"]
+    st = _wait(client, hog)
+    assert st["status"] == "failed" and "out of memory" in str(st["error"])
+    lib.hog_on = None
+    ok = client.post("/upload", data=data).get_json()["job"]
+    assert _wait(client, ok)["status"] == "done"
+
+
+def test_dashboard_command_passes_its_bounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``btanalyze dashboard --timeout --max-memory`` bound the captures it is given and the
+    uploads; the defaults are those of ``batch``."""
+    from click.testing import CliRunner
+
+    import analyzer.dashboards
+    import analyzer.store.batch
+    from analyzer.commands.dashboard import command
+    from analyzer.store.batch import DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT_S
+
+    seen: list[dict[str, object]] = []
+
+    class App:
+        def run(self, **_kw: object) -> None:
+            pass
+
+    def fake_app(_root: object, **kw: object) -> App:
+        seen.append(kw)
+        return App()
+
+    def fake_batch(_paths: object, _store: object, **kw: object) -> object:
+        seen.append(kw)
+        return analyzer.store.batch.BatchStats()
+
+    monkeypatch.setattr(analyzer.dashboards, "create_app", fake_app)
+    monkeypatch.setattr(analyzer.store.batch, "run_batch", fake_batch)
+    cap = str(SC / "link_loss.btsnoop")
+    args = [cap, "--store", str(tmp_path / "s"), "--timeout", "12", "--max-memory", "2G"]
+    assert CliRunner().invoke(command, args).exit_code == 0
+    assert seen[0]["timeout_s"] == 12 and seen[0]["memory_bytes"] == 2 << 30  # the captures
+    assert seen[1]["timeout_s"] == 12 and seen[1]["memory_bytes"] == 2 << 30  # the uploads
+    seen.clear()
+    assert CliRunner().invoke(command, ["--store", str(tmp_path / "s")]).exit_code == 0
+    assert seen[0]["timeout_s"] == DEFAULT_TIMEOUT_S
+    assert seen[0]["memory_bytes"] == DEFAULT_MEMORY_BYTES
+
+
 def _find(c: object, cid: str) -> object | None:
     """The component with this id in a Dash layout tree."""
     if getattr(c, "id", None) == cid:

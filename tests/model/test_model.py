@@ -238,3 +238,39 @@ def test_unanswered_smp_and_att_requests_in_scenarios(name: str, key: str, what:
     a = analyze(REPO / "captures/scenarios" / name)
     (f,) = [f for f in a.findings if f.id == "response_timeout"]
     assert f.frames == [frame] and what in f.message and "30 s" in f.message
+
+
+def test_frozen_lookups_agree_with_scans_and_end_with_the_scope() -> None:
+    """While the rules read an analysis (:meth:`Analysis.frozen`), look-ups by id and address
+    and :func:`memo` tables are built once; they give what a scan gives, and an analysis
+    changed after the scope is read afresh."""
+    from analyzer.model.analysis import memo
+
+    analyses = _analyses()
+    if not analyses:
+        pytest.skip("no captures")
+    _, a = max(analyses, key=lambda x: len(x[1].connections))
+    ids = [c.id for c in a.connections] + ["nope", None]
+    addrs = [d.address for d in a.devices] + ["00:00:00:00:00:00", None]
+    outside = [a.connection(i) for i in ids], [a.device_label(x) for x in addrs], a.local_device
+    calls = []
+
+    def count() -> int:
+        calls.append(1)
+        return len(a.connections)
+
+    with a.frozen():
+        inside = [a.connection(i) for i in ids], [a.device_label(x) for x in addrs], a.local_device
+        for _ in range(3):
+            memo(a, "n", count)
+    assert inside == outside and len(calls) == 1
+    added = Connection(
+        id="added", handle=1, address=None, transport="le", status=0, status_name="Success",
+        start_frame=1, start_time_us=0,
+    )  # fmt: skip
+    a.connections.append(added)
+    try:
+        assert a.connection("added") is a.connections[-1]
+        assert memo(a, "n", lambda: len(a.connections)) == len(ids) - 1
+    finally:
+        a.connections.pop()

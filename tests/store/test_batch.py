@@ -109,6 +109,22 @@ def test_crashed_and_overdue_workers_cost_only_their_file(lab: Path, tmp_path: P
     assert caps.filter(pl.col("file") == str(lab / "notes.txt"))["status"][0] == "not_a_capture"
 
 
+def test_memory_bound_costs_only_its_file(tmp_path: Path) -> None:
+    """A capture whose analysis grows past the worker's memory bound (issue 18 §2) is recorded
+    as out of memory; the other capture of the batch is analysed."""
+    lab = tmp_path / "in"
+    lab.mkdir()
+    for n in ("link_loss.btsnoop", "page_timeout.btsnoop"):
+        shutil.copy(SCENARIOS / n, lab / n)
+    st = Store(tmp_path / "store")
+    stats = run_batch([str(lab)], st, workers=1, memory_bytes=3 << 30, hog_on="link_loss")
+    caps = st.captures()
+    rows = {Path(f).name: (s, e) for f, s, e in caps.select("file", "status", "error").iter_rows()}
+    assert rows["link_loss.btsnoop"] == ("failed", "out of memory (over the worker's memory bound)")
+    assert rows["page_timeout.btsnoop"][0] == "ok"
+    assert stats.failed == 1 and stats.done == 1
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_batch_then_rerun_stores_everything_once(
     lab: Path, tmp_path: Path, sig: signal.Signals

@@ -78,6 +78,11 @@ def test_upload_then_triage_then_share_the_moment(server: str) -> None:
         assert "rejected AVDTP SET_CONFIGURATION" in findings
         assert "audio ran over eSCO" in findings
         assert b.find_element(By.ID, "swimlane").is_displayed()
+        # the capture page as docs/dashboard.md and the README show it, taken here
+        img = REPO / "docs" / "img" / "dashboard-capture.png"
+        img.parent.mkdir(parents=True, exist_ok=True)
+        b.set_window_size(1400, 1800)
+        assert b.save_screenshot(str(img)) and img.stat().st_size > 10_000
         link = b.find_elements(By.CSS_SELECTOR, "a.evidence")[0]
         frame = link.text
         link.click()

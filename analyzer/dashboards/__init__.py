@@ -69,6 +69,20 @@ def normal_prefix(prefix: str | None) -> str:
     return f"/{inner}/" if inner else "/"
 
 
+def shown_name(path: str) -> str:
+    """The file name to show for a stored capture: an upload's own name (the browser's file
+    name, kept beside the server-chosen file), else the path's last part."""
+    p = Path(path.split("::", 1)[0])
+    if p.suffix == ".upload":
+        try:
+            name = p.with_suffix(".name").read_text(encoding="utf-8").strip()
+        except OSError:
+            name = ""
+        if name:
+            return name + (f"::{path.split('::', 1)[1]}" if "::" in path else "")
+    return p.name if p.suffix == ".upload" else path
+
+
 class Library:
     """The store the dashboard reads, uploads and the jobs that analyse them."""
 
@@ -105,6 +119,8 @@ class Library:
             return None
 
     def submit(self, path: Path, name: str) -> Job:
+        if path.suffix == ".upload":  # the name the user chose, shown instead of ours
+            path.with_suffix(".name").write_text(name, encoding="utf-8")
         job = Job(uuid.uuid4().hex[:12], name)
         with self.lock:
             self.jobs[job.id] = job
@@ -178,6 +194,7 @@ class Library:
         up = Path(f)
         if up.parent == self.store.root / "uploads":
             up.unlink(missing_ok=True)
+            up.with_suffix(".name").unlink(missing_ok=True)  # the name may be personal too
         _cached_analysis.cache_clear()
         return True
 
@@ -199,6 +216,7 @@ class Library:
         for up in (self.store.root / "uploads").glob("*.upload"):
             if up.stat().st_mtime < cutoff:
                 up.unlink(missing_ok=True)
+                up.with_suffix(".name").unlink(missing_ok=True)
         return n
 
 
@@ -331,7 +349,8 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
     for r in shown.sort("analysed_at", descending=True).iter_rows(named=True):
         cid = r["capture_id"]
         ok = r["status"] == "ok"
-        link = dcc.Link(r["path"], href=url(f"/capture/{cid}")) if ok else html.Span(r["path"])
+        name = shown_name(r["path"])
+        link = dcc.Link(name, href=url(f"/capture/{cid}")) if ok else html.Span(name)
         if not ok:
             compare: Any = ""
         elif pick_a and pick_a != cid:
@@ -461,8 +480,10 @@ def _compare(lib: Library, query: dict[str, list[str]]) -> Any:
     blocks: list[Any] = [
         dcc.Link("← all captures", href=url("/")),
         html.H2("Compare"),
-        html.P(["A: ", dcc.Link(Path(a.capture.path).name, href=url(f"/capture/{a_id}")),
-                "   B: ", dcc.Link(Path(b.capture.path).name, href=url(f"/capture/{b_id}"))]),
+        html.P(["A: ", dcc.Link(Path(shown_name(a.capture.path)).name,
+                                href=url(f"/capture/{a_id}")),
+                "   B: ", dcc.Link(Path(shown_name(b.capture.path)).name,
+                                   href=url(f"/capture/{b_id}"))]),
     ]  # fmt: skip
     if first is not None:
         dev, dv = first
@@ -631,7 +652,7 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         selected = near
     return html.Div([
         dcc.Link("← all captures", href=url("/")),
-        html.H2(Path(c.path).name, id="capture-title"),
+        html.H2(Path(shown_name(c.path)).name, id="capture-title"),
         html.Button("Delete this capture", id="delete-capture", n_clicks=0),
         html.Span(id="delete-note"),
         html.P(f"{c.format}, {c.frames} frames, {c.first_time} → {c.last_time}"),

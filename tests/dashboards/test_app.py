@@ -39,7 +39,8 @@ def test_upload_is_streamed_analysed_and_stored(tmp_path: Path) -> None:
     st = _wait(client, r.get_json()["job"])
     assert st["status"] == "done" and len(st["captures"]) == 1  # type: ignore[arg-type]
     uploads = list((tmp_path / "store" / "uploads").iterdir())
-    assert [p.suffix for p in uploads] == [".upload"]  # a server-chosen name, in the store
+    # a server-chosen name in the store, and beside it the client's base name as text
+    assert sorted(p.suffix for p in uploads) == [".name", ".upload"]
     caps = Store(tmp_path / "store").captures()
     assert caps["path"].to_list() == ["passwd"]  # shown by its base name only
     assert caps["errors"][0] > 0
@@ -330,3 +331,23 @@ def test_anonymized_uploads_name_no_device(tmp_path: Path) -> None:
     a = store.analysis(store.captures()["capture_id"][0])
     assert sorted(f.id for f in a.findings) == sorted(f.id for f in analyze(cap).findings)
     assert not any(addr in str(a.to_json()) for addr in real)
+
+
+def test_an_upload_is_shown_by_its_own_name(tmp_path: Path) -> None:
+    """The server stores an upload under a name it chooses (never the client's path), but the
+    list and the capture page show the file name the user chose; delete removes both files."""
+    from analyzer.dashboards import _capture, _home
+
+    app = create_app(tmp_path / "store")
+    client = app.server.test_client()
+    cap = SC / "a2dp_rejected_hfp_fallback.btsnoop"
+    r = client.post("/upload", data=cap.read_bytes(),
+                    headers={"X-File-Name": "../../etc/my%20headset.log"})  # fmt: skip
+    st = _wait(client, r.get_json()["job"])
+    assert st["status"] == "done", st
+    cid = st["captures"][0]
+    assert "my headset.log" in str(_find(_home(app.library, {}), "captures-table"))
+    assert "my headset.log" in str(_find(_capture(app.library, cid, {}), "capture-title"))
+    uploads = tmp_path / "store" / "uploads"
+    assert sorted(p.suffix for p in uploads.iterdir()) == [".name", ".upload"]
+    assert app.library.delete(cid) and list(uploads.iterdir()) == []

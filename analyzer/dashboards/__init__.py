@@ -164,10 +164,12 @@ class Library:
             if job.cancel_requested:
                 job.status = "cancelled"
                 path.unlink(missing_ok=True)
+                path.with_suffix(".name").unlink(missing_ok=True)
                 return
             job.status = "storing"
             if all(r.skipped for r in results):
                 path.unlink(missing_ok=True)  # already stored: keep no second copy
+                path.with_suffix(".name").unlink(missing_ok=True)
             for r in results:
                 if not r.skipped:
                     r.row["path"] = str(r.row.get("path", "")).replace(str(path), job.name)

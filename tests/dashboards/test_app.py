@@ -99,11 +99,12 @@ def test_retention_expires_old_uploads(tmp_path: Path) -> None:
     client = app.server.test_client()
     data = (SC / "link_loss.btsnoop").read_bytes()
     _wait(client, client.post("/upload", data=data).get_json()["job"])
-    (up,) = (tmp_path / "store" / "uploads").iterdir()
+    (up,) = (tmp_path / "store" / "uploads").glob("*.upload")
     old = time.time() - 8 * 86400
     os.utime(up, (old, old))
     create_app(tmp_path / "store", retention_days=7)  # a restart applies the retention
     assert Store(tmp_path / "store").captures().is_empty() and not up.exists()
+    assert not up.with_suffix(".name").exists()
 
 
 def test_token_required_beyond_loopback(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def test_same_upload_twice_is_not_analysed_again_and_delete_removes_it(tmp_path:
     second = _wait(client, client.post("/upload", data=data).get_json()["job"])
     assert first["status"] == second["status"] == "done"
     assert first["captures"] == second["captures"]  # content-hash cache
-    assert len(list((tmp_path / "store" / "uploads").iterdir())) == 1  # no second copy
+    assert len(list((tmp_path / "store" / "uploads").glob("*.upload"))) == 1  # no second copy
     cid = str(first["captures"][0])  # type: ignore[index]
     lib = app.library
     assert lib.delete(cid)

@@ -7,6 +7,7 @@ The result holds no capture bytes (it pickles, caches and round-trips through JS
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.capture import Capture
@@ -33,11 +34,17 @@ def analyze_capture(
     device: str | None = None,
     time_from_us: int | None = None,
     time_to_us: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Analysis:
-    """Rebuild sessions from a capture, then run the rules."""
+    """Rebuild sessions from a capture, then run the rules. ``progress`` is told each phase
+    as it starts ("frame index", "links and channels", each build stage, "rules")."""
     from analyzer.sessions.build import rebuild
 
-    analysis = rebuild(cap, device=device, time_from_us=time_from_us, time_to_us=time_to_us)
+    analysis = rebuild(
+        cap, device=device, time_from_us=time_from_us, time_to_us=time_to_us, progress=progress
+    )
+    if progress is not None:
+        progress("rules")
     analysis.findings = run_rules(analysis, config)
     if len(analysis.capture.extra.sources) > 1:  # joined files: cite frames per file
         for f in analysis.findings:

@@ -42,6 +42,17 @@ class Job:
     capture_ids: list[str] = field(default_factory=list)
     cancel_requested: bool = False
     future: Any = None  # the queued task
+    progress_file: str | None = None  # the worker's current phase (analysing)
+
+    @property
+    def phase(self) -> str | None:
+        """What the analysis is doing now ("analysing: advertising"), while it runs."""
+        if self.status != "analysing" or not self.progress_file:
+            return None
+        try:
+            return Path(self.progress_file).read_text(encoding="utf-8")[:200] or None
+        except OSError:
+            return None
 
 
 #: where the app is served (``--url-prefix``, behind a reverse proxy): "/" or "/path/"
@@ -151,9 +162,11 @@ class Library:
             # the same content uploaded again is not analysed again (content-hash cache); the
             # analysis runs in a worker process, so that cancel can stop it at once
             done = frozenset(self.store.done(__version__, self.anonymize))
+            self.store.tmp.mkdir(parents=True, exist_ok=True)
+            job.progress_file = str(self.store.tmp / f"progress-{job.id}")
             task = FileTask(
                 str(path), str(self.store.root), done, hang_on=self.hang_on, hog_on=self.hog_on,
-                anonymize=self.anonymize,
+                anonymize=self.anonymize, progress=job.progress_file,
             )  # fmt: skip
             pool = LocalPool(
                 1, self.timeout_s, self.memory_bytes, should_stop=lambda: job.cancel_requested
@@ -161,6 +174,8 @@ class Library:
             results = []
             for _task, rs in pool.run([task]):
                 results = rs
+            Path(job.progress_file).unlink(missing_ok=True)  # the worker is done with it
+            Path(job.progress_file + ".tmp").unlink(missing_ok=True)
             if job.cancel_requested:
                 job.status = "cancelled"
                 path.unlink(missing_ok=True)
@@ -290,7 +305,8 @@ def _install_upload_route(server: Any, lib: Library) -> None:
         job = lib.jobs.get(job_id)
         if job is None:
             return jsonify(error="no such job"), 404
-        return jsonify(status=job.status, error=job.error, captures=job.capture_ids)
+        return jsonify(status=job.status, phase=job.phase, error=job.error,
+                       captures=job.capture_ids)  # fmt: skip
 
 
 def _install_token(server: Any, token: str) -> None:
@@ -540,7 +556,7 @@ def _job(lib: Library, job_id: str) -> Any:
         return html.Div([html.H3(f"{job.name}: analysis cancelled", id="job-cancelled"),
                          dcc.Link("Back", href=url("/"))])  # fmt: skip
     return html.Div([
-        html.H3(f"{job.name}: {job.status}…", id="job-status"),
+        html.H3(f"{job.name}: {job.phase or job.status}…", id="job-status"),
         html.Button("Cancel", id="job-cancel", n_clicks=0),
         dcc.Interval(id="job-poll", interval=500, n_intervals=0),
     ])  # fmt: skip

@@ -132,6 +132,7 @@ def rebuild(
     device: str | None = None,
     time_from_us: int | None = None,
     time_to_us: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Analysis:
     """Rebuild sessions from a capture (optionally narrowed to a device and a time window)."""
     _load_session_modules()
@@ -139,6 +140,8 @@ def rebuild(
         capture=cap.summary_record(),
         scope=Scope(time_from_us=time_from_us, time_to_us=time_to_us),
     )
+    say = progress or (lambda _phase: None)
+    say("frame index")
     idx = frame_index(cap)
     if time_from_us is not None:
         idx = idx.filter(pl.col("time_us") >= time_from_us)
@@ -149,11 +152,14 @@ def rebuild(
     ctx = BuildContext(cap, idx, hci, table, analysis)
     # each pass below touches the file where it needs to (sparse reads map large page-cache
     # folios); releasing the mapping between passes keeps only one pass's pages resident
+    say("links and channels")
     _pass1(ctx)
     _assign(ctx)
+    say("protocol sessions")
     _pass2(ctx)
     release_pages(cap.buffer, 0, len(cap.buffer))
     for st in stage_order(STAGES):
+        say(st.name.replace("_", " "))
         st.run(ctx)
         release_pages(cap.buffer, 0, len(cap.buffer))
     _finish(ctx)

@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,8 @@ class FileTask:
     hang_on: str | None = None
     #: analyse a scrubbed copy (issue 23): the stored analysis names only fake addresses
     anonymize: bool = False
+    #: a file the worker writes its current phase to (the dashboard's job page reads it)
+    progress: str | None = None
     hog_on: str | None = None
 
 
@@ -68,12 +71,32 @@ def _members(cap: Capture) -> list[str | None]:
     return [str(item["name"]) for item in logs if isinstance(item, dict) and "name" in item]
 
 
+def _phase_writer(path: str | None) -> Callable[[str], None]:
+    """Write each phase to ``path`` (replaced atomically, so a reader never sees half a line);
+    a no-op without a path. Progress is advisory: a failed write is ignored."""
+    if not path:
+        return lambda _phase: None
+
+    def say(phase: str) -> None:
+        tmp = f"{path}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(phase)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+    return say
+
+
 def analyse_file(task: FileTask) -> list[CaptureResult]:
     """Analyse every capture in one input file; stage its tables in the store's ``.tmp``."""
     from analyzer.analysis import analyze_capture
     from analyzer.readers import load
 
     name = os.path.basename(task.path)
+    say = _phase_writer(task.progress)
+    say("reading the capture")
     if task.crash_on and task.crash_on in name:
         os._exit(70)  # a worker that dies mid-task (test hook)
     if task.hang_on and task.hang_on in name:
@@ -114,7 +137,8 @@ def analyse_file(task: FileTask) -> list[CaptureResult]:
                 cap, _ = scrubbed_capture(cap)
             if task.hog_on and task.hog_on in name:
                 _hog()
-            a = analyze_capture(cap)
+            a = analyze_capture(cap, progress=lambda ph: say(f"analysing: {ph}"))
+            say("storing")
             staged = store.staging(cid)
             a.to_parquet(staged, cid)
             with gzip.open(staged / "analysis.json.gz", "wt", encoding="utf-8") as fh:

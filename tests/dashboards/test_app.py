@@ -352,3 +352,31 @@ def test_an_upload_is_shown_by_its_own_name(tmp_path: Path) -> None:
     uploads = tmp_path / "store" / "uploads"
     assert sorted(p.suffix for p in uploads.iterdir()) == [".name", ".upload"]
     assert app.library.delete(cid) and list(uploads.iterdir()) == []
+
+
+def test_analysis_reports_its_phase(tmp_path: Path) -> None:
+    """Per-phase progress (issue 19 §2): the analysis tells each phase as it starts, in order,
+    and a running job shows its phase on the job page and in /api/job."""
+    from analyzer.analysis import analyze_capture
+    from analyzer.readers import load
+
+    phases: list[str] = []
+    analyze_capture(load(SC / "a2dp_rejected_hfp_fallback.btsnoop"), progress=phases.append)
+    assert phases[:3] == ["frame index", "links and channels", "protocol sessions"]
+    assert "advertising" in phases and phases[-1] == "rules"
+
+    app = create_app(tmp_path / "store")
+    app.library.hang_on = ".upload"  # the worker says it is reading, then hangs
+    client = app.server.test_client()
+    job = client.post("/upload", data=(SC / "link_loss.btsnoop").read_bytes()).get_json()["job"]
+    end = time.monotonic() + 60
+    st: dict[str, object] = {}
+    while time.monotonic() < end:
+        st = client.get(f"/api/job/{job}").get_json()
+        if st.get("phase"):
+            break
+        time.sleep(0.05)
+    assert st["status"] == "analysing" and st["phase"] == "reading the capture"
+    assert client.post(f"/api/job/{job}/cancel").get_json()["cancelled"]
+    assert _wait(client, job)["status"] == "cancelled"
+    assert not list((tmp_path / "store" / ".tmp").glob("progress-*"))

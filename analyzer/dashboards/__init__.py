@@ -80,20 +80,6 @@ def normal_prefix(prefix: str | None) -> str:
     return f"/{inner}/" if inner else "/"
 
 
-def shown_name(path: str) -> str:
-    """The file name to show for a stored capture: an upload's own name (the browser's file
-    name, kept beside the server-chosen file), else the path's last part."""
-    p = Path(path.split("::", 1)[0])
-    if p.suffix == ".upload":
-        try:
-            name = p.with_suffix(".name").read_text(encoding="utf-8").strip()
-        except OSError:
-            name = ""
-        if name:
-            return name + (f"::{path.split('::', 1)[1]}" if "::" in path else "")
-    return p.name if p.suffix == ".upload" else path
-
-
 class Library:
     """The store the dashboard reads, uploads and the jobs that analyse them."""
 
@@ -130,13 +116,19 @@ class Library:
             return None
 
     def submit(self, path: Path, name: str) -> Job:
-        if path.suffix == ".upload":  # the name the user chose, shown instead of ours
-            path.with_suffix(".name").write_text(name, encoding="utf-8")
         job = Job(uuid.uuid4().hex[:12], name)
         with self.lock:
             self.jobs[job.id] = job
         job.future = self.pool.submit(self._run, job, path)
         return job
+
+    def shown_name(self, cid: str) -> str:
+        """A stored capture's file name as the user knows it: its ``captures`` row names an
+        upload by the browser's file name (never the server-chosen file) and a batch input by
+        its path."""
+        caps = self.store.captures()
+        row = caps.filter(caps["capture_id"] == cid)
+        return Path(str(row["path"][0])).name if row.height else cid
 
     def cancel(self, job_id: str) -> bool:
         """Stop a queued or running analysis (its worker process is killed)."""
@@ -179,12 +171,10 @@ class Library:
             if job.cancel_requested:
                 job.status = "cancelled"
                 path.unlink(missing_ok=True)
-                path.with_suffix(".name").unlink(missing_ok=True)
                 return
             job.status = "storing"
             if all(r.skipped for r in results):
                 path.unlink(missing_ok=True)  # already stored: keep no second copy
-                path.with_suffix(".name").unlink(missing_ok=True)
             for r in results:
                 if not r.skipped:
                     r.row["path"] = str(r.row.get("path", "")).replace(str(path), job.name)
@@ -211,7 +201,6 @@ class Library:
         up = Path(f)
         if up.parent == self.store.root / "uploads":
             up.unlink(missing_ok=True)
-            up.with_suffix(".name").unlink(missing_ok=True)  # the name may be personal too
         _cached_analysis.cache_clear()
         return True
 
@@ -233,7 +222,6 @@ class Library:
         for up in (self.store.root / "uploads").glob("*.upload"):
             if up.stat().st_mtime < cutoff:
                 up.unlink(missing_ok=True)
-                up.with_suffix(".name").unlink(missing_ok=True)
         return n
 
 
@@ -367,8 +355,7 @@ def _home(lib: Library, query: dict[str, list[str]] | None = None) -> Any:
     for r in shown.sort("analysed_at", descending=True).iter_rows(named=True):
         cid = r["capture_id"]
         ok = r["status"] == "ok"
-        name = shown_name(r["path"])
-        link = dcc.Link(name, href=url(f"/capture/{cid}")) if ok else html.Span(name)
+        link = dcc.Link(r["path"], href=url(f"/capture/{cid}")) if ok else html.Span(r["path"])
         if not ok:
             compare: Any = ""
         elif pick_a and pick_a != cid:
@@ -498,10 +485,8 @@ def _compare(lib: Library, query: dict[str, list[str]]) -> Any:
     blocks: list[Any] = [
         dcc.Link("← all captures", href=url("/")),
         html.H2("Compare"),
-        html.P(["A: ", dcc.Link(Path(shown_name(a.capture.path)).name,
-                                href=url(f"/capture/{a_id}")),
-                "   B: ", dcc.Link(Path(shown_name(b.capture.path)).name,
-                                   href=url(f"/capture/{b_id}"))]),
+        html.P(["A: ", dcc.Link(lib.shown_name(a_id), href=url(f"/capture/{a_id}")),
+                "   B: ", dcc.Link(lib.shown_name(b_id), href=url(f"/capture/{b_id}"))]),
     ]  # fmt: skip
     if first is not None:
         dev, dv = first
@@ -670,7 +655,7 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         selected = near
     return html.Div([
         dcc.Link("← all captures", href=url("/")),
-        html.H2(Path(shown_name(c.path)).name, id="capture-title"),
+        html.H2(lib.shown_name(cid), id="capture-title"),
         html.Button("Delete this capture", id="delete-capture", n_clicks=0),
         html.Span(id="delete-note"),
         html.P(f"{c.format}, {c.frames} frames, {c.first_time} → {c.last_time}"),

@@ -39,8 +39,7 @@ def test_upload_is_streamed_analysed_and_stored(tmp_path: Path) -> None:
     st = _wait(client, r.get_json()["job"])
     assert st["status"] == "done" and len(st["captures"]) == 1  # type: ignore[arg-type]
     uploads = list((tmp_path / "store" / "uploads").iterdir())
-    # a server-chosen name in the store, and beside it the client's base name as text
-    assert sorted(p.suffix for p in uploads) == [".name", ".upload"]
+    assert [p.suffix for p in uploads] == [".upload"]  # a server-chosen name, in the store
     caps = Store(tmp_path / "store").captures()
     assert caps["path"].to_list() == ["passwd"]  # shown by its base name only
     assert caps["errors"][0] > 0
@@ -83,7 +82,7 @@ def test_same_upload_twice_is_not_analysed_again_and_delete_removes_it(tmp_path:
     second = _wait(client, client.post("/upload", data=data).get_json()["job"])
     assert first["status"] == second["status"] == "done"
     assert first["captures"] == second["captures"]  # content-hash cache
-    assert len(list((tmp_path / "store" / "uploads").glob("*.upload"))) == 1  # no second copy
+    assert len(list((tmp_path / "store" / "uploads").iterdir())) == 1  # no second copy
     cid = str(first["captures"][0])  # type: ignore[index]
     lib = app.library
     assert lib.delete(cid)
@@ -99,12 +98,11 @@ def test_retention_expires_old_uploads(tmp_path: Path) -> None:
     client = app.server.test_client()
     data = (SC / "link_loss.btsnoop").read_bytes()
     _wait(client, client.post("/upload", data=data).get_json()["job"])
-    (up,) = (tmp_path / "store" / "uploads").glob("*.upload")
+    (up,) = (tmp_path / "store" / "uploads").iterdir()
     old = time.time() - 8 * 86400
     os.utime(up, (old, old))
     create_app(tmp_path / "store", retention_days=7)  # a restart applies the retention
     assert Store(tmp_path / "store").captures().is_empty() and not up.exists()
-    assert not up.with_suffix(".name").exists()
 
 
 def test_token_required_beyond_loopback(tmp_path: Path) -> None:
@@ -336,7 +334,7 @@ def test_anonymized_uploads_name_no_device(tmp_path: Path) -> None:
 
 def test_an_upload_is_shown_by_its_own_name(tmp_path: Path) -> None:
     """The server stores an upload under a name it chooses (never the client's path), but the
-    list and the capture page show the file name the user chose; delete removes both files."""
+    list and the capture page show the file name the user chose; delete removes the upload."""
     from analyzer.dashboards import _capture, _home
 
     app = create_app(tmp_path / "store")
@@ -350,7 +348,7 @@ def test_an_upload_is_shown_by_its_own_name(tmp_path: Path) -> None:
     assert "my headset.log" in str(_find(_home(app.library, {}), "captures-table"))
     assert "my headset.log" in str(_find(_capture(app.library, cid, {}), "capture-title"))
     uploads = tmp_path / "store" / "uploads"
-    assert sorted(p.suffix for p in uploads.iterdir()) == [".name", ".upload"]
+    assert [p.suffix for p in uploads.iterdir()] == [".upload"]
     assert app.library.delete(cid) and list(uploads.iterdir()) == []
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +26,9 @@ from analyzer.commands.common import (
     refuse_overwrite,
 )
 from analyzer.readers.limits import printable
+
+if TYPE_CHECKING:
+    from analyzer.rules.base import RuleConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
 
@@ -152,66 +157,70 @@ def command(
 ) -> None:
     """Rebuild what happened in one or more captures and say what went wrong (several: a
     header per file, JSON as a list; the exit code is the worst of them)."""
-    if len(files) > 1 and (annotate_out or html_out):
-        fail_input("--annotate and --html write one file: give one capture with them")
-    worst = 0
-    docs: list[object] = []
-    as_json = as_json or fmt == "json"
-    for i, file in enumerate(files):
-        if len(files) > 1 and not as_json:
-            head = f"# {printable(file)}" if fmt == "markdown" else f"== {printable(file)} =="
-            click.echo(("\n" if i else "") + head)
-        try:
-            code = _one(
-                file, as_json, fmt, config_path, deadline, fail_on, device, time_from, time_to,
-                log, annotate_out, html_out, anonymize, docs if len(files) > 1 else None,
-                show_timeline, no_color, verbose,
-            )  # fmt: skip
-        except SystemExit as exc:  # fail_input: this file's one-line error, the others go on
-            if len(files) == 1:
-                raise
-            code = exc.code if isinstance(exc.code, int) else 1
-        worst = max(worst, code)
-    if len(files) > 1 and as_json:
-        print_json(docs)
-    if worst:
-        sys.exit(worst)
-
-
-def _one(
-    file: str,
-    as_json: bool,
-    fmt: str,
-    config_path: str | None,
-    deadline: str | None,
-    fail_on: str | None,
-    device: str | None,
-    time_from: str | None,
-    time_to: str | None,
-    log: str | None,
-    annotate_out: str | None,
-    html_out: str | None,
-    anonymize: bool,
-    docs: list[object] | None,
-    show_timeline: bool = False,
-    no_color: bool = False,
-    verbose: bool = False,
-) -> int:
-    """Analyse and report one capture; the exit code it asks for (0 or 3). ``docs``: collect
-    the JSON document there instead of printing it (several files)."""
-    from analyzer.analysis import analyze_capture
     from analyzer.rules.base import ConfigError, RuleConfig
 
-    try:
+    if len(files) > 1 and (annotate_out or html_out):
+        fail_input("--annotate and --html write one file: give one capture with them")
+    try:  # one configuration for every file
         config = RuleConfig.from_toml(config_path) if config_path else RuleConfig()
     except ConfigError as exc:
         fail_input(str(exc))
     if deadline is not None:
         config.set("response_timeout", "deadline_s", parse_duration_s(deadline))
+    opts = _Options(
+        config, as_json or fmt == "json", fmt, fail_on, device, time_from, time_to, log,
+        annotate_out, html_out, anonymize, show_timeline, no_color, verbose,
+    )  # fmt: skip
+    worst = 0
+    docs: list[object] = []
+    for i, file in enumerate(files):
+        if len(files) > 1 and not opts.as_json:
+            head = f"# {printable(file)}" if fmt == "markdown" else f"== {printable(file)} =="
+            click.echo(("\n" if i else "") + head)
+        try:
+            code = _one(file, opts, docs if len(files) > 1 else None)
+        except SystemExit as exc:  # fail_input: this file's one-line error, the others go on
+            if len(files) == 1:
+                raise
+            code = exc.code if isinstance(exc.code, int) else 1
+        worst = max(worst, code)
+    if len(files) > 1 and opts.as_json:
+        print_json(docs)
+    if worst:
+        sys.exit(worst)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What ``analyze`` was asked, the same for every file."""
+
+    config: RuleConfig
+    as_json: bool
+    fmt: str
+    fail_on: str | None
+    device: str | None
+    time_from: str | None
+    time_to: str | None
+    log: str | None
+    annotate_out: str | None
+    html_out: str | None
+    anonymize: bool
+    show_timeline: bool
+    no_color: bool
+    verbose: bool
+
+
+def _one(file: str, opts: _Options, docs: list[object] | None) -> int:
+    """Analyse and report one capture; the exit code it asks for (0 or 3). ``docs``: collect
+    the JSON document there instead of printing it (several files)."""
+    from analyzer.analysis import analyze_capture
+
+    device, time_from, time_to = opts.device, opts.time_from, opts.time_to
+    annotate_out, html_out = opts.annotate_out, opts.html_out
     from analyzer.model.scope import narrow_to_device, narrow_to_window, resolve_device
 
-    cap = load_or_exit(file, log=log)
-    if anonymize:
+    cap = load_or_exit(file, log=opts.log)
+    if opts.anonymize:
         from analyzer.scrub import scrubbed_capture
 
         cap, mapper = scrubbed_capture(cap)
@@ -224,7 +233,7 @@ def _one(
         fail_input(f"--to ({time_to}) is before --from ({time_from})")
     # analysed whole, then narrowed: names, recoveries and completeness come from the whole
     # capture, never from a slice
-    analysis = analyze_capture(cap, config)
+    analysis = analyze_capture(cap, opts.config)
     if device:
         address, suggestions = resolve_device(analysis, device)
         if address is None:
@@ -256,12 +265,12 @@ def _one(
                 fh.write(static_html(analysis))
         except OSError as exc:
             fail_input(f"cannot write {html_out}: {exc.strerror or exc}")
-    if as_json or fmt == "json":
+    if opts.as_json:
         if docs is not None:
             docs.append(analysis.to_json())
         else:
             print_json(analysis.to_json())
-    elif fmt == "markdown":
+    elif opts.fmt == "markdown":
         from analyzer.report import markdown_report
 
         click.echo(markdown_report(analysis))
@@ -271,13 +280,13 @@ def _one(
         from analyzer.report import print_report, print_timeline
 
         # plain text when piped (rich's default) or asked for; colours only on a terminal
-        con = Console(no_color=no_color, highlight=False) if no_color else None
-        print_report(analysis, con, verbose=verbose)
-        if show_timeline:
+        con = Console(no_color=True, highlight=False) if opts.no_color else None
+        print_report(analysis, con, verbose=opts.verbose)
+        if opts.show_timeline:
             print_timeline(analysis, con)
-    if fail_on:
+    if opts.fail_on:
         levels = {"error": ("error",), "warning": ("error", "warning"),
-                  "info": ("error", "warning", "info")}[fail_on]  # fmt: skip
+                  "info": ("error", "warning", "info")}[opts.fail_on]  # fmt: skip
         if any(f.severity in levels for f in analysis.findings):
             return 3
     return 0

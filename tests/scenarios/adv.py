@@ -10,6 +10,7 @@ controller hears an event only inside a scan window (Vol 6 Part B §4.4.3).
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from tests.scenarios.harness import CLOCK_START, sleep
 from tests.scenarios.scenarios import Ctx, scenario
@@ -40,19 +41,25 @@ async def _start(ctx: Ctx, advertisers: list[tuple[str, str, float, int]]) -> li
     await ctx.phone.device.power_on()
     for node, (_addr, name, interval, _rssi) in zip(nodes, advertisers, strict=True):
         await node.device.power_on()
-        await node.device.start_advertising(
-            advertising_data=_adv_data(name),
-            advertising_interval_min=interval,
-            advertising_interval_max=interval,
-        )
+        await _advertise(node.device, name, interval)
         await sleep(0.013)
     return nodes
 
 
-async def _scan(ctx: Ctx, duty: int) -> float:
-    """Start a passive scan; return the virtual time it started."""
+async def _advertise(dev: Any, name: str, interval_ms: float) -> None:
+    """Advertise ``name`` (General Discoverable) every ``interval_ms`` (+ advDelay)."""
+    await dev.start_advertising(
+        advertising_data=_adv_data(name),
+        advertising_interval_min=interval_ms,
+        advertising_interval_max=interval_ms,
+    )
+
+
+async def _scan(ctx: Ctx, duty: int, legacy: bool = True) -> float:
+    """Start a passive scan (legacy, or extended: LE Set Extended Scan Enable); return the
+    virtual time it started."""
     await ctx.phone.device.start_scanning(
-        legacy=True,
+        legacy=legacy,
         active=False,
         scan_interval=SCAN_INTERVAL_MS,
         scan_window=SCAN_INTERVAL_MS * duty / 100,
@@ -84,19 +91,11 @@ def interval_change(name: str, seed: int, duty: int) -> None:
         t_scan = await _scan(ctx, duty)
         await sleep(0.5)
         t0 = _now()
-        await sw.device.start_advertising(
-            advertising_data=_adv_data(SWITCHER[1]),
-            advertising_interval_min=FAST_MS,
-            advertising_interval_max=FAST_MS,
-        )
+        await _advertise(sw.device, SWITCHER[1], FAST_MS)
         await sleep(FAST_S)
         await sw.device.stop_advertising()
         t1 = _now()
-        await sw.device.start_advertising(
-            advertising_data=_adv_data(SWITCHER[1]),
-            advertising_interval_min=SLOW_MS,
-            advertising_interval_max=SLOW_MS,
-        )
+        await _advertise(sw.device, SWITCHER[1], SLOW_MS)
         await sleep(SLOW_S)
         t2 = _now()
         await ctx.phone.device.stop_scanning()
@@ -142,11 +141,7 @@ def silence(name: str, seed: int, duty: int) -> None:
         t1 = _now()
         await sleep(SILENCE_S)
         t2 = _now()
-        await tag.start_advertising(
-            advertising_data=_adv_data(SILENT[1]),
-            advertising_interval_min=SILENT[2],
-            advertising_interval_max=SILENT[2],
-        )
+        await _advertise(tag, SILENT[1], SILENT[2])
         await sleep(AFTER_S)
         t3 = _now()
         await ctx.phone.device.stop_scanning()
@@ -198,39 +193,20 @@ def mixed(name: str, seed: int, duty: int, extended: bool) -> None:
         sw = ctx.world.add_node(MIXED_SWITCHER[1], MIXED_SWITCHER[0], classic=False, le=True)
         sw.controller.rssi = MIXED_SWITCHER[3]
         await sw.device.power_on()
-        await ctx.phone.device.start_scanning(
-            legacy=not extended,
-            active=False,
-            scan_interval=SCAN_INTERVAL_MS,
-            scan_window=SCAN_INTERVAL_MS * duty / 100,
-            filter_duplicates=False,
-        )
-        t_scan = _now()
+        t_scan = await _scan(ctx, duty, legacy=not extended)
         t0 = _now()
-        await sw.device.start_advertising(
-            advertising_data=_adv_data(MIXED_SWITCHER[1]),
-            advertising_interval_min=FAST_MS,
-            advertising_interval_max=FAST_MS,
-        )
+        await _advertise(sw.device, MIXED_SWITCHER[1], FAST_MS)
         await sleep(FAST_S)
         await sw.device.stop_advertising()
         t1 = _now()
-        await sw.device.start_advertising(
-            advertising_data=_adv_data(MIXED_SWITCHER[1]),
-            advertising_interval_min=SLOW_MS,
-            advertising_interval_max=SLOW_MS,
-        )
+        await _advertise(sw.device, MIXED_SWITCHER[1], SLOW_MS)
         tag = nodes[-1].device
         await sleep(BEFORE_S)
         await tag.stop_advertising()
         s1 = _now()
         await sleep(SILENCE_S)
         s2 = _now()
-        await tag.start_advertising(
-            advertising_data=_adv_data(MIXED_SILENT[1]),
-            advertising_interval_min=MIXED_SILENT[2],
-            advertising_interval_max=MIXED_SILENT[2],
-        )
+        await _advertise(tag, MIXED_SILENT[1], MIXED_SILENT[2])
         await sleep(SLOW_S - BEFORE_S - SILENCE_S)
         t2 = _now()
         await ctx.phone.device.stop_scanning()

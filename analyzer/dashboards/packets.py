@@ -375,17 +375,7 @@ def page(t: PacketTable, request: dict[str, Any]) -> dict[str, Any]:
 
 def position(t: PacketTable, frame: int, model: dict[str, Any] | None = None) -> int | None:
     """The row index of ``frame`` under a filter model (the grid scrolls there)."""
-    df = t.df.select(
-        "frame",
-        "time_s",
-        "direction",
-        "kind",
-        "device",
-        "connection",
-        "protocol",
-        "length",
-        "search",
-    )
+    df = t.df.select(*COLUMNS[:-1], "search")  # the grid's columns, summary's search text
     e = filter_expr(model)
     if e is not None:
         df = df.filter(e)

@@ -263,6 +263,14 @@ def iso_utc(time_us: int | None) -> str | None:
 INT32_MAX = (1 << 31) - 1
 
 
+def _int32(v: np.ndarray) -> np.ndarray:
+    """A length column as int32: an int32 array is taken as it is (the reader clipped it), a
+    wider one is clipped, not wrapped."""
+    if isinstance(v, np.ndarray) and v.dtype == np.int32:
+        return v
+    return np.clip(np.asarray(v, dtype=np.int64), 0, INT32_MAX).astype(np.int32)
+
+
 def build_frames(
     *,
     time_us: np.ndarray,
@@ -282,10 +290,10 @@ def build_frames(
     def col(v: np.ndarray | int, dtype: Any) -> np.ndarray:
         return np.full(n, v, dtype=dtype) if isinstance(v, int) else np.asarray(v, dtype=dtype)
 
-    kinds = pl.Series("kind", np.asarray(kind, dtype=np.uint32)).replace_strict(
+    kinds = pl.Series("kind", np.asarray(kind, dtype=np.uint8)).replace_strict(
         list(range(len(KINDS))), list(KINDS), return_dtype=KIND_DTYPE
     )
-    dirs = pl.Series("direction", np.asarray(direction, dtype=np.uint32)).replace_strict(
+    dirs = pl.Series("direction", np.asarray(direction, dtype=np.uint8)).replace_strict(
         list(range(len(DIRECTIONS))), list(DIRECTIONS), return_dtype=DIRECTION_DTYPE
     )
     return pl.DataFrame(
@@ -297,17 +305,15 @@ def build_frames(
             "adapter": col(adapter, np.int32),
             "offset": np.asarray(offset, dtype=np.int64),
             # lengths are Int32: an original length claimed past 2**31 - 1 is clipped, not wrapped
-            "length": np.clip(np.asarray(length, dtype=np.int64), 0, INT32_MAX).astype(np.int32),
-            "orig_length": np.clip(np.asarray(orig_length, dtype=np.int64), 0, INT32_MAX).astype(
-                np.int32
-            ),
+            "length": _int32(length),
+            "orig_length": _int32(orig_length),
             "link_type": col(link_type, np.int32),
             "channel": pl.Series("channel", channel, dtype=pl.Int16)
             if channel is not None
-            else pl.Series("channel", [None] * n, dtype=pl.Int16),
+            else pl.Series("channel", dtype=pl.Int16).extend_constant(None, n),
             "rssi": pl.Series("rssi", rssi, dtype=pl.Int16)
             if rssi is not None
-            else pl.Series("rssi", [None] * n, dtype=pl.Int16),
+            else pl.Series("rssi", dtype=pl.Int16).extend_constant(None, n),
         },
         schema=FRAME_SCHEMA,
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import mmap
 import struct
 from array import array
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from analyzer.capture import (
     Capture,
     CaptureError,
     CaptureMeta,
+    INT32_MAX,
     DamagedRange,
     build_frames,
     release_pages,
@@ -287,6 +289,80 @@ def _fast_offsets(
     return offs, boundary
 
 
+@dataclass
+class _Columns:
+    """The frame table's columns of a btsnoop file, in their final dtypes."""
+
+    time_us: np.ndarray  # int64, Unix µs
+    offset: np.ndarray  # int64, the payload's offset (after a stripped H4 byte)
+    length: np.ndarray  # int32
+    orig_length: np.ndarray  # int32, clipped to 2**31 - 1
+    kind: np.ndarray  # uint8 codes into KINDS
+    direction: np.ndarray  # uint8 codes into DIRECTIONS
+    adapter: np.ndarray | None  # uint16 (monitor logs), else None
+    drops: tuple[int, int, int]  # cumulative drops of the first and last record, and the most
+
+
+#: records converted per step (the header gather and its int64 temporaries stay this small)
+COLUMN_CHUNK = 1 << 18
+
+
+def _columns(data: np.ndarray, rec: np.ndarray, buf: object, datalink: int) -> _Columns:
+    """Gather the record headers at ``rec`` and convert them, chunk by chunk, straight into the
+    frame table's final dtypes — so no full-length int64 temporaries exist beside the table
+    (``rec`` itself becomes the offset column)."""
+    n = int(rec.shape[0])
+    time_us = np.empty(n, np.int64)
+    length = np.empty(n, np.int32)
+    orig_length = np.empty(n, np.int32)
+    kind = np.empty(n, np.uint8)
+    direction = np.empty(n, np.uint8)
+    adapter = np.empty(n, np.uint16) if datalink == 2001 else None
+    if datalink == 2001:
+        kind_lut = np.full(MONITOR_MAX_OPCODE + 1, K_MONITOR, dtype=np.uint8)
+        dir_lut = np.full(MONITOR_MAX_OPCODE + 1, D_UNKNOWN, dtype=np.uint8)
+        for op, (k_code, d_code) in MONITOR_OPCODES.items():
+            kind_lut[op] = k_code
+            dir_lut[op] = d_code
+    drops_max = first = last = 0
+    for a in range(0, n, COLUMN_CHUNK):
+        b = min(a + COLUMN_CHUNK, n)
+        hdr = _headers(data, rec[a:b], buf)
+        incl = hdr["incl"].astype(np.int64)
+        orig = hdr["orig"].astype(np.int64)
+        flags = hdr["flags"].astype(np.int64)
+        drops_max = max(drops_max, int(hdr["drops"].max()))
+        first = int(hdr["drops"][0]) if a == 0 else first
+        last = int(hdr["drops"][-1])
+        np.subtract(hdr["ts"], EPOCH_DELTA_US, out=time_us[a:b])
+        if datalink == 1002:
+            has = incl > 0
+            h4 = np.where(has, hdr["first"], 0).astype(np.uint8)
+            k = H4_KIND_CODE[h4]
+            k[~has] = K_ACL  # an empty record: nothing to say (rare)
+            direction[a:b] = np.where(flags & 1, D_RECEIVED, D_SENT)
+            # the H4 byte is dropped for standard types; a non-standard one stays in the payload
+            strip = (has & (k != K_UNKNOWN)).astype(np.int64)
+            kind[a:b] = k
+        elif datalink == 1001:
+            is_ce = (flags & 2) != 0
+            kind[a:b] = np.where(is_ce, np.where(flags & 1, K_EVENT, K_COMMAND), K_ACL)
+            direction[a:b] = np.where(flags & 1, D_RECEIVED, D_SENT)
+            strip = np.zeros(b - a, dtype=np.int64)
+        else:  # 2001 monitor
+            opcode = flags & 0xFFFF
+            kind[a:b] = kind_lut[opcode]
+            direction[a:b] = dir_lut[opcode]
+            assert adapter is not None
+            adapter[a:b] = (flags >> 16) & 0xFFFF
+            strip = np.zeros(b - a, dtype=np.int64)
+        rec[a:b] += REC_LEN + strip
+        length[a:b] = incl - strip
+        orig_length[a:b] = np.clip(orig - strip, 0, INT32_MAX)
+    return _Columns(time_us, rec, length, orig_length, kind, direction, adapter,
+                    (first, last, drops_max))  # fmt: skip
+
+
 def sniff(head: bytes) -> bool:
     return head[:8] == MAGIC
 
@@ -478,59 +554,26 @@ def read(src: Source) -> Capture:
         prev_off = None
         off = cand
 
-    rec = fast if fast is not None else np.frombuffer(offs, dtype=np.int64)
-    n = int(rec.shape[0])
-    hdr = _headers(data, rec, buf)
-    orig_np = hdr["orig"].astype(np.int64)
-    incl_np = hdr["incl"].astype(np.int64)
-    flags_np = hdr["flags"].astype(np.int64)
-    drops_np = hdr["drops"].astype(np.int64)
-    ts_np = hdr["ts"].astype(np.int64) - EPOCH_DELTA_US
-    off_np = rec + REC_LEN
-
-    adapter: np.ndarray | int = 0
-    if datalink == 1002:
-        has = incl_np > 0
-        h4 = np.where(has, hdr["first"], 0).astype(np.uint8)
-        kind = H4_KIND_CODE[h4]
-        kind[~has] = K_ACL  # an empty record: nothing to say (rare)
-        direction = np.where(flags_np & 1, D_RECEIVED, D_SENT)
-        # the H4 byte is dropped for standard types; a non-standard one stays in the payload
-        strip = (has & (kind != K_UNKNOWN)).astype(np.int64)
-    elif datalink == 1001:
-        is_ce = (flags_np & 2) != 0
-        kind = np.where(is_ce, np.where(flags_np & 1, K_EVENT, K_COMMAND), K_ACL)
-        direction = np.where(flags_np & 1, D_RECEIVED, D_SENT)
-        strip = np.zeros(n, dtype=np.int64)
-    else:  # 2001 monitor
-        opcode = (flags_np & 0xFFFF).astype(np.int64)
-        adapter = (flags_np >> 16) & 0xFFFF
-        kind_lut = np.full(MONITOR_MAX_OPCODE + 1, K_MONITOR, dtype=np.uint8)
-        dir_lut = np.full(MONITOR_MAX_OPCODE + 1, D_UNKNOWN, dtype=np.uint8)
-        for op, (k_code, d_code) in MONITOR_OPCODES.items():
-            kind_lut[op] = k_code
-            dir_lut[op] = d_code
-        kind = kind_lut[opcode]
-        direction = dir_lut[opcode]
-        strip = np.zeros(n, dtype=np.int64)
-
-    total_drops = int(drops_np[-1]) if n else 0
-    if n and int(drops_np[0]) > total_drops:
-        total_drops = int(drops_np.max())
+    rec = fast if fast is not None else np.frombuffer(offs, dtype=np.int64).copy()
+    cols = _columns(data, rec, buf, datalink)
+    drops_first, drops_last, drops_max = cols.drops
+    total_drops = drops_last
+    if drops_first > total_drops:
+        total_drops = drops_max
     if total_drops:
         warnings.append(f"the capture reports {total_drops} dropped packets")
-    warnings += backwards_warning(ts_np)
+    warnings += backwards_warning(cols.time_us)
     for d in damaged:
         warnings.append(str(d))
 
     frames = build_frames(
-        time_us=ts_np,
-        direction=direction,
-        kind=kind,
-        offset=off_np + strip,
-        length=incl_np - strip,
-        orig_length=orig_np - strip,
-        adapter=adapter,
+        time_us=cols.time_us,
+        direction=cols.direction,
+        kind=cols.kind,
+        offset=cols.offset,
+        length=cols.length,
+        orig_length=cols.orig_length,
+        adapter=cols.adapter if cols.adapter is not None else 0,
         link_type=datalink,
     )
     meta = CaptureMeta(

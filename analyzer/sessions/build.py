@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 
 import polars as pl
 
-from analyzer.capture import PASS_WINDOW, Capture, release_pages
+from analyzer.capture import DIRECTION_DTYPE, PASS_WINDOW, Capture, release_pages
 from analyzer.decode.hci import decode_command, decode_event
 from analyzer.decode.hci_names import company_name
 from analyzer.decode.l2cap import basic_header, guess_protocol
@@ -29,7 +29,7 @@ from analyzer.model import Analysis, Anomaly, Connection, ControllerInfo, Device
 from analyzer.model.scope import narrow_to_device
 from analyzer.sessions import l2cap as l2
 from analyzer.sessions.hci import HciState
-from analyzer.sessions.index import ADV_SUBEVENTS, BULK_EVENTS, frame_index
+from analyzer.sessions.index import ADV_SUBEVENTS, BULK_EVENTS, HANDLE_DTYPE, frame_index
 
 S = TypeVar("S")
 
@@ -241,7 +241,7 @@ def _conn_ranges(hci: HciState, last_frame: int) -> pl.DataFrame:
     ]
     return pl.DataFrame(
         rows,
-        schema={"handle": pl.Int32, "c_start": pl.Int64, "c_end": pl.Int64, "conn_no": pl.Int64},
+        schema={"handle": HANDLE_DTYPE, "c_start": pl.Int64, "c_end": pl.Int64, "conn_no": pl.Int32},
         orient="row",
     ).sort("c_start")
 
@@ -251,7 +251,9 @@ def _assign(ctx: BuildContext) -> None:
     acl = l2.channel_frames(ctx.idx).sort("index")
     if acl.height == 0:
         ctx.acl = acl.with_columns(
-            pl.lit(None, pl.Int64).alias("conn_no"), pl.lit(None, pl.Int64).alias("chan_no")
+            pl.col("direction").alias("dir"),
+            pl.lit(None, pl.Int32).alias("conn_no"),
+            pl.lit(None, pl.Int32).alias("chan_no"),
         )
         return
     last = int(acl["index"].max())  # type: ignore[arg-type]
@@ -314,19 +316,24 @@ def _assign(ctx: BuildContext) -> None:
             ch_rows.append((cn, "sent", ch.remote_cid, start, end, chan_no))
         if ch.local_cid is not None:
             ch_rows.append((cn, "received", ch.local_cid, start, end, chan_no))
-    chans = pl.DataFrame(
-        ch_rows,
-        schema={
-            "conn_no": pl.Int64,
-            "dir": pl.String,
-            "cid": pl.Int32,
-            "ch_start": pl.Int64,
-            "ch_end": pl.Int64,
-            "chan_no": pl.Int64,
-        },
-        orient="row",
-    ).sort("ch_start")
-    acl = acl.with_columns(pl.col("direction").cast(pl.String).alias("dir"))
+    chans = (
+        pl.DataFrame(
+            ch_rows,
+            schema={
+                "conn_no": pl.Int32,
+                "dir": pl.String,
+                "cid": pl.Int32,
+                "ch_start": pl.Int64,
+                "ch_end": pl.Int64,
+                "chan_no": pl.Int32,
+            },
+            orient="row",
+        )
+        .with_columns(pl.col("dir").cast(DIRECTION_DTYPE))
+        .sort("ch_start")
+    )
+    # "dir": the direction (an Enum: one byte a frame, strings only when listed)
+    acl = acl.with_columns(pl.col("direction").alias("dir"))
     acl = acl.sort("index").join_asof(
         chans,
         left_on="index",
@@ -335,9 +342,11 @@ def _assign(ctx: BuildContext) -> None:
         strategy="backward",
         check_sortedness=False,
     )
+    # only what later stages read stays (the join's range columns go: this table has a row for
+    # every ACL frame of the capture)
     acl = acl.with_columns(
         pl.when(pl.col("index") <= pl.col("ch_end")).then(pl.col("chan_no")).alias("chan_no")
-    )
+    ).drop("c_start", "c_end", "ch_start", "ch_end")
     # per-connection ACL totals
     tot = acl.group_by("conn_no").agg(pl.len().alias("n"), pl.col("length").sum().alias("b"))
     for cn, n, b in tot.iter_rows():

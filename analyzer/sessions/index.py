@@ -14,6 +14,10 @@ import polars as pl
 from analyzer.capture import KINDS, Capture, release_pages, windows
 from analyzer.decode.hci import acl_columns, command_columns, event_columns, sco_columns
 
+#: the frame index's handle column (ranges joined on it must use the same dtype)
+HANDLE_NP = np.int16
+HANDLE_DTYPE = pl.Int16
+
 #: Events too frequent and too dull to decode one by one (counted, not decoded).
 BULK_EVENTS = frozenset({0x13})  # Number Of Completed Packets
 #: LE Meta subevents handled by the (columnar) advertising pass, not the per-event pass.
@@ -80,11 +84,13 @@ def frame_index(cap: Capture) -> pl.DataFrame:
     off = f["offset"].to_numpy()
     ln = f["length"].to_numpy()
     kind = f["kind"].to_physical().to_numpy()  # codes into KINDS (no string per frame)
-    code = np.full(n, -1, np.int32)
-    sub = np.full(n, -1, np.int32)
+    # narrow columns, -1 where a field does not apply: a code or a 12-bit handle fits in i16,
+    # the PB flag in i8; opcode, L2CAP length and CID take all 16 bits so need i32
+    code = np.full(n, -1, np.int16)
+    sub = np.full(n, -1, np.int16)
     opcode = np.full(n, -1, np.int32)
-    handle = np.full(n, -1, np.int32)
-    pb = np.full(n, -1, np.int32)
+    handle = np.full(n, -1, HANDLE_NP)
+    pb = np.full(n, -1, np.int8)
     l2len = np.full(n, -1, np.int32)
     cid = np.full(n, -1, np.int32)
     diag = np.zeros(n, dtype=bool)

@@ -16,6 +16,7 @@ from analyzer.decode.at import CODECS
 from analyzer.model import Connection, ScoGap, ScoLink
 from analyzer.sessions.build import BuildContext, stage
 from analyzer.sessions.hfp import HfpTracker
+from analyzer.sessions.index import HANDLE_DTYPE
 from analyzer.sessions.rfcomm import trackers
 
 #: gaps between consecutive SCO packets (one direction) at least this long are listed
@@ -102,7 +103,7 @@ def _packet_stats(ctx: BuildContext, links: list[Connection]) -> dict[int, ScoLi
     last = int(idx["index"].max() or 0) + 1  # type: ignore[arg-type]
     ranges = pl.DataFrame(
         [(c.handle, c.start_frame or 0, c.end_frame or last, i) for i, c in enumerate(links)],
-        schema={"handle": pl.Int32, "s": pl.Int64, "e": pl.Int64, "link": pl.Int64},
+        schema={"handle": HANDLE_DTYPE, "s": pl.Int64, "e": pl.Int64, "link": pl.Int64},
         orient="row",
     ).sort("s")
     sco = (

@@ -241,7 +241,12 @@ def _conn_ranges(hci: HciState, last_frame: int) -> pl.DataFrame:
     ]
     return pl.DataFrame(
         rows,
-        schema={"handle": HANDLE_DTYPE, "c_start": pl.Int64, "c_end": pl.Int64, "conn_no": pl.Int32},
+        schema={
+            "handle": HANDLE_DTYPE,
+            "c_start": pl.Int64,
+            "c_end": pl.Int64,
+            "conn_no": pl.Int32,
+        },
         orient="row",
     ).sort("c_start")
 

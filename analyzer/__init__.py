@@ -2,8 +2,37 @@
 
 from __future__ import annotations
 
-from analyzer.capture import Capture, CaptureError
-from analyzer.readers import load
+import os as _os
+import sys as _sys
+
+# Before polars loads: its allocator (jemalloc) keeps freed pages for 10 s by default, so every
+# large temporary of one build stage stayed resident through the next ones; return them at once
+# (a user's own setting wins). Costs ~0.1 s of system time on a 1M-frame log, saves ~100 MB.
+_os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
+
+
+def _cache_bytecode() -> None:
+    """Compile our modules' bytecode once where the interpreter will not write it itself
+    (PYTHONDONTWRITEBYTECODE, an editable install): recompiling ~130 modules cost ~0.1 s of
+    every run. Only this package's own ``__pycache__`` is written (as pip does at install)."""
+    import importlib.util
+
+    here = _os.path.dirname(__file__)
+    if not _sys.dont_write_bytecode or _os.path.exists(
+        importlib.util.cache_from_source(_os.path.join(here, "cli.py"))
+    ):
+        return
+    import compileall
+    import contextlib
+
+    with contextlib.suppress(OSError):  # a read-only install: nothing cached, nothing lost
+        compileall.compile_dir(here, quiet=2, workers=1)
+
+
+_cache_bytecode()
+
+from analyzer.capture import Capture, CaptureError  # noqa: E402
+from analyzer.readers import load  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [

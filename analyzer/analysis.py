@@ -6,6 +6,7 @@ The result holds no capture bytes (it pickles, caches and round-trips through JS
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,12 +41,23 @@ def analyze_capture(
     as it starts ("frame index", "links and channels", each build stage, "rules")."""
     from analyzer.sessions.build import rebuild
 
-    analysis = rebuild(
-        cap, device=device, time_from_us=time_from_us, time_to_us=time_to_us, progress=progress
-    )
-    if progress is not None:
-        progress("rules")
-    analysis.findings = run_rules(analysis, config)
+    # no cyclic garbage collection during the build: it makes few cycles, and each collection
+    # would walk every model object made so far (the modules' objects frozen out of it too)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.freeze()
+    try:
+        analysis = rebuild(
+            cap, device=device, time_from_us=time_from_us, time_to_us=time_to_us,
+            progress=progress,
+        )  # fmt: skip
+        if progress is not None:
+            progress("rules")
+        analysis.findings = run_rules(analysis, config)
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
     if len(analysis.capture.extra.sources) > 1:  # joined files: cite frames per file
         for f in analysis.findings:
             f.frame_refs = [analysis.frame_ref(x) for x in f.frames]

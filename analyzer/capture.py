@@ -96,6 +96,31 @@ def release_pages(buffer: object, lo: int, hi: int) -> None:
             return
 
 
+_libc: Any = None
+
+
+def release_heap() -> None:
+    """Return the C heap's free memory to the system (glibc ``malloc_trim``) between build
+    stages: numpy's large temporaries come from that heap, and glibc's growing mmap threshold
+    otherwise keeps them resident after they are freed. No-op where glibc is absent."""
+    global _libc
+    if _libc is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+#: frames gathered per step by :meth:`Capture.packed` (bounds its index array)
+PACK_CHUNK = 1 << 16
+
+
 def windows(offsets: np.ndarray, span: int = PASS_WINDOW) -> list[tuple[int, int]]:
     """Row ranges [i, j) of sorted byte ``offsets`` covering at most about ``span`` bytes each:
     a sequential pass handles one range, then releases its pages (:func:`release_pages`)."""
@@ -172,6 +197,32 @@ class Capture:
             out += [bytes(buf[o : o + n]) for o, n in zip(offs[a:b], lens[a:b], strict=True)]
             release_pages(buf, offs[a], offs[b - 1] + lens[b - 1])
         return out
+
+    def packed(self, offsets: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The payloads of many frames copied into one array, and where each starts in it —
+        no bytes object per frame. Gathered window by window (sorted offsets: each window's
+        pages released after it, :func:`release_pages`), a bounded index array at a time."""
+        lens = np.maximum(np.asarray(lengths, dtype=np.int64), 0)
+        offs = np.asarray(offsets, dtype=np.int64)
+        starts = np.zeros(lens.size, dtype=np.int64)
+        np.cumsum(lens[:-1], out=starts[1:])
+        out = np.empty(int(lens.sum()), dtype=np.uint8)
+        data = self.data
+        ordered = bool(offs.size < 2 or (np.diff(offs) >= 0).all())
+        for a, b in windows(offs) if ordered else [(0, offs.size)]:
+            for c in range(a, b, PACK_CHUNK):
+                d = min(c + PACK_CHUNK, b)
+                ln = lens[c:d]
+                total = int(ln.sum())
+                if not total:
+                    continue
+                base = int(starts[c])
+                # byte k of the chunk's output comes from its frame's offset + k - its start
+                src = np.repeat(offs[c:d] - (starts[c:d] - base), ln) + np.arange(total)
+                out[base : base + total] = data[src]
+            if ordered and b > a:
+                release_pages(self.buffer, int(offs[a]), int(offs[b - 1] + lens[b - 1]))
+        return out, starts
 
     # -- summary ------------------------------------------------------------------------------
     @property

@@ -25,6 +25,9 @@ REPORT_SCHEMA = {
     "pdu": pl.String, "rssi": pl.Int64, "data": pl.Binary, "ad_flags": pl.Int64,
 }  # fmt: skip
 
+#: the 64-bit FNV prime (hashing each report's advertising data for the distinct-data count)
+_FNV_PRIME = 0x100000001B3
+
 #: AD structures walked per report for the Flags field (31 bytes hold at most 15 non-empty ones)
 _MAX_AD = 16
 
@@ -93,33 +96,31 @@ def advertising_reports(
         for k in range(6):  # little-endian BD_ADDR → integer, formatted once per address
             key |= data[o + 6 + k].astype(np.int64) << (8 * k)
         uniq, inv = np.unique(key, return_inverse=True)
-        names = np.asarray([addr_str(int(u)) for u in uniq.tolist()], dtype=object)
+        names = pl.Series("address", [addr_str(int(u)) for u in uniq.tolist()], pl.String)
         et = data[o + 4].astype(np.int64)
         rssi = data[o + 13 + dl[fi]].astype(np.int64)
         rssi = np.where(rssi > 127, rssi - 256, rssi)
-        # distinct advertising data per address without a bytes object per report: the
-        # (address, length, up to 31 data bytes) rows are deduplicated as 40-byte records
+        # distinct advertising data per address without a bytes object per report: each
+        # report's (address, length, data) is hashed (64-bit FNV-1a over the bytes) and only
+        # the first report of each distinct hash is read out
         d = dl[fi]
-        width = int(min(d.max(initial=0), 255))
-        mat = np.zeros((fi.size, 8 + 1 + width), dtype=np.uint8)
-        mat[:, :8] = key.view(np.uint8).reshape(-1, 8)
-        mat[:, 8] = d
-        for k in range(width):
-            present = d > k
-            mat[present, 9 + k] = data[o[present] + 13 + k]
-        rows = np.unique(np.ascontiguousarray(mat).view(np.dtype((np.void, mat.shape[1]))))
-        for row in rows.tolist():
-            raw = bytes(row)
-            n = raw[8]
+        h = (key.astype(np.uint64) * np.uint64(_FNV_PRIME)) ^ d.astype(np.uint64)
+        for k in range(int(min(d.max(initial=0), 255))):
+            byte = np.where(d > k, data[np.minimum(o + 13 + k, last)], 0).astype(np.uint64)
+            h = (h ^ byte) * np.uint64(_FNV_PRIME)
+        _, firsts = np.unique(h, return_index=True)
+        name_of = names.to_list()
+        for r in firsts.tolist():
+            n = int(d[r])
             if n:
-                adr = addr_str(int.from_bytes(raw[:6], "little"))
-                datas.setdefault(adr, set()).add(raw[9 : 9 + n])
+                start = int(o[r]) + 13
+                datas.setdefault(name_of[int(inv[r])], set()).add(data[start : start + n].tobytes())
         flags = ad_flags_columnar(data, o + 13, d)
         parts.append(
             pl.DataFrame({
                 "frame": ev["index"].to_numpy()[fi],
                 "time_us": ev["time_us"].to_numpy()[fi],
-                "address": names[inv].tolist(),
+                "address": names.gather(inv),
                 "addr_type": data[o + 5].astype(np.int64),
                 "pdu": pl.Series(et).replace_strict(
                     (ets := np.unique(et).tolist()),
@@ -127,7 +128,7 @@ def advertising_reports(
                     return_dtype=pl.String,
                 ),
                 "rssi": pl.Series(rssi).set(pl.Series(rssi == 127), None),
-                "data": pl.Series([None] * fi.size, dtype=pl.Binary),
+                "data": pl.Series("data", dtype=pl.Binary).extend_constant(None, fi.size),
                 "ad_flags": pl.Series(flags).set(pl.Series(flags < 0), None),
             }, schema=REPORT_SCHEMA)
         )  # fmt: skip
@@ -137,11 +138,11 @@ def advertising_reports(
         parts.append(
             pl.DataFrame([(*r, ad_flags(r[6])) for r in parsed], schema=REPORT_SCHEMA, orient="row")
         )
-    return (
-        pl.concat(parts).sort("frame", maintain_order=True)
-        if parts
-        else pl.DataFrame(schema=REPORT_SCHEMA)
-    )
+    if not parts:
+        return pl.DataFrame(schema=REPORT_SCHEMA)
+    out = parts[0] if len(parts) == 1 else pl.concat(parts)
+    # the fast rows alone are usually in frame order already: no copy of a large table then
+    return out if out["frame"].is_sorted() else out.sort("frame", maintain_order=True)
 
 
 def _parse_reports(

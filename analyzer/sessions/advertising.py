@@ -157,15 +157,11 @@ def advertising(ctx: BuildContext) -> None:
     ev = ctx.idx.filter(
         (pl.col("kind") == "event") & pl.col("subevent").is_in([0x02, 0x0D, 0x0B])
     ).select("index", "time_us", "offset", "length", "subevent")
-    # the reports' bytes copied out once, window by window (a few MB even for a long scan):
-    # the columnar gathers then never map the whole capture file
-    raw = ctx.cap.payloads(ev["offset"].to_numpy(), ev["length"].to_numpy())
-    packed = b"".join(raw)
-    starts = np.zeros(len(raw), dtype=np.int64)
-    if raw:
-        starts[1:] = np.cumsum([len(x) for x in raw[:-1]])
+    # the reports' bytes copied out once, window by window, into one array (a few MB even for
+    # a long scan): the columnar gathers then never map the whole capture file
+    packed, starts = ctx.cap.packed(ev["offset"].to_numpy(), ev["length"].to_numpy())
     ev = ev.with_columns(pl.Series("offset", starts))
-    reports = advertising_reports(np.frombuffer(packed, np.uint8), packed, ev, fast_datas)
+    reports = advertising_reports(packed, packed.data, ev, fast_datas)
     sessions, scan_params = _scan_filtering(ctx)
     # every report heard (any advertiser): was the scanner working during a long gap?
     all_us = np.sort(reports["time_us"].to_numpy()) if reports.height else None
@@ -208,41 +204,51 @@ def _hci_advertisers(
     arrays of the reports sorted by address and time."""
     if reports.height == 0:
         return []
-    rep = reports.sort(["address", "time_us", "frame"], maintain_order=True)
-    addr = rep["address"].to_numpy()
-    starts = np.flatnonzero(np.concatenate([[True], addr[1:] != addr[:-1]]))
-    ends = np.concatenate([starts[1:], [addr.size]])
-    fr = rep["frame"].to_numpy()
-    tt = rep["time_us"].to_numpy()
-    at = rep["addr_type"].to_numpy()
-    pdu = rep["pdu"].to_numpy()
-    flags = rep["ad_flags"].fill_null(-1).to_numpy()
-    adv_ev = ~rep["pdu"].str.contains("SCAN_RSP").to_numpy()
+    # integer codes for the addresses and PDU types (no string per report), the reports sorted
+    # by (address, time, frame) as an index permutation applied to the numeric columns only
+    names = reports["address"].unique().sort()
+    pdu_names = reports["pdu"].unique().sort()
+    code = names.search_sorted(reports["address"]).to_numpy()
+    pcode = pdu_names.search_sorted(reports["pdu"]).to_numpy()
+    frame = reports["frame"].to_numpy()
+    time_us = reports["time_us"].to_numpy()
+    order = np.lexsort((frame, time_us, code))
+    code, pc, fr, tt = code[order], pcode[order], frame[order], time_us[order]
+    at = reports["addr_type"].to_numpy()[order]
+    flags = reports["ad_flags"].fill_null(-1).to_numpy()[order]
+    rs = reports["rssi"].cast(pl.Float64).to_numpy()[order]  # a missing RSSI is NaN
+    del order
+    starts = np.flatnonzero(np.concatenate([[True], code[1:] != code[:-1]]))
+    ends = np.concatenate([starts[1:], [code.size]])
+    addr_of = names.to_list()
+    pdu_of = pdu_names.to_list()
+    pdu_obj = np.asarray(pdu_of, dtype=object)  # shared strings: a list of them costs a pointer
+    adv_ev = np.asarray(["SCAN_RSP" not in x for x in pdu_of], dtype=bool)[pc]
     types: dict[str, dict[str, int]] = {}
-    for ad, pt, n in rep.group_by(["address", "pdu"]).len().iter_rows():
-        types.setdefault(ad, {})[pt] = n
+    pairs, counts = np.unique(code.astype(np.int64) * len(pdu_of) + pc, return_counts=True)
+    for pair, n in zip(pairs.tolist(), counts.tolist(), strict=True):
+        types.setdefault(addr_of[pair // len(pdu_of)], {})[pdu_of[pair % len(pdu_of)]] = n
     datas: dict[str, set[bytes]] = {
         ad: {d for d in ds if d}
-        for ad, ds in rep.filter(pl.col("data").is_not_null())
+        for ad, ds in reports.filter(pl.col("data").is_not_null())
         .group_by("address")
         .agg(pl.col("data").unique())
         .iter_rows()
     }
+    heard = ~np.isnan(rs)
+    n_rssi = np.add.reduceat(heard, starts)
+    lo = np.fmin.reduceat(rs, starts)
+    hi = np.fmax.reduceat(rs, starts)
+    mean = np.add.reduceat(np.where(heard, rs, 0.0), starts) / np.maximum(n_rssi, 1)
     rssi = {
-        row[0]: RssiStats(float(row[1]), float(row[2]), round(float(row[3]), 1))
-        for row in rep.group_by("address")
-        .agg(
-            pl.col("rssi").min().alias("lo"),
-            pl.col("rssi").max().alias("hi"),
-            pl.col("rssi").mean().alias("mean"),
-        )
-        .iter_rows()
-        if row[1] is not None
+        addr_of[int(code[s0])]: RssiStats(float(lo[i]), float(hi[i]), round(float(mean[i]), 1))
+        for i, s0 in enumerate(starts.tolist())
+        if n_rssi[i]
     }
     filtering = [(s0, s1) for s0, s1, f in sessions if f]
     out: list[Advertiser] = []
     for s0, s1 in zip(starts.tolist(), ends.tolist(), strict=True):
-        a = str(addr[s0])
+        a = addr_of[int(code[s0])]
         acc = _Acc(int(at[s0]))
         f_all = fr[s0:s1]
         acc.types = types.get(a, {})
@@ -260,7 +266,7 @@ def _hci_advertisers(
                 "not estimable: scanning with duplicate filtering "
                 f"(LE Set Scan Enable frame {filt[0]})"
             )
-        train = Train(ev_t, f_all[ev], pdu[s0:s1][ev].tolist(), flags[s0:s1][ev].tolist())
+        train = Train(ev_t, f_all[ev], pdu_obj[pc[s0:s1][ev]].tolist(), flags[s0:s1][ev].tolist())
         if filt:
             adv.segments = whole_train(train, adv.interval_note)
         else:

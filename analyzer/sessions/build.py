@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 
 import polars as pl
 
-from analyzer.capture import DIRECTION_DTYPE, PASS_WINDOW, Capture, release_pages
+from analyzer.capture import DIRECTION_DTYPE, PASS_WINDOW, Capture, release_heap, release_pages
 from analyzer.decode.hci import decode_command, decode_event
 from analyzer.decode.hci_names import company_name
 from analyzer.decode.l2cap import basic_header, guess_protocol
@@ -142,6 +142,7 @@ def rebuild(
     )
     say = progress or (lambda _phase: None)
     say("frame index")
+    release_heap()  # the reader's temporaries
     idx = frame_index(cap)
     if time_from_us is not None:
         idx = idx.filter(pl.col("time_us") >= time_from_us)
@@ -152,16 +153,19 @@ def rebuild(
     ctx = BuildContext(cap, idx, hci, table, analysis)
     # each pass below touches the file where it needs to (sparse reads map large page-cache
     # folios); releasing the mapping between passes keeps only one pass's pages resident
+    release_heap()
     say("links and channels")
     _pass1(ctx)
     _assign(ctx)
     say("protocol sessions")
     _pass2(ctx)
     release_pages(cap.buffer, 0, len(cap.buffer))
+    release_heap()
     for st in stage_order(STAGES):
         say(st.name.replace("_", " "))
         st.run(ctx)
         release_pages(cap.buffer, 0, len(cap.buffer))
+        release_heap()
     _finish(ctx)
     return analysis if device is None else narrow_to_device(analysis, device)
 

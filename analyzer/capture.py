@@ -349,7 +349,8 @@ def build_frames(
     )
     return pl.DataFrame(
         {
-            "index": np.arange(1, n + 1, dtype=np.int64),
+            # flagged sorted: a later sort or as-of join by frame number is then free
+            "index": pl.Series("index", np.arange(1, n + 1, dtype=np.int64)).set_sorted(),
             "time_us": np.asarray(time_us, dtype=np.int64),
             "direction": dirs,
             "kind": kinds,

@@ -19,6 +19,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ class Result:
     command: str
     status: str  # "ok", "not installed", "not available", "failed (exit N)", "timeout"
     wall_s: float | None = None
+    cpu_s: float | None = None
     frames_per_s: float | None = None
     peak_rss_mb: float | None = None
     vs_tshark: float | None = None  # wall time / tshark's wall time
@@ -91,14 +93,18 @@ def tools(file: str) -> list[Tool]:
     else:
         out.append(Tool("btanalyze analyze --json", None, "not available"))
     tshark = shutil.which("tshark")
+    fields = ["frame.number", "frame.time_epoch", "bthci_acl.chandle", "btl2cap.cid"]
     out.append(
         Tool(
-            "tshark -T fields -e frame.number",
-            [tshark, "-r", file, "-T", "fields", "-e", "frame.number"] if tshark else None,
+            "tshark -T fields (4 fields)",
+            [tshark, "-r", file, "-T", "fields", *[x for f in fields for x in ("-e", f)]]
+            if tshark
+            else None,
         )
     )
     btmon = shutil.which("btmon")
     out.append(Tool("btmon -r", [btmon, "-r", file] if btmon else None))
+    out.append(Tool("btmon -a", [btmon, "-a", file] if btmon else None))
     has_parser = importlib.util.find_spec("btsnoop_parser") is not None
     out.append(
         Tool(
@@ -126,6 +132,9 @@ def _gnu_time() -> str | None:
         return None
     return path if "GNU" in (out.stdout + out.stderr) else None
 
+
+#: CPU seconds (user + system) of the last :func:`measure` run (GNU time only)
+LAST_CPU_S: list[float | None] = [None]
 
 RSS_METHOD = "GNU time %M" if _gnu_time() else "psutil tree polling (20 ms)"
 
@@ -157,6 +166,7 @@ def _poll_rss(pid: int, stop: threading.Event, peak: list[int]) -> None:
 
 def measure(argv: list[str], timeout: float) -> tuple[str, float, float | None, str]:
     """Run argv (stdout to /dev/null); (status, wall seconds, peak RSS MB, stderr tail).
+    The CPU seconds (user + system) of the last run are left in ``LAST_CPU_S``.
 
     Peak RSS comes from GNU ``time -f %M`` when installed (exact, per the child's own wait4),
     else from psutil polling of the process tree. ``wait4`` on our own child is not used: a
@@ -167,7 +177,7 @@ def measure(argv: list[str], timeout: float) -> tuple[str, float, float | None, 
     os.close(fd)
     fd, time_path = tempfile.mkstemp(prefix="bench-time-")
     os.close(fd)
-    full = [gnu_time, "-f", "%M", "-o", time_path, *argv] if gnu_time else argv
+    full = [gnu_time, "-f", "%M %U %S", "-o", time_path, *argv] if gnu_time else argv
     peak = [0]
     stop = threading.Event()
     timed_out = threading.Event()
@@ -199,10 +209,13 @@ def measure(argv: list[str], timeout: float) -> tuple[str, float, float | None, 
             wall = time.perf_counter() - t0
         tail = Path(err_path).read_text(errors="replace").strip().splitlines()[-3:]
         rss_mb: float | None = None
+        LAST_CPU_S[0] = None
         if gnu_time:
-            lines = Path(time_path).read_text(errors="replace").split()
-            if lines and lines[-1].isdigit():
-                rss_mb = int(lines[-1]) / 1024  # KiB
+            fields = Path(time_path).read_text(errors="replace").split()
+            if len(fields) >= 3 and fields[-3].isdigit():
+                rss_mb = int(fields[-3]) / 1024  # KiB
+                with contextlib.suppress(ValueError):
+                    LAST_CPU_S[0] = float(fields[-2]) + float(fields[-1])
         elif peak[0]:
             rss_mb = peak[0] / (1024 * 1024)
     finally:
@@ -259,24 +272,40 @@ def versions() -> dict[str, str]:
     return v
 
 
-def run_all(file: str, frames: int, timeout: float) -> list[Result]:
+def run_all(file: str, frames: int, timeout: float, repeat: int = 1) -> list[Result]:
+    """Every tool ``repeat`` times, interleaved (round by round, so a busy moment of the
+    machine hits all tools alike); each tool's median wall, CPU and peak RSS."""
+    todo = tools(file)
+    runs: dict[str, list[tuple[str, float, float | None, float | None, str]]] = {}
+    for k in range(repeat):
+        for tool in todo:
+            if tool.argv is None:
+                continue
+            print(f"  [{k + 1}/{repeat}] {tool.name} ...", file=sys.stderr, flush=True)
+            status, wall, rss, detail = measure(tool.argv, timeout)
+            runs.setdefault(tool.name, []).append((status, wall, rss, LAST_CPU_S[0], detail))
     results: list[Result] = []
-    for tool in tools(file):
+    for tool in todo:
         if tool.argv is None:
             results.append(Result(tool.name, "", tool.note or "not installed"))
             continue
-        print(f"  running {tool.name} ...", file=sys.stderr, flush=True)
-        status, wall, rss, detail = measure(tool.argv, timeout)
-        ok = status == "ok"
+        got = runs[tool.name]
+        bad = next((g for g in got if g[0] != "ok"), None)
+        if bad is not None:
+            results.append(Result(tool.name, " ".join(tool.argv), bad[0], detail=bad[4]))
+            continue
+        wall = statistics.median(g[1] for g in got)
+        cpus = [g[3] for g in got if g[3] is not None]
+        rsss = [g[2] for g in got if g[2] is not None]
         results.append(
             Result(
                 tool.name,
                 " ".join(tool.argv),
-                status,
+                "ok",
                 wall_s=wall,
-                frames_per_s=frames / wall if ok and wall > 0 else None,
-                peak_rss_mb=rss,
-                detail=detail,
+                cpu_s=statistics.median(cpus) if cpus else None,
+                frames_per_s=frames / wall if wall > 0 else None,
+                peak_rss_mb=statistics.median(rsss) if rsss else None,
             )
         )
     ref = next((r for r in results if r.name.startswith("tshark") and r.status == "ok"), None)
@@ -285,6 +314,45 @@ def run_all(file: str, frames: int, timeout: float) -> list[Result]:
             if r.status == "ok" and r.wall_s is not None:
                 r.vs_tshark = r.wall_s / ref.wall_s
     return results
+
+
+def scaling(sizes: list[int], timeout: float, repeat: int, keep_dir: Path | None) -> int:
+    """``btanalyze analyze --json`` on generated logs of each size: wall, CPU and peak RSS, and
+    how far each is from linear in the smallest run (1.00 = exactly linear)."""
+    folder = keep_dir or Path(tempfile.mkdtemp(prefix="btanalyze-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        for n in sizes:
+            file = folder / f"a2dp_{n}.btsnoop"
+            if not file.exists():
+                print(f"generating {n:,} frames into {file} ...", file=sys.stderr, flush=True)
+                generate(str(file), n)
+            warm_cache(str(file))
+            argv = [*_btanalyze_argv(), "analyze", str(file), "--json"]
+            got = []
+            for _ in range(repeat):
+                status, wall, rss, _detail = measure(argv, timeout)
+                if status != "ok":
+                    print(f"{n:,} frames: {status}", file=sys.stderr)
+                    return 1
+                got.append((wall, LAST_CPU_S[0], rss))
+            rows.append((
+                n,
+                statistics.median(g[0] for g in got),
+                statistics.median(g[1] or 0.0 for g in got),
+                statistics.median(g[2] or 0.0 for g in got),
+            ))  # fmt: skip
+    finally:
+        if keep_dir is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    n0, w0, c0, _ = rows[0]
+    print("| frames | wall s | CPU s | peak RSS MB | wall / linear | CPU / linear |")
+    print("|---|---|---|---|---|---|")
+    for n, w, c, r in rows:
+        f = n / n0
+        print(f"| {n:,} | {w:.2f} | {c:.2f} | {r:,.0f} | {w / (w0 * f):.2f} | {c / (c0 * f):.2f} |")
+    return 0
 
 
 def print_table(results: list[Result], file: str, size: int, frames: int) -> None:
@@ -296,6 +364,7 @@ def print_table(results: list[Result], file: str, size: int, frames: int) -> Non
         for r in results:
             print(
                 f"{r.name:34} {r.status:18} {_fmt(r.wall_s, '.2f')} s  "
+                f"{_fmt(r.cpu_s, '.2f')} CPU s  "
                 f"{_fmt(r.frames_per_s, ',.0f')} fr/s  {_fmt(r.peak_rss_mb, ',.0f')} MB  "
                 f"x{_fmt(r.vs_tshark, '.3f')}"
             )
@@ -304,6 +373,7 @@ def print_table(results: list[Result], file: str, size: int, frames: int) -> Non
     t.add_column("tool")
     t.add_column("status")
     t.add_column("wall s", justify="right")
+    t.add_column("CPU s", justify="right")
     t.add_column("frames/s", justify="right")
     t.add_column("peak RSS MB", justify="right")
     t.add_column("time / tshark", justify="right")
@@ -313,6 +383,7 @@ def print_table(results: list[Result], file: str, size: int, frames: int) -> Non
             r.name,
             r.status if ok else f"[yellow]{r.status}[/yellow]",
             _fmt(r.wall_s, ".2f") if ok else "",
+            _fmt(r.cpu_s, ".2f") if ok else "",
             _fmt(r.frames_per_s, ",.0f"),
             _fmt(r.peak_rss_mb, ",.0f") if ok else "",
             _fmt(r.vs_tshark, ".3f"),
@@ -338,7 +409,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the generated capture")
     ap.add_argument("--json", type=Path, dest="json_out", help="also write results as JSON here")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per tool (default 900)")
+    ap.add_argument("--repeat", type=int, default=1, help="interleaved rounds; medians reported")
+    ap.add_argument(
+        "--scaling",
+        help="comma-separated frame counts (e.g. 1000000,3000000,10000000): time btanalyze "
+        "analyze on each and print the scaling table instead",
+    )
+    ap.add_argument("--dir", type=Path, help="with --scaling: keep (and reuse) the logs here")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    if args.scaling:
+        try:
+            sizes = sorted(int(x.replace("_", "")) for x in args.scaling.split(","))
+        except ValueError:
+            ap.error("--scaling takes comma-separated integers")
+        if not sizes or sizes[0] < 1:
+            ap.error("--scaling sizes must be >= 1")
+        return scaling(sizes, args.timeout, args.repeat, args.dir)
 
     tmpdir: str | None = None
     gen_s: float | None = None
@@ -360,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         size = os.path.getsize(file)
         frames = count_frames(file)
         warm_cache(file)
-        results = run_all(file, frames, args.timeout)
+        results = run_all(file, frames, args.timeout, args.repeat)
         print_table(results, file, size, frames)
         if args.json_out is not None:
             doc: dict[str, Any] = {

@@ -207,3 +207,25 @@ class PcapngBuilder:
 
     def bytes(self) -> bytes:
         return bytes(self.out)
+
+
+def damaged_copies(buf: bytes, seed: str, count: int) -> list[bytes]:
+    """``count`` damaged copies of a capture, reproducible from ``seed``: cut at a random
+    offset, 64 random bytes written over, or random zero padding appended."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        b = bytearray(buf)
+        kind = rng.choice(("cut", "garbage", "zeros"))
+        at = rng.randrange(16, len(b))
+        if kind == "cut":
+            b = b[:at]
+        elif kind == "garbage":
+            n = min(64, len(b) - at)
+            b[at : at + n] = bytes(rng.randrange(256) for _ in range(n))
+        else:
+            b += bytes(rng.randrange(24, 4096))
+        out.append(bytes(b))
+    return out

@@ -174,7 +174,7 @@ def _channels(a: Analysis) -> pl.DataFrame:
 
 def build(cap: Capture, a: Analysis) -> PacketTable:
     """The table of every frame (columnar: no Python object per frame)."""
-    from analyzer.sessions.index import frame_index
+    from analyzer.sessions.index import HANDLE_DTYPE, frame_index
 
     frames = cap.frames.select("index", "time_us", "direction", "kind", "length")
     full = frame_index(cap)
@@ -194,7 +194,12 @@ def build(cap: Capture, a: Analysis) -> PacketTable:
             for c in a.connections
             if c.transport not in ("ll",)
         ],
-        schema={"handle": pl.Int32, "start": pl.Int64, "connection": pl.Utf8, "device": pl.Utf8},
+        schema={
+            "handle": HANDLE_DTYPE,
+            "start": pl.Int64,
+            "connection": pl.Utf8,
+            "device": pl.Utf8,
+        },
         orient="row",
     ).sort("start")
     df = (

@@ -285,7 +285,15 @@ def media_stats(ctx: BuildContext) -> None:
     if not media:
         return
     mf = media_frames(ctx, media)
-    frames_of = mf.partition_by("chan_no", as_dict=True) if mf.height else {}
+    # one channel's frames are the whole table (no partition copy of millions of rows)
+    one = mf.height > 0 and mf["chan_no"].n_unique() == 1
+    frames_of = (
+        {(int(mf["chan_no"][0]),): mf}
+        if one
+        else mf.partition_by("chan_no", as_dict=True)
+        if mf.height
+        else {}
+    )
     by_conn: dict[str, list[int]] = {}
     for i in media:
         by_conn.setdefault(chans[i].connection, []).append(i)

@@ -255,6 +255,27 @@ def _conn_ranges(hci: HciState, last_frame: int) -> pl.DataFrame:
     ).sort("c_start")
 
 
+#: rows joined per step by :func:`_chunked_join_asof`
+JOIN_CHUNK = 1 << 20
+
+
+def _chunked_join_asof(
+    left: pl.DataFrame, right: pl.DataFrame, right_on: str, by: list[str]
+) -> pl.DataFrame:
+    """``left`` (sorted by frame ``index``, one row per ACL frame: millions) as-of joined
+    backward to the few ``right`` rows starting at ``right_on``, a slice of rows at a time: the
+    join's hash tables and gathers stay a slice's size, and the result's left columns are the
+    slices' own buffers."""
+    parts = [
+        left.slice(a, JOIN_CHUNK).join_asof(
+            right, left_on="index", right_on=right_on, by=by, strategy="backward",
+            check_sortedness=False,
+        )
+        for a in range(0, max(left.height, 1), JOIN_CHUNK)
+    ]  # fmt: skip
+    return parts[0] if len(parts) == 1 else pl.concat(parts, rechunk=False)
+
+
 def _assign(ctx: BuildContext) -> None:
     """Connection and channel of every ACL frame (columnar)."""
     acl = l2.channel_frames(ctx.idx).sort("index")
@@ -267,14 +288,7 @@ def _assign(ctx: BuildContext) -> None:
         return
     last = int(acl["index"].max())  # type: ignore[arg-type]
     ranges = _conn_ranges(ctx.hci, last)
-    acl = acl.join_asof(
-        ranges,
-        left_on="index",
-        right_on="c_start",
-        by="handle",
-        strategy="backward",
-        check_sortedness=False,
-    )
+    acl = _chunked_join_asof(acl, ranges, "c_start", ["handle"])
     acl = acl.with_columns(
         pl.when(pl.col("index") <= pl.col("c_end")).then(pl.col("conn_no")).alias("conn_no")
     )
@@ -302,13 +316,8 @@ def _assign(ctx: BuildContext) -> None:
             c.end_frame = None
             c.start_frame = f0
         ranges = _conn_ranges(ctx.hci, last)
-        acl = acl.drop("c_start", "c_end", "conn_no").join_asof(
-            ranges,
-            left_on="index",
-            right_on="c_start",
-            by="handle",
-            strategy="backward",
-            check_sortedness=False,
+        acl = _chunked_join_asof(
+            acl.drop("c_start", "c_end", "conn_no"), ranges, "c_start", ["handle"]
         )
     conns = ctx.hci.connections
     _date_inferred(conns, acl)
@@ -343,14 +352,7 @@ def _assign(ctx: BuildContext) -> None:
     )
     # "dir": the direction (an Enum: one byte a frame, strings only when listed)
     acl = acl.with_columns(pl.col("direction").alias("dir"))
-    acl = acl.sort("index").join_asof(
-        chans,
-        left_on="index",
-        right_on="ch_start",
-        by=["conn_no", "dir", "cid"],
-        strategy="backward",
-        check_sortedness=False,
-    )
+    acl = _chunked_join_asof(acl.sort("index"), chans, "ch_start", ["conn_no", "dir", "cid"])
     # only what later stages read stays (the join's range columns go: this table has a row for
     # every ACL frame of the capture)
     acl = acl.with_columns(
@@ -538,11 +540,12 @@ def _public(a: Analysis, hci: HciState, devs: dict[str, Device]) -> list[Device]
 
 
 def media_frames(ctx: BuildContext, chan_nos: list[int]) -> pl.DataFrame:
-    """Start fragments (= L2CAP PDUs) of the given channels: index, time_us, l2cap_len, chan_no."""
+    """Start fragments (= L2CAP PDUs) of the given channels: index, time_us, l2cap_len,
+    chan_no (only the columns the media statistics read: this can be most of the capture)."""
     if ctx.acl.height == 0:
         return pl.DataFrame()
-    return ctx.acl.filter(pl.col("chan_no").is_in(chan_nos) & (pl.col("pb") != 1)).select(
-        "index", "time_us", "l2cap_len", "chan_no", "length", "orig_length"
+    return ctx.acl.select("index", "time_us", "l2cap_len", "chan_no").filter(
+        pl.col("chan_no").is_in(chan_nos) & (ctx.acl["pb"] != 1)
     )
 
 

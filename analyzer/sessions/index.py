@@ -98,7 +98,11 @@ def frame_index(cap: Capture) -> pl.DataFrame:
         _gather(data, off[a:b], ln[a:b], kind[a:b], code[a:b], sub[a:b], opcode[a:b],
                 handle[a:b], pb[a:b], l2len[a:b], cid[a:b], diag[a:b])  # fmt: skip
         release_pages(cap.buffer, int(off[a]), int(off[b - 1]))  # done with these pages
-    df = f.select(
+    acl_rows = np.flatnonzero(kind == KINDS.index("acl"))
+    if acl_rows.size:
+        key = (handle[acl_rows].astype(np.int32) + 1) * 4 + direction_codes(f)[acl_rows]
+        cid[acl_rows] = fill_continuations(key, pb[acl_rows] != 1, cid[acl_rows])
+    return f.select(
         "index", "time_us", "direction", "kind", "offset", "length", "orig_length"
     ).with_columns(
         pl.Series("code", code),
@@ -110,17 +114,38 @@ def frame_index(cap: Capture) -> pl.DataFrame:
         pl.Series("cid", cid),
         pl.Series("diag", diag),
     )
-    # continuation fragments (pb == 1) inherit the CID of their PDU's start fragment
-    return df.with_columns(
-        pl.when(pl.col("kind") == "acl")
-        .then(
-            pl.when(pl.col("pb") == 1)
-            .then(None)
-            .otherwise(pl.col("cid"))
-            .forward_fill()
-            .over(["kind", "handle", "direction"])
-        )
-        .otherwise(pl.col("cid"))
-        .fill_null(-1)
-        .alias("cid")
-    )
+
+
+def direction_codes(frames: pl.DataFrame) -> np.ndarray:
+    """The direction column as its integer codes (no string per frame)."""
+    return frames["direction"].to_physical().to_numpy()
+
+
+#: rows handled per step by :func:`fill_continuations` (bounds its sort's temporaries)
+FILL_CHUNK = 1 << 20
+
+
+def fill_continuations(key: np.ndarray, is_start: np.ndarray, cid: np.ndarray) -> np.ndarray:
+    """Each ACL continuation fragment (PB flag 1) takes the CID of the start fragment before it
+    in the same (handle, direction) stream, ``key`` (Core Vol 4 Part E §5.4.2: a PDU's
+    fragments follow its start on the same handle and direction); one with no start before
+    it gets -1. Done chunk by chunk with a stable sort by stream, carrying each stream's last
+    CID across chunks, so the temporaries stay a chunk's size."""
+    out = np.empty_like(cid)
+    carry: dict[int, int] = {}
+    for a in range(0, key.size, FILL_CHUNK):
+        b = min(a + FILL_CHUNK, key.size)
+        order = np.argsort(key[a:b], kind="stable")
+        ks, st, cs = key[a:b][order], is_start[a:b][order], cid[a:b][order]
+        pos = np.arange(ks.size)
+        first = np.concatenate(([True], ks[1:] != ks[:-1]))
+        group_at = np.maximum.accumulate(np.where(first, pos, 0))
+        last_start = np.maximum.accumulate(np.where(st, pos, -1))
+        inside = last_start >= group_at  # a start fragment earlier in this chunk's stream
+        group = np.cumsum(first) - 1
+        carried = np.asarray([carry.get(int(k), -1) for k in ks[first].tolist()], dtype=cid.dtype)
+        filled = np.where(inside, cs[np.maximum(last_start, 0)], carried[group])
+        out[a:b][order] = filled
+        ends = np.concatenate((np.flatnonzero(first)[1:] - 1, [ks.size - 1]))
+        carry.update(zip(ks[ends].tolist(), filled[ends].tolist(), strict=True))
+    return out

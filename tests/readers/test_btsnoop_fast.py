@@ -5,7 +5,6 @@ small captures are cut into many chains, false guesses inside payloads included.
 
 from __future__ import annotations
 
-import random
 import struct
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from analyzer.readers import btsnoop
+from tests.builders import damaged_copies
 from tests.conftest import container_format, corpus
 
 CAPTURES = [p for p in corpus() if p.exists() and container_format(p) == "btsnoop"]
@@ -70,21 +70,10 @@ def test_fast_walk_on_damaged_copies(path: Path) -> None:
     buf = path.read_bytes()
     if len(buf) < 256:
         pytest.skip("too small to damage")
-    rng = random.Random(path.name)
-    for _ in range(6):
-        b = bytearray(buf)
-        kind = rng.choice(("cut", "garbage", "zeros"))
-        at = rng.randrange(16, len(b))
-        if kind == "cut":
-            b = b[:at]
-        elif kind == "garbage":
-            n = min(64, len(b) - at)
-            b[at : at + n] = bytes(rng.randrange(256) for _ in range(n))
-        else:
-            b += bytes(rng.randrange(24, 4096))
-        fast = _fast(bytes(b))
+    for b in damaged_copies(buf, path.name, 6):
+        fast = _fast(b)
         if fast is not None:
-            assert fast.tolist() == _slow_offsets(bytes(b))
+            assert fast.tolist() == _slow_offsets(b)
 
 
 @pytest.mark.usefixtures("tiny_segments")

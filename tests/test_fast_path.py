@@ -2,7 +2,8 @@
 capture of the corpus — real, bundled and scenario, damaged copies of btsnoop files included —
 the analysis JSON is identical when
 
-* fast: the lockstep btsnoop record walk forced on (tiny segments and windows, so even a small
+* compiled: the C record walk and header gather (when built at install), and
+* fast: the numpy lockstep btsnoop record walk forced on (tiny segments and windows, so even a small
   file is walked as many chains and windows) and every chunked step (header conversion,
   continuation fill, as-of joins, payload packing) cut into small chunks, and
 * fallback: the careful record-by-record walk and each chunked step done in one piece.
@@ -31,7 +32,15 @@ def _json(path: Path) -> str:
 
 
 def _both(path: Path) -> tuple[str, str]:
+    """(fast, fallback) JSON; the compiled walk's JSON, when it is built, must equal the numpy
+    lockstep walk's (checked here too)."""
+    compiled = None
+    if btsnoop._btsnoop_c is not None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(build, "JOIN_CHUNK", 1000)
+            compiled = _json(path)
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(btsnoop, "USE_COMPILED", False)
         mp.setattr(btsnoop, "FAST_MIN_SIZE", 0)
         mp.setattr(btsnoop, "FAST_SEGMENT", 2048)
         mp.setattr(btsnoop, "FAST_WINDOW", 512)
@@ -41,6 +50,7 @@ def _both(path: Path) -> tuple[str, str]:
         mp.setattr(build, "JOIN_CHUNK", 1000)
         mp.setattr(capture, "PACK_CHUNK", 64)
         fast = _json(path)
+    assert compiled is None or compiled == fast, "compiled walk differs from the numpy walk"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(btsnoop, "_walk", lambda *_args: None)
         mp.setattr(btsnoop, "COLUMN_CHUNK", 1 << 40)

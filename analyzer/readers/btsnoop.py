@@ -20,6 +20,7 @@ import mmap
 import struct
 from array import array
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -45,6 +46,15 @@ from analyzer.capture import (
     release_pages,
 )
 from analyzer.readers import Source, backwards_warning, skip_damaged, zero_run_end
+
+_btsnoop_c: ModuleType | None
+try:  # the compiled walk and gather (built at install where a C compiler exists)
+    from analyzer.readers import _btsnoop_c
+except ImportError:  # pragma: no cover - depends on the install
+    _btsnoop_c = None
+
+#: use the compiled walk and gather when built (tests switch it off to check the numpy path)
+USE_COMPILED = _btsnoop_c is not None
 
 Buffer = bytes | mmap.mmap
 
@@ -106,6 +116,14 @@ def _headers(
     One gather per record (cache-friendly: a header's bytes sit together), done in chunks so the
     index array stays small; the fields are then zero-copy big-endian views."""
     out = np.empty(offsets.shape[0], dtype=HEADER_DTYPE)
+    if USE_COMPILED and _btsnoop_c is not None:
+        offs = np.ascontiguousarray(offsets, dtype=np.int64)
+        for i in range(0, offs.shape[0], chunk):
+            o = offs[i : i + chunk]
+            _btsnoop_c.gather(data, o, out[i : i + o.shape[0]])
+            if o.shape[0]:
+                release_pages(buf, int(o[0]), int(o[-1]))  # done with these pages
+        return out
     width = HEADER_DTYPE.itemsize
     raw = out.view(np.uint8).reshape(-1, width)
     cols = np.arange(width, dtype=np.int64)
@@ -160,7 +178,9 @@ def _walk(data: np.ndarray, start: int, size: int, datalink: int, buf: object) -
     """Record offsets by the lockstep walk (:func:`_fast_offsets`), one window of the file at a
     time from a proven record boundary, the window's pages released behind it — so the walk
     never holds more than a window of a memory-mapped file resident. None: use the careful
-    record-by-record walk."""
+    record-by-record walk. The compiled walk, when built, replaces the lockstep walk."""
+    if USE_COMPILED and _btsnoop_c is not None:
+        return _compiled_walk(data, start, size, datalink, buf)
     if size - start < FAST_MIN_SIZE:
         return None
     parts: list[np.ndarray] = []
@@ -177,6 +197,32 @@ def _walk(data: np.ndarray, start: int, size: int, datalink: int, buf: object) -
         release_pages(buf, pos, nxt)
         pos = nxt
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def _compiled_walk(
+    data: np.ndarray, start: int, size: int, datalink: int, buf: object
+) -> np.ndarray | None:
+    """Record offsets by the compiled walk (``_btsnoop_c.walk``: the careful walk's
+    plausibility rules, in C), one window at a time with its pages released behind it. None at
+    the first record it cannot explain: the careful walk then reads the file."""
+    assert _btsnoop_c is not None
+    flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF
+    flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
+    out = np.empty(WALK_WINDOW // REC_LEN + 2, dtype=np.int64)
+    parts: list[np.ndarray] = []
+    pos = start
+    while True:
+        n, stop, status = _btsnoop_c.walk(
+            data[:size], pos, pos + WALK_WINDOW, flag_mask, flag_max, MAX_RECORD, out
+        )
+        parts.append(out[:n].copy())
+        release_pages(buf, pos, stop)
+        if status == 2:
+            return None
+        if status == 0:
+            break
+        pos = stop
+    return np.concatenate(parts)
 
 
 def _fast_offsets(

@@ -36,8 +36,12 @@ def _slow_offsets(buf: bytes) -> list[int] | None:
     return out
 
 
-@pytest.fixture
-def tiny_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(params=["numpy", "compiled"])
+def tiny_segments(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Both fast walks in turn: the numpy lockstep walk and the compiled one (when built)."""
+    if request.param == "compiled" and btsnoop._btsnoop_c is None:
+        pytest.skip("the compiled walk is not built in this install")
+    monkeypatch.setattr(btsnoop, "USE_COMPILED", request.param == "compiled")
     monkeypatch.setattr(btsnoop, "FAST_MIN_SIZE", 0)
     monkeypatch.setattr(btsnoop, "FAST_SEGMENT", 2048)
     monkeypatch.setattr(btsnoop, "FAST_WINDOW", 512)
@@ -93,6 +97,7 @@ def test_reader_gives_the_same_frames_either_way(monkeypatch: pytest.MonkeyPatch
         fast = load(path)
         with monkeypatch.context() as m:
             m.setattr(btsnoop, "FAST_MIN_SIZE", 1 << 62)
+            m.setattr(btsnoop, "USE_COMPILED", False)
             slow = load(path)
         assert fast.frames.equals(slow.frames), path.name
         assert fast.warnings == slow.warnings, path.name

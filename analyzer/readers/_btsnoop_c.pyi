@@ -1,0 +1,14 @@
+"""Types of the compiled btsnoop walk (``_btsnoop_c.c``)."""
+
+from typing_extensions import Buffer
+
+def walk(
+    buf: Buffer,
+    start: int,
+    limit: int,
+    flag_mask: int,
+    flag_max: int,
+    max_record: int,
+    out: Buffer,
+) -> tuple[int, int, int]: ...
+def gather(buf: Buffer, offsets: Buffer, out: Buffer) -> None: ...

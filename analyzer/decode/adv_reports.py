@@ -20,9 +20,10 @@ from analyzer.decode.le_ll import addr_str
 
 RawBuffer = Buffer | mmap.mmap
 
+#: narrow where the value allows: a long scan has millions of reports
 REPORT_SCHEMA = {
-    "frame": pl.Int64, "time_us": pl.Int64, "address": pl.String, "addr_type": pl.Int64,
-    "pdu": pl.String, "rssi": pl.Int64, "data": pl.Binary, "ad_flags": pl.Int64,
+    "frame": pl.Int64, "time_us": pl.Int64, "address": pl.String, "addr_type": pl.Int16,
+    "pdu": pl.String, "rssi": pl.Int16, "data": pl.Binary, "ad_flags": pl.Int16,
 }  # fmt: skip
 
 #: the 64-bit FNV prime (hashing each report's advertising data for the distinct-data count)
@@ -98,8 +99,8 @@ def advertising_reports(
         uniq, inv = np.unique(key, return_inverse=True)
         names = pl.Series("address", [addr_str(int(u)) for u in uniq.tolist()], pl.String)
         et = data[o + 4].astype(np.int64)
-        rssi = data[o + 13 + dl[fi]].astype(np.int64)
-        rssi = np.where(rssi > 127, rssi - 256, rssi)
+        rssi = data[o + 13 + dl[fi]].astype(np.int16)
+        rssi = np.where(rssi > 127, rssi - 256, rssi).astype(np.int16)
         # distinct advertising data per address without a bytes object per report: each
         # report's (address, length, data) is hashed (64-bit FNV-1a over the bytes) and only
         # the first report of each distinct hash is read out
@@ -121,7 +122,7 @@ def advertising_reports(
                 "frame": ev["index"].to_numpy()[fi],
                 "time_us": ev["time_us"].to_numpy()[fi],
                 "address": names.gather(inv),
-                "addr_type": data[o + 5].astype(np.int64),
+                "addr_type": data[o + 5].astype(np.int16),
                 "pdu": pl.Series(et).replace_strict(
                     (ets := np.unique(et).tolist()),
                     [ADV_REPORT_TYPES.get(x, f"0x{x:02X}") for x in ets],
@@ -129,7 +130,7 @@ def advertising_reports(
                 ),
                 "rssi": pl.Series(rssi).set(pl.Series(rssi == 127), None),
                 "data": pl.Series("data", dtype=pl.Binary).extend_constant(None, fi.size),
-                "ad_flags": pl.Series(flags).set(pl.Series(flags < 0), None),
+                "ad_flags": pl.Series(flags.astype(np.int16)).set(pl.Series(flags < 0), None),
             }, schema=REPORT_SCHEMA)
         )  # fmt: skip
     slow = ev.filter(pl.Series(~fast))

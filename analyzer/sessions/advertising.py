@@ -162,6 +162,7 @@ def advertising(ctx: BuildContext) -> None:
     packed, starts = ctx.cap.packed(ev["offset"].to_numpy(), ev["length"].to_numpy())
     ev = ev.with_columns(pl.Series("offset", starts))
     reports = advertising_reports(packed, packed.data, ev, fast_datas)
+    del packed, starts, ev  # the reports hold what is needed (a long scan: 100s of MB)
     sessions, scan_params = _scan_filtering(ctx)
     # every report heard (any advertiser): was the scanner working during a long gap?
     all_us = np.sort(reports["time_us"].to_numpy()) if reports.height else None

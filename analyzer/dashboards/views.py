@@ -675,13 +675,21 @@ def install(app: Any, lib: Any) -> None:
         Output("ws-tree", "children", allow_duplicate=True),
         Input("packet-grid", "selectedRows"),
         State("url", "pathname"),
+        State("swim-compress", "value"),
         prevent_initial_call=True,
     )
-    def select_row(selected: list[dict[str, Any]] | None, pathname: str | None) -> Any:
+    def select_row(
+        selected: list[dict[str, Any]] | None, pathname: str | None, compress: list[str] | None
+    ) -> Any:
+        from analyzer.dashboards import swimlane
+
         if not selected:
             return (dash.no_update,) * 5
         r = selected[0]
         frame, at = int(r["frame"]), float(r["time_s"])
+        a = lib.analysis(_cid(pathname)) if compress else None
+        if a is not None:  # idle gaps collapsed: the frame's place on the compressed axis
+            at = swimlane.x_of(a, at, True)
         cursor = Patch()
         cursor["layout"]["shapes"] = [
             {

@@ -78,6 +78,7 @@ class Lane:
     label: str
     level: int
     group: str  # the device (or "capture") the lane belongs to
+    parent: str = ""  # a channel / profile lane: its link lane
 
 
 @dataclass
@@ -145,11 +146,20 @@ class _Builder:
         if frame is not None and t_us is not None:
             self.pairs.setdefault(frame, float(t_us - self.t0))
 
-    def lane(self, key: str, label: str, level: int, group: str) -> str:
+    def lane(self, key: str, label: str, level: int, group: str, parent: str = "") -> str:
         if key not in self.lanes:
-            self.lanes[key] = Lane(key, label, level, group)
+            self.lanes[key] = Lane(key, label, level, group, parent)
             self.order.append(key)
         return key
+
+
+#: a link's channel / profile lanes in this order (then as first seen)
+SUB_ORDER = ("pairing", "SDP", "L2CAP", "A2DP", "HFP", "HSP", "SCO")
+
+
+def _sub_rank(key: str) -> int:
+    name = key.rsplit(":", 1)[-1]
+    return next((i for i, p in enumerate(SUB_ORDER) if name.startswith(p)), len(SUB_ORDER))
 
 
 def _short(text: str) -> str:
@@ -275,7 +285,7 @@ def _build(a: Analysis) -> LaneModel:
         if link is None:
             return None
         group = b.lanes[link].group
-        return b.lane(f"{link}:{name}", f"\u2003\u2003{name}", 2, group)
+        return b.lane(f"{link}:{name}", f"\u2003\u2003{name}", 2, group, link)
 
     def interval(
         lane: str,
@@ -487,28 +497,19 @@ def _build(a: Analysis) -> LaneModel:
     # advertising trains (segments) and silences
     for x in shown_adv:
         lane = device_lane(x.address)
-        for seg in x.segments:
-            how = f"interval {seg.interval_ms:.1f} ms" if seg.interval_ms else (seg.note or "")
-            interval(
-                lane,
-                "advertising",
-                b.rel(seg.from_time_us),
-                b.rel(seg.to_time_us),
-                seg.from_frame,
-                seg.to_frame,
-                f"advertising {how}, {seg.events} events, "
-                f"{frames_text(seg.from_frame, seg.to_frame)}",
-            )
-        for sil in x.silences:
-            interval(
-                lane,
-                "advertising silence",
-                b.rel(sil.from_time_us),
-                b.rel(sil.to_time_us),
-                sil.from_frame,
-                sil.to_frame,
-                f"silent {sil.duration_ms:.0f} ms, {frames_text(sil.from_frame, sil.to_frame)}",
-            )
+        spans = [
+            ("advertising", seg.from_time_us, seg.to_time_us, seg.from_frame, seg.to_frame,
+             "advertising " + (f"interval {seg.interval_ms:.1f} ms" if seg.interval_ms
+                               else (seg.note or "")) + f", {seg.events} events")
+            for seg in x.segments
+        ] + [
+            ("advertising silence", sil.from_time_us, sil.to_time_us, sil.from_frame,
+             sil.to_frame, f"silent {sil.duration_ms:.0f} ms")
+            for sil in x.silences
+        ]  # fmt: skip
+        for kind, t_from, t_to, f_from, f_to, text in spans:
+            interval(lane, kind, b.rel(t_from), b.rel(t_to), f_from, f_to,
+                     f"{text}, {frames_text(f_from, f_to)}")  # fmt: skip
 
     # point events: the analysis's timeline, each on its lane
     kind_lane = {
@@ -602,18 +603,17 @@ def _build(a: Analysis) -> LaneModel:
     # lanes in group order: incidents, capture, then each device with its links and channels
     groups: dict[str, list[str]] = {}
     for key in b.order:
-        groups.setdefault(b.lanes[key].group, []).append(key)
+        if b.lanes[key].level < 2:
+            groups.setdefault(b.lanes[key].group, []).append(key)
+    children: dict[str, list[str]] = {}
+    for key in b.order:
+        if b.lanes[key].parent:
+            children.setdefault(b.lanes[key].parent, []).append(key)
     ordered: list[str] = []
     for keys in groups.values():
-        keys.sort(
-            key=lambda k: (
-                b.lanes[k].level > 0,
-                k.split(":")[2] if k.count(":") >= 2 else "",
-                b.lanes[k].level,
-                b.order.index(k),
-            )
-        )
-        ordered += keys
+        for key in sorted(keys, key=lambda k: b.lanes[k].level):  # the device, then its links
+            ordered.append(key)
+            ordered += sorted(children.get(key, []), key=_sub_rank)
     lanes = [b.lanes[k] for k in ordered]
     index = {ln.key: i for i, ln in enumerate(lanes)}
     notes = [b_note] if b_note else []

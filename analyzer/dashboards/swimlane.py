@@ -721,17 +721,19 @@ def _nice_ticks(ax: Axis, x0: float, x1: float, n: int = 8) -> tuple[list[float]
     last_x = -math.inf
     min_dx = (x1 - x0) / (n * 2.5)
     while k * step <= t1 and len(vals) < 4 * n:
-        tx = float(ax.x(k * step * 1e6))
-        if tx - last_x >= min_dx:
+        t_us = k * step * 1e6
+        tx = float(ax.x(t_us))
+        hidden = any(g0 < t_us < g1 for g0, g1 in ax.gaps)  # inside a collapsed gap
+        if tx - last_x >= min_dx and not hidden:
             vals.append(tx)
             text.append(f"{k * step:.{digits}f}")
             last_x = tx
         k += 1
-    for _g0, g1 in ax.gaps:  # each collapsed gap's end gets its true time
-        gx = float(ax.x(g1))
-        if x0 <= gx <= x1 and all(abs(gx - v) >= min_dx for v in vals):
+    for edge in (t for g in ax.gaps for t in g):  # each collapsed gap's ends: their true times
+        gx = float(ax.x(edge))
+        if x0 <= gx <= x1 and all(abs(gx - v) >= min_dx / 2 for v in vals):
             vals.append(gx)
-            text.append(f"{g1 / 1e6:.{max(digits, 1)}f}")
+            text.append(f"{edge / 1e6:.{max(digits, 1)}f}")
     return vals, text
 
 
@@ -1485,8 +1487,10 @@ def install(app: Any, lib: Any) -> None:
             pinned=pinned or [],
             highlight=marks_,
         )
-        strip = Patch()
+        strip = Patch()  # the overview: its band moves, a drag's selection box goes
         strip["layout"]["shapes"] = window_shapes(win)
+        strip["layout"]["selections"] = []
+        strip["data"][0]["selectedpoints"] = None
         note = _window_note(a, win)
         if highlight:
             note += f" Highlighted: {highlight.get('key')} ({len(marks_)} frames)."

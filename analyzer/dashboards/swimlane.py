@@ -1254,6 +1254,8 @@ def section(a: Analysis, cid: str, query: dict[str, list[str]], frame: int | Non
 
     window = parse_window(_first(query.get("t0")), _first(query.get("t1")))
     compress = _first(query.get("gaps")) == "1"
+    known = lane_model(a).index
+    pins = [k for k in (_first(query.get("pin")) or "").split("|") if k in known]
     return html.Div(
         [
             html.H3("Timeline", id="timeline"),
@@ -1283,7 +1285,7 @@ def section(a: Analysis, cid: str, query: dict[str, list[str]], frame: int | Non
                         id="swim-pin",
                         options=lane_options(a),
                         multi=True,
-                        value=[],
+                        value=pins,
                         placeholder="pin lanes to the top…",
                         style={
                             "width": "560px",
@@ -1307,7 +1309,7 @@ def section(a: Analysis, cid: str, query: dict[str, list[str]], frame: int | Non
             ),
             dcc.Graph(
                 id="swimlane",
-                figure=figure(a, frame, window=window, compress=compress),
+                figure=figure(a, frame, window=window, compress=compress, pinned=pins),
                 config={"displaylogo": False, "scrollZoom": False},
             ),
             dcc.Store(id="swim-cid", data=cid),
@@ -1352,7 +1354,7 @@ def focus_button(key: str) -> Any:
 #: the browser keeps the window in the URL without reloading the page (replaceState: the page's
 #: dcc.Location does not see it, so nothing is rendered again)
 URL_JS = """
-function(win, compress) {
+function(win, compress, pins) {
     const u = new URL(window.location.href);
     if (win && win.length === 2) {
         u.searchParams.set('t0', win[0].toFixed(6));
@@ -1363,6 +1365,8 @@ function(win, compress) {
     }
     if (compress && compress.length) { u.searchParams.set('gaps', '1'); }
     else { u.searchParams.delete('gaps'); }
+    if (pins && pins.length) { u.searchParams.set('pin', pins.join('|')); }
+    else { u.searchParams.delete('pin'); }
     if (u.toString() !== window.location.href) {
         window.history.replaceState(window.history.state, '', u.toString());
     }
@@ -1391,6 +1395,7 @@ def install(app: Any, lib: Any) -> None:
         Output("swim-url", "data"),
         Input("swim-window", "data"),
         Input("swim-compress", "value"),
+        Input("swim-pin", "value"),
         prevent_initial_call=True,
     )
 

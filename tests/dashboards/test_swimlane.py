@@ -182,6 +182,27 @@ def test_incident_focus_pins_and_url_window() -> None:
     pinned = sw.figure(a, pinned=[last])
     assert pinned.layout.yaxis.ticktext[0].startswith("(pinned)")
     assert sw.lane_order(m, [last])[0] == len(m.lanes) - 1
+    # the URL's window, compression and pins open the section as they were
+    query = {"t0": ["1.25"], "t1": ["2.5"], "gaps": ["1"], "pin": [f"{last}|nonsense"]}
+    found = _by_id(sw.section(a, "cid", query, None))
+    assert found["swim-window"].data == [1.25, 2.5]
+    assert found["swim-compress"].value == ["on"] and found["swim-pin"].value == [last]
+    fig2 = found["swimlane"].figure
+    assert fig2.layout.yaxis.ticktext[0].startswith("(pinned)")
+    assert "idle gaps collapsed" in fig2.layout.xaxis.title.text
+
+
+def _by_id(component: Any) -> dict[str, Any]:
+    """Every component with a string id in a layout tree, by id."""
+    out: dict[str, Any] = {}
+    stack = [component]
+    while stack:
+        c = stack.pop()
+        if isinstance(getattr(c, "id", None), str):
+            out[c.id] = c
+        kids = getattr(c, "children", None)
+        stack += kids if isinstance(kids, list) else [kids] if kids is not None else []
+    return out
 
 
 def _post(*args: Any) -> dict[str, Any]:

@@ -255,7 +255,10 @@ def _build(a: Analysis) -> LaneModel:
     def device_lane(addr: str | None) -> str:
         if addr is None:
             return b.lane("dev:?", "<b>unknown device</b>", 0, "dev:?")
-        return b.lane(f"dev:{addr}", f"<b>{_short(a.device_label(addr))[:48]}</b>", 0, addr)
+        label = a.device_label(addr)
+        if len(label) > 48 and label.endswith(f" ({addr})"):  # the name cut, not the address
+            label = label[: 44 - len(addr)].rstrip() + f"… ({addr})"
+        return b.lane(f"dev:{addr}", f"<b>{label}</b>", 0, addr)
 
     for addr in addresses:
         device_lane(addr)
@@ -609,8 +612,13 @@ def _build(a: Analysis) -> LaneModel:
     for key in b.order:
         if b.lanes[key].parent:
             children.setdefault(b.lanes[key].parent, []).append(key)
+    # a device with nothing drawn on any of its lanes has none (a name heard in an inquiry)
+    used = {r[0] for r in b.iv} | {r[0] for r in b.pts} | {r[0] for r in b.fds}
+    busy = {b.lanes[k].group for k in used} | {"capture"}
     ordered: list[str] = []
-    for keys in groups.values():
+    for group, keys in groups.items():
+        if group not in busy:
+            continue
         for key in sorted(keys, key=lambda k: b.lanes[k].level):  # the device, then its links
             ordered.append(key)
             ordered += sorted(children.get(key, []), key=_sub_rank)
@@ -1069,8 +1077,8 @@ def figure(
     if mk.width < width:
         notes.append("dense window: bucketed coarser than a pixel")
     fig.update_layout(
-        height=max(260, 110 + LANE_PX * len(order)),
-        margin={"l": 10, "r": 10, "t": 30, "b": 40},
+        height=max(300, 170 + LANE_PX * len(order) + (60 if static else 0)),
+        margin={"l": 10, "r": 10, "t": 70, "b": 40},
         xaxis=xaxis,
         yaxis={
             "tickmode": "array",
@@ -1084,13 +1092,22 @@ def figure(
             "zeroline": False,
         },
         barmode="overlay",
-        legend_orientation="h",
-        legend_y=-0.15 if not static else -0.3,
+        # the legend above the lanes, after what the figure leaves out (its title)
+        legend={
+            "orientation": "h",
+            "x": 0,
+            "y": 1.0,
+            "yanchor": "bottom",
+            "title": {
+                "text": "; ".join(notes) + ":" if notes else "",
+                "font": {"size": 12, "color": "#b71c1c"},
+                "side": "top left",
+            },
+        },
         hovermode="closest",
         dragmode="zoom",
         bargap=0.2,
         plot_bgcolor="#fff",
-        title={"text": "; ".join(notes), "font": {"size": 12}, "x": 0.01} if notes else None,
     )
     return fig
 

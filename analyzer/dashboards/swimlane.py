@@ -1359,7 +1359,7 @@ def focus_button(key: str) -> Any:
     from dash import html
 
     return html.Button(
-        "⌖ timeline",
+        "on the timeline",
         id={"type": "swim-focus", "index": key},
         n_clicks=0,
         className="swim-focus",

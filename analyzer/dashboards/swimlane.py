@@ -787,7 +787,7 @@ def marks(m: LaneModel, ax: Axis, x0: float, x1: float, width: int) -> Marks:
         )
         if n <= MAX_MARKS or width <= 50:
             return got
-        width = max(50, width // 2)
+        width = max(50, min(width // 2, int(width * MAX_MARKS / n * 0.9)))
 
 
 def _marks(m: LaneModel, ax: Axis, x0: float, x1: float, width: int) -> Marks:

@@ -132,6 +132,32 @@ def test_bucketing_bounds_and_size() -> None:
     assert len(sw.figure(a, width=20_000).to_json()) < LIMIT
 
 
+def test_many_dense_lanes_stay_small() -> None:
+    """300 lanes of dense events (100 devices, each a link with its channels): the lanes beyond
+    the cap are left out (and said so), the marks bucketed coarser, the figure under 2 MB."""
+    import dataclasses
+
+    a = Analysis.from_json(_analysis("a2dp_sbc_clean").to_json())
+    rnd = random.Random(3)
+    t0, span = a.capture.first_time_us or 0, 3_600_000_000
+    first = a.connections[0]
+    text = "AVDTP DELAYREPORT (remote) with a long text to fill the hover " * 3
+    for k in range(100):
+        c = dataclasses.replace(first, id=f"acl-x-{k}", address=f"00:11:22:33:44:{k:02X}",
+                                start_time_us=t0, end_time_us=t0 + span)  # fmt: skip
+        a.connections.append(c)
+        a.timeline += [TimelineEvent(t0 + rnd.randrange(span), 10_000 + k * 1000 + i, c.id,
+                                     "avdtp", text) for i in range(1000)]  # fmt: skip
+    a.timeline.sort(key=lambda e: e.time_us)
+    a.capture.last_time_us = t0 + span
+    fig = sw.figure(a, width=2000)
+    assert len(fig.layout.yaxis.ticktext) == sw.MAX_LANES
+    assert "more lanes not drawn" in fig.layout.legend.title.text
+    marks = sum(len(t.x) for t in fig.data if t.x is not None)
+    assert marks <= sw.MAX_MARKS
+    assert len(fig.to_json()) < LIMIT
+
+
 def test_benchmark_capture_figure_is_small() -> None:
     if not BENCH.is_file():
         pytest.skip(f"{BENCH} not present (python -m benchmarks.gen_a2dp_btsnoop)")

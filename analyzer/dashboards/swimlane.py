@@ -222,8 +222,8 @@ def _build(a: Analysis) -> LaneModel:
             b.date(getattr(r, frame_attr), getattr(r, time_attr))
     b.date(1, cap.first_time_us)
     b.date(cap.frames, cap.last_time_us)
-    clock_f = np.array(sorted(b.pairs), dtype=np.int64)
-    clock_t = np.array([b.pairs[f] for f in clock_f.tolist()], dtype=np.float64)
+    clock_f = np.array(sorted(b.pairs), dtype=np.float64)  # float: np.interp converts no copy
+    clock_t = np.array([b.pairs[int(f)] for f in clock_f.tolist()], dtype=np.float64)
     if clock_t.size:
         clock_t = np.maximum.accumulate(clock_t)  # a monotonic clock (frames in capture order)
 
@@ -255,6 +255,8 @@ def _build(a: Analysis) -> LaneModel:
     def device_lane(addr: str | None) -> str:
         if addr is None:
             return b.lane("dev:?", "<b>unknown device</b>", 0, "dev:?")
+        if f"dev:{addr}" in b.lanes:
+            return f"dev:{addr}"
         label = a.device_label(addr)
         if len(label) > 48 and label.endswith(f" ({addr})"):  # the name cut, not the address
             label = label[: 44 - len(addr)].rstrip() + f"… ({addr})"
@@ -265,7 +267,14 @@ def _build(a: Analysis) -> LaneModel:
 
     link_names = {"br_edr": "BR/EDR ACL", "le": "LE link"}
 
+    links: dict[str | None, str | None] = {}
+
     def link_lane(c_id: str | None) -> str | None:
+        if c_id not in links:
+            links[c_id] = _link_lane(c_id)
+        return links[c_id]
+
+    def _link_lane(c_id: str | None) -> str | None:
         c = conns.get(c_id or "")
         if c is None:
             return None
@@ -570,7 +579,9 @@ def _build(a: Analysis) -> LaneModel:
         b.fds.append(
             (lane3, t, first, SEVERITY_RANK.get(f.severity, 0), _short(f"{f.id}: {f.message}"))
         )
-        times = [t, *(x for x in (at(fr) for fr in f.frames[:200]) if x is not None)]
+        times = [t]
+        if f.frames and clock_f.size:
+            times += np.interp(f.frames[:200], clock_f, clock_t).tolist()
         marks = [(fr, lane3) for fr in f.frames[:200]]
         entry = (marks, min(times), max(times))
         focus[f"F{i}"] = entry

@@ -1473,12 +1473,13 @@ def install(app: Any, lib: Any) -> None:
                 return dash.no_update, dash.no_update
             return win2, dash.no_update
         if trig == "swimlane-overview":
+            prop = ctx.triggered[0]["prop_id"] if ctx.triggered else ""
             rng = ((selected or {}).get("range") or {}).get("x")
-            if ctx.triggered and ctx.triggered[0]["prop_id"].endswith("selectedData") and rng:
+            if prop.endswith("selectedData") and rng:  # a drag across the strip
                 lo, hi = sorted(float(v) for v in rng)
                 return [round(lo, 6), round(hi, 6)], dash.no_update
             pts = (click or {}).get("points") or []
-            if pts and "x" in pts[0]:
+            if prop.endswith("clickData") and pts and "x" in pts[0]:  # a click: move there
                 mid = float(pts[0]["x"])
                 half = (current[1] - current[0]) / 2 if current else lane_model(a).t_end / 2e7
                 return [round(mid - half, 6), round(mid + half, 6)], dash.no_update

@@ -246,16 +246,34 @@ def test_callbacks_window_render_and_measure(tmp_path: Path) -> None:
     focus[0] += [({"type": "swim-focus", "index": f"F{i}"}, "n_clicks", 0)
                  for i in range(len(a.findings))]  # fmt: skip
     win_out = [("swim-window", "data"), ("swim-highlight", "data")]
-    state = [("swim-window", "data", None), ("swim-compress", "value", []),
-             ("swim-cid", "data", cid)]  # fmt: skip
 
-    def window(relayout: Any = None, clicks: Any = None, changed: str = "swimlane.relayoutData"
+    def window(relayout: Any = None, clicks: Any = None, changed: str = "swimlane.relayoutData",
+               selected: Any = None, click: Any = None, current: Any = None
                ) -> dict[str, Any]:  # fmt: skip
         return _post(client, win_out, [
-            ("swimlane", "relayoutData", relayout), ("swimlane-overview", "selectedData", None),
-            ("swimlane-overview", "clickData", None), clicks or focus[0],
-            ("swim-reset", "n_clicks", 0)], state, changed)  # fmt: skip
+            ("swimlane", "relayoutData", relayout), ("swimlane-overview", "selectedData", selected),
+            ("swimlane-overview", "clickData", click), clicks or focus[0],
+            ("swim-reset", "n_clicks", 1 if changed.startswith("swim-reset") else 0)],
+            [("swim-window", "data", current), ("swim-compress", "value", []),
+             ("swim-cid", "data", cid)], changed)  # fmt: skip
 
+    # the overview: a drag across it is the window, a click moves the window there
+    got = window(selected={"range": {"x": [4.0, 2.0]}, "points": []},
+                 changed="swimlane-overview.selectedData")  # fmt: skip
+    assert got["swim-window"]["data"] == [2.0, 4.0]
+    got = window(selected={"range": {"x": [2.0, 4.0]}}, click={"points": [{"x": 7.0}]},
+                 current=[2.0, 4.0], changed="swimlane-overview.clickData")  # fmt: skip
+    assert got["swim-window"]["data"] == [6.0, 8.0]
+    assert (
+        window(
+            current=[2.0, 4.0],
+            click={"points": [{"x": 7.0}]},
+            changed="swimlane-overview.selectedData",
+        )
+        == {}
+    )  # a selection cleared
+    got = window(current=[2.0, 4.0], changed="swim-reset.n_clicks")
+    assert got["swim-window"]["data"] is None and got["swim-highlight"]["data"] is None
     # a zoom on the graph: its range is the new window
     got = window({"xaxis.range[0]": 1.0, "xaxis.range[1]": 2.5})
     assert got["swim-window"]["data"] == [1.0, 2.5]

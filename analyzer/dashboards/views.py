@@ -766,9 +766,14 @@ def install(app: Any, lib: Any) -> None:
         Input("swimlane", "clickData"),
         State("packet-grid", "filterModel"),
         State("url", "pathname"),
+        State("swim-compress", "value"),
         prevent_initial_call=True,
     )
-    def timeline_to_table(click: dict[str, Any] | None, model: Any, pathname: str | None) -> Any:
+    def timeline_to_table(
+        click: dict[str, Any] | None, model: Any, pathname: str | None, compress: Any = None
+    ) -> Any:
+        from analyzer.dashboards import swimlane
+
         pts = (click or {}).get("points") or []
         if not pts:
             return dash.no_update
@@ -777,8 +782,10 @@ def install(app: Any, lib: Any) -> None:
         except packets.PacketsUnavailable:
             return dash.no_update
         frame = pts[0].get("customdata")
-        if not isinstance(frame, int):
-            frame = packets.nearest_frame(t, float(pts[0].get("x") or 0.0))
+        if not isinstance(frame, int):  # the clicked place's time (true time, a bar's start)
+            a = lib.analysis(_cid(pathname))
+            got = swimlane.click_point(a, pts[0], bool(compress)) if a is not None else None
+            frame = packets.nearest_frame(t, got[1] if got else 0.0)
         i = packets.position(t, frame, model) if frame is not None else None
         return dash.no_update if i is None else {"rowIndex": i, "rowPosition": "middle"}
 

@@ -82,20 +82,29 @@ def test_rows_and_timeline_click_scroll(tmp_path: Path) -> None:
     start = rows["rowData"][0]
     # a click on the timeline at START's time: the table scrolls to START's row
     click = {"points": [{"x": start["time_s"], "customdata": None}]}
-    got = _call(
-        client,
-        [("packet-grid", "scrollTo")],
-        [("swimlane", "clickData", click)],
-        [("packet-grid", "filterModel", None), *where],
+
+    def scroll(click: Any, model: Any, compress: list[str]) -> Any:
+        got = _call(
+            client,
+            [("packet-grid", "scrollTo")],
+            [("swimlane", "clickData", click)],
+            [("packet-grid", "filterModel", model), *where, ("swim-compress", "value", compress)],
+        )
+        return got["response"]["packet-grid"]["scrollTo"]["rowIndex"]
+
+    assert scroll(click, None, []) == start["frame"] - 1
+    assert scroll(click, text, []) == 0  # under the filter
+    # idle gaps collapsed: a click's place on the axis is not its time; the table still finds it
+    from analyzer.dashboards import swimlane
+
+    a = app.library.analysis(cid)
+    (close,) = [s for s in a.avdtp.signals if s.signal == "CLOSE"]
+    at = (close.command_time_us - a.capture.first_time_us) / 1e6
+    x = swimlane.x_of(a, at, True)
+    assert x < at - 1  # after a collapsed gap
+    assert scroll({"points": [{"x": x, "customdata": None}]}, None, ["on"]) == (
+        close.command_frame - 1
     )
-    assert got["response"]["packet-grid"]["scrollTo"]["rowIndex"] == start["frame"] - 1
-    got = _call(
-        client,
-        [("packet-grid", "scrollTo")],
-        [("swimlane", "clickData", click)],
-        [("packet-grid", "filterModel", text), *where],
-    )
-    assert got["response"]["packet-grid"]["scrollTo"]["rowIndex"] == 0  # under the filter
     # the file gone: the table says so instead of failing; the audio view draws the model only
     src.unlink()
     fresh = create_app(tmp_path / "store", retention_days=0).server.test_client()

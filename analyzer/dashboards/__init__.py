@@ -6,8 +6,9 @@ The app reads stored analyses only (a results store, :mod:`analyzer.store`: the 
 analysed in a background thread into the store, and its page opens the stored analysis.
 
 URL state: ``/`` (upload, stored captures), ``/job/<id>`` (an analysis in progress),
-``/capture/<capture_id>?frame=N&device=ADDR`` (the capture, the selected evidence frame and
-device) — a colleague opening the link sees the same moment.
+``/capture/<capture_id>?frame=N&device=ADDR&t0=S&t1=S&gaps=1`` (the capture, the selected
+evidence frame and device, the timeline's window in seconds from the capture's start and its
+idle-gap compression) — a colleague opening the link sees the same moment.
 """
 
 from __future__ import annotations
@@ -554,57 +555,11 @@ def _frame_link(cid: str, frame: int, device: str | None = None) -> Any:
     return dcc.Link(str(frame), href=href, className="evidence")
 
 
-def swimlane(a: Analysis, frame: int | None = None) -> Any:
-    """A connection swimlane: one lane per connection (and the controller), each event a
-    marker at its time coloured by severity; findings as larger markers; the selected frame a
-    vertical line."""
-    import plotly.graph_objects as go
-
-    t0 = a.capture.first_time_us or 0
-    fig = go.Figure()
-    lanes: dict[str, str] = {}
-    for c in a.connections:
-        lanes[c.id] = f"{c.transport} {a.device_label(c.address)}"
-    for sev in ("info", "warning", "error"):
-        evs = [e for e in a.timeline if e.severity == sev]
-        if not evs:
-            continue
-        fig.add_trace(go.Scatter(
-            x=[(e.time_us - t0) / 1e6 for e in evs],
-            y=[lanes.get(e.lane, e.lane) for e in evs],
-            mode="markers", name=f"{sev} events",
-            marker={"color": SEVERITY_COLOUR[sev], "size": 8, "symbol": "line-ns-open"},
-            text=[f"#{e.frame} {e.kind}: {e.text}" for e in evs],
-            customdata=[e.frame for e in evs], hoverinfo="text+x",
-        ))  # fmt: skip
-    fs = [f for f in a.findings if f.time_us is not None]
-    if fs:
-        fig.add_trace(go.Scatter(
-            x=[((f.time_us or t0) - t0) / 1e6 for f in fs],
-            y=[lanes.get(f.connection or "", f.connection or "capture") for f in fs],
-            mode="markers", name="findings",
-            marker={"color": [SEVERITY_COLOUR[f.severity] for f in fs], "size": 14,
-                    "symbol": "diamond"},
-            text=[f"{f.id}: {f.message}" for f in fs],
-            customdata=[f.frames[0] if f.frames else None for f in fs], hoverinfo="text+x",
-        ))  # fmt: skip
-    if frame is not None:
-        at = next((e.time_us for e in a.timeline if e.frame >= frame), None)
-        if at is not None:
-            fig.add_vline(x=(at - t0) / 1e6, line_dash="dot", line_color="#444")
-    fig.update_layout(
-        height=max(260, 60 + 28 * (len(set(lanes.values())) + 1)),
-        margin={"l": 10, "r": 10, "t": 30, "b": 30},
-        xaxis_title="seconds from the capture start", legend_orientation="h",
-    )  # fmt: skip
-    return fig
-
-
 def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
     import dash_ag_grid as dag
     from dash import dcc, html
 
-    from analyzer.dashboards import views
+    from analyzer.dashboards import swimlane, views
 
     a = lib.analysis(cid)
     if a is None:
@@ -622,12 +577,14 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
     )
     findings = [f for f in a.findings if device is None or f.address == device]
     cards = []
+    position = {id(f): i for i, f in enumerate(a.findings)}
     for f in findings:
         cards.append(html.Div([
             html.Div([html.B(f.severity.upper(), style={"color": SEVERITY_COLOUR[f.severity]}),
                       "  ", html.A(f.id, href=url(f"/rules/{f.id}"), className="rule-tag",
                                     target="_blank"), "  ",
-                      html.Span(f.message, className="message")]),
+                      html.Span(f.message, className="message"),
+                      swimlane.focus_button(f"F{position[id(f)]}")]),
             html.Div(f.explanation, className="explanation"),
             html.Div(["Fix: ", f.fix], className="fix"),
             html.Div(["Evidence frames: ",
@@ -639,8 +596,9 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         html.Li([html.B(i.severity.upper(), style={"color": SEVERITY_COLOUR[i.severity]}), " ",
                  i.verdict,
                  *([" — recovered at frame ", _frame_link(cid, i.recovered_at_frame)]
-                   if i.recovered_at_frame else [])])
-        for i in a.incidents
+                   if i.recovered_at_frame else []),
+                 swimlane.focus_button(f"I{n}")], className="incident")
+        for n, i in enumerate(a.incidents)
     ]  # fmt: skip
     devices = [_device_card(a, d, cid) for d in a.devices if d.role == "remote"]
     t0 = c.first_time_us or 0
@@ -668,10 +626,9 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
                 style={"color": SEVERITY_COLOUR.get(worst or "", "#2e7d32")}),
         html.Div(f"Selected frame {frame}" if frame is not None else "", id="selected-frame"),
         html.Div(f"Device {device}" if device else "", id="selected-device"),
-        html.H3("Incidents"), html.Ul(incidents or [html.Li("none")]),
+        html.H3("Incidents"), html.Ul(incidents or [html.Li("none")], id="incidents"),
         html.H3("Findings"), html.Div(cards or [html.P("No findings.")], id="findings"),
-        html.H3("Timeline"),
-        dcc.Graph(id="swimlane", figure=swimlane(a, frame)),
+        swimlane.section(a, cid, query, frame),
         dag.AgGrid(
             id="timeline-grid", rowData=rows,
             columnDefs=[{"field": k} for k in ("frame", "time_s", "lane", "kind", "severity",
@@ -813,6 +770,9 @@ def create_app(
     from analyzer.dashboards import views
 
     views.install(app, lib)
+    from analyzer.dashboards import swimlane
+
+    swimlane.install(app, lib)
     app.library = lib  # type: ignore[attr-defined]
     return app
 
@@ -822,7 +782,9 @@ def static_html(a: Analysis) -> str:
     findings and the swimlane timeline — to attach to a ticket (``analyze --html``)."""
     from html import escape
 
-    fig = swimlane(a)
+    from analyzer.dashboards import swimlane
+
+    fig = swimlane.figure(a, static=True)
     plot = fig.to_html(full_html=False, include_plotlyjs="inline", div_id="swimlane")
     c = a.capture
     sev = [f.severity for f in a.findings]
@@ -857,4 +819,4 @@ def static_html(a: Analysis) -> str:
     )
 
 
-__all__ = ["Job", "Library", "create_app", "static_html", "swimlane"]
+__all__ = ["Job", "Library", "create_app", "static_html"]

@@ -675,13 +675,21 @@ def install(app: Any, lib: Any) -> None:
         Output("ws-tree", "children", allow_duplicate=True),
         Input("packet-grid", "selectedRows"),
         State("url", "pathname"),
+        State("swim-compress", "value"),
         prevent_initial_call=True,
     )
-    def select_row(selected: list[dict[str, Any]] | None, pathname: str | None) -> Any:
+    def select_row(
+        selected: list[dict[str, Any]] | None, pathname: str | None, compress: list[str] | None
+    ) -> Any:
+        from analyzer.dashboards import swimlane
+
         if not selected:
             return (dash.no_update,) * 5
         r = selected[0]
         frame, at = int(r["frame"]), float(r["time_s"])
+        a = lib.analysis(_cid(pathname)) if compress else None
+        if a is not None:  # idle gaps collapsed: the frame's place on the compressed axis
+            at = swimlane.x_of(a, at, True)
         cursor = Patch()
         cursor["layout"]["shapes"] = [
             {
@@ -758,9 +766,14 @@ def install(app: Any, lib: Any) -> None:
         Input("swimlane", "clickData"),
         State("packet-grid", "filterModel"),
         State("url", "pathname"),
+        State("swim-compress", "value"),
         prevent_initial_call=True,
     )
-    def timeline_to_table(click: dict[str, Any] | None, model: Any, pathname: str | None) -> Any:
+    def timeline_to_table(
+        click: dict[str, Any] | None, model: Any, pathname: str | None, compress: Any = None
+    ) -> Any:
+        from analyzer.dashboards import swimlane
+
         pts = (click or {}).get("points") or []
         if not pts:
             return dash.no_update
@@ -769,8 +782,10 @@ def install(app: Any, lib: Any) -> None:
         except packets.PacketsUnavailable:
             return dash.no_update
         frame = pts[0].get("customdata")
-        if not isinstance(frame, int):
-            frame = packets.nearest_frame(t, float(pts[0].get("x") or 0.0))
+        if not isinstance(frame, int):  # the clicked place's time (true time, a bar's start)
+            a = lib.analysis(_cid(pathname))
+            got = swimlane.click_point(a, pts[0], bool(compress)) if a is not None else None
+            frame = packets.nearest_frame(t, got[1] if got else 0.0)
         i = packets.position(t, frame, model) if frame is not None else None
         return dash.no_update if i is None else {"rowIndex": i, "rowPosition": "middle"}
 

@@ -11,7 +11,8 @@ import pytest
 
 pytest.importorskip("dash")
 
-from analyzer.dashboards import create_app, swimlane
+from analyzer.dashboards import create_app
+from analyzer.dashboards.swimlane import figure as swimlane
 from analyzer.store import Store
 
 SC = Path(__file__).resolve().parents[2] / "captures" / "scenarios"
@@ -65,8 +66,8 @@ def test_capture_page_and_swimlane_from_the_stored_analysis(tmp_path: Path) -> N
     cid = store.captures()["capture_id"][0]
     a = store.analysis(cid)
     fig = swimlane(a, frame=a.findings[0].frames[0])
-    lanes = {y for tr in fig.data for y in tr.y}
-    assert any("br_edr" in str(y) for y in lanes)
+    lanes = fig.layout.yaxis.ticktext
+    assert any("BR/EDR ACL" in str(y) for y in lanes)
     assert any(tr.name == "findings" for tr in fig.data)
     assert fig.layout.shapes  # the selected frame's line
     app = create_app(tmp_path / "store")

@@ -292,3 +292,61 @@ def test_frame_in_the_url_scrolls_the_packet_table_there(
         WebDriverWait(b, 60).until(lambda d: str(frame) in d.execute_script(texts))
     finally:
         b.quit()
+
+
+SWIM_JS = """
+const gd = document.querySelector('#swimlane .js-plotly-plot');
+if (!gd || !gd._fullLayout || !gd._fullData) return null;
+const hl = gd._fullData.find(t => t.name === 'highlight');
+return {range: gd._fullLayout.xaxis.range, lanes: gd._fullLayout.yaxis.ticktext,
+        names: gd._fullData.map(t => t.name),
+        bars: gd.querySelectorAll('g.barlayer g.point').length,
+        highlighted: hl && hl.x ? hl.x.length : 0};
+"""
+
+
+def _swim(b: Any, ready: Any) -> dict[str, Any]:
+    got: dict[str, Any] = {}
+
+    def check(d: Any) -> bool:
+        got.clear()
+        got.update(d.execute_script(SWIM_JS) or {})
+        return bool(got) and bool(ready(got))
+
+    WebDriverWait(b, 60).until(check)
+    return got
+
+
+def test_swimlane_incident_zooms_and_the_url_keeps_the_window(
+    site: tuple[str, dict[str, str]],
+) -> None:
+    """The timeline's lanes are drawn; an incident's button zooms the timeline to its frames
+    (highlighted) and puts the window in the URL; that URL opens on the same window."""
+    from urllib.parse import parse_qs, urlparse
+
+    url, ids = site
+    b = _browser()
+    try:
+        b.get(f"{url}/capture/{ids['a2dp_rejected_hfp_fallback']}")
+        full = _swim(b, lambda g: g.get("bars", 0) > 0)
+        assert any("BR/EDR ACL" in t for t in full["lanes"])
+        assert any("A2DP stream" in t or "SCO/eSCO" in t for t in full["lanes"])
+        assert {"connection", "findings"} <= set(full["names"])
+        button = b.find_element(By.CSS_SELECTOR, "#incidents button.swim-focus")
+        b.execute_script("arguments[0].scrollIntoView()", button)
+        button.click()
+        WebDriverWait(b, 30).until(lambda d: "t1=" in d.current_url)
+        q = parse_qs(urlparse(b.current_url).query)
+        t0, t1 = float(q["t0"][0]), float(q["t1"][0])
+        assert t1 - t0 < full["range"][1] - full["range"][0]  # zoomed in
+        zoomed = _swim(b, lambda g: abs(g["range"][0] - t0) < 1e-3 and g["highlighted"] > 0)
+        assert abs(zoomed["range"][1] - t1) < 1e-3
+        _shot(b, "timeline-box", "dashboard-timeline.png")
+        shared = b.current_url
+        b.get(f"{url}/")  # away, then the link again: the same window
+        WebDriverWait(b, 60).until(ec.presence_of_element_located((By.ID, "captures-table")))
+        b.get(shared)
+        again = _swim(b, lambda g: g.get("bars", 0) > 0)
+        assert abs(again["range"][0] - t0) < 1e-3 and abs(again["range"][1] - t1) < 1e-3
+    finally:
+        b.quit()

@@ -69,16 +69,29 @@ def ad_flags(data: bytes) -> int | None:
     return None
 
 
+#: an extended report still waiting for its fragments: (address, SID) → its row so far
+Pending = dict[tuple[str, int], list[Any]]
+
+
 def advertising_reports(
-    data: np.ndarray, buf: RawBuffer, ev: pl.DataFrame, datas: dict[str, set[bytes]]
+    data: np.ndarray,
+    buf: RawBuffer,
+    ev: pl.DataFrame,
+    datas: dict[str, set[bytes]],
+    pending: Pending | None = None,
 ) -> pl.DataFrame:
     """One row per advertising report (frame, time_us, address, addr_type, pdu, rssi, data);
     extended report fragments joined. The common case — a legacy report event holding one
     report — is gathered columnar, its distinct advertising data going to ``datas``
     (address → data); other events are parsed one by one. ``ev``: the LE Meta events with
-    columns index, time_us, offset, length, subevent; ``data``/``buf``: the capture bytes."""
+    columns index, time_us, offset, length, subevent; ``data``/``buf``: the capture bytes.
+    ``pending``: given, the events may come in consecutive slices (one call each) and the
+    extended reports still incomplete after this slice stay in it for the next call (then
+    :func:`pending_reports` gives the ones never completed); else they are returned here."""
     if ev.height == 0:
         return pl.DataFrame(schema=REPORT_SCHEMA)
+    own_pending = pending is None
+    pending = {} if pending is None else pending
     off = ev["offset"].to_numpy()
     ln = ev["length"].to_numpy().astype(np.int64)
     sub = ev["subevent"].to_numpy()
@@ -135,10 +148,9 @@ def advertising_reports(
         )  # fmt: skip
     slow = ev.filter(pl.Series(~fast))
     if slow.height:
-        parsed = _parse_reports(buf, slow)
-        parts.append(
-            pl.DataFrame([(*r, ad_flags(r[6])) for r in parsed], schema=REPORT_SCHEMA, orient="row")
-        )
+        parts.append(_rows(_parse_reports(buf, slow, pending)))
+    if own_pending and pending:
+        parts.append(pending_reports(pending))
     if not parts:
         return pl.DataFrame(schema=REPORT_SCHEMA)
     out = parts[0] if len(parts) == 1 else pl.concat(parts)
@@ -146,13 +158,25 @@ def advertising_reports(
     return out if out["frame"].is_sorted() else out.sort("frame", maintain_order=True)
 
 
+def pending_reports(pending: Pending) -> pl.DataFrame:
+    """The extended reports whose last fragment never came, as they are (emptied from
+    ``pending``)."""
+    out = _rows([tuple(p) for p in pending.values()])  # type: ignore[misc]
+    pending.clear()
+    return out
+
+
+def _rows(parsed: list[tuple[int, int, str, int, str, int | None, bytes]]) -> pl.DataFrame:
+    return pl.DataFrame([(*r, ad_flags(r[6])) for r in parsed], schema=REPORT_SCHEMA, orient="row")
+
+
 def _parse_reports(
-    buf: RawBuffer, ev: pl.DataFrame
+    buf: RawBuffer, ev: pl.DataFrame, partial: Pending
 ) -> list[tuple[int, int, str, int, str, int | None, bytes]]:
     """Advertising report events parsed one by one (several reports per event, extended
-    reports and their fragments, directed reports)."""
+    reports and their fragments, directed reports); incomplete extended reports wait in
+    ``partial``."""
     out: list[tuple[int, int, str, int, str, int | None, bytes]] = []
-    partial: dict[tuple[str, int], list[Any]] = {}
     ext_names: dict[int, str] = {}
     for frame, t, off, ln, sub in ev.select(
         "index", "time_us", "offset", "length", "subevent"
@@ -216,8 +240,6 @@ def _parse_reports(
                     else:
                         out.append(tuple(rec))  # type: ignore[arg-type]
                 i += 24 + dl
-    for pend in partial.values():
-        out.append(tuple(pend))  # type: ignore[arg-type]
     return out
 
 
@@ -235,4 +257,11 @@ def _addr(b: bytes, i: int) -> str:
     return s
 
 
-__all__ = ["REPORT_SCHEMA", "ad_flags", "ad_flags_columnar", "advertising_reports"]
+__all__ = [
+    "REPORT_SCHEMA",
+    "Pending",
+    "ad_flags",
+    "ad_flags_columnar",
+    "advertising_reports",
+    "pending_reports",
+]

@@ -17,7 +17,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from analyzer.decode.adv_reports import ad_flags_columnar, advertising_reports
+from analyzer.capture import release_heap
+from analyzer.decode.adv_reports import (
+    Pending,
+    ad_flags_columnar,
+    advertising_reports,
+    pending_reports,
+)
 from analyzer.decode.hci import decode_command
 from analyzer.decode.le_adv import AdvData, decode_ad
 from analyzer.decode.le_ll import ADV_PDU_TYPES, addr_str, adv_columns, decode_adv_pdu
@@ -38,6 +44,10 @@ from analyzer.sessions.adv_interval import (
 )
 from analyzer.sessions.adv_segments import ScanTimeline, Train, segment_train, whole_train
 from analyzer.sessions.build import BuildContext, stage
+
+#: LE Meta events read per step (a long scan has millions: their bytes are copied a slice at
+#: a time)
+ADV_SLICE = 1 << 18
 
 ADDRESS_TYPES = {
     0: "public",
@@ -154,21 +164,11 @@ def advertising(ctx: BuildContext) -> None:
     cache: dict[bytes, AdvData] = {}
     advertisers: list[Advertiser] = []
     fast_datas: dict[str, set[bytes]] = {}
-    ev = ctx.idx.filter(
-        (pl.col("kind") == "event") & pl.col("subevent").is_in([0x02, 0x0D, 0x0B])
-    ).select("index", "time_us", "offset", "length", "subevent")
-    # the reports' bytes copied out once, window by window, into one array (a few MB even for
-    # a long scan): the columnar gathers then never map the whole capture file
-    packed, starts = ctx.cap.packed(ev["offset"].to_numpy(), ev["length"].to_numpy())
-    ev = ev.with_columns(pl.Series("offset", starts))
-    reports = advertising_reports(packed, packed.data, ev, fast_datas)
-    del packed, starts, ev  # the reports hold what is needed (a long scan: 100s of MB)
     sessions, scan_params = _scan_filtering(ctx)
-    # every report heard (any advertiser): was the scanner working during a long gap?
-    all_us = np.sort(reports["time_us"].to_numpy()) if reports.height else None
     scan_on, scan_at = _scan_on_times(ctx, sessions, scan_params)
+    # (the report table is handed over, not kept here: it is freed once its columns are out)
     advertisers += _hci_advertisers(
-        reports, fast_datas, cache, sessions, scan_params, all_us, scan_on, scan_at
+        _reports(ctx, fast_datas), fast_datas, cache, sessions, scan_params, scan_on, scan_at
     )
     advertisers += _air(ctx, cache)
     advertisers.sort(key=lambda a: (-a.reports, a.address))
@@ -190,13 +190,33 @@ def advertising(ctx: BuildContext) -> None:
             )  # fmt: skip
 
 
+def _reports(ctx: BuildContext, fast_datas: dict[str, set[bytes]]) -> pl.DataFrame:
+    """Every HCI advertising report of the capture, in frame order (distinct advertising data
+    of the columnar ones go to ``fast_datas``). The reports' bytes are copied out a slice of
+    events at a time into one array each (no bytes object per report): the columnar gathers
+    never map the whole capture file, and a long scan's millions of reports never have their
+    bytes and temporaries all at once."""
+    ev = ctx.idx.filter(
+        (pl.col("kind") == "event") & pl.col("subevent").is_in([0x02, 0x0D, 0x0B])
+    ).select("index", "time_us", "offset", "length", "subevent")
+    parts: list[pl.DataFrame] = []
+    pending: Pending = {}
+    for first in range(0, ev.height, ADV_SLICE):
+        part = ev.slice(first, ADV_SLICE)
+        packed, starts = ctx.cap.packed(part["offset"].to_numpy(), part["length"].to_numpy())
+        part = part.with_columns(pl.Series("offset", starts))
+        parts.append(advertising_reports(packed, packed.data, part, fast_datas, pending))
+    parts.append(pending_reports(pending))
+    reports = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
+    return reports if reports["frame"].is_sorted() else reports.sort("frame", maintain_order=True)
+
+
 def _hci_advertisers(
     reports: pl.DataFrame,
     fast_datas: dict[str, set[bytes]],
     cache: dict[bytes, AdvData],
     sessions: list[tuple[int, int, int]],
     scan_params: list[ScanParameters],
-    all_us: np.ndarray | None,
     scan_on: np.ndarray | None,
     scan_at: ScanTimeline | None,
 ) -> list[Advertiser]:
@@ -205,6 +225,8 @@ def _hci_advertisers(
     arrays of the reports sorted by address and time."""
     if reports.height == 0:
         return []
+    # every report heard (any advertiser): was the scanner working during a long gap?
+    all_us = np.sort(reports["time_us"].to_numpy())
     # integer codes for the addresses and PDU types (no string per report), the reports sorted
     # by (address, time, frame) as an index permutation applied to the numeric columns only
     names = reports["address"].unique().sort()
@@ -246,6 +268,9 @@ def _hci_advertisers(
         for i, s0 in enumerate(starts.tolist())
         if n_rssi[i]
     }
+    # the columns are out: the table (a long scan: millions of rows) is not needed any more
+    del reports, frame, time_us, pcode, rs, heard
+    release_heap()
     filtering = [(s0, s1) for s0, s1, f in sessions if f]
     out: list[Advertiser] = []
     for s0, s1 in zip(starts.tolist(), ends.tolist(), strict=True):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import polars as pl
 
 from analyzer.decode.a2dp import CodecInfo
@@ -276,7 +275,7 @@ def _factory(ctx: BuildContext) -> AvdtpSession:
     return AvdtpSession(ctx)
 
 
-@stage("a2dp_media")
+@stage("a2dp_media", reads_acl=True)
 def media_stats(ctx: BuildContext) -> None:
     """Tie media channels to streams and count their packets, rate, bitrate and gaps."""
     analysis = ctx.analysis
@@ -324,22 +323,35 @@ def media_stats(ctx: BuildContext) -> None:
 
 
 def _fill_media(st: AvdtpStream, f: pl.DataFrame) -> None:
+    """Packets, bytes, rate and the gaps of one media channel's PDUs (``f``: its frames in
+    order). Columnar without copies of the columns: a night's stream has millions of packets."""
     if f.height == 0:
         return
-    t = f["time_us"].to_numpy()
-    frames = f["index"].to_numpy()
+    t = f["time_us"]
+    first, last = int(t[0]), int(t[-1])  # type: ignore[arg-type]
     st.media_packets = f.height
     st.media_bytes = int(f["l2cap_len"].clip(lower_bound=0).sum())
-    st.media_first_time_us = int(t[0])
-    st.media_last_time_us = int(t[-1])
-    span = (t[-1] - t[0]) / 1e6
+    st.media_first_time_us = first
+    st.media_last_time_us = last
+    span = (last - first) / 1e6
     if span > 0:
         st.media_rate_pps = round(f.height / span, 2)
         st.media_bitrate_kbps = round(st.media_bytes * 8 / span / 1000, 1)
     if f.height > 1:
-        gaps = np.diff(t) / 1000.0
-        big = np.nonzero(gaps >= MIN_GAP_MS)[0]
+        gap_ms = pl.col("time_us").diff() / 1000.0
+        big = (
+            f.lazy()
+            .select(
+                pl.col("index").shift(1).alias("from"),
+                pl.col("index").alias("to"),
+                gap_ms.alias("ms"),
+                pl.col("time_us").shift(1).alias("at"),
+            )
+            .filter(pl.col("ms") >= MIN_GAP_MS)
+            .head(500)
+            .collect(engine="streaming")
+        )
         st.media_gaps = [
-            MediaGap(int(frames[i]), int(frames[i + 1]), round(float(gaps[i]), 1), int(t[i]))
-            for i in big[:500]
+            MediaGap(int(a), int(b), round(float(ms), 1), int(at))
+            for a, b, ms, at in big.iter_rows()
         ]

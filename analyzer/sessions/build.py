@@ -46,17 +46,22 @@ class Stage:
     name: str
     run: StageFn
     after: tuple[str, ...] = ()
+    #: reads ``ctx.acl`` (the per-frame ACL table is freed after the last stage that does)
+    reads_acl: bool = False
 
 
 #: every stage, by name; run in :func:`stage_order`
 STAGES: dict[str, Stage] = {}
 
 
-def stage(name: str, *, after: Iterable[str] = ()) -> Callable[[StageFn], StageFn]:
-    """Declare a build stage and the stages whose results it reads."""
+def stage(
+    name: str, *, after: Iterable[str] = (), reads_acl: bool = False
+) -> Callable[[StageFn], StageFn]:
+    """Declare a build stage, the stages whose results it reads, and whether it reads the
+    per-frame ACL table ``ctx.acl``."""
 
     def deco(fn: StageFn) -> StageFn:
-        STAGES[name] = Stage(name, fn, tuple(after))
+        STAGES[name] = Stage(name, fn, tuple(after), reads_acl)
         return fn
 
     return deco
@@ -67,15 +72,19 @@ class PipelineError(Exception):
 
 
 def stage_order(stages: dict[str, Stage]) -> list[Stage]:
-    """The stages in an order where each runs after what it declares (ties by name, so the
-    order does not depend on import order)."""
+    """The stages in an order where each runs after what it declares (ties: the stages that
+    read the per-frame ACL table first, so it can be freed early, then by name — the order
+    does not depend on import order)."""
     missing = {d for s in stages.values() for d in s.after if d not in stages}
     if missing:
         raise PipelineError(f"stages depend on unknown stages: {sorted(missing)}")
     done: list[Stage] = []
     left = dict(stages)
     while left:
-        ready = sorted(n for n, s in left.items() if all(d not in left for d in s.after))
+        ready = sorted(
+            (n for n, s in left.items() if all(d not in left for d in s.after)),
+            key=lambda n: (not left[n].reads_acl, n),
+        )
         if not ready:
             raise PipelineError(f"circular stage dependencies among {sorted(left)}")
         for n in ready:
@@ -114,6 +123,20 @@ class BuildContext:
         self.consumers: dict[int, Any] = {}  # id(channel) or ("cid", conn, cid) → consumer
         self.acl: pl.DataFrame = pl.DataFrame()  # ACL frames with conn/channel assignment
         self._shared: dict[type, object] = {}
+        #: the last frame number of the index (open-ended ranges end after it)
+        self.last_index = int(idx["index"].max() or 0) if idx.height else 0  # type: ignore[arg-type]
+        #: frames of a controller's debug log carried as ACL data (counted, not decoded)
+        self.debug_frames = int(idx["diag"].sum()) if idx.height else 0
+
+    def after_l2cap(self) -> None:
+        """Once the L2CAP passes are done, the per-frame tables keep only what the later
+        stages read (a long log has millions of ACL frames): ``acl`` each frame's number, time,
+        L2CAP length, PB flag, CID, direction and its connection and channel numbers. (``idx``
+        stays whole: its frame columns are the frame table's own, not a copy.)"""
+        if self.acl.width:
+            self.acl = self.acl.select(
+                "index", "time_us", "l2cap_len", "pb", "cid", "dir", "conn_no", "chan_no"
+            )
 
     def shared(self, kind: type[S]) -> S:
         """The one instance of a protocol's shared build state (made on first use)."""
@@ -159,11 +182,16 @@ def rebuild(
     _assign(ctx)
     say("protocol sessions")
     _pass2(ctx)
+    ctx.after_l2cap()
     release_pages(cap.buffer, 0, len(cap.buffer))
     release_heap()
-    for st in stage_order(STAGES):
+    order = stage_order(STAGES)
+    last_acl = max((i for i, st in enumerate(order) if st.reads_acl), default=-1)
+    for i, st in enumerate(order):
         say(st.name.replace("_", " "))
         st.run(ctx)
+        if i == last_acl:
+            ctx.acl = pl.DataFrame()  # no later stage reads it: millions of rows freed
         release_pages(cap.buffer, 0, len(cap.buffer))
         release_heap()
     _finish(ctx)
@@ -260,17 +288,32 @@ JOIN_CHUNK = 1 << 20
 
 
 def _chunked_join_asof(
-    left: pl.DataFrame, right: pl.DataFrame, right_on: str, by: list[str]
+    left: pl.DataFrame,
+    right: pl.DataFrame,
+    span: tuple[str, str],
+    number: str,
+    by: list[str],
+    *,
+    within: bool = True,
 ) -> pl.DataFrame:
-    """``left`` (sorted by frame ``index``, one row per ACL frame: millions) as-of joined
-    backward to the few ``right`` rows starting at ``right_on``, a slice of rows at a time: the
-    join's hash tables and gathers stay a slice's size, and the result's left columns are the
-    slices' own buffers."""
+    """``left`` (sorted by frame ``index``, one row per ACL frame: millions) given the
+    ``number`` of the last ``right`` row (of the same ``by`` keys) starting at or before it —
+    only while the frame lies within that row's ``span`` (start, end) when ``within`` — joined a
+    slice of rows at a time: the join's hash tables and gathers stay a slice's size, the span
+    columns are dropped per slice (never a column of the whole table), and the result's left
+    columns are the slices' own buffers."""
+    start, end = span
+    keep = (
+        pl.when(pl.col("index") <= pl.col(end)).then(pl.col(number)) if within else pl.col(number)
+    )
     parts = [
-        left.slice(a, JOIN_CHUNK).join_asof(
-            right, left_on="index", right_on=right_on, by=by, strategy="backward",
+        left.slice(a, JOIN_CHUNK)
+        .join_asof(
+            right, left_on="index", right_on=start, by=by, strategy="backward",
             check_sortedness=False,
         )
+        .with_columns(keep.alias(number))
+        .drop(start, end)
         for a in range(0, max(left.height, 1), JOIN_CHUNK)
     ]  # fmt: skip
     return parts[0] if len(parts) == 1 else pl.concat(parts, rechunk=False)
@@ -288,10 +331,7 @@ def _assign(ctx: BuildContext) -> None:
         return
     last = int(acl["index"].max())  # type: ignore[arg-type]
     ranges = _conn_ranges(ctx.hci, last)
-    acl = _chunked_join_asof(acl, ranges, "c_start", ["handle"])
-    acl = acl.with_columns(
-        pl.when(pl.col("index") <= pl.col("c_end")).then(pl.col("conn_no")).alias("conn_no")
-    )
+    acl = _chunked_join_asof(acl, ranges, ("c_start", "c_end"), "conn_no", ["handle"])
     # frames of handles with no known connection: one inferred connection per run of them
     orphans = acl.filter(pl.col("conn_no").is_null())
     if orphans.height:
@@ -317,7 +357,7 @@ def _assign(ctx: BuildContext) -> None:
             c.start_frame = f0
         ranges = _conn_ranges(ctx.hci, last)
         acl = _chunked_join_asof(
-            acl.drop("c_start", "c_end", "conn_no"), ranges, "c_start", ["handle"]
+            acl.drop("conn_no"), ranges, ("c_start", "c_end"), "conn_no", ["handle"], within=False
         )
     conns = ctx.hci.connections
     _date_inferred(conns, acl)
@@ -352,20 +392,24 @@ def _assign(ctx: BuildContext) -> None:
     )
     # "dir": the direction (an Enum: one byte a frame, strings only when listed)
     acl = acl.with_columns(pl.col("direction").alias("dir"))
-    acl = _chunked_join_asof(acl.sort("index"), chans, "ch_start", ["conn_no", "dir", "cid"])
-    # only what later stages read stays (the join's range columns go: this table has a row for
-    # every ACL frame of the capture)
-    acl = acl.with_columns(
-        pl.when(pl.col("index") <= pl.col("ch_end")).then(pl.col("chan_no")).alias("chan_no")
-    ).drop("c_start", "c_end", "ch_start", "ch_end")
+    acl = _chunked_join_asof(
+        acl.sort("index"), chans, ("ch_start", "ch_end"), "chan_no", ["conn_no", "dir", "cid"]
+    )
     # per-connection ACL totals
-    tot = acl.group_by("conn_no").agg(pl.len().alias("n"), pl.col("length").sum().alias("b"))
+    # (two columns selected first: the table is in slices, and a group-by over all of its
+    # columns would first copy them into one piece)
+    tot = (
+        acl.select("conn_no", "length")
+        .group_by("conn_no")
+        .agg(pl.len().alias("n"), pl.col("length").sum().alias("b"))
+    )
     for cn, n, b in tot.iter_rows():
         if cn is not None:
             conns[cn].acl_packets = int(n)
             conns[cn].acl_bytes = int(b)
     per_chan = (
-        acl.filter(pl.col("chan_no").is_not_null())
+        acl.select("chan_no", "length")
+        .filter(pl.col("chan_no").is_not_null())
         .group_by("chan_no")
         .agg(pl.len().alias("n"), pl.col("length").sum().alias("b"))
     )
@@ -518,7 +562,7 @@ def _finish(ctx: BuildContext) -> None:
     )
     a.discovered = hci.discovered
     a.l2cap_signals = ctx.table.signals
-    a.controller_debug_frames = int(ctx.idx["diag"].sum()) if ctx.idx.height else 0
+    a.controller_debug_frames = ctx.debug_frames
 
 
 def _public(a: Analysis, hci: HciState, devs: dict[str, Device]) -> list[Device]:

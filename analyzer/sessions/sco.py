@@ -100,7 +100,7 @@ def _packet_stats(ctx: BuildContext, links: list[Connection]) -> dict[int, ScoLi
     )
     if sco.height == 0:
         return {}
-    last = int(idx["index"].max() or 0) + 1  # type: ignore[arg-type]
+    last = ctx.last_index + 1
     ranges = pl.DataFrame(
         [(c.handle, c.start_frame or 0, c.end_frame or last, i) for i, c in enumerate(links)],
         schema={"handle": HANDLE_DTYPE, "s": pl.Int64, "e": pl.Int64, "link": pl.Int64},

@@ -19,6 +19,44 @@ import numpy as np
 from analyzer.capture import Capture, CaptureError, DamagedRange
 from analyzer.readers.limits import MAX_ENTRY, Budget, LimitError, inflate, printable
 
+#: record headers gathered per step by :func:`record_heads`
+HEAD_CHUNK = 65536
+
+
+def record_heads(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    width: int,
+    buf: object = None,
+    *,
+    compiled: bool = True,
+) -> np.ndarray:
+    """The ``width`` bytes at each of the sorted ``offsets`` (record headers), one row each, in
+    one compact (n, width) array — so that later column gathers read this array, not the
+    capture. Gathered a chunk of records at a time (the compiled gather when built and
+    ``compiled``, else numpy), each chunk's pages of a memory-mapped capture released behind
+    it: a whole pass over a large file never holds it resident. Bytes past the end of the
+    buffer are zero (compiled) or repeat its last byte (numpy): callers do not read them."""
+    from analyzer.capture import release_pages
+    from analyzer.readers import btsnoop
+
+    n = int(offsets.shape[0])
+    out = np.zeros((n, width), dtype=np.uint8)
+    ext = btsnoop._btsnoop_c if compiled else None
+    offs = np.ascontiguousarray(offsets, dtype=np.int64)
+    cols = np.arange(width, dtype=np.int64)
+    last = data.size - 1
+    for i in range(0, n, HEAD_CHUNK):
+        o = offs[i : i + HEAD_CHUNK]
+        if ext is not None:
+            ext.gather(data, o, width, out[i : i + o.shape[0]])
+        elif last >= 0:
+            out[i : i + o.shape[0]] = data[np.clip(o[:, None] + cols, 0, last)]
+        if o.shape[0]:
+            release_pages(buf, int(o[0]), int(o[-1]))  # done with these pages
+    return out
+
+
 #: seconds to wait for the first byte from a FIFO / pipe given as input (no writer: refused)
 FIFO_WAIT_S = 10.0
 

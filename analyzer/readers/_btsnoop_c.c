@@ -1,4 +1,5 @@
-/* The btsnoop record walk and header gather, compiled (issue 17): the same plausibility rules
+/* The btsnoop record walk and the record-header gather (btsnoop, pcap, pcapng), compiled
+ * (issue 17): the same plausibility rules
  * as the record-by-record walk in btsnoop.py, one pass over the record headers in C instead of
  * the numpy lockstep walk. Optional: when this module is not built (no compiler at install),
  * btsnoop.py uses the numpy walk, which gives the same records.
@@ -15,7 +16,6 @@
 #include <string.h>
 
 #define REC_LEN 24
-#define HEAD_COPY 25 /* the header and the first byte after it (the H4 type in 1002) */
 
 static uint32_t be32(const unsigned char *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -64,32 +64,35 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     return Py_BuildValue("nni", n, off, status);
 }
 
-/* gather(buf, offsets, out) : the 25 bytes at each offset (a record header and the byte after
- * it, zero where the buffer ends) copied into out (len(offsets) * 25 bytes). */
+/* gather(buf, offsets, width, out) : the ``width`` bytes at each offset (a record header, and
+ * for btsnoop the byte after it; zero where the buffer ends) copied into out
+ * (len(offsets) * width bytes). */
 static PyObject *gather(PyObject *self, PyObject *args) {
     Py_buffer buf, offsets, out;
-    if (!PyArg_ParseTuple(args, "y*y*w*", &buf, &offsets, &out))
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "y*y*nw*", &buf, &offsets, &width, &out))
         return NULL;
+    const Py_ssize_t HEAD_COPY = width;
     const unsigned char *data = (const unsigned char *)buf.buf;
     const Py_ssize_t size = buf.len;
     const int64_t *offs = (const int64_t *)offsets.buf;
     const Py_ssize_t n = offsets.len / (Py_ssize_t)sizeof(int64_t);
     unsigned char *dst = (unsigned char *)out.buf;
-    if (out.len < n * HEAD_COPY) {
+    if (width < 1 || width > 4096 || out.len < n * HEAD_COPY) {
         PyBuffer_Release(&buf);
         PyBuffer_Release(&offsets);
         PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "gather: output buffer too small");
+        PyErr_SetString(PyExc_ValueError, "gather: bad width or output buffer too small");
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t o = offs[i];
         unsigned char *d = dst + i * HEAD_COPY;
-        if (o >= 0 && o + HEAD_COPY <= size) {
-            memcpy(d, data + o, HEAD_COPY);
+        if (o >= 0 && o <= size - HEAD_COPY) {
+            memcpy(d, data + o, (size_t)HEAD_COPY);
         } else {
-            memset(d, 0, HEAD_COPY);
+            memset(d, 0, (size_t)HEAD_COPY);
             if (o >= 0 && o < size)
                 memcpy(d, data + o, (size_t)(size - o));
         }

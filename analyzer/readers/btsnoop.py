@@ -45,7 +45,13 @@ from analyzer.capture import (
     build_frames,
     release_pages,
 )
-from analyzer.readers import Source, backwards_warning, skip_damaged, zero_run_end
+from analyzer.readers import (
+    Source,
+    backwards_warning,
+    record_heads,
+    skip_damaged,
+    zero_run_end,
+)
 
 _btsnoop_c: ModuleType | None
 try:  # the compiled walk and gather (built at install where a C compiler exists)
@@ -107,36 +113,13 @@ HEADER_DTYPE = np.dtype(
 )  # fmt: skip
 
 
-def _headers(
-    data: np.ndarray, offsets: np.ndarray, buf: object = None, chunk: int = 65536
-) -> np.ndarray:
+def _headers(data: np.ndarray, offsets: np.ndarray, buf: object = None) -> np.ndarray:
     """The 24-byte record headers at ``offsets`` and the byte after each, copied into one
-    compact structured array (``first`` is meaningless for an empty record).
-
-    One gather per record (cache-friendly: a header's bytes sit together), done in chunks so the
-    index array stays small; the fields are then zero-copy big-endian views."""
-    out = np.empty(offsets.shape[0], dtype=HEADER_DTYPE)
-    if USE_COMPILED and _btsnoop_c is not None:
-        offs = np.ascontiguousarray(offsets, dtype=np.int64)
-        for i in range(0, offs.shape[0], chunk):
-            o = offs[i : i + chunk]
-            _btsnoop_c.gather(data, o, out[i : i + o.shape[0]])
-            if o.shape[0]:
-                release_pages(buf, int(o[0]), int(o[-1]))  # done with these pages
-        return out
-    width = HEADER_DTYPE.itemsize
-    raw = out.view(np.uint8).reshape(-1, width)
-    cols = np.arange(width, dtype=np.int64)
-    last = data.size - 1
-    for i in range(0, offsets.shape[0], chunk):
-        o = offsets[i : i + chunk]
-        idx = o[:, None] + cols
-        if o.shape[0] and int(o[-1]) + width > data.size:
-            np.minimum(idx, last, out=idx)  # an empty last record: no byte after it
-        raw[i : i + o.shape[0]] = data[idx]
-        if o.shape[0]:
-            release_pages(buf, int(o[0]), int(o[-1]))  # done with these pages
-    return out
+    compact structured array (``first`` is meaningless for an empty record): one gather per
+    record (:func:`analyzer.readers.record_heads`); the fields are zero-copy big-endian
+    views."""
+    heads = record_heads(data, offsets, HEADER_DTYPE.itemsize, buf, compiled=USE_COMPILED)
+    return heads.view(HEADER_DTYPE).reshape(-1)
 
 
 #: the lockstep walk: files at least this large, chains of about this many bytes each

@@ -40,12 +40,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analyzer.capture import (
+    PASS_WINDOW,
     Capture,
     CaptureError,
     CaptureMeta,
     DamagedRange,
+    release_pages,
 )
-from analyzer.readers import skip_damaged, zero_run_end
+from analyzer.readers import record_heads, skip_damaged, zero_run_end
 
 if TYPE_CHECKING:
     import mmap
@@ -64,8 +66,8 @@ from analyzer.readers.pcap_linktypes import (
     RESYNC_WINDOW_S,
     _classify,
     _finish,
-    _u32,
     _u32_all,
+    u32_at,
 )
 from analyzer.readers.pcapng import _read_pcapng
 
@@ -197,6 +199,7 @@ def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
     offs = array("q")
     off = 24
     prev_off: int | None = None
+    release_at = PASS_WINDOW
     while off < size:
         if off + 16 <= size:
             sec, incl, orig = unpack_rec(buf, off)
@@ -205,6 +208,9 @@ def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
                 offs.append(off)
                 prev_off = off
                 off = end
+                if off >= release_at:  # the walk's pages behind it: released
+                    release_pages(buf, release_at - PASS_WINDOW, off)
+                    release_at = off + PASS_WINDOW
                 continue
             if sec in magic_secs:  # a second pcap header: two files joined end to end
                 off = _pcap_join(buf, off, size, warnings, damaged)
@@ -279,10 +285,12 @@ def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
         off = cand
 
     pos = np.frombuffer(offs, dtype=np.int64)
-    sec = _u32(data, pos, big)
-    frac = _u32(data, pos + 4, big)
-    incl_np = _u32(data, pos + 8, big)
-    orig_np = _u32(data, pos + 12, big)
+    heads = record_heads(data, pos, 16, buf)  # one pass over the file, its pages released
+    sec = u32_at(heads, 0, big)
+    frac = u32_at(heads, 4, big)
+    incl_np = u32_at(heads, 8, big)
+    orig_np = u32_at(heads, 12, big)
+    del heads
     # wiretap reads the fraction as a signed 32-bit value (old Ubertooth files hold negative µs)
     frac = np.where(frac >= 1 << 31, frac - (1 << 32), frac)
     time_us = sec * 1_000_000 + (frac // 1000 if is_ns else frac)
@@ -294,6 +302,7 @@ def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
         orig=orig_np,
         link=np.full(n, link, dtype=np.int64),
         warnings=warnings,
+        buf=buf,
     )
     meta = CaptureMeta(
         format="pcap",

@@ -58,6 +58,8 @@ from analyzer.capture import (
     CaptureMeta,
     DamagedRange,
     build_frames,
+    release_pages,
+    windows,
 )
 from analyzer.readers import backwards_warning
 
@@ -162,6 +164,19 @@ def _u32(data: np.ndarray, idx: np.ndarray, big: bool) -> np.ndarray:
     return (lo << 16) | hi if big else lo | (hi << 16)
 
 
+def u16_at(heads: np.ndarray, rel: int, big: bool) -> np.ndarray:
+    """u16 at byte ``rel`` of every row of a record-header block
+    (:func:`analyzer.readers.record_heads`)."""
+    a, b = heads[:, rel].astype(np.int64), heads[:, rel + 1].astype(np.int64)
+    return (a << 8) | b if big else a | (b << 8)
+
+
+def u32_at(heads: np.ndarray, rel: int, big: bool) -> np.ndarray:
+    """u32 at byte ``rel`` of every row of a record-header block."""
+    lo, hi = u16_at(heads, rel, big), u16_at(heads, rel + 2, big)
+    return (lo << 16) | hi if big else lo | (hi << 16)
+
+
 def _u32_all(chunk: np.ndarray, big: bool) -> np.ndarray:
     """u32 starting at every byte offset of ``chunk`` (length ``chunk.size - 3``)."""
     c = chunk.astype(np.uint32)
@@ -182,8 +197,10 @@ def _classify(
     orig: np.ndarray,
     link: np.ndarray,
     warnings: list[str],
+    buf: object = None,
 ) -> dict[str, np.ndarray]:
-    """Kind/direction/payload columns from each frame's link type and leading bytes."""
+    """Kind/direction/payload columns from each frame's link type and leading bytes (``buf``:
+    the memory-mapped capture whose pages are released as the frames are read)."""
     n = off.size
     kind = np.full(n, K_UNKNOWN, dtype=np.uint8)
     dirn = np.full(n, D_UNKNOWN, dtype=np.uint8)
@@ -207,80 +224,86 @@ def _classify(
             f"{'are' if len(other) > 1 else 'is'} not a Bluetooth link type: "
             f"{n_other} frames kept whole as kind 'unknown'"
         )
-    for lt in kinds_of_link.tolist():
-        if lt not in SUPPORTED_LINK_TYPES:
-            continue
-        sel = np.flatnonzero(link == lt)
-        o, ln = off[sel], incl[sel]
-        if lt in (187, 201):
-            hdr = 4 if lt == 201 else 0
-            ok = ln > hdr
-            h4 = np.where(ok, _u8(data, o + hdr), 0)
-            k = np.where(ok, H4_KIND_CODE[h4], K_UNKNOWN)
-            std = k != K_UNKNOWN
-            kind[sel] = k
-            strip[sel] = np.where(std, hdr + 1, np.where(ok, hdr, 0))
-            if lt == 201:
-                word = _u32(data, o, True)
-                d = np.where(word & 1, D_RECEIVED, D_SENT)
-                dirn[sel] = np.where(ln >= 4, d, D_UNKNOWN)
-            else:
-                dirn[sel] = np.where(
-                    k == K_COMMAND, D_SENT, np.where(k == K_EVENT, D_RECEIVED, D_UNKNOWN)
+    # a window of frames at a time, its pages released after it: the leading bytes of every
+    # frame are read, which would otherwise make a large memory-mapped capture resident
+    ordered = off.size < 2 or bool((np.diff(off) >= 0).all())
+    for a, b in windows(off) if ordered else [(0, n)]:
+        for lt in kinds_of_link.tolist():
+            if lt not in SUPPORTED_LINK_TYPES:
+                continue
+            sel = a + np.flatnonzero(link[a:b] == lt)
+            o, ln = off[sel], incl[sel]
+            if lt in (187, 201):
+                hdr = 4 if lt == 201 else 0
+                ok = ln > hdr
+                h4 = np.where(ok, _u8(data, o + hdr), 0)
+                k = np.where(ok, H4_KIND_CODE[h4], K_UNKNOWN)
+                std = k != K_UNKNOWN
+                kind[sel] = k
+                strip[sel] = np.where(std, hdr + 1, np.where(ok, hdr, 0))
+                if lt == 201:
+                    word = _u32(data, o, True)
+                    d = np.where(word & 1, D_RECEIVED, D_SENT)
+                    dirn[sel] = np.where(ln >= 4, d, D_UNKNOWN)
+                else:
+                    dirn[sel] = np.where(
+                        k == K_COMMAND, D_SENT, np.where(k == K_EVENT, D_RECEIVED, D_UNKNOWN)
+                    )
+            elif lt == 254:
+                ok = ln >= 4
+                op = np.minimum(_u16(data, o + 2, True), _MON_MAX)
+                kind[sel] = np.where(ok, MON_KIND[op], K_UNKNOWN)
+                dirn[sel] = np.where(ok, MON_DIR[op], D_UNKNOWN)
+                adapter[sel] = np.where(ok, _u16(data, o, True), 0)
+                strip[sel] = np.where(ok, 4, 0)
+            elif lt == 251:
+                _ll(data=data, sel=sel, o=o, ln=ln, hdr=0, kind=kind, strip=strip)
+            elif lt == 256:
+                ll = _ll(data=data, sel=sel, o=o, ln=ln, hdr=10, kind=kind, strip=strip)
+                rf = _u8(data, o)
+                flags = _u16(data, o + 8, False)
+                ch = RF_TO_LL[rf]
+                channel[sel] = np.where(ll & (ch >= 0), ch, -1)
+                sig = _u8(data, o + 1)
+                sig = np.where(sig > 127, sig - 256, sig)
+                rssi[sel] = np.where(ll & ((flags & 0x0002) != 0), sig, -1000)
+                dirn[sel] = np.where(ll, RF_PDU_DIR[(flags >> 7) & 7], D_UNKNOWN)
+            elif lt == 272:
+                ll = _ll(data=data, sel=sel, o=o, ln=ln, hdr=17, kind=kind, strip=strip)
+                legacy = (_u8(data, o) == 0xBE) & (_u8(data, o + 1) == 0xEF)
+                protover = np.where(legacy, 0, _u8(data, o + 3))
+                pid = np.where(legacy, _u8(data, o + 2), _u8(data, o + 6))
+                aa = _u32(data, o + 17, False)
+                v3 = protover >= 3
+                is_data = np.where(v3, pid == 6, aa != ADV_ACCESS_ADDRESS)
+                kind[sel] = np.where(ll & v3 & (pid == 2), K_LL_ADV, kind[sel])
+                flags = _u8(data, o + 8)
+                d = np.where(flags & 2, D_SENT, D_RECEIVED)
+                dirn[sel] = np.where(ll & is_data, d, D_UNKNOWN)
+                ch = _u8(data, o + 9)
+                channel[sel] = np.where(ll & (ch <= 39), ch, -1)
+                rssi[sel] = np.where(ll, -_u8(data, o + 10), -1000)
+            elif lt == 192:
+                plen = _u16(data, o + 2, False)
+                inner = _u32(data, o + 4, False)
+                ok = (ln >= 8) & (plen >= 8) & (plen + 4 <= ln) & ((inner == 147) | (inner == 251))
+                aa = _u32(data, o + plen, False)
+                k = np.where(aa == ADV_ACCESS_ADDRESS, K_LL_ADV, K_LL_DATA)
+                kind[sel] = np.where(ok, k, K_UNKNOWN)
+                strip[sel] = np.where(ok, plen, 0)
+                has_btle = (
+                    ok
+                    & (plen >= 24)
+                    & (_u16(data, o + 8, False) == 30006)
+                    & (_u16(data, o + 10, False) >= 12)
                 )
-        elif lt == 254:
-            ok = ln >= 4
-            op = np.minimum(_u16(data, o + 2, True), _MON_MAX)
-            kind[sel] = np.where(ok, MON_KIND[op], K_UNKNOWN)
-            dirn[sel] = np.where(ok, MON_DIR[op], D_UNKNOWN)
-            adapter[sel] = np.where(ok, _u16(data, o, True), 0)
-            strip[sel] = np.where(ok, 4, 0)
-        elif lt == 251:
-            _ll(data=data, sel=sel, o=o, ln=ln, hdr=0, kind=kind, strip=strip)
-        elif lt == 256:
-            ll = _ll(data=data, sel=sel, o=o, ln=ln, hdr=10, kind=kind, strip=strip)
-            rf = _u8(data, o)
-            flags = _u16(data, o + 8, False)
-            ch = RF_TO_LL[rf]
-            channel[sel] = np.where(ll & (ch >= 0), ch, -1)
-            sig = _u8(data, o + 1)
-            sig = np.where(sig > 127, sig - 256, sig)
-            rssi[sel] = np.where(ll & ((flags & 0x0002) != 0), sig, -1000)
-            dirn[sel] = np.where(ll, RF_PDU_DIR[(flags >> 7) & 7], D_UNKNOWN)
-        elif lt == 272:
-            ll = _ll(data=data, sel=sel, o=o, ln=ln, hdr=17, kind=kind, strip=strip)
-            legacy = (_u8(data, o) == 0xBE) & (_u8(data, o + 1) == 0xEF)
-            protover = np.where(legacy, 0, _u8(data, o + 3))
-            pid = np.where(legacy, _u8(data, o + 2), _u8(data, o + 6))
-            aa = _u32(data, o + 17, False)
-            v3 = protover >= 3
-            is_data = np.where(v3, pid == 6, aa != ADV_ACCESS_ADDRESS)
-            kind[sel] = np.where(ll & v3 & (pid == 2), K_LL_ADV, kind[sel])
-            flags = _u8(data, o + 8)
-            d = np.where(flags & 2, D_SENT, D_RECEIVED)
-            dirn[sel] = np.where(ll & is_data, d, D_UNKNOWN)
-            ch = _u8(data, o + 9)
-            channel[sel] = np.where(ll & (ch <= 39), ch, -1)
-            rssi[sel] = np.where(ll, -_u8(data, o + 10), -1000)
-        elif lt == 192:
-            plen = _u16(data, o + 2, False)
-            inner = _u32(data, o + 4, False)
-            ok = (ln >= 8) & (plen >= 8) & (plen + 4 <= ln) & ((inner == 147) | (inner == 251))
-            aa = _u32(data, o + plen, False)
-            k = np.where(aa == ADV_ACCESS_ADDRESS, K_LL_ADV, K_LL_DATA)
-            kind[sel] = np.where(ok, k, K_UNKNOWN)
-            strip[sel] = np.where(ok, plen, 0)
-            has_btle = (
-                ok
-                & (plen >= 24)
-                & (_u16(data, o + 8, False) == 30006)
-                & (_u16(data, o + 10, False) >= 12)
-            )
-            mhz = _u16(data, o + 13, False)
-            rf = (mhz - 2402) // 2
-            valid = has_btle & (mhz >= 2402) & (mhz <= 2480) & (mhz % 2 == 0)
-            channel[sel] = np.where(valid, RF_TO_LL[np.clip(rf, 0, 255)], -1)
-        # 255 BR/EDR baseband: kept whole as unknown
+                mhz = _u16(data, o + 13, False)
+                rf = (mhz - 2402) // 2
+                valid = has_btle & (mhz >= 2402) & (mhz <= 2480) & (mhz % 2 == 0)
+                channel[sel] = np.where(valid, RF_TO_LL[np.clip(rf, 0, 255)], -1)
+            # 255 BR/EDR baseband: kept whole as unknown
+        if b > a:
+            release_pages(buf, int(off[a]), int(off[b - 1] + incl[b - 1]))
     return {
         "kind": kind,
         "direction": dirn,

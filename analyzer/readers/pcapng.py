@@ -13,10 +13,12 @@ from analyzer.capture import (
     D_RECEIVED,
     D_SENT,
     D_UNKNOWN,
+    PASS_WINDOW,
     Capture,
     CaptureError,
     CaptureMeta,
     DamagedRange,
+    release_pages,
 )
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
     _Buf: TypeAlias = bytes | mmap.mmap | memoryview
 
+from analyzer.readers import record_heads
 from analyzer.readers.pcap_linktypes import (
     BT_EPB,
     BT_IDB,
@@ -41,9 +44,9 @@ from analyzer.readers.pcap_linktypes import (
     RESYNC_CHUNK,
     _classify,
     _finish,
-    _u16,
-    _u32,
     _u32_all,
+    u16_at,
+    u32_at,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +205,7 @@ def _read_pcapng(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
     append = pk_pos.append
 
     off = 0
+    release_at = PASS_WINDOW
     while off < size:
         blen: int | None = None
         if off + 12 <= size:
@@ -223,6 +227,9 @@ def _read_pcapng(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
                         )
                     append(off)
                     off += blen
+                    if off >= release_at:  # the walk's pages behind it: released
+                        release_pages(buf, release_at - PASS_WINDOW, off)
+                        release_at = off + PASS_WINDOW
                     continue
             if btype == PCAPNG_SHB:
                 b = bytes(buf[off + 8 : off + 12])
@@ -345,11 +352,14 @@ def _read_pcapng(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
         sec_base[r0:r1] = sbase
     any_big = bool(big.any())
 
+    # every packet block's first 28 bytes, in one pass over the file (its pages released)
+    heads = record_heads(data, pos, 28, buf)
+
     def g32(rel: int) -> np.ndarray:
-        le = _u32(data, pos + rel, False)
+        le = u32_at(heads, rel, False)
         if not any_big:
             return le
-        return np.where(big, _u32(data, pos + rel, True), le)
+        return np.where(big, u32_at(heads, rel, True), le)
 
     typ = np.full(n, BT_EPB, dtype=np.int8)
     if special:
@@ -359,7 +369,7 @@ def _read_pcapng(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
     ifx = g32(8)
     if special:
         is_pb = typ == BT_PB
-        pb_if = np.where(big, _u16(data, pos + 8, True), _u16(data, pos + 8, False))
+        pb_if = np.where(big, u16_at(heads, 8, True), u16_at(heads, 8, False))
         ifx = np.where(is_pb, pb_if, np.where(typ == BT_SPB, 0, ifx))
     ifx = ifx + sec_base
     spb_count = int((typ == BT_SPB).sum())
@@ -396,7 +406,9 @@ def _read_pcapng(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
             f"{spb_count} simple packet blocks carry no timestamp: previous frame's time used"
         )
 
-    cols = _classify(data=data, off=off_data, incl=cap, orig=orig, link=link_col, warnings=warnings)
+    cols = _classify(
+        data=data, off=off_data, incl=cap, orig=orig, link=link_col, warnings=warnings, buf=buf
+    )
     if epb_dir:
         rows = np.fromiter(epb_dir.keys(), dtype=np.int64, count=len(epb_dir))
         dirs = np.fromiter(epb_dir.values(), dtype=np.uint8, count=len(epb_dir))

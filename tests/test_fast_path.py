@@ -1,12 +1,14 @@
 """The fast path and the fallback path give the same analysis (issue 17's acceptance): on every
-capture of the corpus — real, bundled and scenario, damaged copies of btsnoop files included —
-the analysis JSON is identical when
+capture of the corpus — real, bundled and scenario, damaged copies of btsnoop, pcap and pcapng
+files included — the analysis JSON is identical when
 
-* compiled: the C record walk and header gather (when built at install), and
-* fast: the numpy lockstep btsnoop record walk forced on (tiny segments and windows, so even a small
-  file is walked as many chains and windows) and every chunked step (header conversion,
-  continuation fill, as-of joins, payload packing) cut into small chunks, and
-* fallback: the careful record-by-record walk and each chunked step done in one piece.
+* compiled: the C btsnoop record walk and header gather (when built at install), and
+* fast: the compiled pcap/pcapng record walks (when built), the numpy lockstep btsnoop record
+  walk forced on (tiny segments and windows, so even a small file is walked as many chains
+  and windows) and every chunked step (header conversion, continuation fill, as-of joins,
+  payload packing) cut into small chunks, and
+* fallback: the careful record-by-record walks (btsnoop, pcap, pcapng: Python) and each chunked
+  step done in one piece.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import capture
+from analyzer import capture, readers
 from analyzer.analysis import analyze_capture
 from analyzer.readers import btsnoop, load
 from analyzer.sessions import build, index
@@ -25,6 +27,7 @@ from tests.conftest import container_format, corpus
 
 CAPTURES = [p for p in corpus() if p.exists()]
 BTSNOOP = [p for p in CAPTURES if container_format(p) == "btsnoop"]
+PCAPS = [p for p in CAPTURES if container_format(p) in ("pcap", "pcapng")]
 
 
 def _json(path: Path) -> str:
@@ -53,6 +56,7 @@ def _both(path: Path) -> tuple[str, str]:
     assert compiled is None or compiled == fast, "compiled walk differs from the numpy walk"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(btsnoop, "_walk", lambda *_args: None)
+        mp.setattr(readers, "USE_COMPILED", False)  # pcap, pcapng: the Python record walks
         mp.setattr(btsnoop, "COLUMN_CHUNK", 1 << 40)
         mp.setattr(index, "FILL_CHUNK", 1 << 40)
         mp.setattr(build, "JOIN_CHUNK", 1 << 40)
@@ -70,7 +74,7 @@ def test_fast_path_analysis_equals_fallback(path: Path) -> None:
     assert fast == slow
 
 
-@pytest.mark.parametrize("path", BTSNOOP[:10], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", BTSNOOP[:10] + PCAPS[:8], ids=lambda p: p.name)
 def test_fast_path_equals_fallback_on_damaged_copies(path: Path, tmp_path: Path) -> None:
     """Cut, overwritten and zero-padded copies: the fast walk declines where the chain breaks
     and the careful walk recovers, so both paths still give one analysis."""

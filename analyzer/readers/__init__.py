@@ -19,6 +19,18 @@ import numpy as np
 from analyzer.capture import Capture, CaptureError, DamagedRange
 from analyzer.readers.limits import MAX_ENTRY, Budget, LimitError, inflate, printable
 
+#: use the compiled record walks of pcap and pcapng when built (tests switch it off)
+USE_COMPILED = True
+
+
+def compiled() -> ModuleType | None:
+    """The compiled record walks and gather (``_btsnoop_c.c``) when built and not switched
+    off; None: the readers' Python and numpy paths, which read the same records."""
+    from analyzer.readers import btsnoop
+
+    return btsnoop._btsnoop_c if USE_COMPILED else None
+
+
 #: record headers gathered per step by :func:`record_heads`
 HEAD_CHUNK = 65536
 

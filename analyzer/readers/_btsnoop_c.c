@@ -1,41 +1,94 @@
-/* The btsnoop record walk and the record-header gather (btsnoop, pcap, pcapng), compiled
- * (issue 17): the same plausibility rules
- * as the record-by-record walk in btsnoop.py, one pass over the record headers in C instead of
- * the numpy lockstep walk. Optional: when this module is not built (no compiler at install),
- * btsnoop.py uses the numpy walk, which gives the same records.
+/* The record walks of btsnoop, pcap and pcapng and the record-header gather, compiled (issue
+ * 17). Each walk applies the same plausibility rules as the record-by-record Python walk of its
+ * reader and stops at the first record it cannot take, handing it back (status 2): the Python
+ * walk, which knows damage, padding, joined files and unusual blocks, reads that one. Optional:
+ * when this module is not built (no compiler at install), the readers use their numpy and
+ * Python walks, which find the same records.
  *
  * Only the Python buffer protocol is used (no numpy C API): the caller passes the capture
  * buffer and writable output buffers (numpy arrays).
  *
- * Record layout (btsnoop v1): 24-byte big-endian header (original length u32, included length
- * u32, flags u32, cumulative drops u32, timestamp i64) then the included bytes.
+ * Record layouts: btsnoop v1 (24-byte big-endian header: original length, included length,
+ * flags, cumulative drops, timestamp i64); classic pcap (16-byte header: seconds, fraction,
+ * included length, original length); pcapng Enhanced Packet Block (type 6, block length,
+ * interface, timestamp high/low, captured length, original length, data, options, length).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
 
-#define REC_LEN 24
-
 static uint32_t be32(const unsigned char *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-/* walk(buf, start, limit, flag_mask, flag_max, max_record, out_offsets) -> (n, stop, status)
- * status 0: the records end exactly at the end of the buffer; 1: out_offsets is full or the
- * walk passed ``limit`` (call again from stop); 2: an implausible or cut record at stop
- * (damage, padding, a joined log: the careful walk must read the file). */
-static PyObject *walk(PyObject *self, PyObject *args) {
-    Py_buffer buf, out;
-    Py_ssize_t start, limit;
-    unsigned long long flag_mask, flag_max, max_record;
-    if (!PyArg_ParseTuple(args, "y*nnKKKw*", &buf, &start, &limit, &flag_mask, &flag_max,
-                          &max_record, &out))
-        return NULL;
-    const unsigned char *data = (const unsigned char *)buf.buf;
-    const Py_ssize_t size = buf.len;
-    int64_t *offs = (int64_t *)out.buf;
-    const Py_ssize_t cap = out.len / (Py_ssize_t)sizeof(int64_t);
+static uint32_t rd32(const unsigned char *p, int big) {
+    return big ? be32(p)
+               : ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+}
+
+/* what a walk checks its records against */
+typedef struct {
+    int big;
+    unsigned long long a, b, c;
+} Rules;
+
+/* the length of the record at h (avail bytes left in the buffer), or -1: not one to take */
+typedef Py_ssize_t (*RecordFn)(const unsigned char *h, Py_ssize_t avail, const Rules *r);
+
+/* btsnoop: a = flag mask, b = largest flags value, c = largest included length */
+static Py_ssize_t btsnoop_record(const unsigned char *h, Py_ssize_t avail, const Rules *r) {
+    if (avail < 24)
+        return -1;
+    uint32_t orig = be32(h), incl = be32(h + 4), flags = be32(h + 8);
+    if (incl > orig || incl > r->c || (uint64_t)incl > (uint64_t)(avail - 24) ||
+        (flags & r->a) > r->b || (orig == 0 && flags == 0))
+        return -1;
+    return 24 + (Py_ssize_t)incl;
+}
+
+/* classic pcap: a = largest included length; seconds that spell a pcap magic are a second
+ * file header */
+static Py_ssize_t pcap_record(const unsigned char *h, Py_ssize_t avail, const Rules *r) {
+    static const unsigned char magics[4][4] = {
+        {0xa1, 0xb2, 0xc3, 0xd4}, {0xd4, 0xc3, 0xb2, 0xa1}, {0xa1, 0xb2, 0x3c, 0x4d},
+        {0x4d, 0x3c, 0xb2, 0xa1}};
+    if (avail < 16)
+        return -1;
+    for (int k = 0; k < 4; k++)
+        if (memcmp(h, magics[k], 4) == 0)
+            return -1;
+    uint32_t incl = rd32(h + 8, r->big), orig = rd32(h + 12, r->big);
+    if (incl > r->a || incl > orig || orig == 0 || (uint64_t)incl > (uint64_t)(avail - 16))
+        return -1;
+    return 16 + (Py_ssize_t)incl;
+}
+
+/* pcapng: an option-less Enhanced Packet Block of an interface below a = the section's count */
+static Py_ssize_t epb_record(const unsigned char *h, Py_ssize_t avail, const Rules *r) {
+    if (avail < 32)
+        return -1;
+    uint32_t btype = rd32(h, r->big), blen = rd32(h + 4, r->big);
+    if (btype != 6 || blen < 32 || (blen & 3) || (uint64_t)blen > (uint64_t)avail ||
+        rd32(h + blen - 4, r->big) != blen)
+        return -1;
+    uint32_t iface = rd32(h + 8, r->big), capl = rd32(h + 20, r->big);
+    uint64_t data_end = 28 + (uint64_t)capl + ((4 - (capl & 3)) & 3);
+    if (iface >= r->a || data_end != (uint64_t)blen - 4)
+        return -1;
+    return (Py_ssize_t)blen;
+}
+
+/* Record offsets from start while fn takes them -> (n, stop, status). Status 0: the records end
+ * exactly at the end of the buffer; 1: out is full or the walk passed ``limit`` (call again
+ * from stop); 2: the record at stop is not one to take (the Python walk reads it). Releases
+ * both buffers. */
+static PyObject *run_walk(Py_buffer *buf, Py_ssize_t start, Py_ssize_t limit, RecordFn fn,
+                          const Rules *rules, Py_buffer *out) {
+    const unsigned char *data = (const unsigned char *)buf->buf;
+    const Py_ssize_t size = buf->len;
+    int64_t *offs = (int64_t *)out->buf;
+    const Py_ssize_t cap = out->len / (Py_ssize_t)sizeof(int64_t);
     Py_ssize_t n = 0, off = start < 0 ? 0 : start;
     int status = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -44,25 +97,45 @@ static PyObject *walk(PyObject *self, PyObject *args) {
             status = 1;
             break;
         }
-        if (size - off < REC_LEN) {
-            status = 2;
-            break;
-        }
-        const unsigned char *h = data + off;
-        uint32_t orig = be32(h), incl = be32(h + 4), flags = be32(h + 8);
-        if (incl > orig || incl > max_record || (uint64_t)incl > (uint64_t)(size - off - REC_LEN) ||
-            (flags & flag_mask) > flag_max || (orig == 0 && flags == 0)) {
+        Py_ssize_t len = fn(data + off, size - off, rules);
+        if (len <= 0) {
             status = 2;
             break;
         }
         offs[n++] = (int64_t)off;
-        off += REC_LEN + (Py_ssize_t)incl;
+        off += len;
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&buf);
-    PyBuffer_Release(&out);
+    PyBuffer_Release(buf);
+    PyBuffer_Release(out);
     return Py_BuildValue("nni", n, off, status);
 }
+
+/* walk(buf, start, limit, flag_mask, flag_max, max_record, out_offsets): btsnoop records */
+static PyObject *walk(PyObject *self, PyObject *args) {
+    Py_buffer buf, out;
+    Py_ssize_t start, limit;
+    Rules r = {1, 0, 0, 0};
+    if (!PyArg_ParseTuple(args, "y*nnKKKw*", &buf, &start, &limit, &r.a, &r.b, &r.c, &out))
+        return NULL;
+    return run_walk(&buf, start, limit, btsnoop_record, &r, &out);
+}
+
+/* (buf, start, limit, big, a, out_offsets): a walk whose rules are a byte order and one bound */
+static PyObject *walk_with(PyObject *args, RecordFn fn) {
+    Py_buffer buf, out;
+    Py_ssize_t start, limit;
+    Rules r = {0, 0, 0, 0};
+    if (!PyArg_ParseTuple(args, "y*nnpKw*", &buf, &start, &limit, &r.big, &r.a, &out))
+        return NULL;
+    return run_walk(&buf, start, limit, fn, &r, &out);
+}
+
+/* pcap_walk(buf, start, limit, big, max_incl, out_offsets): classic pcap records */
+static PyObject *pcap_walk(PyObject *self, PyObject *args) { return walk_with(args, pcap_record); }
+
+/* ng_walk(buf, start, limit, big, n_ifaces, out_offsets): option-less pcapng EPBs */
+static PyObject *ng_walk(PyObject *self, PyObject *args) { return walk_with(args, epb_record); }
 
 /* gather(buf, offsets, width, out) : the ``width`` bytes at each offset (a record header, and
  * for btsnoop the byte after it; zero where the buffer ends) copied into out
@@ -105,11 +178,14 @@ static PyObject *gather(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"walk", walk, METH_VARARGS, "Record offsets of a btsnoop buffer from start."},
-    {"gather", gather, METH_VARARGS, "Record headers (25 bytes each) at the given offsets."},
+    {"walk", walk, METH_VARARGS, "btsnoop record offsets from start."},
+    {"pcap_walk", pcap_walk, METH_VARARGS, "Plausible classic pcap record offsets from start."},
+    {"ng_walk", ng_walk, METH_VARARGS, "Option-less pcapng Enhanced Packet Block offsets."},
+    {"gather", gather, METH_VARARGS, "Record headers (width bytes each) at the given offsets."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_btsnoop_c", NULL, -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_btsnoop_c", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__btsnoop_c(void) { return PyModule_Create(&module); }

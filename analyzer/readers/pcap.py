@@ -47,7 +47,7 @@ from analyzer.capture import (
     DamagedRange,
     release_pages,
 )
-from analyzer.readers import record_heads, skip_damaged, zero_run_end
+from analyzer.readers import compiled, record_heads, skip_damaged, zero_run_end
 
 if TYPE_CHECKING:
     import mmap
@@ -200,7 +200,21 @@ def _read_pcap(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
     off = 24
     prev_off: int | None = None
     release_at = PASS_WINDOW
+    ext = compiled()
+    run = np.empty(PASS_WINDOW // 16 + 2, dtype=np.int64) if ext is not None else None
     while off < size:
+        if ext is not None and run is not None:
+            # runs of plausible records walked in C (a window at a time, its pages released);
+            # anything else comes back here to the Python walk below
+            n_run, stop, status = ext.pcap_walk(data, off, off + PASS_WINDOW, big, limit, run)
+            if n_run:
+                offs.frombytes(run[:n_run].tobytes())
+                prev_off = int(run[n_run - 1])
+                release_pages(buf, off, stop)
+                off = stop
+                release_at = off + PASS_WINDOW
+            if status != 2:
+                continue
         if off + 16 <= size:
             sec, incl, orig = unpack_rec(buf, off)
             end = off + 16 + incl

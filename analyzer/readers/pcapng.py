@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     _Buf: TypeAlias = bytes | mmap.mmap | memoryview
 
-from analyzer.readers import record_heads
+from analyzer.readers import compiled, record_heads
 from analyzer.readers.pcap_linktypes import (
     BT_EPB,
     BT_IDB,
@@ -206,7 +206,22 @@ def _read_pcapng(src: Source, buf: _Buf, data: np.ndarray) -> Capture:
 
     off = 0
     release_at = PASS_WINDOW
+    ext = compiled()
+    run = np.empty(PASS_WINDOW // 32 + 2, dtype=np.int64) if ext is not None else None
     while off < size:
+        if ext is not None and run is not None and n_sec:
+            # runs of option-less Enhanced Packet Blocks walked in C (a window at a time, its
+            # pages released); any other block comes back here to the Python walk below
+            n_run, stop, status = ext.ng_walk(
+                data, off, off + PASS_WINDOW, endian == ">", n_sec, run
+            )
+            if n_run:
+                pk_pos.frombytes(run[:n_run].tobytes())
+                release_pages(buf, off, stop)
+                off = stop
+                release_at = off + PASS_WINDOW
+            if status != 2:
+                continue
         blen: int | None = None
         if off + 12 <= size:
             btype, blen = u32x2(buf, off)

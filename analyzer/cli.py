@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from types import ModuleType
 
 import click
 
@@ -20,7 +21,36 @@ COMMAND_MODULES = (
 )  # fmt: skip
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Sub-commands imported when used (``btanalyze info`` does not pay for importing the
+    dashboard, the store or the scrubber); ``--help`` lists them all."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *(n for n in COMMAND_MODULES if _mod(n))})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in COMMAND_MODULES:
+            return found
+        mod = _mod(cmd_name)
+        if mod is None:
+            return None
+        command: click.Command = mod.command
+        self.add_command(command, cmd_name)
+        return command
+
+
+def _mod(name: str) -> ModuleType | None:
+    """The sub-command's module, or None when this install lacks it."""
+    try:
+        return importlib.import_module(f"analyzer.commands.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"analyzer.commands.{name}":
+            raise
+        return None
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="btanalyze")
 def cli() -> None:
     """btanalyze: read Bluetooth captures, rebuild what happened, say what went wrong.
@@ -32,16 +62,6 @@ def cli() -> None:
       2  unreadable input, not a capture, or a usage error (one line on stderr says why)
       3  a finding at or above --fail-on (analyze, batch)
     """
-
-
-for _name in COMMAND_MODULES:
-    try:
-        _mod = importlib.import_module(f"analyzer.commands.{_name}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"analyzer.commands.{_name}":
-            raise
-        continue
-    cli.add_command(_mod.command)
 
 
 def main() -> None:

@@ -103,8 +103,11 @@ def tools(file: str) -> list[Tool]:
         )
     )
     btmon = shutil.which("btmon")
-    out.append(Tool("btmon -r", [btmon, "-r", file] if btmon else None))
-    out.append(Tool("btmon -a", [btmon, "-a", file] if btmon else None))
+    with open(file, "rb") as fh:
+        is_btsnoop = fh.read(8) == b"btsnoop\x00"
+    note = "" if is_btsnoop else "btmon reads btsnoop only"
+    for name, flag in (("btmon -r", "-r"), ("btmon -a", "-a")):
+        out.append(Tool(name, [btmon, flag, file] if btmon and is_btsnoop else None, note))
     has_parser = importlib.util.find_spec("btsnoop_parser") is not None
     out.append(
         Tool(

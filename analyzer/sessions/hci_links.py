@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from analyzer.decode.hci import HciEvent
 from analyzer.model import (
     Connection,
@@ -11,6 +13,21 @@ from analyzer.model import (
     ScoLink,
 )
 from analyzer.sessions.hci_state import HciState, handles
+
+
+def _open_link(
+    st: HciState, kind: str, handle: int, addr: str, frame: int, time_us: int, **fields: Any
+) -> Connection:
+    """A link that came up on ``handle`` (a link still open on it ends here: the handle was
+    reused without a disconnect), recorded as open."""
+    st.end_links(frame, time_us, handle)
+    c = Connection(
+        id=st._new_id(kind, handle), handle=handle, address=addr, status=0,
+        status_name="Success", start_frame=frame, start_time_us=time_us, **fields,
+    )  # fmt: skip
+    st.connections.append(c)
+    st._open[(kind, handle)] = c
+    return c
 
 
 @handles(0x03)
@@ -43,22 +60,13 @@ def _conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> None
     if link in (0, 2):  # SCO over Connection Complete (old controllers)
         _sync_complete(st, ev, frame, time_us)
         return
-    st.end_links(frame, time_us, handle)  # the handle was reused without a disconnect
-    c = Connection(
-        id=st._new_id("acl", handle),
-        handle=handle,
-        address=addr,
+    c = _open_link(
+        st, "acl", handle, addr, frame, time_us,
         transport="br_edr",
-        status=0,
-        status_name="Success",
-        start_frame=frame,
-        start_time_us=time_us,
         initiator="local" if tx is not None else "remote" if remote_req else None,
         request_frame=tx.frame if tx else remote_req,
         encrypted=bool(ev.fields.get("encryption_enabled")),
-    )
-    st.connections.append(c)
-    st._open[("acl", handle)] = c
+    )  # fmt: skip
     p = st._pairing_open.get(addr)
     if p is not None and p.outcome == "unknown" and p.connection is None:
         # authentication during connection set-up (Link Key Request before Connection
@@ -90,17 +98,10 @@ def _le_conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> N
     dev = st.device(addr, frame)
     dev.address_type = ev.fields.get("peer_address_type_name")
     handle = ev.handle or 0
-    st.end_links(frame, time_us, handle)
     role = ev.fields.get("role")
-    c = Connection(
-        id=st._new_id("le", handle),
-        handle=handle,
-        address=addr,
+    c = _open_link(
+        st, "le", handle, addr, frame, time_us,
         transport="le",
-        status=0,
-        status_name="Success",
-        start_frame=frame,
-        start_time_us=time_us,
         initiator="local" if role == 0 else "remote",
         role="central" if role == 0 else "peripheral",
         request_frame=tx.frame if tx is not None else None,
@@ -108,9 +109,7 @@ def _le_conn_complete(st: HciState, ev: HciEvent, frame: int, time_us: int) -> N
         attempt_ms=(time_us - tx.time_us) / 1000 if tx is not None else None,
         supervision_timeout_ms=ev.fields.get("supervision_timeout_ms"),
         supervision_timeout_frame=frame,
-    )
-    st.connections.append(c)
-    st._open[("le", handle)] = c
+    )  # fmt: skip
     st._event(time_us, frame, c.id, "connect", f"LE connected to {addr} (handle {handle:#x})")
 
 

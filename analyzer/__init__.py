@@ -18,14 +18,16 @@ def _cache_bytecode() -> None:
     import importlib.util
 
     here = _os.path.dirname(__file__)
-    if not _sys.dont_write_bytecode or _os.path.exists(
-        importlib.util.cache_from_source(_os.path.join(here, "cli.py"))
+    if (
+        not _sys.dont_write_bytecode
+        or not _os.access(here, _os.W_OK)  # a read-only install: nothing to cache into
+        or _os.path.exists(importlib.util.cache_from_source(_os.path.join(here, "cli.py")))
     ):
         return
     import compileall
     import contextlib
 
-    with contextlib.suppress(OSError):  # a read-only install: nothing cached, nothing lost
+    with contextlib.suppress(OSError):  # nothing cached, nothing lost
         compileall.compile_dir(here, quiet=2, workers=1)
 
 

@@ -117,6 +117,10 @@ def release_heap() -> None:
         _libc.malloc_trim(0)
 
 
+#: payload bytes a reader may keep per frame (:attr:`Capture.heads`): every HCI header field
+#: the frame index reads (Core Vol 4 Part E §5.4: ACL header + L2CAP basic header = 8 bytes)
+PAYLOAD_HEAD = 8
+
 #: frames gathered per step by :meth:`Capture.packed` (bounds its index array)
 PACK_CHUNK = 1 << 16
 
@@ -168,6 +172,10 @@ class Capture:
     warnings: list[str] = field(default_factory=list)
     damaged: list[DamagedRange] = field(default_factory=list)
     comments: dict[int, str] = field(default_factory=dict)  # frame index -> packet comment
+    #: each frame's first PAYLOAD_HEAD payload bytes (zero past its end) when the reader kept
+    #: them, its rows those of ``frames``: the frame index reads its HCI headers here instead
+    #: of faulting the file's pages in again, then drops them
+    heads: np.ndarray | None = None
 
     # -- access -------------------------------------------------------------------------------
     def __len__(self) -> int:

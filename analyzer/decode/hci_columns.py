@@ -30,11 +30,30 @@ def _block(
     return out
 
 
+def _heads(
+    data: np.ndarray,
+    offset: np.ndarray,
+    length: np.ndarray,
+    width: int,
+    heads: np.ndarray | None,
+) -> np.ndarray:
+    """The first ``width`` bytes of each frame: from ``heads`` (each frame's first payload bytes,
+    zero past its end, as a reader kept them) when given, else gathered from ``data``."""
+    if heads is not None and heads.shape[1] >= width:
+        return heads[:, :width]
+    return _block(data, offset, length, width)
+
+
 def _gather(
-    data: np.ndarray, offset: np.ndarray, length: np.ndarray, at: int, width: int
+    data: np.ndarray,
+    offset: np.ndarray,
+    length: np.ndarray,
+    at: int,
+    width: int,
+    heads: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Little-endian unsigned ``width``-byte field at ``at`` of each frame, and a validity mask."""
-    blk = _block(data, offset, length, at + width)
+    blk = _heads(data, offset, length, at + width, heads)
     return _field(blk, np.asarray(length, dtype=np.int64), at, width)
 
 
@@ -47,15 +66,18 @@ def _field(blk: np.ndarray, ln: np.ndarray, at: int, width: int) -> tuple[np.nda
     return np.where(ok, out, 0), ok
 
 
-def acl_columns(data: np.ndarray, offset: np.ndarray, length: np.ndarray) -> dict[str, np.ndarray]:
-    """Header fields of many ACL frames at once (payloads without the H4 byte).
+def acl_columns(
+    data: np.ndarray, offset: np.ndarray, length: np.ndarray, heads: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Header fields of many ACL frames at once (payloads without the H4 byte; ``heads``: their
+    first payload bytes when a reader kept them, see :func:`_heads`).
 
     Returns int32 arrays ``handle``, ``pb``, ``bc``, ``data_len`` (-1 where the frame is shorter
     than the 4-byte ACL header) and ``l2cap_len``, ``cid`` (-1 unless the frame starts an L2CAP
     PDU, pb 0b00/0b10, and holds >= 8 bytes).
     """
     ln = np.asarray(length, dtype=np.int64)
-    blk = _block(data, offset, ln, 8)
+    blk = _heads(data, offset, ln, 8, heads)
     hf, ok = _field(blk, ln, 0, 2)
     dl, _ = _field(blk, ln, 2, 2)
     pb = (hf >> 12) & 0x3
@@ -74,11 +96,11 @@ def acl_columns(data: np.ndarray, offset: np.ndarray, length: np.ndarray) -> dic
 
 
 def event_columns(
-    data: np.ndarray, offset: np.ndarray, length: np.ndarray
+    data: np.ndarray, offset: np.ndarray, length: np.ndarray, heads: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """Event code and LE subevent (-1 when absent / not LE Meta) of many event frames."""
     ln = np.asarray(length, dtype=np.int64)
-    blk = _block(data, offset, ln, 3)
+    blk = _heads(data, offset, ln, 3, heads)
     code, ok = _field(blk, ln, 0, 1)
     sub, ok3 = _field(blk, ln, 2, 1)
     m1 = np.int32(-1)
@@ -89,17 +111,19 @@ def event_columns(
 
 
 def command_columns(
-    data: np.ndarray, offset: np.ndarray, length: np.ndarray
+    data: np.ndarray, offset: np.ndarray, length: np.ndarray, heads: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """Opcode (-1 when shorter than 2 bytes) of many command frames."""
-    op, ok = _gather(data, offset, length, 0, 2)
+    op, ok = _gather(data, offset, length, 0, 2, heads)
     return {"opcode": np.where(ok, op, np.int32(-1)).astype(np.int32)}
 
 
-def sco_columns(data: np.ndarray, offset: np.ndarray, length: np.ndarray) -> dict[str, np.ndarray]:
+def sco_columns(
+    data: np.ndarray, offset: np.ndarray, length: np.ndarray, heads: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The connection handle of many SCO / ISO frames at once (both headers start with the
     12-bit handle, Vol 4 Part E §5.4.3 and §5.4.5); -1 where the frame is shorter than 2 bytes."""
     ln = np.asarray(length, dtype=np.int64)
-    blk = _block(data, offset, ln, 2)
+    blk = _heads(data, offset, ln, 2, heads)
     hf, ok = _field(blk, ln, 0, 2)
     return {"handle": np.where(ok, hf & 0x0FFF, np.int32(-1)).astype(np.int32)}

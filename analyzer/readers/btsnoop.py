@@ -38,6 +38,7 @@ from analyzer.capture import (
     K_SCO,
     K_UNKNOWN,
     PASS_WINDOW,
+    PAYLOAD_HEAD,
     Capture,
     CaptureError,
     CaptureMeta,
@@ -113,13 +114,12 @@ HEADER_DTYPE = np.dtype(
 )  # fmt: skip
 
 
-def _headers(data: np.ndarray, offsets: np.ndarray, buf: object = None) -> np.ndarray:
-    """The 24-byte record headers at ``offsets`` and the byte after each, copied into one
-    compact structured array (``first`` is meaningless for an empty record): one gather per
-    record (:func:`analyzer.readers.record_heads`); the fields are zero-copy big-endian
-    views."""
-    heads = record_heads(data, offsets, HEADER_DTYPE.itemsize, buf, compiled=USE_COMPILED)
-    return heads.view(HEADER_DTYPE).reshape(-1)
+#: payload bytes of every frame handed to the frame index with the frame table (its HCI
+#: headers: read while the record's pages are resident, not faulted in again); tests switch
+#: it off to check the frame index read from the file gives the same
+KEEP_HEADS = True
+#: record bytes gathered per record with them: the header, the H4 byte, then the payload's
+HEAD_WIDTH = REC_LEN + 1 + PAYLOAD_HEAD
 
 
 #: the lockstep walk: files at least this large, chains of about this many bytes each
@@ -329,6 +329,7 @@ class _Columns:
     kind: np.ndarray  # uint8 codes into KINDS
     direction: np.ndarray  # uint8 codes into DIRECTIONS
     adapter: np.ndarray | None  # uint16 (monitor logs), else None
+    heads: np.ndarray | None  # (n, PAYLOAD_HEAD) uint8: each payload's first bytes (KEEP_HEADS)
     drops: tuple[int, int, int]  # cumulative drops of the first and last record, and the most
 
 
@@ -353,10 +354,13 @@ def _columns(data: np.ndarray, rec: np.ndarray, buf: object, datalink: int) -> _
         for op, (k_code, d_code) in MONITOR_OPCODES.items():
             kind_lut[op] = k_code
             dir_lut[op] = d_code
+    heads = np.empty((n, PAYLOAD_HEAD), np.uint8) if KEEP_HEADS else None
     drops_max = first = last = 0
     for a in range(0, n, COLUMN_CHUNK):
         b = min(a + COLUMN_CHUNK, n)
-        hdr = _headers(data, rec[a:b], buf)
+        raw = record_heads(data, rec[a:b], HEAD_WIDTH if KEEP_HEADS else HEADER_DTYPE.itemsize,
+                           buf, compiled=USE_COMPILED)  # fmt: skip
+        hdr = np.ascontiguousarray(raw[:, : HEADER_DTYPE.itemsize]).view(HEADER_DTYPE)[:, 0]
         incl = hdr["incl"].astype(np.int64)
         orig = hdr["orig"].astype(np.int64)
         flags = hdr["flags"].astype(np.int64)
@@ -388,7 +392,11 @@ def _columns(data: np.ndarray, rec: np.ndarray, buf: object, datalink: int) -> _
         rec[a:b] += REC_LEN + strip
         length[a:b] = incl - strip
         orig_length[a:b] = np.clip(orig - strip, 0, INT32_MAX)
-    return _Columns(time_us, rec, length, orig_length, kind, direction, adapter,
+        if heads is not None:  # the payload's first bytes (after a stripped H4 byte), zero past
+            pay = np.where(strip[:, None] == 1, raw[:, REC_LEN + 1 :], raw[:, REC_LEN:-1])
+            pay[np.arange(PAYLOAD_HEAD)[None, :] >= length[a:b, None]] = 0
+            heads[a:b] = pay
+    return _Columns(time_us, rec, length, orig_length, kind, direction, adapter, heads,
                     (first, last, drops_max))  # fmt: skip
 
 
@@ -614,4 +622,6 @@ def read(src: Source) -> Capture:
         compressed=src.compressed,
         drops=total_drops,
     )
-    return Capture(meta=meta, frames=frames, buffer=buf, warnings=warnings, damaged=damaged)
+    return Capture(
+        meta=meta, frames=frames, buffer=buf, warnings=warnings, damaged=damaged, heads=cols.heads
+    )

@@ -40,19 +40,25 @@ def _gather(
     l2len: np.ndarray,
     cid: np.ndarray,
     diag: np.ndarray,
+    heads: np.ndarray | None,
 ) -> None:
-    """The header columns of one window of frames, written into the given array views."""
+    """The header columns of one window of frames, written into the given array views
+    (``heads``: the frames' first payload bytes when the reader kept them)."""
+
+    def rows(mask: np.ndarray) -> np.ndarray | None:
+        return heads[mask] if heads is not None else None
+
     ev = kind == KINDS.index("event")
     if ev.any():
-        cols = event_columns(data, off[ev], ln[ev])
+        cols = event_columns(data, off[ev], ln[ev], rows(ev))
         code[ev] = cols["code"]
         sub[ev] = cols["subevent"]
     cm = kind == KINDS.index("command")
     if cm.any():
-        opcode[cm] = command_columns(data, off[cm], ln[cm])["opcode"]
+        opcode[cm] = command_columns(data, off[cm], ln[cm], rows(cm))["opcode"]
     acl = kind == KINDS.index("acl")
     if acl.any():
-        cols = acl_columns(data, off[acl], ln[acl])
+        cols = acl_columns(data, off[acl], ln[acl], rows(acl))
         raw = cols["handle"] | (cols["pb"] << 12) | (cols["bc"] << 14)
         diag_acl = raw == QCA_DEBUG_HANDLE
         if diag_acl.any():  # controller debug log, not a link: no handle, no CID
@@ -65,7 +71,7 @@ def _gather(
         cid[acl] = cols["cid"]
     sco = (kind == KINDS.index("sco")) | (kind == KINDS.index("iso"))
     if sco.any():
-        handle[sco] = sco_columns(data, off[sco], ln[sco])["handle"]
+        handle[sco] = sco_columns(data, off[sco], ln[sco], rows(sco))["handle"]
 
 
 def frame_index(cap: Capture) -> pl.DataFrame:
@@ -94,10 +100,17 @@ def frame_index(cap: Capture) -> pl.DataFrame:
     l2len = np.full(n, -1, np.int32)
     cid = np.full(n, -1, np.int32)
     diag = np.zeros(n, dtype=bool)
+    # the reader's copy of each frame's first bytes, when it kept them for these rows (an
+    # all-HCI log): the file's pages are not read again; dropped once used
+    heads = cap.heads if cap.heads is not None and cap.heads.shape[0] == n else None
+    cap.heads = None
     for a, b in windows(off):
         _gather(data, off[a:b], ln[a:b], kind[a:b], code[a:b], sub[a:b], opcode[a:b],
-                handle[a:b], pb[a:b], l2len[a:b], cid[a:b], diag[a:b])  # fmt: skip
-        release_pages(cap.buffer, int(off[a]), int(off[b - 1]))  # done with these pages
+                handle[a:b], pb[a:b], l2len[a:b], cid[a:b], diag[a:b],
+                heads[a:b] if heads is not None else None)  # fmt: skip
+        if heads is None:
+            release_pages(cap.buffer, int(off[a]), int(off[b - 1]))  # done with these pages
+    del heads
     acl_rows = np.flatnonzero(kind == KINDS.index("acl"))
     if acl_rows.size:
         key = (handle[acl_rows].astype(np.int32) + 1) * 4 + direction_codes(f)[acl_rows]

@@ -706,7 +706,7 @@ def create_app(
     PREFIX = normal_prefix(url_prefix)
     import dash
     import dash_ag_grid  # noqa: F401  (component libraries load before any callback runs)
-    from dash import Input, Output, dcc, html
+    from dash import Input, Output, State, dcc, html
 
     lib = Library(Store(store_root), max_upload, retention_days, timeout_s, memory_bytes)
     lib.anonymize = anonymize
@@ -716,14 +716,20 @@ def create_app(
         title="btanalyze", url_base_pathname=PREFIX,
     )  # fmt: skip
     app.server.config["MAX_CONTENT_LENGTH"] = max_upload
-    app.layout = html.Div([dcc.Location(id="url"), html.Div(id="page")],
+    # url-written: the path and search the timeline last wrote into the URL itself
+    app.layout = html.Div([dcc.Location(id="url"), dcc.Store(id="url-written"),
+                           html.Div(id="page")],
                           style={"fontFamily": "sans-serif", "margin": "12px"})  # fmt: skip
     _install_upload_route(app.server, lib)
     if token:
         _install_token(app.server, token)
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
-    def route(pathname: str | None, search: str | None) -> Any:
+    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"),
+                  State("url-written", "data"))  # fmt: skip
+    def route(pathname: str | None, search: str | None, written: str | None) -> Any:
+        changed = [t["prop_id"] for t in dash.callback_context.triggered]
+        if changed == ["url.search"] and written == f"{pathname or ''}{search or ''}":
+            return dash.no_update  # the timeline wrote its window there: the page shows it
         query = parse_qs((search or "").lstrip("?"))
         parts = path_parts(pathname)
         if parts[:1] == ["capture"] and len(parts) == 2:

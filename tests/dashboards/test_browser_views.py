@@ -6,8 +6,6 @@ Skipped when Chromium or chromedriver is absent (``.ci/run`` installs them)."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.dashboards.test_browser import CHROMIUM, DRIVER, SC, _browser
+from tests.dashboards.test_browser import CHROMIUM, DRIVER, SC, _browser, _serve
 from tests.oracle import TSHARK
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +30,6 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium not 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """The dashboard over a store of the scenario captures these views are tested on."""
-    from werkzeug.serving import make_server
 
     from analyzer.dashboards import create_app
     from analyzer.store import Store
@@ -51,13 +48,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     run_batch([*files, str(outside), str(aac_on_sbc)], Store(root), workers=1)
     rows = Store(root).captures()
     ids = {Path(p).stem: c for p, c in zip(rows["path"], rows["capture_id"], strict=True)}
-    app = create_app(root, retention_days=0)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = make_server("127.0.0.1", port, app.server, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{port}", ids
+    url, srv = _serve(create_app(root, retention_days=0))
+    yield url, ids
     srv.shutdown()
 
 

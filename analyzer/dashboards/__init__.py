@@ -518,6 +518,10 @@ def _compare(lib: Library, query: dict[str, list[str]]) -> Any:
     return html.Div(blocks)
 
 
+def _job_status(job: Job) -> str:
+    return f"{job.name}: {job.phase or job.status}…"
+
+
 def _job(lib: Library, job_id: str) -> Any:
     from dash import dcc, html
 
@@ -542,7 +546,7 @@ def _job(lib: Library, job_id: str) -> Any:
         return html.Div([html.H3(f"{job.name}: analysis cancelled", id="job-cancelled"),
                          dcc.Link("Back", href=url("/"))])  # fmt: skip
     return html.Div([
-        html.H3(f"{job.name}: {job.phase or job.status}…", id="job-status"),
+        html.H3(_job_status(job), id="job-status"),
         html.Button("Cancel", id="job-cancel", n_clicks=0),
         dcc.Interval(id="job-poll", interval=500, n_intervals=0),
     ])  # fmt: skip
@@ -617,6 +621,10 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         html.Button("Delete this capture", id="delete-capture", n_clicks=0),
         html.Span(id="delete-note"),
         html.P(f"{c.format}, {c.frames} frames, {c.first_time} → {c.last_time}"),
+        # a damaged file: said at the top, before what was read around the damage
+        html.Div([html.B("Reader warnings: "), html.Ul([html.Li(w) for w in c.warnings])],
+                 id="reader-warnings", style={"color": SEVERITY_COLOUR["warning"]})
+        if c.warnings else html.Div(id="reader-warnings"),
         html.Div(["Go to: ", *[x for anchor, text in (
             ("procedures", "procedures"), ("negotiation", "A2DP negotiation"),
             ("audio", "audio"), ("advertising", "advertising"), ("packets", "packets"),
@@ -643,7 +651,6 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
         views.advertising_section(a, cid),
         views.packets_section(frame),
         html.H3("Devices"), html.Div(devices, id="device-cards"),
-        html.H3("Reader warnings"), html.Ul([html.Li(w) for w in c.warnings] or [html.Li("none")]),
     ])  # fmt: skip
 
 
@@ -706,7 +713,7 @@ def create_app(
     PREFIX = normal_prefix(url_prefix)
     import dash
     import dash_ag_grid  # noqa: F401  (component libraries load before any callback runs)
-    from dash import Input, Output, dcc, html
+    from dash import Input, Output, State, dcc, html
 
     lib = Library(Store(store_root), max_upload, retention_days, timeout_s, memory_bytes)
     lib.anonymize = anonymize
@@ -716,14 +723,20 @@ def create_app(
         title="btanalyze", url_base_pathname=PREFIX,
     )  # fmt: skip
     app.server.config["MAX_CONTENT_LENGTH"] = max_upload
-    app.layout = html.Div([dcc.Location(id="url"), html.Div(id="page")],
+    # url-written: the path and search the timeline last wrote into the URL itself
+    app.layout = html.Div([dcc.Location(id="url"), dcc.Store(id="url-written"),
+                           html.Div(id="page")],
                           style={"fontFamily": "sans-serif", "margin": "12px"})  # fmt: skip
     _install_upload_route(app.server, lib)
     if token:
         _install_token(app.server, token)
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
-    def route(pathname: str | None, search: str | None) -> Any:
+    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"),
+                  State("url-written", "data"))  # fmt: skip
+    def route(pathname: str | None, search: str | None, written: str | None) -> Any:
+        changed = [t["prop_id"] for t in dash.callback_context.triggered]
+        if changed == ["url.search"] and written == f"{pathname or ''}{search or ''}":
+            return dash.no_update  # the timeline wrote its window there: the page shows it
         query = parse_qs((search or "").lstrip("?"))
         parts = path_parts(pathname)
         if parts[:1] == ["capture"] and len(parts) == 2:
@@ -734,25 +747,35 @@ def create_app(
             return _compare(lib, query)
         return _home(lib, query)
 
+    # a running job's page stays (its Cancel button is not re-rendered under the pointer: a
+    # click during a re-render was lost); only its status line changes until the job ends
     @app.callback(Output("page", "children", allow_duplicate=True),
-                  Input("job-poll", "n_intervals"), Input("url", "pathname"),
+                  Output("job-status", "children", allow_duplicate=True),
+                  Input("job-poll", "n_intervals"), State("url", "pathname"),
                   prevent_initial_call=True)  # fmt: skip
     def poll(_n: int, pathname: str | None) -> Any:
         parts = path_parts(pathname)
-        return _job(lib, parts[1]) if parts[:1] == ["job"] and len(parts) == 2 else dash.no_update
+        job = lib.jobs.get(parts[1]) if parts[:1] == ["job"] and len(parts) == 2 else None
+        if job is None:
+            return dash.no_update, dash.no_update
+        if job.status in ("done", "failed", "cancelled"):
+            return _job(lib, job.id), dash.no_update
+        return dash.no_update, _job_status(job)
 
     @app.callback(
-        Output("page", "children", allow_duplicate=True),
+        Output("job-status", "children", allow_duplicate=True),
+        Output("job-cancel", "disabled"),
         Input("job-cancel", "n_clicks"),
-        Input("url", "pathname"),
+        State("url", "pathname"),
         prevent_initial_call=True,
     )
     def cancel(n: int, pathname: str | None) -> Any:
         parts = path_parts(pathname)
-        if not n or parts[:1] != ["job"] or len(parts) != 2:
-            return dash.no_update
-        lib.cancel(parts[1])
-        return _job(lib, parts[1])
+        job = lib.jobs.get(parts[1]) if parts[:1] == ["job"] and len(parts) == 2 else None
+        if not n or job is None:
+            return dash.no_update, dash.no_update
+        lib.cancel(job.id)  # the poll shows the cancelled page once the worker is stopped
+        return f"{job.name}: cancelling…", True
 
     @app.callback(
         Output("delete-note", "children"),

@@ -42,6 +42,10 @@ IDLE_MIN_S = 5.0
 IDLE_FRACTION = 0.02
 IDLE_KEEP = 0.2
 LANE_PX = 22
+#: a frame link (``?frame=N`` without ``t0`` / ``t1``) opens a window this wide around the
+#: frame, or this fraction of the capture when that is wider (at most the whole capture)
+FRAME_WINDOW_S = 4.0
+FRAME_WINDOW_FRACTION = 0.02
 
 #: interval kinds, in legend order, and their colours
 STATE_COLOURS: dict[str, str] = {
@@ -1204,6 +1208,32 @@ def focus_window(a: Analysis, key: str) -> tuple[tuple[float, float], list[tuple
     return (round((lo - pad) / 1e6, 6), round((hi + pad) / 1e6, 6)), marks_
 
 
+def frame_window(a: Analysis, frame: int) -> tuple[float, float] | None:
+    """The window an evidence frame link opens: FRAME_WINDOW_S (or FRAME_WINDOW_FRACTION of the
+    capture, if wider) centred on the frame's time, shifted to stay inside the capture; None
+    (the whole capture) for a capture with no span."""
+    m = lane_model(a)
+    end = m.t_end / 1e6
+    if end <= 0:
+        return None
+    width = min(end, max(FRAME_WINDOW_S, FRAME_WINDOW_FRACTION * end))
+    at = min(max(m.frame_time(frame) / 1e6, 0.0), end)
+    lo = min(max(at - width / 2, 0.0), end - width)
+    return (round(lo, 6), round(lo + width, 6))
+
+
+def frame_marks(a: Analysis, frame: int) -> list[tuple[int, str]]:
+    """The frame on the lanes that draw it (its events, findings, the states it starts or
+    ends), to ring: (frame, lane key) pairs; none when no mark carries it."""
+    m = lane_model(a)
+    lanes = {
+        *m.pt_lane[m.pt_frame == frame].tolist(),
+        *m.fd_lane[m.fd_frame == frame].tolist(),
+        *m.iv_lane[(m.iv_frame == frame) | (m.iv_end_frame == frame)].tolist(),
+    }
+    return [(frame, m.lanes[li].key) for li in sorted(lanes)]
+
+
 def parse_window(t0: str | None, t1: str | None) -> tuple[float, float] | None:
     """The URL's ``t0`` / ``t1`` (seconds) as a window, or None."""
     try:
@@ -1264,6 +1294,8 @@ __all__ = [
     "axis",
     "figure",
     "focus_window",
+    "frame_marks",
+    "frame_window",
     "lane_model",
     "marks",
     "overview",
@@ -1281,6 +1313,12 @@ def section(a: Analysis, cid: str, query: dict[str, list[str]], frame: int | Non
     from dash import dcc, html
 
     window = parse_window(_first(query.get("t0")), _first(query.get("t1")))
+    highlight: dict[str, Any] | None = None
+    if frame is not None:  # an evidence frame link: its moment (unless the URL has a window)
+        if window is None and "t0" not in query and "t1" not in query:
+            window = frame_window(a, frame)
+        rings = frame_marks(a, frame)
+        highlight = {"key": f"frame {frame}", "marks": [list(x) for x in rings]}
     compress = _first(query.get("gaps")) == "1"
     known = lane_model(a).index
     pins = [k for k in (_first(query.get("pin")) or "").split("|") if k in known]
@@ -1330,19 +1368,28 @@ def section(a: Analysis, cid: str, query: dict[str, list[str]], frame: int | Non
                 style={"fontFamily": "monospace", "fontSize": "13px", "margin": "4px 0"},
             ),
             html.Div(
-                _window_note(a, window), id="swim-note", style={"fontSize": "12px", "color": "#555"}
+                _window_note(a, window, highlight),
+                id="swim-note",
+                style={"fontSize": "12px", "color": "#555"},
             ),
             dcc.Graph(
                 id="swimlane-overview", figure=overview(a, window), config={"displayModeBar": False}
             ),
             dcc.Graph(
                 id="swimlane",
-                figure=figure(a, frame, window=window, compress=compress, pinned=pins),
+                figure=figure(
+                    a,
+                    frame,
+                    window=window,
+                    compress=compress,
+                    pinned=pins,
+                    highlight=[(int(f), str(k)) for f, k in (highlight or {}).get("marks", [])],
+                ),
                 config={"displaylogo": False, "scrollZoom": False},
             ),
             dcc.Store(id="swim-cid", data=cid),
             dcc.Store(id="swim-window", data=list(window) if window else None),
-            dcc.Store(id="swim-highlight"),
+            dcc.Store(id="swim-highlight", data=highlight),
             dcc.Store(id="swim-measure"),
             dcc.Store(id="swim-px"),
             dcc.Store(id="swim-url"),
@@ -1355,14 +1402,20 @@ def _first(v: list[str] | None) -> str | None:
     return v[0] if v else None
 
 
-def _window_note(a: Analysis, window: tuple[float, float] | None) -> str:
+def _window_note(
+    a: Analysis, window: tuple[float, float] | None, highlight: dict[str, Any] | None = None
+) -> str:
     end = lane_model(a).t_end / 1e6
     if window is None:
-        return f"The whole capture: 0 → {end:.3f} s."
-    return (
-        f"Window {window[0]:.6f} → {window[1]:.6f} s ({window[1] - window[0]:.6f} s) of "
-        f"0 → {end:.3f} s."
-    )
+        note = f"The whole capture: 0 → {end:.3f} s."
+    else:
+        note = (
+            f"Window {window[0]:.6f} → {window[1]:.6f} s ({window[1] - window[0]:.6f} s) of "
+            f"0 → {end:.3f} s."
+        )
+    if highlight:
+        note += f" Highlighted: {highlight.get('key')} ({len(highlight.get('marks') or [])} marks)."
+    return note
 
 
 def focus_button(key: str) -> Any:
@@ -1379,8 +1432,11 @@ def focus_button(key: str) -> Any:
     )
 
 
-#: the browser keeps the window in the URL without reloading the page (replaceState: the page's
-#: dcc.Location does not see it, so nothing is rendered again)
+#: the browser keeps the window in the URL without reloading the page (replaceState), and tells
+#: the page's dcc.Location the new search and href (written down in ``url-written``: the page's
+#: route renders nothing again for it) — else a later link to the search Location still holds
+#: (the same ``?frame=N`` after a zoom) would not count as a change and not re-render the page;
+#: the href too, or Location (refresh) would load its stale href
 URL_JS = """
 function(win, compress, pins) {
     const u = new URL(window.location.href);
@@ -1398,7 +1454,7 @@ function(win, compress, pins) {
     if (u.toString() !== window.location.href) {
         window.history.replaceState(window.history.state, '', u.toString());
     }
-    return u.search;
+    return [u.search, u.pathname + u.search, u.search, u.toString()];
 }
 """
 #: the graph's plotting width in pixels (what a window is bucketed at)
@@ -1421,6 +1477,9 @@ def install(app: Any, lib: Any) -> None:
     app.clientside_callback(
         URL_JS,
         Output("swim-url", "data"),
+        Output("url-written", "data"),
+        Output("url", "search", allow_duplicate=True),
+        Output("url", "href"),
         Input("swim-window", "data"),
         Input("swim-compress", "value"),
         Input("swim-pin", "value"),
@@ -1525,10 +1584,7 @@ def install(app: Any, lib: Any) -> None:
         strip["layout"]["shapes"] = window_shapes(win)
         strip["layout"]["selections"] = []
         strip["data"][0]["selectedpoints"] = None
-        note = _window_note(a, win)
-        if highlight:
-            note += f" Highlighted: {highlight.get('key')} ({len(marks_)} frames)."
-        return fig, strip, note
+        return fig, strip, _window_note(a, win, highlight)
 
     @app.callback(
         Output("swim-dt", "children"),

@@ -411,7 +411,7 @@ def packets_section(frame: int | None = None) -> Any:
                 },
                 style={"height": "420px"},
             ),
-            dcc.Store(id="packet-selected"),
+            dcc.Store(id="packet-selected", data=frame),  # the URL's frame: the cursor
             dcc.Store(id="packet-goto", data=frame),
             html.Div(id="packet-detail"),
             html.Button("Wireshark view", id="ws-button", n_clicks=0),

@@ -11,6 +11,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     srv.shutdown()
 
 
-def _browser() -> object:
+#: the swimlane's lane labels once it is drawn
+LANES_JS = """
+const gd = document.querySelector('#swimlane .js-plotly-plot');
+return gd && gd._fullLayout && gd._fullLayout.yaxis ? gd._fullLayout.yaxis.ticktext : null;
+"""
+
+
+def _browser() -> Any:
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for flag in (
@@ -77,7 +85,11 @@ def test_upload_then_triage_then_share_the_moment(server: str) -> None:
         findings = b.find_element(By.ID, "findings").text
         assert "rejected AVDTP SET_CONFIGURATION" in findings
         assert "audio ran over eSCO" in findings
+        incidents = b.find_element(By.ID, "incidents").text  # the incident's verdict
+        assert "ERROR" in incidents and "rejected AVDTP SET_CONFIGURATION" in incidents
         assert b.find_element(By.ID, "swimlane").is_displayed()
+        lanes = WebDriverWait(b, 60).until(lambda d: d.execute_script(LANES_JS))
+        assert any("BR/EDR ACL" in t for t in lanes) and any("incidents" in t for t in lanes)
         # the capture page as docs/dashboard.md and the README show it, taken here
         img = REPO / "docs" / "img" / "dashboard-capture.png"
         img.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +132,64 @@ def test_non_capture_upload_shows_the_error(server: str, tmp_path: Path) -> None
         assert "not a capture" in err.text
     finally:
         b.quit()
+
+
+def _serve(app: Any) -> tuple[str, Any]:
+    """Serve a dashboard app on a free loopback port: (its URL, the server to shut down)."""
+    from werkzeug.serving import make_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = make_server("127.0.0.1", port, app.server, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{port}", srv
+
+
+def _upload(b: Any, url: str, path: Path) -> None:
+    b.get(url + "/")
+    picker = WebDriverWait(b, 60).until(ec.presence_of_element_located((By.ID, "upload-file")))
+    picker.send_keys(str(path))
+
+
+def test_damaged_capture_upload_shows_the_reader_warning(server: str, tmp_path: Path) -> None:
+    """A capture cut inside its last record: analysed from what is there, the page says at its
+    top what the reader skipped."""
+    whole = (SC / "a2dp_rejected_hfp_fallback.btsnoop").read_bytes()
+    cut = tmp_path / "cut_short.btsnoop"
+    cut.write_bytes(whole[: len(whole) * 2 // 3 + 7])
+    b = _browser()
+    try:
+        _upload(b, server, cut)
+        warn = WebDriverWait(b, 60).until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, "#reader-warnings li"))
+        )
+        assert "damaged bytes" in warn.text and "last record cut" in warn.text
+        assert b.find_element(By.ID, "verdict").text  # and the findings of what was read
+    finally:
+        b.quit()
+
+
+def test_cancel_a_running_analysis_from_the_page(tmp_path: Path) -> None:
+    """The job page's Cancel button stops an analysis that would never end."""
+    from analyzer.dashboards import create_app
+
+    app = create_app(tmp_path / "store")
+    app.library.hang_on = ".upload"  # every analysis here hangs until cancelled
+    url, srv = _serve(app)
+    b = _browser()
+    try:
+        _upload(b, url, SC / "link_loss.btsnoop")
+        wait = WebDriverWait(b, 60)
+        jobs = app.library.jobs
+        wait.until(lambda _d: any(j.status == "analysing" for j in jobs.values()))  # running
+        wait.until(ec.element_to_be_clickable((By.ID, "job-cancel"))).click()
+        done = wait.until(ec.presence_of_element_located((By.ID, "job-cancelled")))
+        assert "analysis cancelled" in done.text
+        assert all(j.status == "cancelled" for j in app.library.jobs.values())
+    finally:
+        b.quit()
+        srv.shutdown()
 
 
 def test_static_html_opens_offline(tmp_path: Path) -> None:
@@ -215,11 +285,6 @@ def test_behind_a_reverse_proxy_prefix(tmp_path: Path) -> None:
     """--url-prefix (issue 19 §2): pages, the upload route, the job API and the links all live
     under the prefix; a file chosen in the page's input is uploaded and analysed there, and the
     capture page's links keep the prefix."""
-    import socket
-    import threading
-
-    from werkzeug.serving import make_server
-
     from analyzer import dashboards
     from analyzer.dashboards import create_app
 
@@ -228,15 +293,11 @@ def test_behind_a_reverse_proxy_prefix(tmp_path: Path) -> None:
         client = app.server.test_client()
         assert client.get("/bt/tools/").status_code == 200
         assert client.post("/upload", data=b"x").status_code in (404, 405)  # not outside it
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        srv = make_server("127.0.0.1", port, app.server, threaded=True)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        url, srv = _serve(app)
         b = _browser()
         try:
             wait = WebDriverWait(b, 60)
-            b.get(f"http://127.0.0.1:{port}/bt/tools/")
+            b.get(f"{url}/bt/tools/")
             picker = wait.until(ec.presence_of_element_located((By.ID, "upload-file")))
             picker.send_keys(str(SC / "a2dp_rejected_hfp_fallback.btsnoop"))
             wait.until(ec.url_contains("/bt/tools/capture/"))

@@ -6,8 +6,6 @@ Skipped when Chromium or chromedriver is absent (``.ci/run`` installs them)."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.dashboards.test_browser import CHROMIUM, DRIVER, SC, _browser
+from tests.dashboards.test_browser import CHROMIUM, DRIVER, SC, _browser, _serve
 from tests.oracle import TSHARK
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +30,6 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium not 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """The dashboard over a store of the scenario captures these views are tested on."""
-    from werkzeug.serving import make_server
 
     from analyzer.dashboards import create_app
     from analyzer.store import Store
@@ -51,13 +48,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     run_batch([*files, str(outside), str(aac_on_sbc)], Store(root), workers=1)
     rows = Store(root).captures()
     ids = {Path(p).stem: c for p, c in zip(rows["path"], rows["capture_id"], strict=True)}
-    app = create_app(root, retention_days=0)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = make_server("127.0.0.1", port, app.server, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{port}", ids
+    url, srv = _serve(create_app(root, retention_days=0))
+    yield url, ids
     srv.shutdown()
 
 
@@ -301,7 +293,8 @@ const hl = gd._fullData.find(t => t.name === 'highlight');
 return {range: gd._fullLayout.xaxis.range, lanes: gd._fullLayout.yaxis.ticktext,
         names: gd._fullData.map(t => t.name),
         bars: gd.querySelectorAll('g.barlayer g.point').length,
-        highlighted: hl && hl.x ? hl.x.length : 0};
+        highlighted: hl && hl.x ? hl.x.length : 0,
+        lines: (gd.layout.shapes || []).filter(s => s.type === 'line').map(s => s.x0)};
 """
 
 
@@ -343,10 +336,52 @@ def test_swimlane_incident_zooms_and_the_url_keeps_the_window(
         assert abs(zoomed["range"][1] - t1) < 1e-3
         _shot(b, "timeline-box", "dashboard-timeline.png")
         shared = b.current_url
-        b.get(f"{url}/")  # away, then the link again: the same window
-        WebDriverWait(b, 60).until(ec.presence_of_element_located((By.ID, "captures-table")))
-        b.get(shared)
-        again = _swim(b, lambda g: g.get("bars", 0) > 0)
+    finally:
+        b.quit()
+    colleague = _browser()  # a new browser session opens the URL on the same window
+    try:
+        colleague.get(shared)
+        again = _swim(colleague, lambda g: g.get("bars", 0) > 0)
         assert abs(again["range"][0] - t0) < 1e-3 and abs(again["range"][1] - t1) < 1e-3
+        assert again["highlighted"] == 0  # the window is shared, not the button's rings
+    finally:
+        colleague.quit()
+
+
+def test_swimlane_frame_link_centres_the_timeline_on_its_frame(
+    site: tuple[str, dict[str, str]],
+) -> None:
+    """An evidence link (a dcc.Link to ``?frame=N``) clicked in the page centres the timeline on
+    the frame (its dotted line, its marks ringed) — also when it is the frame the page already
+    shows and the timeline has written another window into the URL since."""
+    from analyzer.dashboards.swimlane import FRAME_WINDOW_S
+
+    url, ids = site
+    b = _browser()
+    try:
+        b.get(f"{url}/capture/{ids['a2dp_rejected_hfp_fallback']}")
+        full = _swim(b, lambda g: g.get("bars", 0) > 0)
+
+        def centred(g: dict[str, Any]) -> bool:
+            lo, hi = g["range"]
+            mid = (lo + hi) / 2
+            one_line = len(g["lines"]) == 1 and abs(mid - g["lines"][0]) < 1e-3
+            return abs(hi - lo - FRAME_WINDOW_S) < 1e-3 and one_line and g["highlighted"] > 0
+
+        for _ in range(2):
+            link = b.find_elements(By.CSS_SELECTOR, "#findings a.evidence")[1]
+            frame = link.text
+            b.execute_script("arguments[0].scrollIntoView()", link)
+            link.click()
+            WebDriverWait(b, 30).until(ec.url_contains(f"frame={frame}"))
+            at = _swim(b, centred)
+            assert at["range"][1] - at["range"][0] < full["range"][1] - full["range"][0]
+            assert f"Highlighted: frame {frame}" in b.find_element(By.ID, "swim-note").text
+            # a zoom (an incident's button) writes its window into the URL, the frame stays
+            button = b.find_element(By.CSS_SELECTOR, "#incidents button.swim-focus")
+            b.execute_script("arguments[0].scrollIntoView()", button)
+            button.click()
+            WebDriverWait(b, 30).until(lambda d: "t1=" in d.current_url)
+            _swim(b, lambda g: abs(g["range"][1] - g["range"][0] - FRAME_WINDOW_S) > 1e-2)
     finally:
         b.quit()

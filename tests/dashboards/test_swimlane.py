@@ -316,3 +316,76 @@ def test_callbacks_window_render_and_measure(tmp_path: Path) -> None:
     text = second["swim-dt"]["children"]
     dt = (a.timeline[-1].time_us - a.timeline[2].time_us) / 1e6
     assert f"{dt:+.6f} s" in text and f"{f2 - f1} frames apart" in text
+
+
+def _find_store(tree: Any, key: str) -> Any:
+    """A component's props in a page's JSON layout (the route callback's answer), by id."""
+    stack = [tree]
+    while stack:
+        c = stack.pop()
+        if isinstance(c, list):
+            stack += c
+        elif isinstance(c, dict):
+            props = c.get("props", {})
+            if props.get("id") == key:
+                return props
+            stack.append(props.get("children"))
+    return None
+
+
+def test_frame_link_opens_the_timeline_on_its_frame(tmp_path: Path) -> None:
+    """An evidence link (``?frame=N``, no window in the URL) opens the timeline centred on the
+    frame's time, its marks ringed and its dotted line drawn; a window in the URL wins; the route
+    renders the page again for a frame link after the timeline wrote its window into the URL."""
+    a = _analysis("link_loss")
+    m = sw.lane_model(a)
+    end = m.t_end / 1e6
+    width = min(end, max(sw.FRAME_WINDOW_S, sw.FRAME_WINDOW_FRACTION * end))
+    ev = a.timeline[len(a.timeline) // 2]
+    at = m.frame_time(ev.frame) / 1e6
+    lo, hi = sw.frame_window(a, ev.frame) or (0.0, 0.0)
+    assert hi - lo == pytest.approx(width, abs=1e-5) and 0 <= lo <= at <= hi <= end + 1e-6
+    if lo > 0 and hi < end:  # not clipped: centred
+        assert (lo + hi) / 2 == pytest.approx(at, abs=1e-5)
+    first = sw.frame_window(a, 1) or (1.0, 0.0)  # clipped to the capture, the same width
+    assert first[0] == 0 and first[1] == pytest.approx(width, abs=1e-5)
+    last = sw.frame_window(a, a.capture.frames) or (0.0, 0.0)
+    assert last[1] == pytest.approx(end, abs=1e-5)
+    rings = sw.frame_marks(a, ev.frame)
+    assert rings and {k for _, k in rings} <= set(m.index)
+    found = _by_id(sw.section(a, "cid", {"frame": [str(ev.frame)]}, ev.frame))
+    assert found["swim-window"].data == [lo, hi]
+    assert found["swim-highlight"].data["marks"] == [list(x) for x in rings]
+    fig = found["swimlane"].figure
+    assert list(fig.layout.xaxis.range) == pytest.approx([lo, hi])
+    assert fig.data[1].name == "highlight" and len(fig.data[1].x) == len(rings)
+    assert [s.x0 for s in fig.layout.shapes] == pytest.approx([at], abs=1e-5)  # the dotted line
+    assert "Highlighted: frame" in found["swim-note"].children
+    # a window in the URL wins over the frame's
+    both = _by_id(sw.section(a, "cid", {"frame": [str(ev.frame)], "t0": ["0.5"], "t1": ["1"]},
+                             ev.frame))  # fmt: skip
+    assert both["swim-window"].data == [0.5, 1.0]
+
+    # through the page's route, as a dcc.Link click changes the URL
+    app, store, cid, _src = stored_app(tmp_path, "link_loss")
+    client = app.server.test_client()
+    b = store.analysis(cid)
+    frame = b.timeline[len(b.timeline) // 2].frame
+
+    def route(search: str, written: str | None, changed: str = "url.search") -> Any:
+        got = _call(client, [("page", "children")],
+                    [("url", "pathname", f"/capture/{cid}"), ("url", "search", search)],
+                    [("url-written", "data", written)], changed)  # fmt: skip
+        return got.get("response", {}).get("page", {}).get("children")
+
+    page = route(f"?frame={frame}", None)
+    assert _find_store(page, "swim-window")["data"] == list(sw.frame_window(b, frame) or [])
+    assert _find_store(page, "packet-selected")["data"] == frame  # the cursor stays on re-draws
+    # the timeline wrote its window (replaceState, then told dcc.Location): nothing re-rendered
+    zoomed = f"?frame={frame}&t0=0.1&t1=0.2"
+    assert route(zoomed, f"/capture/{cid}{zoomed}") is None
+    # the same frame's link clicked after that zoom: a new search, the frame's window again
+    again = route(f"?frame={frame}", f"/capture/{cid}{zoomed}")
+    assert _find_store(again, "swim-window")["data"] == list(sw.frame_window(b, frame) or [])
+    # back to a page whose URL the timeline wrote: the path changed too, so it is rendered
+    assert route(zoomed, f"/capture/{cid}{zoomed}", "url.pathname") is not None

@@ -545,10 +545,17 @@ def _job(lib: Library, job_id: str) -> Any:
     if job.status == "cancelled":
         return html.Div([html.H3(f"{job.name}: analysis cancelled", id="job-cancelled"),
                          dcc.Link("Back", href=url("/"))])  # fmt: skip
+    import dash_ag_grid as dag
+
     return html.Div([
         html.H3(_job_status(job), id="job-status"),
         html.Button("Cancel", id="job-cancel", n_clicks=0),
         dcc.Interval(id="job-poll", interval=500, n_intervals=0),
+        # hidden: the browser fetches and compiles the graph and grid libraries (Plotly is
+        # ~5 MB) while the analysis runs, not after the capture page arrives
+        html.Div([dcc.Graph(id="job-preload-graph", figure={}),
+                  dag.AgGrid(id="job-preload-grid", rowData=[], columnDefs=[])],
+                 style={"display": "none"}),
     ])  # fmt: skip
 
 
@@ -618,6 +625,9 @@ def _capture(lib: Library, cid: str, query: dict[str, list[str]]) -> Any:
     return html.Div([
         dcc.Link("← all captures", href=url("/")),
         html.H2(lib.shown_name(cid), id="capture-title"),
+        # set in the browser once the timeline is drawn: the audio and advertising figures
+        # (the heaviest) are asked for only then, so they do not delay it
+        dcc.Store(id="sections-go"),
         html.Button("Delete this capture", id="delete-capture", n_clicks=0),
         html.Span(id="delete-note"),
         html.P(f"{c.format}, {c.frames} frames, {c.first_time} → {c.last_time}"),

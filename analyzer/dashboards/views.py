@@ -555,6 +555,23 @@ def advertising_section(a: Analysis, cid: str) -> Any:
     )
 
 
+#: resolves once the page's timeline is drawn (or after 8 s, or at once on a page without
+#: one): the moment the heavy sections are asked for
+TIMELINE_DRAWN_JS = """
+async function(_title) {
+  const t0 = Date.now();
+  while (Date.now() - t0 < 8000) {
+    const box = document.getElementById('swimlane');
+    if (!box) { break; }
+    const gd = box.querySelector('.js-plotly-plot');
+    if (gd && gd._fullLayout) { break; }
+    await new Promise(r => setTimeout(r, 100));
+  }
+  return Date.now();
+}
+"""
+
+
 def install(app: Any, lib: Any) -> None:
     """The callbacks of these sections."""
     import dash
@@ -609,14 +626,20 @@ def install(app: Any, lib: Any) -> None:
         ]
         return media_results(a, cid, checks) or [html.Li("no stream carried media")]
 
+    app.clientside_callback(TIMELINE_DRAWN_JS, Output("sections-go", "data"),
+                            Input("capture-title", "children"))  # fmt: skip
+
     @app.callback(
         Output("audio-graph", "figure"),
         Output("audio-note", "children"),
-        Input("audio-cid", "data"),
+        Input("sections-go", "data"),
+        State("audio-cid", "data"),
     )
-    def audio_view(cid: str | None) -> Any:
+    def audio_view(go: int | None, cid: str | None) -> Any:
         from analyzer.dashboards.audio import audio_figure
 
+        if go is None:
+            return dash.no_update, dash.no_update
         a = lib.analysis(cid) if cid else None
         if a is None:
             return dash.no_update, "no such capture"
@@ -626,11 +649,14 @@ def install(app: Any, lib: Any) -> None:
     @app.callback(
         Output("adv-overview", "figure"),
         Output("adv-note", "children"),
-        Input("adv-cid", "data"),
+        Input("sections-go", "data"),
+        State("adv-cid", "data"),
     )
-    def advertising_view(cid: str | None) -> Any:
+    def advertising_view(go: int | None, cid: str | None) -> Any:
         from analyzer.dashboards.advertising import overview_figure
 
+        if go is None:
+            return dash.no_update, dash.no_update
         a = lib.analysis(cid) if cid else None
         if a is None:
             return dash.no_update, "no such capture"
@@ -640,13 +666,14 @@ def install(app: Any, lib: Any) -> None:
     @app.callback(
         Output("adv-detail", "figure"),
         Input("adv-pick", "value"),
+        Input("sections-go", "data"),
         State("adv-cid", "data"),
     )
-    def advertiser_detail(address: str | None, cid: str | None) -> Any:
+    def advertiser_detail(address: str | None, go: int | None, cid: str | None) -> Any:
         from analyzer.dashboards.advertising import detail_figure
 
         a = lib.analysis(cid) if cid else None
-        if a is None or address is None:
+        if a is None or address is None or go is None:
             return dash.no_update
         t, _note = table_or_note(cid)
         return detail_figure(a, address, t)

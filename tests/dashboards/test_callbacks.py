@@ -116,8 +116,8 @@ def test_rows_and_timeline_click_scroll(tmp_path: Path) -> None:
     got = _call(
         fresh,
         [("audio-graph", "figure"), ("audio-note", "children")],
+        [("sections-go", "data", 1)],  # the timeline drawn: the audio section asks
         [("audio-cid", "data", cid)],
-        [],
     )
     assert "stored analysis only" in got["response"]["audio-note"]["children"]
     names = [tr.get("name", "") for tr in got["response"]["audio-graph"]["figure"]["data"]]

@@ -2,10 +2,11 @@
 capture of the corpus — real, bundled and scenario, damaged copies of btsnoop, pcap and pcapng
 files included — the analysis JSON is identical when
 
-* compiled: the C btsnoop record walk and header gather (when built at install), and
-* fast: the compiled pcap/pcapng record walks (when built), the numpy lockstep btsnoop record
-  walk forced on (tiny segments and windows, so even a small file is walked as many chains
-  and windows) and every chunked step (header conversion, continuation fill, as-of joins,
+* compiled: the C record walks and header gather of btsnoop, pcap and pcapng (when built at
+  install), and
+* fast: the Python pcap/pcapng record walks, the numpy lockstep btsnoop record walk forced
+  on (tiny segments and windows, so even a small file is walked as many chains and windows)
+  and every chunked step (header conversion, continuation fill, as-of joins,
   payload packing) cut into small chunks, and
 * fallback: the careful record-by-record walks (btsnoop, pcap, pcapng: Python), each chunked
   step done in one piece, and the frame index reading the file (not the payload bytes the
@@ -39,12 +40,12 @@ def _both(path: Path) -> tuple[str, str]:
     """(fast, fallback) JSON; the compiled walk's JSON, when it is built, must equal the numpy
     lockstep walk's (checked here too)."""
     compiled = None
-    if btsnoop._btsnoop_c is not None:
+    if readers._ext is not None:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(build, "JOIN_CHUNK", 1000)
             compiled = _json(path)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(btsnoop, "USE_COMPILED", False)
+        mp.setattr(readers, "USE_COMPILED", False)  # the numpy lockstep walk, Python pcap walks
         mp.setattr(btsnoop, "FAST_MIN_SIZE", 0)
         mp.setattr(btsnoop, "FAST_SEGMENT", 2048)
         mp.setattr(btsnoop, "FAST_WINDOW", 512)
@@ -57,7 +58,7 @@ def _both(path: Path) -> tuple[str, str]:
     assert compiled is None or compiled == fast, "compiled walk differs from the numpy walk"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(btsnoop, "_walk", lambda *_args: None)
-        mp.setattr(readers, "USE_COMPILED", False)  # pcap, pcapng: the Python record walks
+        mp.setattr(readers, "USE_COMPILED", False)
         mp.setattr(btsnoop, "KEEP_HEADS", False)  # the frame index reads the file itself
         mp.setattr(btsnoop, "COLUMN_CHUNK", 1 << 40)
         mp.setattr(index, "FILL_CHUNK", 1 << 40)

@@ -19,16 +19,21 @@ import numpy as np
 from analyzer.capture import Capture, CaptureError, DamagedRange
 from analyzer.readers.limits import MAX_ENTRY, Budget, LimitError, inflate, printable
 
-#: use the compiled record walks of pcap and pcapng when built (tests switch it off)
+_ext: ModuleType | None
+try:  # the compiled record walks and gather (built at install where a C compiler exists)
+    from analyzer.readers import _btsnoop_c as _ext
+except ImportError:  # pragma: no cover - depends on the install
+    _ext = None
+
+#: use the compiled record walks and gather when built (tests switch it off to check the
+#: numpy and Python paths)
 USE_COMPILED = True
 
 
 def compiled() -> ModuleType | None:
     """The compiled record walks and gather (``_btsnoop_c.c``) when built and not switched
-    off; None: the readers' Python and numpy paths, which read the same records."""
-    from analyzer.readers import btsnoop
-
-    return btsnoop._btsnoop_c if USE_COMPILED else None
+    off; None: the readers' numpy and Python paths, which read the same records."""
+    return _ext if USE_COMPILED else None
 
 
 #: record headers gathered per step by :func:`record_heads`
@@ -40,21 +45,18 @@ def record_heads(
     offsets: np.ndarray,
     width: int,
     buf: object = None,
-    *,
-    compiled: bool = True,
 ) -> np.ndarray:
     """The ``width`` bytes at each of the sorted ``offsets`` (record headers), one row each, in
     one compact (n, width) array — so that later column gathers read this array, not the
-    capture. Gathered a chunk of records at a time (the compiled gather when built and
-    ``compiled``, else numpy), each chunk's pages of a memory-mapped capture released behind
-    it: a whole pass over a large file never holds it resident. Bytes past the end of the
+    capture. Gathered a chunk of records at a time (the compiled gather when
+    :func:`compiled`, else numpy), each chunk's pages of a memory-mapped capture released
+    behind it: a whole pass over a large file never holds it resident. Bytes past the end of the
     buffer are zero (compiled) or repeat its last byte (numpy): callers do not read them."""
     from analyzer.capture import release_pages
-    from analyzer.readers import btsnoop
 
     n = int(offsets.shape[0])
     out = np.zeros((n, width), dtype=np.uint8)
-    ext = btsnoop._btsnoop_c if compiled else None
+    ext = compiled()
     offs = np.ascontiguousarray(offsets, dtype=np.int64)
     cols = np.arange(width, dtype=np.int64)
     last = data.size - 1

@@ -49,19 +49,11 @@ from analyzer.capture import (
 from analyzer.readers import (
     Source,
     backwards_warning,
+    compiled,
     record_heads,
     skip_damaged,
     zero_run_end,
 )
-
-_btsnoop_c: ModuleType | None
-try:  # the compiled walk and gather (built at install where a C compiler exists)
-    from analyzer.readers import _btsnoop_c
-except ImportError:  # pragma: no cover - depends on the install
-    _btsnoop_c = None
-
-#: use the compiled walk and gather when built (tests switch it off to check the numpy path)
-USE_COMPILED = _btsnoop_c is not None
 
 Buffer = bytes | mmap.mmap
 
@@ -162,8 +154,9 @@ def _walk(data: np.ndarray, start: int, size: int, datalink: int, buf: object) -
     time from a proven record boundary, the window's pages released behind it — so the walk
     never holds more than a window of a memory-mapped file resident. None: use the careful
     record-by-record walk. The compiled walk, when built, replaces the lockstep walk."""
-    if USE_COMPILED and _btsnoop_c is not None:
-        return _compiled_walk(data, start, size, datalink, buf)
+    ext = compiled()
+    if ext is not None:
+        return _compiled_walk(ext, data, start, size, datalink, buf)
     if size - start < FAST_MIN_SIZE:
         return None
     parts: list[np.ndarray] = []
@@ -183,19 +176,18 @@ def _walk(data: np.ndarray, start: int, size: int, datalink: int, buf: object) -
 
 
 def _compiled_walk(
-    data: np.ndarray, start: int, size: int, datalink: int, buf: object
+    ext: ModuleType, data: np.ndarray, start: int, size: int, datalink: int, buf: object
 ) -> np.ndarray | None:
     """Record offsets by the compiled walk (``_btsnoop_c.walk``: the careful walk's
     plausibility rules, in C), one window at a time with its pages released behind it. None at
     the first record it cannot explain: the careful walk then reads the file."""
-    assert _btsnoop_c is not None
     flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF
     flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
     out = np.empty(WALK_WINDOW // REC_LEN + 2, dtype=np.int64)
     parts: list[np.ndarray] = []
     pos = start
     while True:
-        n, stop, status = _btsnoop_c.walk(
+        n, stop, status = ext.walk(
             data[:size], pos, pos + WALK_WINDOW, flag_mask, flag_max, MAX_RECORD, out
         )
         parts.append(out[:n].copy())
@@ -358,8 +350,7 @@ def _columns(data: np.ndarray, rec: np.ndarray, buf: object, datalink: int) -> _
     drops_max = first = last = 0
     for a in range(0, n, COLUMN_CHUNK):
         b = min(a + COLUMN_CHUNK, n)
-        raw = record_heads(data, rec[a:b], HEAD_WIDTH if KEEP_HEADS else HEADER_DTYPE.itemsize,
-                           buf, compiled=USE_COMPILED)  # fmt: skip
+        raw = record_heads(data, rec[a:b], HEAD_WIDTH if KEEP_HEADS else HEADER_DTYPE.itemsize, buf)
         hdr = np.ascontiguousarray(raw[:, : HEADER_DTYPE.itemsize]).view(HEADER_DTYPE)[:, 0]
         incl = hdr["incl"].astype(np.int64)
         orig = hdr["orig"].astype(np.int64)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analyzer import readers
 from analyzer.readers import btsnoop
 from tests.builders import damaged_copies
 from tests.conftest import container_format, corpus
@@ -39,9 +40,9 @@ def _slow_offsets(buf: bytes) -> list[int] | None:
 @pytest.fixture(params=["numpy", "compiled"])
 def tiny_segments(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """Both fast walks in turn: the numpy lockstep walk and the compiled one (when built)."""
-    if request.param == "compiled" and btsnoop._btsnoop_c is None:
+    if request.param == "compiled" and readers._ext is None:
         pytest.skip("the compiled walk is not built in this install")
-    monkeypatch.setattr(btsnoop, "USE_COMPILED", request.param == "compiled")
+    monkeypatch.setattr(readers, "USE_COMPILED", request.param == "compiled")
     monkeypatch.setattr(btsnoop, "FAST_MIN_SIZE", 0)
     monkeypatch.setattr(btsnoop, "FAST_SEGMENT", 2048)
     monkeypatch.setattr(btsnoop, "FAST_WINDOW", 512)
@@ -97,7 +98,7 @@ def test_reader_gives_the_same_frames_either_way(monkeypatch: pytest.MonkeyPatch
         fast = load(path)
         with monkeypatch.context() as m:
             m.setattr(btsnoop, "FAST_MIN_SIZE", 1 << 62)
-            m.setattr(btsnoop, "USE_COMPILED", False)
+            m.setattr(readers, "USE_COMPILED", False)
             slow = load(path)
         assert fast.frames.equals(slow.frames), path.name
         assert fast.warnings == slow.warnings, path.name

@@ -638,13 +638,7 @@ def install(app: Any, lib: Any) -> None:
     def audio_view(go: int | None, cid: str | None) -> Any:
         from analyzer.dashboards.audio import audio_figure
 
-        if go is None:
-            return dash.no_update, dash.no_update
-        a = lib.analysis(cid) if cid else None
-        if a is None:
-            return dash.no_update, "no such capture"
-        t, note = table_or_note(cid)
-        return audio_figure(a, t), note
+        return late_section(go, cid, audio_figure)
 
     @app.callback(
         Output("adv-overview", "figure"),
@@ -655,13 +649,18 @@ def install(app: Any, lib: Any) -> None:
     def advertising_view(go: int | None, cid: str | None) -> Any:
         from analyzer.dashboards.advertising import overview_figure
 
+        return late_section(go, cid, overview_figure)
+
+    def late_section(go: int | None, cid: str | None, draw: Any) -> Any:
+        """(figure, note) of a section asked for once the timeline is drawn (``go``), its figure
+        drawn from the stored analysis and the capture's packet table."""
         if go is None:
             return dash.no_update, dash.no_update
         a = lib.analysis(cid) if cid else None
         if a is None:
             return dash.no_update, "no such capture"
         t, note = table_or_note(cid)
-        return overview_figure(a, t), note
+        return draw(a, t), note
 
     @app.callback(
         Output("adv-detail", "figure"),

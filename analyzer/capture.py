@@ -209,16 +209,23 @@ class Capture:
     def packed(self, offsets: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The payloads of many frames copied into one array, and where each starts in it —
         no bytes object per frame. Gathered window by window (sorted offsets: each window's
-        pages released after it, :func:`release_pages`), a bounded index array at a time."""
+        pages released after it, :func:`release_pages`), by the compiled gather when built,
+        else a bounded numpy index array at a time."""
+        from analyzer.readers import compiled
+
         lens = np.maximum(np.asarray(lengths, dtype=np.int64), 0)
-        offs = np.asarray(offsets, dtype=np.int64)
+        offs = np.ascontiguousarray(offsets, dtype=np.int64)
         starts = np.zeros(lens.size, dtype=np.int64)
         np.cumsum(lens[:-1], out=starts[1:])
         out = np.empty(int(lens.sum()), dtype=np.uint8)
         data = self.data
+        ext = compiled()
         ordered = bool(offs.size < 2 or (np.diff(offs) >= 0).all())
         for a, b in windows(offs) if ordered else [(0, offs.size)]:
-            for c in range(a, b, PACK_CHUNK):
+            if ext is not None and b > a:
+                base, end = int(starts[a]), int(starts[b - 1] + lens[b - 1])
+                ext.gather_runs(data, offs[a:b], lens[a:b], out[base:end])
+            for c in range(a, b, PACK_CHUNK) if ext is None else ():
                 d = min(c + PACK_CHUNK, b)
                 ln = lens[c:d]
                 total = int(ln.sum())
@@ -266,12 +273,13 @@ class Capture:
         back_frames: list[int] = []
         backwards = 0
         if f.height:
-            for k, n in f.group_by("kind").len().iter_rows():
-                by_kind[str(k)] = int(n)
-            for d, n in f.group_by("direction").len().iter_rows():
-                by_dir[str(d)] = int(n)
-            cut = f.filter(f["orig_length"] > f["length"])["index"].head(3)
-            truncated_frames = [int(i) for i in cut.to_list()]
+            # counted on the columns' integer codes (no group-by over the frame table)
+            kind_n = np.bincount(f["kind"].to_physical().to_numpy(), minlength=len(KINDS))
+            by_kind = dict(zip(KINDS, (int(n) for n in kind_n), strict=True))
+            dir_n = np.bincount(f["direction"].to_physical().to_numpy(), minlength=len(DIRECTIONS))
+            by_dir = dict(zip(DIRECTIONS, (int(n) for n in dir_n), strict=True))
+            cut = np.flatnonzero(f["orig_length"].to_numpy() > f["length"].to_numpy())[:3]
+            truncated_frames = [int(i) for i in f["index"].gather(cut).to_list()]
             t = f["time_us"].to_numpy()
             back = np.nonzero(np.diff(t) < 0)[0]
             backwards = int(back.size)
@@ -349,11 +357,12 @@ def build_frames(
     def col(v: np.ndarray | int, dtype: Any) -> np.ndarray:
         return np.full(n, v, dtype=dtype) if isinstance(v, int) else np.asarray(v, dtype=dtype)
 
-    kinds = pl.Series("kind", np.asarray(kind, dtype=np.uint8)).replace_strict(
-        list(range(len(KINDS))), list(KINDS), return_dtype=KIND_DTYPE
+    # the codes pick from the enum's own values: a gather of small integers, no string per frame
+    kinds = pl.Series("kind", KINDS, dtype=KIND_DTYPE).gather(
+        pl.Series(np.asarray(kind, dtype=np.uint8))
     )
-    dirs = pl.Series("direction", np.asarray(direction, dtype=np.uint8)).replace_strict(
-        list(range(len(DIRECTIONS))), list(DIRECTIONS), return_dtype=DIRECTION_DTYPE
+    dirs = pl.Series("direction", DIRECTIONS, dtype=DIRECTION_DTYPE).gather(
+        pl.Series(np.asarray(direction, dtype=np.uint8))
     )
     return pl.DataFrame(
         {

@@ -115,13 +115,19 @@ def advertising_reports(
         rssi = data[o + 13 + dl[fi]].astype(np.int16)
         rssi = np.where(rssi > 127, rssi - 256, rssi).astype(np.int16)
         # distinct advertising data per address without a bytes object per report: each
-        # report's (address, length, data) is hashed (64-bit FNV-1a over the bytes) and only
-        # the first report of each distinct hash is read out
+        # report's (address, length, data) is hashed (64-bit FNV-1a over the data's 8-byte
+        # words, zero-padded) and only the first report of each distinct hash is read out
         d = dl[fi]
         h = (key.astype(np.uint64) * np.uint64(_FNV_PRIME)) ^ d.astype(np.uint64)
-        for k in range(int(min(d.max(initial=0), 255))):
-            byte = np.where(d > k, data[np.minimum(o + 13 + k, last)], 0).astype(np.uint64)
-            h = (h ^ byte) * np.uint64(_FNV_PRIME)
+        width = -(-int(min(d.max(initial=0), 255)) // 8) * 8
+        if width:
+            from analyzer.readers import record_heads  # (a reader's gather: compiled when built)
+
+            raw = record_heads(data, o + 13, width)
+            raw[np.arange(width)[None, :] >= d[:, None]] = 0
+            for word in raw.view("<u8").T:
+                h = (h ^ word) * np.uint64(_FNV_PRIME)
+            del raw
         _, firsts = np.unique(h, return_index=True)
         name_of = names.to_list()
         for r in firsts.tolist():
@@ -130,17 +136,16 @@ def advertising_reports(
                 start = int(o[r]) + 13
                 datas.setdefault(name_of[int(inv[r])], set()).add(data[start : start + n].tobytes())
         flags = ad_flags_columnar(data, o + 13, d)
+        ets = np.unique(et)  # the event types present: each named once
         parts.append(
             pl.DataFrame({
                 "frame": ev["index"].to_numpy()[fi],
                 "time_us": ev["time_us"].to_numpy()[fi],
                 "address": names.gather(inv),
                 "addr_type": data[o + 5].astype(np.int16),
-                "pdu": pl.Series(et).replace_strict(
-                    (ets := np.unique(et).tolist()),
-                    [ADV_REPORT_TYPES.get(x, f"0x{x:02X}") for x in ets],
-                    return_dtype=pl.String,
-                ),
+                "pdu": pl.Series(
+                    [ADV_REPORT_TYPES.get(x, f"0x{x:02X}") for x in ets.tolist()], dtype=pl.String
+                ).gather(pl.Series(np.searchsorted(ets, et))),
                 "rssi": pl.Series(rssi).set(pl.Series(rssi == 127), None),
                 "data": pl.Series("data", dtype=pl.Binary).extend_constant(None, fi.size),
                 "ad_flags": pl.Series(flags.astype(np.int16)).set(pl.Series(flags < 0), None),

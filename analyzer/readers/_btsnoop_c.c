@@ -79,56 +79,99 @@ static Py_ssize_t epb_record(const unsigned char *h, Py_ssize_t avail, const Rul
     return (Py_ssize_t)blen;
 }
 
+/* bytes read ahead of a walk (see run_walk) */
+#define TOUCH_AHEAD (256 * 1024)
+static volatile unsigned int touch_sink;
+
 /* Record offsets from start while fn takes them -> (n, stop, status). Status 0: the records end
  * exactly at the end of the buffer; 1: out is full or the walk passed ``limit`` (call again
  * from stop); 2: the record at stop is not one to take (the Python walk reads it). Releases
  * both buffers. */
 static PyObject *run_walk(Py_buffer *buf, Py_ssize_t start, Py_ssize_t limit, RecordFn fn,
-                          const Rules *rules, Py_buffer *out) {
+                          const Rules *rules, Py_buffer *out, Py_ssize_t width,
+                          Py_buffer *heads) {
     const unsigned char *data = (const unsigned char *)buf->buf;
     const Py_ssize_t size = buf->len;
     int64_t *offs = (int64_t *)out->buf;
-    const Py_ssize_t cap = out->len / (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t cap = out->len / (Py_ssize_t)sizeof(int64_t);
+    unsigned char *dst = NULL;
+    if (width > 0 && heads->buf != NULL) {
+        if (width > 4096) {
+            PyBuffer_Release(buf);
+            PyBuffer_Release(out);
+            PyBuffer_Release(heads);
+            PyErr_SetString(PyExc_ValueError, "walk: head width above 4096");
+            return NULL;
+        }
+        dst = (unsigned char *)heads->buf;
+        if (heads->len / width < cap)
+            cap = heads->len / width;
+    }
     Py_ssize_t n = 0, off = start < 0 ? 0 : start;
     int status = 0;
+    Py_ssize_t touched = off;
+    unsigned int sink = 0;
     Py_BEGIN_ALLOW_THREADS
     while (off < size) {
         if (n >= cap || off >= limit) {
             status = 1;
             break;
         }
+        if (off + TOUCH_AHEAD / 2 > touched) {
+            /* read ahead: one byte of every cache line of the next stretch, independent loads
+             * the memory system overlaps, so the walk's dependent header reads hit the cache */
+            Py_ssize_t end = touched + TOUCH_AHEAD < size ? touched + TOUCH_AHEAD : size;
+            for (Py_ssize_t p = touched; p < end; p += 64)
+                sink += data[p];
+            touched = end;
+        }
         Py_ssize_t len = fn(data + off, size - off, rules);
         if (len <= 0) {
             status = 2;
             break;
         }
+        if (dst != NULL) { /* the record's first width bytes, while they are in the cache */
+            unsigned char *d = dst + n * width;
+            Py_ssize_t k = size - off < width ? size - off : width;
+            memcpy(d, data + off, (size_t)k);
+            if (k < width)
+                memset(d + k, 0, (size_t)(width - k));
+        }
         offs[n++] = (int64_t)off;
         off += len;
     }
     Py_END_ALLOW_THREADS
+    touch_sink = sink;
     PyBuffer_Release(buf);
     PyBuffer_Release(out);
+    if (heads->buf != NULL)
+        PyBuffer_Release(heads);
     return Py_BuildValue("nni", n, off, status);
 }
 
-/* walk(buf, start, limit, flag_mask, flag_max, max_record, out_offsets): btsnoop records */
+/* walk(buf, start, limit, flag_mask, flag_max, max_record, out_offsets[, width, out_heads]):
+ * btsnoop records; with out_heads, each record's first width bytes too (one row each, zero
+ * past the end of the buffer) */
 static PyObject *walk(PyObject *self, PyObject *args) {
-    Py_buffer buf, out;
-    Py_ssize_t start, limit;
+    Py_buffer buf, out, heads = {0};
+    Py_ssize_t start, limit, width = 0;
     Rules r = {1, 0, 0, 0};
-    if (!PyArg_ParseTuple(args, "y*nnKKKw*", &buf, &start, &limit, &r.a, &r.b, &r.c, &out))
+    if (!PyArg_ParseTuple(args, "y*nnKKKw*|nw*", &buf, &start, &limit, &r.a, &r.b, &r.c, &out,
+                          &width, &heads))
         return NULL;
-    return run_walk(&buf, start, limit, btsnoop_record, &r, &out);
+    return run_walk(&buf, start, limit, btsnoop_record, &r, &out, width, &heads);
 }
 
-/* (buf, start, limit, big, a, out_offsets): a walk whose rules are a byte order and one bound */
+/* (buf, start, limit, big, a, out_offsets[, width, out_heads]): a walk whose rules are a byte
+ * order and one bound */
 static PyObject *walk_with(PyObject *args, RecordFn fn) {
-    Py_buffer buf, out;
-    Py_ssize_t start, limit;
+    Py_buffer buf, out, heads = {0};
+    Py_ssize_t start, limit, width = 0;
     Rules r = {0, 0, 0, 0};
-    if (!PyArg_ParseTuple(args, "y*nnpKw*", &buf, &start, &limit, &r.big, &r.a, &out))
+    if (!PyArg_ParseTuple(args, "y*nnpKw*|nw*", &buf, &start, &limit, &r.big, &r.a, &out, &width,
+                          &heads))
         return NULL;
-    return run_walk(&buf, start, limit, fn, &r, &out);
+    return run_walk(&buf, start, limit, fn, &r, &out, width, &heads);
 }
 
 /* pcap_walk(buf, start, limit, big, max_incl, out_offsets): classic pcap records */
@@ -177,11 +220,59 @@ static PyObject *gather(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* gather_runs(buf, offsets, lengths, out): the lengths[i] bytes at offsets[i] (int64 each)
+ * copied one after another into out (sum of lengths bytes); bytes past the end of the buffer are
+ * zero. */
+static PyObject *gather_runs(PyObject *self, PyObject *args) {
+    Py_buffer buf, offsets, lengths, out;
+    if (!PyArg_ParseTuple(args, "y*y*y*w*", &buf, &offsets, &lengths, &out))
+        return NULL;
+    const unsigned char *data = (const unsigned char *)buf.buf;
+    const Py_ssize_t size = buf.len;
+    const int64_t *offs = (const int64_t *)offsets.buf;
+    const int64_t *lens = (const int64_t *)lengths.buf;
+    const Py_ssize_t n = offsets.len / (Py_ssize_t)sizeof(int64_t);
+    unsigned char *dst = (unsigned char *)out.buf;
+    int ok = lengths.len == offsets.len;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        if (lens[i] < 0 || lens[i] > PY_SSIZE_T_MAX - total)
+            ok = 0;
+        else
+            total += (Py_ssize_t)lens[i];
+    }
+    if (!ok || total > out.len) {
+        PyBuffer_Release(&buf);
+        PyBuffer_Release(&offsets);
+        PyBuffer_Release(&lengths);
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "gather_runs: bad lengths or output buffer too small");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t o = offs[i], k = lens[i];
+        int64_t have = (o >= 0 && o < size) ? (size - o < k ? size - o : k) : 0;
+        if (have > 0)
+            memcpy(dst, data + o, (size_t)have);
+        if (have < k)
+            memset(dst + have, 0, (size_t)(k - have));
+        dst += k;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&lengths);
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, "btsnoop record offsets from start."},
     {"pcap_walk", pcap_walk, METH_VARARGS, "Plausible classic pcap record offsets from start."},
     {"ng_walk", ng_walk, METH_VARARGS, "Option-less pcapng Enhanced Packet Block offsets."},
     {"gather", gather, METH_VARARGS, "Record headers (width bytes each) at the given offsets."},
+    {"gather_runs", gather_runs, METH_VARARGS, "Variable-length byte runs, one after another."},
     {NULL, NULL, 0, NULL},
 };
 

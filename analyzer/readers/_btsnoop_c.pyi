@@ -10,11 +10,28 @@ def walk(
     flag_max: int,
     max_record: int,
     out: Buffer,
+    width: int = ...,
+    heads: Buffer = ...,
 ) -> tuple[int, int, int]: ...
 def gather(buf: Buffer, offsets: Buffer, width: int, out: Buffer) -> None: ...
+def gather_runs(buf: Buffer, offsets: Buffer, lengths: Buffer, out: Buffer) -> None: ...
 def pcap_walk(
-    buf: Buffer, start: int, limit: int, big: bool, max_incl: int, out: Buffer
+    buf: Buffer,
+    start: int,
+    limit: int,
+    big: bool,
+    max_incl: int,
+    out: Buffer,
+    width: int = ...,
+    heads: Buffer = ...,
 ) -> tuple[int, int, int]: ...
 def ng_walk(
-    buf: Buffer, start: int, limit: int, big: bool, n_ifaces: int, out: Buffer
+    buf: Buffer,
+    start: int,
+    limit: int,
+    big: bool,
+    n_ifaces: int,
+    out: Buffer,
+    width: int = ...,
+    heads: Buffer = ...,
 ) -> tuple[int, int, int]: ...

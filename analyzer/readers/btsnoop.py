@@ -329,66 +329,119 @@ class _Columns:
 COLUMN_CHUNK = 1 << 18
 
 
+def _monitor_luts() -> tuple[np.ndarray, np.ndarray]:
+    """Monitor opcode → (kind code, direction code)."""
+    kind_lut = np.full(MONITOR_MAX_OPCODE + 1, K_MONITOR, dtype=np.uint8)
+    dir_lut = np.full(MONITOR_MAX_OPCODE + 1, D_UNKNOWN, dtype=np.uint8)
+    for op, (k_code, d_code) in MONITOR_OPCODES.items():
+        kind_lut[op] = k_code
+        dir_lut[op] = d_code
+    return kind_lut, dir_lut
+
+
+MONITOR_KIND, MONITOR_DIRECTION = _monitor_luts()
+
+
+def _convert(raw: np.ndarray, rec: np.ndarray, datalink: int) -> _Columns:
+    """The columns of one chunk of records from their gathered bytes ``raw`` (a row per record:
+    its header, then — when ``raw`` is :data:`HEAD_WIDTH` wide — the bytes after it) at the
+    record offsets ``rec``, which becomes the payload offset column (changed in place)."""
+    m = int(rec.shape[0])
+    hdr = np.ascontiguousarray(raw[:, : HEADER_DTYPE.itemsize]).view(HEADER_DTYPE)[:, 0]
+    incl = hdr["incl"].astype(np.int64)
+    orig = hdr["orig"].astype(np.int64)
+    flags = hdr["flags"].astype(np.int64)
+    d = hdr["drops"]
+    drops = (int(d[0]), int(d[-1]), int(d.max())) if m else (0, 0, 0)
+    time_us = np.subtract(hdr["ts"], EPOCH_DELTA_US, dtype=np.int64)
+    adapter = None
+    if datalink == 1002:
+        has = incl > 0
+        h4 = np.where(has, hdr["first"], 0).astype(np.uint8)
+        kind = H4_KIND_CODE[h4]
+        kind[~has] = K_ACL  # an empty record: nothing to say (rare)
+        direction = np.where(flags & 1, D_RECEIVED, D_SENT).astype(np.uint8)
+        # the H4 byte is dropped for standard types; a non-standard one stays in the payload
+        strip = (has & (kind != K_UNKNOWN)).astype(np.int64)
+    elif datalink == 1001:
+        is_ce = (flags & 2) != 0
+        kind = np.where(is_ce, np.where(flags & 1, K_EVENT, K_COMMAND), K_ACL).astype(np.uint8)
+        direction = np.where(flags & 1, D_RECEIVED, D_SENT).astype(np.uint8)
+        strip = np.zeros(m, dtype=np.int64)
+    else:  # 2001 monitor
+        opcode = flags & 0xFFFF
+        kind = MONITOR_KIND[opcode]
+        direction = MONITOR_DIRECTION[opcode]
+        adapter = ((flags >> 16) & 0xFFFF).astype(np.uint16)
+        strip = np.zeros(m, dtype=np.int64)
+    rec += REC_LEN + strip
+    length = (incl - strip).astype(np.int32)
+    orig_length = np.clip(orig - strip, 0, INT32_MAX).astype(np.int32)
+    heads = None
+    if raw.shape[1] >= HEAD_WIDTH:  # the payload's first bytes (after a stripped H4 byte)
+        heads = np.where(strip[:, None] == 1, raw[:, REC_LEN + 1 :], raw[:, REC_LEN:-1])
+        heads[np.arange(PAYLOAD_HEAD)[None, :] >= length[:, None]] = 0  # zero past the end
+    return _Columns(time_us, rec, length, orig_length, kind, direction, adapter, heads, drops)
+
+
+def _assemble(pieces: list[_Columns], datalink: int) -> _Columns:
+    """One set of columns from chunks' in file order; the pieces' arrays are dropped column by
+    column as they are joined (the list is emptied), so the peak is the columns plus one."""
+    pieces = [p for p in pieces if p.offset.shape[0]]
+    if not pieces:
+        return _convert(np.zeros((0, HEAD_WIDTH if KEEP_HEADS else REC_LEN + 1), np.uint8),
+                        np.zeros(0, np.int64), datalink)  # fmt: skip
+    if len(pieces) == 1:
+        return pieces[0]
+    drops = (pieces[0].drops[0], pieces[-1].drops[1], max(p.drops[2] for p in pieces))
+    names = ("time_us", "offset", "length", "orig_length", "kind", "direction", "adapter", "heads")
+    parts = {k: [getattr(p, k) for p in pieces] for k in names}
+    pieces.clear()
+    joined: dict[str, np.ndarray | None] = {}
+    for k in names:
+        arrays = parts.pop(k)
+        joined[k] = None if arrays[0] is None else np.concatenate(arrays)
+        del arrays
+    out = _Columns(drops=drops, **joined)  # type: ignore[arg-type]
+    return out
+
+
 def _columns(data: np.ndarray, rec: np.ndarray, buf: object, datalink: int) -> _Columns:
-    """Gather the record headers at ``rec`` and convert them, chunk by chunk, straight into the
-    frame table's final dtypes — so no full-length int64 temporaries exist beside the table
-    (``rec`` itself becomes the offset column)."""
-    n = int(rec.shape[0])
-    time_us = np.empty(n, np.int64)
-    length = np.empty(n, np.int32)
-    orig_length = np.empty(n, np.int32)
-    kind = np.empty(n, np.uint8)
-    direction = np.empty(n, np.uint8)
-    adapter = np.empty(n, np.uint16) if datalink == 2001 else None
-    if datalink == 2001:
-        kind_lut = np.full(MONITOR_MAX_OPCODE + 1, K_MONITOR, dtype=np.uint8)
-        dir_lut = np.full(MONITOR_MAX_OPCODE + 1, D_UNKNOWN, dtype=np.uint8)
-        for op, (k_code, d_code) in MONITOR_OPCODES.items():
-            kind_lut[op] = k_code
-            dir_lut[op] = d_code
-    heads = np.empty((n, PAYLOAD_HEAD), np.uint8) if KEEP_HEADS else None
-    drops_max = first = last = 0
-    for a in range(0, n, COLUMN_CHUNK):
-        b = min(a + COLUMN_CHUNK, n)
-        raw = record_heads(data, rec[a:b], HEAD_WIDTH if KEEP_HEADS else HEADER_DTYPE.itemsize, buf)
-        hdr = np.ascontiguousarray(raw[:, : HEADER_DTYPE.itemsize]).view(HEADER_DTYPE)[:, 0]
-        incl = hdr["incl"].astype(np.int64)
-        orig = hdr["orig"].astype(np.int64)
-        flags = hdr["flags"].astype(np.int64)
-        drops_max = max(drops_max, int(hdr["drops"].max()))
-        first = int(hdr["drops"][0]) if a == 0 else first
-        last = int(hdr["drops"][-1])
-        np.subtract(hdr["ts"], EPOCH_DELTA_US, out=time_us[a:b])
-        if datalink == 1002:
-            has = incl > 0
-            h4 = np.where(has, hdr["first"], 0).astype(np.uint8)
-            k = H4_KIND_CODE[h4]
-            k[~has] = K_ACL  # an empty record: nothing to say (rare)
-            direction[a:b] = np.where(flags & 1, D_RECEIVED, D_SENT)
-            # the H4 byte is dropped for standard types; a non-standard one stays in the payload
-            strip = (has & (k != K_UNKNOWN)).astype(np.int64)
-            kind[a:b] = k
-        elif datalink == 1001:
-            is_ce = (flags & 2) != 0
-            kind[a:b] = np.where(is_ce, np.where(flags & 1, K_EVENT, K_COMMAND), K_ACL)
-            direction[a:b] = np.where(flags & 1, D_RECEIVED, D_SENT)
-            strip = np.zeros(b - a, dtype=np.int64)
-        else:  # 2001 monitor
-            opcode = flags & 0xFFFF
-            kind[a:b] = kind_lut[opcode]
-            direction[a:b] = dir_lut[opcode]
-            assert adapter is not None
-            adapter[a:b] = (flags >> 16) & 0xFFFF
-            strip = np.zeros(b - a, dtype=np.int64)
-        rec[a:b] += REC_LEN + strip
-        length[a:b] = incl - strip
-        orig_length[a:b] = np.clip(orig - strip, 0, INT32_MAX)
-        if heads is not None:  # the payload's first bytes (after a stripped H4 byte), zero past
-            pay = np.where(strip[:, None] == 1, raw[:, REC_LEN + 1 :], raw[:, REC_LEN:-1])
-            pay[np.arange(PAYLOAD_HEAD)[None, :] >= length[a:b, None]] = 0
-            heads[a:b] = pay
-    return _Columns(time_us, rec, length, orig_length, kind, direction, adapter, heads,
-                    (first, last, drops_max))  # fmt: skip
+    """Gather the record headers at ``rec`` and convert them, chunk by chunk, into the frame
+    table's final dtypes (no full-length int64 temporaries beside the table)."""
+    width = HEAD_WIDTH if KEEP_HEADS else HEADER_DTYPE.itemsize
+    pieces = []
+    for a in range(0, int(rec.shape[0]), COLUMN_CHUNK):
+        part = rec[a : a + COLUMN_CHUNK]
+        pieces.append(_convert(record_heads(data, part, width, buf), part, datalink))
+    return _assemble(pieces, datalink)
+
+
+def _compiled_columns(
+    ext: ModuleType, data: np.ndarray, start: int, size: int, datalink: int, buf: object
+) -> _Columns | None:
+    """The frame table's columns in one pass of the compiled walk, which copies each record's
+    header and first payload bytes as it steps over them (while they are in the cache), a
+    window of the file at a time with its pages released behind it, each chunk converted as it
+    comes. None at the first record the walk cannot explain: the careful walk reads the file."""
+    flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF
+    flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
+    width = HEAD_WIDTH if KEEP_HEADS else HEADER_DTYPE.itemsize
+    out = np.empty(COLUMN_CHUNK, dtype=np.int64)
+    raw = np.empty((COLUMN_CHUNK, width), dtype=np.uint8)
+    pieces: list[_Columns] = []
+    pos = start
+    while True:
+        n, stop, status = ext.walk(
+            data[:size], pos, pos + WALK_WINDOW, flag_mask, flag_max, MAX_RECORD, out, width, raw
+        )
+        if status == 2:
+            return None
+        pieces.append(_convert(raw[:n], out[:n].copy(), datalink))
+        release_pages(buf, pos, stop)
+        if status == 0:
+            return _assemble(pieces, datalink)
+        pos = stop
 
 
 def sniff(head: bytes) -> bool:
@@ -512,9 +565,12 @@ def read(src: Source) -> Capture:
     flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
     append = offs.append
     data = np.frombuffer(buf, dtype=np.uint8) if size else np.zeros(0, np.uint8)
-    fast = _walk(data, off, size, datalink, buf)
-    if fast is not None:
-        off = size  # every record found by the lockstep walk
+    ext = compiled()
+    cols = _compiled_columns(ext, data, off, size, datalink, buf) if ext is not None else None
+    # (the compiled walk declined: the lockstep walk would stop at the same record)
+    fast = _walk(data, off, size, datalink, buf) if ext is None else None
+    if cols is not None or fast is not None:
+        off = size  # every record found by the compiled or the lockstep walk
     while off < size:
         # the hot loop: one unpack, five comparisons, one append per record
         if off + REC_LEN <= size:
@@ -582,8 +638,9 @@ def read(src: Source) -> Capture:
         prev_off = None
         off = cand
 
-    rec = fast if fast is not None else np.frombuffer(offs, dtype=np.int64).copy()
-    cols = _columns(data, rec, buf, datalink)
+    if cols is None:
+        rec = fast if fast is not None else np.frombuffer(offs, dtype=np.int64).copy()
+        cols = _columns(data, rec, buf, datalink)
     drops_first, drops_last, drops_max = cols.drops
     total_drops = drops_last
     if drops_first > total_drops:

@@ -38,24 +38,28 @@ def detect(cap: Capture, name: str | None = None) -> str | None:
     f = cap.frames
     if f.height == 0:
         return None
-    acl = f.filter(pl.col("kind") == "acl")
-    if acl.height == 0:
+    is_acl = pl.col("kind") == "acl"
+    cut_acl = is_acl & (pl.col("orig_length") > pl.col("length"))
+    counts = f.select(
+        is_acl.sum().alias("acl"),
+        cut_acl.sum().alias("cut"),
+        (cut_acl & pl.col("length").is_in(list(FILTER_CUT_LENGTHS))).sum().alias("filt"),
+    ).row(0)
+    n_acl, n_cut, filt = (int(x) for x in counts)
+    if n_acl == 0:
         return None
-    cut = acl.filter(pl.col("orig_length") > pl.col("length"))
     snooz = cap.meta.format == "btsnooz" or "btsnooz" in base.lower()
-    if cut.height and not snooz:
-        filt = int(cut["length"].is_in(list(FILTER_CUT_LENGTHS)).sum())
-        if filt >= MIN_CUT_FRAMES and 2 * filt >= cut.height:
-            return f"{filt} ACL packets cut to ACL + L2CAP headers (Android filtered snoop mode)"
-    # PROHIBITED markers: scan ACL payloads that are long enough to hold it (few, short)
+    if n_cut and not snooz and filt >= MIN_CUT_FRAMES and 2 * filt >= n_cut:
+        return f"{filt} ACL packets cut to ACL + L2CAP headers (Android filtered snoop mode)"
+    # PROHIBITED markers: scan ACL payloads that are long enough to hold it (few, short: the
+    # marker replaces the payload)
     if cap.meta.link_type != 1002:  # Android snoop logs only
         return None
-    cand = acl.filter(pl.col("length") >= len(PROHIBITED))
+    cand = f.filter(is_acl & pl.col("length").is_between(len(PROHIBITED), 64)).select(
+        "offset", "length"
+    )
     if cand.height:
-        offs = cand["offset"].to_numpy()
-        lens = cand["length"].to_numpy()
-        small = lens <= 64  # the marker replaces the payload, so such packets are short
-        for payload in cap.payloads(offs[small], lens[small]):
+        for payload in cap.payloads(cand["offset"].to_numpy(), cand["length"].to_numpy()):
             if PROHIBITED in payload:
                 return "ACL payloads replaced by PROHIBITED (Android filtered snoop mode)"
     return None

@@ -61,26 +61,67 @@ def _refine(
     g: np.ndarray, T: float, mu: float, sd2: float, strict_k: bool = True
 ) -> tuple[float, np.ndarray, np.ndarray] | None:
     """Weighted least squares ``T = Σ(g_i − μ·k_i) / Σk_i`` over inlier gaps with a clear k."""
-    inl = np.zeros(g.size, dtype=bool)
-    k = np.ones(g.size)
+    return _refine_many(g, [T], mu, sd2, strict_k)[0]
+
+
+#: candidates refined together by :func:`_refine_many` (bounds its (candidates × gaps) arrays)
+REFINE_BLOCK = 64
+
+
+def _refine_many(
+    g: np.ndarray, seeds: list[float], mu: float, sd2: float, strict_k: bool = True
+) -> list[tuple[float, np.ndarray, np.ndarray] | None]:
+    """:func:`_refine` from each seed interval, the seeds iterated together as rows of one
+    (seeds × gaps) array: up to 8 rounds of k_i = round(g_i / (T + μ)), inliers
+    |g_i − k_i(T + μ)| ≤ 3.5σ_i, T ← Σ(g_i − μk_i) / Σk_i; a row stops when T moves < 1e-4 ms
+    and fails when its period is not positive or fewer than 3 gaps are inliers."""
+    out: list[tuple[float, np.ndarray, np.ndarray] | None] = []
+    for a in range(0, len(seeds), REFINE_BLOCK):
+        out.extend(_refine_block(g, np.asarray(seeds[a : a + REFINE_BLOCK], float), mu, sd2,
+                                 strict_k))  # fmt: skip
+    return out
+
+
+def _refine_block(
+    g: np.ndarray, T: np.ndarray, mu: float, sd2: float, strict_k: bool
+) -> list[tuple[float, np.ndarray, np.ndarray] | None]:
+    c, n = T.size, g.size
+    T = T.copy()
+    inl = np.zeros((c, n), dtype=bool)
+    k = np.ones((c, n))
+    active = np.ones(c, dtype=bool)
+    failed = np.zeros(c, dtype=bool)
     for _ in range(8):
-        P = T + mu
-        if P <= 0:
-            return None
-        k = np.maximum(1.0, np.rint(g / P))
-        var = k * sd2 + _SIGMA_T2
-        r = g - k * P
-        inl = np.abs(r) <= 3.5 * np.sqrt(var)
-        if strict_k:
-            inl &= np.sqrt(k * sd2) < P / 4
-        if inl.sum() < 3:
-            return None
-        T_new = float(np.sum(g[inl] - mu * k[inl]) / np.sum(k[inl]))
-        done = abs(T_new - T) < 1e-4
-        T = T_new
-        if done:
+        rows = np.flatnonzero(active)
+        if rows.size == 0:
             break
-    return (T, inl, k) if T >= 10.0 else None
+        P = T[rows] + mu
+        bad = P <= 0
+        if bad.any():
+            failed[rows[bad]] = True
+            active[rows[bad]] = False
+            rows, P = rows[~bad], P[~bad]
+            if rows.size == 0:
+                break
+        kk = np.maximum(1.0, np.rint(g[None, :] / P[:, None]))
+        var = kk * sd2 + _SIGMA_T2
+        r = g[None, :] - kk * P[:, None]
+        ii = np.abs(r) <= 3.5 * np.sqrt(var)
+        if strict_k:
+            ii &= np.sqrt(kk * sd2) < P[:, None] / 4
+        few = ii.sum(axis=1) < 3
+        if few.any():
+            failed[rows[few]] = True
+            active[rows[few]] = False
+            rows, P, kk, ii = rows[~few], P[~few], kk[~few], ii[~few]
+        T_new = np.where(ii, g[None, :] - mu * kk, 0.0).sum(axis=1) / np.where(ii, kk, 0.0).sum(
+            axis=1
+        )
+        k[rows], inl[rows] = kk, ii
+        done = np.abs(T_new - T[rows]) < 1e-4
+        T[rows] = T_new
+        active[rows[done]] = False
+    return [None if failed[i] or T[i] < 10.0 else (float(T[i]), inl[i], k[i]) for i in range(c)]
 
 
 _S = np.linspace(0.0, 10.0, 201)
@@ -103,8 +144,10 @@ def _k1_score(g: np.ndarray, T: float, mu: float, si: float, sw: float) -> float
     w = np.maximum(sw - u, 0.0) / sw
     inside = (d >= -0.5) & (d < 10.5)
     dens = np.where(inside, w, 0.0) + 1e-3
-    delta = T - m * si  # per gap
-    z = np.maximum(sw - np.abs(delta[:, None] + _S[None, :]), 0.0).mean(axis=1) * 10.0 / sw
+    # the normaliser depends on the gap only through m: computed once per distinct m
+    m_u, m_at = np.unique(m, return_inverse=True)
+    delta = T - m_u * si
+    z = (np.maximum(sw - np.abs(delta[:, None] + _S[None, :]), 0.0).mean(axis=1) * 10.0 / sw)[m_at]
     return float(np.sum(np.log(dens) - np.log(z + 1e-3)))
 
 
@@ -129,7 +172,7 @@ def _alias_fit(
     per = np.unique(np.round(per[(per >= lo) & (per <= hi) & (per - mu >= 15.0)], 2))
     if per.size > 300:
         per = per[np.linspace(0, per.size - 1, 300).astype(np.int64)]
-    fits = [f for f in (_refine(g, x - mu, mu, sd2, strict_k=False) for x in per.tolist()) if f]
+    fits = [f for f in _refine_many(g, (per - mu).tolist(), mu, sd2, strict_k=False) if f]
     if not fits:
         f0 = _refine(g, P - mu, mu, sd2, strict_k=False)
         if f0 is None:
@@ -235,7 +278,7 @@ def estimate_interval(
         t0 = top[0]
         seeds = top + [h for h in ((t0 + mu) * 2 - mu, (t0 + mu) / 2 - mu, (t0 + mu) / 3 - mu)
                        if h >= 15.0]  # fmt: skip
-        fits = [f for f in (_refine(g_fit, x, mu, sd2) for x in seeds) if f is not None]
+        fits = [f for f in _refine_many(g_fit, seeds, mu, sd2) if f is not None]
         if not fits:
             continue
         lls = _loglik(sample, np.asarray([f[0] for f in fits]), mu, sd2)

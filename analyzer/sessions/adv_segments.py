@@ -26,6 +26,7 @@ neither silences nor evidence of a switch, and their time is not counted in hear
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,8 +89,19 @@ class Train:
 
     times_us: np.ndarray  # int64
     frames: np.ndarray  # int64
-    pdus: list[str]
-    flags: list[int]  # AD Flags of each event's report, -1 where it carried none
+    pdus: np.ndarray  # each event's PDU type: integer codes into pdu_names
+    flags: np.ndarray  # AD Flags of each event's report, -1 where it carried none
+    pdu_names: Sequence[str]
+
+    @classmethod
+    def named(
+        cls, times_us: np.ndarray, frames: np.ndarray, pdus: Sequence[str], flags: Sequence[int]
+    ) -> Train:
+        """A train from each event's PDU type name."""
+        names = sorted(set(pdus))
+        code = {x: i for i, x in enumerate(names)}
+        return cls(times_us, frames, np.asarray([code[x] for x in pdus], dtype=np.int64),
+                   np.asarray(flags, dtype=np.int64), names)  # fmt: skip
 
 
 def _max_quiet_ms(gap_ms: float, scan_interval_ms: float) -> float:
@@ -274,11 +286,10 @@ def _switch(
 def _segment(
     tr: Train, a: int, b: int, est: IntervalEstimate, note: str | None = None
 ) -> AdvSegment:
-    pdus = tr.pdus[a : b + 1]
-    types: dict[str, int] = {}
-    for x in pdus:
-        types[x] = types.get(x, 0) + 1
-    fl = [f for f in tr.flags[a : b + 1] if f >= 0]
+    counts = np.bincount(tr.pdus[a : b + 1], minlength=len(tr.pdu_names))
+    types = {tr.pdu_names[i]: int(c) for i, c in enumerate(counts.tolist()) if c}
+    fl = tr.flags[a : b + 1]
+    fl = fl[fl >= 0]
     return AdvSegment(
         from_time_us=int(tr.times_us[a]),
         to_time_us=int(tr.times_us[b]),
@@ -289,7 +300,7 @@ def _segment(
         events=b - a + 1,
         pdu_types=dict(sorted(types.items())),
         connectable=any(x in CONNECTABLE for x in types) if types else None,
-        discoverable=any(f & 0x03 for f in fl) if fl else None,
+        discoverable=bool((fl & 0x03).any()) if fl.size else None,
         note=note if note is not None else est.note,
     )
 

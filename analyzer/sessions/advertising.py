@@ -245,7 +245,6 @@ def _hci_advertisers(
     ends = np.concatenate([starts[1:], [code.size]])
     addr_of = names.to_list()
     pdu_of = pdu_names.to_list()
-    pdu_obj = np.asarray(pdu_of, dtype=object)  # shared strings: a list of them costs a pointer
     adv_ev = np.asarray(["SCAN_RSP" not in x for x in pdu_of], dtype=bool)[pc]
     types: dict[str, dict[str, int]] = {}
     pairs, counts = np.unique(code.astype(np.int64) * len(pdu_of) + pc, return_counts=True)
@@ -292,7 +291,7 @@ def _hci_advertisers(
                 "not estimable: scanning with duplicate filtering "
                 f"(LE Set Scan Enable frame {filt[0]})"
             )
-        train = Train(ev_t, f_all[ev], pdu_obj[pc[s0:s1][ev]].tolist(), flags[s0:s1][ev].tolist())
+        train = Train(ev_t, f_all[ev], pc[s0:s1][ev], flags[s0:s1][ev], pdu_of)
         if filt:
             adv.segments = whole_train(train, adv.interval_note)
         else:
@@ -438,7 +437,7 @@ def _air(ctx: BuildContext, cache: dict[bytes, AdvData]) -> list[Advertiser]:
             ev_t = et
         adv = _finish_advertiser(addr, acc, cache, "air", ev_t)
         adv.address_type = "random" if acc.addr_type == 1 else "public"
-        train = Train(
+        train = Train.named(
             ev_t,
             frame[ev_i],
             [ADV_PDU_TYPES.get(x, f"0x{x:X}") for x in t[ev_i].tolist()],

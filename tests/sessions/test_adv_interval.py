@@ -198,3 +198,53 @@ def test_extended_report_fragments_joined(tmp_path: Path) -> None:
     a = analyze(_capture(tmp_path, pkts, step_us=1000))
     (adv,) = a.advertisers
     assert adv.reports == 1 and adv.name == "LongName"
+
+
+def _refine_one(
+    g: np.ndarray, T: float, mu: float, sd2: float, strict_k: bool
+) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """The least-squares refinement one seed at a time, as written before the seeds were
+    refined together (the reference for :func:`adv_interval._refine_many`)."""
+    inl = np.zeros(g.size, dtype=bool)
+    k = np.ones(g.size)
+    for _ in range(8):
+        P = T + mu
+        if P <= 0:
+            return None
+        k = np.maximum(1.0, np.rint(g / P))
+        var = k * sd2 + 0.25
+        r = g - k * P
+        inl = np.abs(r) <= 3.5 * np.sqrt(var)
+        if strict_k:
+            inl &= np.sqrt(k * sd2) < P / 4
+        if inl.sum() < 3:
+            return None
+        T_new = float(np.sum(g[inl] - mu * k[inl]) / np.sum(k[inl]))
+        done = abs(T_new - T) < 1e-4
+        T = T_new
+        if done:
+            break
+    return (T, inl, k) if T >= 10.0 else None
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("strict_k", [True, False])
+def test_seeds_refined_together_as_one_by_one(seed: int, strict_k: bool) -> None:
+    """Refining many candidate intervals as rows of one array gives each seed's own result:
+    the same inliers, the same k, the interval to 1e-9 ms (only the summation order differs),
+    and the same failures (period ≤ 0, fewer than 3 inliers, interval below 10 ms)."""
+    from analyzer.sessions import adv_interval
+
+    rng = np.random.default_rng(seed)
+    period = rng.uniform(20.0, 1500.0)
+    k = rng.geometric(rng.uniform(0.3, 1.0), size=int(rng.integers(2, 400)))
+    g = k * period + rng.uniform(0.0, 10.0, k.size) + rng.normal(0.0, 0.3, k.size)
+    seeds = [*rng.uniform(-20.0, 2 * period, 150).tolist(), period - 5.0, 3.0, -50.0]
+    got = adv_interval._refine_many(g, seeds, 5.0, 100.0 / 12.0, strict_k)
+    assert len(got) == len(seeds)
+    for seed_t, fit in zip(seeds, got, strict=True):
+        ref = _refine_one(g, seed_t, 5.0, 100.0 / 12.0, strict_k)
+        assert (fit is None) == (ref is None), seed_t
+        if fit is not None and ref is not None:
+            assert fit[0] == pytest.approx(ref[0], abs=1e-9)
+            assert np.array_equal(fit[1], ref[1]) and np.array_equal(fit[2], ref[2])

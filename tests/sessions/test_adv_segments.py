@@ -116,7 +116,7 @@ def test_steady_advertisers_are_one_segment(name: str) -> None:
 
 def _train(t: np.ndarray) -> Train:
     n = t.size
-    return Train(t, np.arange(1, n + 1), ["ADV_IND"] * n, [6] * n)
+    return Train.named(t, np.arange(1, n + 1), ["ADV_IND"] * n, [6] * n)
 
 
 @pytest.mark.parametrize("interval", [20.0, 152.5, 1000.0, 2000.0])

@@ -354,9 +354,6 @@ def build_frames(
     """Assemble the frame table from numpy columns (direction/kind as integer codes)."""
     n = len(time_us)
 
-    def col(v: np.ndarray | int, dtype: Any) -> np.ndarray:
-        return np.full(n, v, dtype=dtype) if isinstance(v, int) else np.asarray(v, dtype=dtype)
-
     # the codes pick from the enum's own values: a gather of small integers, no string per frame
     kinds = pl.Series("kind", KINDS, dtype=KIND_DTYPE).gather(
         pl.Series(np.asarray(kind, dtype=np.uint8))
@@ -364,28 +361,35 @@ def build_frames(
     dirs = pl.Series("direction", DIRECTIONS, dtype=DIRECTION_DTYPE).gather(
         pl.Series(np.asarray(direction, dtype=np.uint8))
     )
-    return pl.DataFrame(
-        {
-            # flagged sorted: a later sort or as-of join by frame number is then free
-            "index": pl.Series("index", np.arange(1, n + 1, dtype=np.int64)).set_sorted(),
-            "time_us": np.asarray(time_us, dtype=np.int64),
-            "direction": dirs,
-            "kind": kinds,
-            "adapter": col(adapter, np.int32),
-            "offset": np.asarray(offset, dtype=np.int64),
-            # lengths are Int32: an original length claimed past 2**31 - 1 is clipped, not wrapped
-            "length": _int32(length),
-            "orig_length": _int32(orig_length),
-            "link_type": col(link_type, np.int32),
-            "channel": pl.Series("channel", channel, dtype=pl.Int16)
-            if channel is not None
-            else pl.Series("channel", dtype=pl.Int16).extend_constant(None, n),
-            "rssi": pl.Series("rssi", rssi, dtype=pl.Int16)
-            if rssi is not None
-            else pl.Series("rssi", dtype=pl.Int16).extend_constant(None, n),
-        },
-        schema=FRAME_SCHEMA,
-    )
+    columns: dict[str, Any] = {
+        # flagged sorted: a later sort or as-of join by frame number is then free
+        "index": pl.Series("index", np.arange(1, n + 1, dtype=np.int64)).set_sorted(),
+        "time_us": np.asarray(time_us, dtype=np.int64),
+        "direction": dirs,
+        "kind": kinds,
+        "offset": np.asarray(offset, dtype=np.int64),
+        # lengths are Int32: an original length claimed past 2**31 - 1 is clipped, not wrapped
+        "length": _int32(length),
+        "orig_length": _int32(orig_length),
+    }
+    # a column with one value for every frame (a single-adapter log, no RF channel or RSSI
+    # in the container) is a constant: polars keeps one value, not a value per frame
+    constants: list[pl.Expr] = []
+    for name, given, dtype in (
+        ("adapter", adapter, np.int32),
+        ("link_type", link_type, np.int32),
+        ("channel", channel, np.int16),
+        ("rssi", rssi, np.int16),
+    ):
+        value = given
+        if isinstance(value, np.ndarray) and value.size and (value == value.flat[0]).all():
+            value = int(value.flat[0])
+        if value is None or isinstance(value, int):
+            constants.append(pl.lit(value, FRAME_SCHEMA[name]).alias(name))
+        else:
+            columns[name] = pl.Series(name, np.asarray(value, dtype=dtype), FRAME_SCHEMA[name])
+    frames = pl.DataFrame(columns, schema={k: FRAME_SCHEMA[k] for k in columns})
+    return frames.with_columns(constants).select(list(FRAME_SCHEMA))
 
 
 def empty_frames() -> pl.DataFrame:

@@ -79,6 +79,9 @@ static Py_ssize_t epb_record(const unsigned char *h, Py_ssize_t avail, const Rul
     return (Py_ssize_t)blen;
 }
 
+/* payload bytes kept per frame by columns() (the frame index's HCI headers) */
+#define HEAD_BYTES 8
+
 /* bytes read ahead of a walk (see run_walk) */
 #define TOUCH_AHEAD (256 * 1024)
 static volatile unsigned int touch_sink;
@@ -147,6 +150,126 @@ static PyObject *run_walk(Py_buffer *buf, Py_ssize_t start, Py_ssize_t limit, Re
     if (heads->buf != NULL)
         PyBuffer_Release(heads);
     return Py_BuildValue("nni", n, off, status);
+}
+
+/* columns(buf, start, limit, flag_mask, flag_max, max_record, datalink, epoch_delta, luts,
+ *         off, time_us, length, orig_length, kind, direction, adapter, heads)
+ *   -> (n, stop, status, drops_first, drops_last, drops_max)
+ * The btsnoop walk (same rules and statuses as walk) writing the frame table's columns as it
+ * steps over each record: payload offset (after a stripped H4 byte), Unix µs, lengths (the
+ * original clipped to 0..2**31-1), kind and direction codes, the adapter (monitor logs) and the
+ * payload's first bytes (zero past its end). ``luts``: 512 bytes, kind then direction code by
+ * H4 type (1002) or monitor opcode (2001), then 6 codes: ACL, event, command, unknown kind,
+ * sent, received. ``adapter``/``heads`` may be empty (not wanted). Writes at most the
+ * length of ``off`` rows. */
+static PyObject *columns(PyObject *self, PyObject *args) {
+    Py_buffer buf, luts, o_off, o_time, o_len, o_orig, o_kind, o_dir, o_adapter, o_heads;
+    Py_ssize_t start, limit;
+    unsigned long long flag_mask, flag_max, max_record;
+    int datalink;
+    long long epoch;
+    if (!PyArg_ParseTuple(args, "y*nnKKKiLy*w*w*w*w*w*w*w*w*", &buf, &start, &limit, &flag_mask,
+                          &flag_max, &max_record, &datalink, &epoch, &luts, &o_off, &o_time,
+                          &o_len, &o_orig, &o_kind, &o_dir, &o_adapter, &o_heads))
+        return NULL;
+    Py_buffer *all[] = {&buf, &luts, &o_off, &o_time, &o_len, &o_orig, &o_kind, &o_dir,
+                        &o_adapter, &o_heads};
+    Py_ssize_t cap = o_off.len / 8;
+    if (o_time.len / 8 < cap) cap = o_time.len / 8;
+    if (o_len.len / 4 < cap) cap = o_len.len / 4;
+    if (o_orig.len / 4 < cap) cap = o_orig.len / 4;
+    if (o_kind.len < cap) cap = o_kind.len;
+    if (o_dir.len < cap) cap = o_dir.len;
+    int want_adapter = o_adapter.len > 0, want_heads = o_heads.len > 0;
+    if (want_adapter && o_adapter.len / 2 < cap) cap = o_adapter.len / 2;
+    if (want_heads && o_heads.len / HEAD_BYTES < cap) cap = o_heads.len / HEAD_BYTES;
+    if (luts.len < 518) {
+        for (int i = 0; i < 10; i++) PyBuffer_Release(all[i]);
+        PyErr_SetString(PyExc_ValueError, "columns: luts must hold 518 bytes");
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)buf.buf;
+    const unsigned char *kind_lut = (const unsigned char *)luts.buf, *dir_lut = kind_lut + 256;
+    const unsigned char *codes = kind_lut + 512;
+    int64_t *off_out = (int64_t *)o_off.buf, *time_out = (int64_t *)o_time.buf;
+    int32_t *len_out = (int32_t *)o_len.buf, *orig_out = (int32_t *)o_orig.buf;
+    unsigned char *kind_out = (unsigned char *)o_kind.buf, *dir_out = (unsigned char *)o_dir.buf;
+    uint16_t *adapter_out = (uint16_t *)o_adapter.buf;
+    unsigned char *heads_out = (unsigned char *)o_heads.buf;
+    const Py_ssize_t size = buf.len;
+    Rules r = {1, flag_mask, flag_max, max_record};
+    Py_ssize_t n = 0, off = start < 0 ? 0 : start, touched = off;
+    int status = 0;
+    uint32_t d_first = 0, d_last = 0, d_max = 0;
+    unsigned int sink = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (off < size) {
+        if (n >= cap || off >= limit) {
+            status = 1;
+            break;
+        }
+        if (off + TOUCH_AHEAD / 2 > touched) {
+            Py_ssize_t end = touched + TOUCH_AHEAD < size ? touched + TOUCH_AHEAD : size;
+            for (Py_ssize_t p = touched; p < end; p += 64)
+                sink += data[p];
+            touched = end;
+        }
+        const unsigned char *h = data + off;
+        Py_ssize_t len = btsnoop_record(h, size - off, &r);
+        if (len <= 0) {
+            status = 2;
+            break;
+        }
+        uint32_t orig = be32(h), incl = be32(h + 4), flags = be32(h + 8), drops = be32(h + 12);
+        int64_t ts = (int64_t)(((uint64_t)be32(h + 16) << 32) | be32(h + 20));
+        unsigned char kind, dir;
+        uint32_t strip = 0;
+        if (datalink == 1002) {
+            if (incl > 0) {
+                kind = kind_lut[h[24]];
+                strip = kind != codes[3];
+            } else {
+                kind = codes[0];
+            }
+            dir = (flags & 1) ? codes[5] : codes[4];
+        } else if (datalink == 1001) {
+            kind = (flags & 2) ? ((flags & 1) ? codes[1] : codes[2]) : codes[0];
+            dir = (flags & 1) ? codes[5] : codes[4];
+        } else {
+            uint32_t op = flags & 0xFFFF; /* below 256: the walk's rule (flag_max) */
+            kind = kind_lut[op & 0xFF];
+            dir = dir_lut[op & 0xFF];
+            if (want_adapter)
+                adapter_out[n] = (uint16_t)(flags >> 16);
+        }
+        if (n == 0)
+            d_first = drops;
+        d_last = drops;
+        if (drops > d_max)
+            d_max = drops;
+        int64_t o2 = (int64_t)orig - (int64_t)strip;
+        off_out[n] = (int64_t)off + 24 + strip;
+        time_out[n] = ts - (int64_t)epoch;
+        len_out[n] = (int32_t)(incl - strip);
+        orig_out[n] = (int32_t)(o2 < 0 ? 0 : (o2 > 2147483647 ? 2147483647 : o2));
+        kind_out[n] = kind;
+        dir_out[n] = dir;
+        if (want_heads) {
+            unsigned char *d = heads_out + n * HEAD_BYTES;
+            Py_ssize_t k = (Py_ssize_t)(incl - strip) < HEAD_BYTES ? (Py_ssize_t)(incl - strip)
+                                                                    : HEAD_BYTES;
+            memcpy(d, h + 24 + strip, (size_t)k);
+            if (k < HEAD_BYTES)
+                memset(d + k, 0, (size_t)(HEAD_BYTES - k));
+        }
+        n++;
+        off += len;
+    }
+    Py_END_ALLOW_THREADS
+    touch_sink = sink;
+    for (int i = 0; i < 10; i++)
+        PyBuffer_Release(all[i]);
+    return Py_BuildValue("nniIII", n, off, status, d_first, d_last, d_max);
 }
 
 /* walk(buf, start, limit, flag_mask, flag_max, max_record, out_offsets[, width, out_heads]):
@@ -269,6 +392,7 @@ static PyObject *gather_runs(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, "btsnoop record offsets from start."},
+    {"columns", columns, METH_VARARGS, "btsnoop records walked into the frame table's columns."},
     {"pcap_walk", pcap_walk, METH_VARARGS, "Plausible classic pcap record offsets from start."},
     {"ng_walk", ng_walk, METH_VARARGS, "Option-less pcapng Enhanced Packet Block offsets."},
     {"gather", gather, METH_VARARGS, "Record headers (width bytes each) at the given offsets."},

@@ -44,6 +44,7 @@ from analyzer.capture import (
     CaptureMeta,
     DamagedRange,
     build_frames,
+    release_heap,
     release_pages,
 )
 from analyzer.readers import (
@@ -387,7 +388,7 @@ def _convert(raw: np.ndarray, rec: np.ndarray, datalink: int) -> _Columns:
 def _assemble(pieces: list[_Columns], datalink: int) -> _Columns:
     """One set of columns from chunks' in file order; the pieces' arrays are dropped column by
     column as they are joined (the list is emptied), so the peak is the columns plus one."""
-    pieces = [p for p in pieces if p.offset.shape[0]]
+    pieces[:] = [p for p in pieces if p.offset.shape[0]]  # (in place: the caller's list too)
     if not pieces:
         return _convert(np.zeros((0, HEAD_WIDTH if KEEP_HEADS else REC_LEN + 1), np.uint8),
                         np.zeros(0, np.int64), datalink)  # fmt: skip
@@ -402,6 +403,7 @@ def _assemble(pieces: list[_Columns], datalink: int) -> _Columns:
         arrays = parts.pop(k)
         joined[k] = None if arrays[0] is None else np.concatenate(arrays)
         del arrays
+        release_heap()  # the pieces' memory back before the next column is allocated
     out = _Columns(drops=drops, **joined)  # type: ignore[arg-type]
     return out
 
@@ -417,31 +419,75 @@ def _columns(data: np.ndarray, rec: np.ndarray, buf: object, datalink: int) -> _
     return _assemble(pieces, datalink)
 
 
+def _luts(datalink: int) -> bytes:
+    """The code tables the compiled column walk reads (``_btsnoop_c.columns``): kind then
+    direction code by H4 type (1002) or monitor opcode (2001), then the codes of ACL, event,
+    command, unknown, sent and received."""
+    kind = np.full(256, K_UNKNOWN, dtype=np.uint8)
+    direction = np.full(256, D_UNKNOWN, dtype=np.uint8)
+    if datalink == 2001:
+        kind[: MONITOR_KIND.size], direction[: MONITOR_DIRECTION.size] = (
+            MONITOR_KIND, MONITOR_DIRECTION
+        )  # fmt: skip
+    else:
+        kind[:] = H4_KIND_CODE
+    codes = bytes((K_ACL, K_EVENT, K_COMMAND, K_UNKNOWN, D_SENT, D_RECEIVED))
+    return kind.tobytes() + direction.tobytes() + codes
+
+
 def _compiled_columns(
     ext: ModuleType, data: np.ndarray, start: int, size: int, datalink: int, buf: object
 ) -> _Columns | None:
-    """The frame table's columns in one pass of the compiled walk, which copies each record's
-    header and first payload bytes as it steps over them (while they are in the cache), a
-    window of the file at a time with its pages released behind it, each chunk converted as it
-    comes. None at the first record the walk cannot explain: the careful walk reads the file."""
+    """The frame table's columns in one pass of the compiled walk, which writes each record's
+    fields (and its payload's first bytes) into the columns as it steps over it, a window of
+    the file at a time with its pages released behind it. The columns are allocated for the
+    most records the file could hold (24 bytes each): pages never written are never resident,
+    and the filled part is returned as views. None at the first record the walk cannot
+    explain: the careful walk reads the file."""
     flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF
     flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
-    width = HEAD_WIDTH if KEEP_HEADS else HEADER_DTYPE.itemsize
-    out = np.empty(COLUMN_CHUNK, dtype=np.int64)
-    raw = np.empty((COLUMN_CHUNK, width), dtype=np.uint8)
-    pieces: list[_Columns] = []
+    most = max((size - start) // REC_LEN, 0) + 1
+    try:
+        cols = _Columns(
+            time_us=np.empty(most, np.int64), offset=np.empty(most, np.int64),
+            length=np.empty(most, np.int32), orig_length=np.empty(most, np.int32),
+            kind=np.empty(most, np.uint8), direction=np.empty(most, np.uint8),
+            adapter=np.empty(most, np.uint16) if datalink == 2001 else None,
+            heads=np.empty((most, PAYLOAD_HEAD), np.uint8) if KEEP_HEADS else None,
+            drops=(0, 0, 0),
+        )  # fmt: skip
+    except MemoryError:  # no address space for that many: walk, then gather chunk by chunk
+        return None
+    none = np.zeros(0, np.uint8)
+    luts = _luts(datalink)
+    n = 0
     pos = start
+    first = last = most_drops = 0
     while True:
-        n, stop, status = ext.walk(
-            data[:size], pos, pos + WALK_WINDOW, flag_mask, flag_max, MAX_RECORD, out, width, raw
-        )
+        got, stop, status, d0, d1, dmax = ext.columns(
+            data[:size], pos, pos + WALK_WINDOW, flag_mask, flag_max, MAX_RECORD, datalink,
+            EPOCH_DELTA_US, luts, cols.offset[n:], cols.time_us[n:], cols.length[n:],
+            cols.orig_length[n:], cols.kind[n:], cols.direction[n:],
+            cols.adapter[n:] if cols.adapter is not None else none,
+            cols.heads[n:] if cols.heads is not None else none,
+        )  # fmt: skip
         if status == 2:
             return None
-        pieces.append(_convert(raw[:n], out[:n].copy(), datalink))
+        if got:
+            first = d0 if n == 0 else first
+            last, most_drops = d1, max(most_drops, dmax)
+        n += got
         release_pages(buf, pos, stop)
         if status == 0:
-            return _assemble(pieces, datalink)
+            break
         pos = stop
+    return _Columns(
+        time_us=cols.time_us[:n], offset=cols.offset[:n], length=cols.length[:n],
+        orig_length=cols.orig_length[:n], kind=cols.kind[:n], direction=cols.direction[:n],
+        adapter=cols.adapter[:n] if cols.adapter is not None else None,
+        heads=cols.heads[:n] if cols.heads is not None else None,
+        drops=(first, last, most_drops),
+    )  # fmt: skip
 
 
 def sniff(head: bytes) -> bool:

@@ -365,10 +365,13 @@ def _finish(
     )
     ch = cols["channel"]
     rs = cols["rssi"]
+    # (none known: the frame table's null constants stay)
     frames = frames.with_columns(
-        pl.Series("channel", np.where(ch >= 0, ch, np.nan), nan_to_null=True).cast(pl.Int16),
-        pl.Series("rssi", np.where(rs > -1000, rs, np.nan), nan_to_null=True).cast(pl.Int16),
-    )
+        *([pl.Series("channel", np.where(ch >= 0, ch, np.nan), nan_to_null=True).cast(pl.Int16)]
+          if (ch >= 0).any() else []),
+        *([pl.Series("rssi", np.where(rs > -1000, rs, np.nan), nan_to_null=True).cast(pl.Int16)]
+          if (rs > -1000).any() else []),
+    )  # fmt: skip
     return Capture(
         meta=meta,
         frames=frames,

@@ -45,8 +45,12 @@ def _cache_bytecode() -> None:
 
 _cache_bytecode()
 
-from analyzer.capture import Capture, CaptureError  # noqa: E402
-from analyzer.readers import load  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from analyzer.analysis import Analysis, CaptureAnalysis, analyze, open_capture
+    from analyzer.capture import Capture, CaptureError
+    from analyzer.readers import load
 
 __version__ = "0.1.0"
 __all__ = [
@@ -61,9 +65,18 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # lazy: `import analyzer` stays light for `btanalyze info`
+    # lazy: `import analyzer` loads neither polars nor the model (``btanalyze info`` on a
+    # btsnoop log reads it with numpy alone)
     if name in ("analyze", "Analysis", "open_capture", "CaptureAnalysis"):
         from analyzer import analysis
 
         return getattr(analysis, name)
+    if name in ("Capture", "CaptureError"):
+        from analyzer import capture
+
+        return getattr(capture, name)
+    if name == "load":
+        from analyzer.readers import load
+
+        return load
     raise AttributeError(name)

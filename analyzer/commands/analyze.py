@@ -213,13 +213,12 @@ class _Options:
 def _one(file: str, opts: _Options, docs: list[object] | None) -> int:
     """Analyse and report one capture; the exit code it asks for (0 or 3). ``docs``: collect
     the JSON document there instead of printing it (several files)."""
-    from analyzer.analysis import analyze_capture
-
     device, time_from, time_to = opts.device, opts.time_from, opts.time_to
     annotate_out, html_out = opts.annotate_out, opts.html_out
+    cap = load_or_exit(file, log=opts.log)
+    from analyzer.analysis import analyze_capture
     from analyzer.model.scope import narrow_to_device, narrow_to_window, resolve_device
 
-    cap = load_or_exit(file, log=opts.log)
     if opts.anonymize:
         from analyzer.scrub import scrubbed_capture
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from analyzer.capture import Capture, CaptureError
-from analyzer.model import Finding
+from analyzer.codes import CaptureError
 from analyzer.readers import load
 from analyzer.readers.limits import printable
+
+if TYPE_CHECKING:  # (no polars for `btanalyze info` on a btsnoop log)
+    from analyzer.capture import Capture
+    from analyzer.model import Finding
 
 
 def fail_input(reason: str) -> NoReturn:

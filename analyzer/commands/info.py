@@ -4,8 +4,6 @@ truncation, drops and warnings."""
 from __future__ import annotations
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from analyzer.commands.common import load_or_exit, print_json
 
@@ -16,11 +14,18 @@ from analyzer.commands.common import load_or_exit, print_json
 @click.option("--log", default=None, help="Which log to read inside a bugreport or zip.")
 def command(file: str, as_json: bool, log: str | None) -> None:
     """Summarise a capture file."""
-    cap = load_or_exit(file, log=log)
-    info = cap.summary()
+    from analyzer.readers.btsnoop import quick_summary
+
+    # a btsnoop log the compiled walk reads end to end: from the reader's columns alone
+    info = quick_summary(file) if log is None else None
+    if info is None:
+        info = load_or_exit(file, log=log).summary()
     if as_json:
         print_json(info)
         return
+    from rich.console import Console
+    from rich.table import Table
+
     con = Console()
     t = Table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")

@@ -13,11 +13,15 @@ import stat
 from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analyzer.capture import Capture, CaptureError, DamagedRange
+from analyzer.codes import CaptureError
 from analyzer.readers.limits import MAX_ENTRY, Budget, LimitError, inflate, printable
+
+if TYPE_CHECKING:  # (the frame table needs polars: loaded by the readers that build it)
+    from analyzer.capture import Capture, DamagedRange
 
 _ext: ModuleType | None
 try:  # the compiled record walks and gather (built at install where a C compiler exists)
@@ -52,7 +56,7 @@ def record_heads(
     :func:`compiled`, else numpy), each chunk's pages of a memory-mapped capture released
     behind it: a whole pass over a large file never holds it resident. Bytes past the end of the
     buffer are zero (compiled) or repeat its last byte (numpy): callers do not read them."""
-    from analyzer.capture import release_pages
+    from analyzer.codes import release_pages
 
     n = int(offsets.shape[0])
     out = np.zeros((n, width), dtype=np.uint8)
@@ -97,6 +101,8 @@ def skip_damaged(
     """Record the bytes skipped between a record that failed at ``off`` and the resync point
     ``cand``. A resync point inside the previous record means that record's length overran
     real records: it is the damaged one and is dropped."""
+    from analyzer.capture import DamagedRange
+
     if prev_off is not None and cand < off:
         offs.pop()
         damaged.append(DamagedRange(prev_off, cand, "record length overruns the records after it"))

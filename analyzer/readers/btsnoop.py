@@ -21,10 +21,11 @@ import struct
 from array import array
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analyzer.capture import (
+from analyzer.codes import (
     D_RECEIVED,
     D_SENT,
     D_UNKNOWN,
@@ -39,11 +40,7 @@ from analyzer.capture import (
     K_UNKNOWN,
     PASS_WINDOW,
     PAYLOAD_HEAD,
-    Capture,
     CaptureError,
-    CaptureMeta,
-    DamagedRange,
-    build_frames,
     release_heap,
     release_pages,
 )
@@ -55,6 +52,9 @@ from analyzer.readers import (
     skip_damaged,
     zero_run_end,
 )
+
+if TYPE_CHECKING:  # the frame table (polars) is built in read() only: `info` needs none
+    from analyzer.capture import Capture, DamagedRange
 
 Buffer = bytes | mmap.mmap
 
@@ -562,6 +562,8 @@ def _join(
     damaged: list[DamagedRange],
 ) -> int:
     """A btsnoop file header at ``off`` (two logs joined end to end): where reading goes on."""
+    from analyzer.capture import DamagedRange
+
     if off + HEADER.size > size:
         damaged.append(DamagedRange(off, size, "a second btsnoop header, cut by end of file"))
         return size
@@ -579,6 +581,75 @@ def _join(
         "capture (times may jump at the join)"
     )
     return off + HEADER.size
+
+
+def _drops_and_warnings(cols: _Columns) -> tuple[int, list[str]]:
+    """The capture's drop count (the last record's cumulative counter, or the largest when it
+    was reset) and the warnings its columns call for."""
+    drops_first, drops_last, drops_max = cols.drops
+    total = drops_max if drops_first > drops_last else drops_last
+    warnings = [f"the capture reports {total} dropped packets"] if total else []
+    return total, warnings + backwards_warning(cols.time_us)
+
+
+def quick_summary(path: str) -> dict[str, Any] | None:
+    """``btanalyze info`` of an uncompressed btsnoop log that the compiled walk reads end to
+    end, from the reader's columns alone (no frame table, so polars is not loaded): the dict
+    ``load(path).summary()`` gives. None when the log needs the full reader — no compiled walk,
+    gzip, btsnooz records, damage, padding, joined logs, or anything that is not btsnoop."""
+    ext = compiled()
+    if ext is None:
+        return None
+    from analyzer.readers import _open_bytes
+
+    try:
+        buf, size = _open_bytes(path)
+    except CaptureError:
+        return None  # the full reader says why
+    if size < HEADER.size or buf[:8] != MAGIC:
+        return None
+    _magic, version, datalink = HEADER.unpack_from(buf, 0)
+    if version != 1 or datalink not in (1001, 1002, 2001):
+        return None
+    if size > HEADER.size and not _plausible(buf, HEADER.size, size, datalink, None, strict=True):
+        return None
+    cols = _compiled_columns(ext, np.frombuffer(buf, np.uint8), HEADER.size, size, datalink, buf)
+    if cols is None:
+        return None
+    from analyzer.codes import DIRECTIONS, KINDS, iso_utc
+    from analyzer.readers import filtered
+
+    drops, warnings = _drops_and_warnings(cols)
+    reason = filtered.detect_columns(path, "btsnoop", datalink, cols.kind, cols.length,
+                                     cols.orig_length, cols.offset, buf)  # fmt: skip
+    if reason:
+        warnings.append(filtered.warning(reason))
+    n = int(cols.offset.size)
+    by_kind = np.bincount(cols.kind, minlength=len(KINDS)).tolist()
+    by_dir = np.bincount(cols.direction, minlength=len(DIRECTIONS)).tolist()
+    first = int(cols.time_us.min()) if n else None
+    last = int(cols.time_us.max()) if n else None
+    return {
+        "path": path,
+        "format": "btsnoop",
+        "link_type": datalink,
+        "link_type_name": DATALINK_NAMES.get(datalink, f"btsnoop datalink {datalink}"),
+        "size": size,
+        "compressed": False,
+        "filtered": reason is not None,
+        "frames": n,
+        "frames_by_kind": {k: v for k, v in zip(KINDS, by_kind, strict=True) if v},
+        "frames_by_direction": {k: v for k, v in zip(DIRECTIONS, by_dir, strict=True) if v},
+        "first_time": iso_utc(first),
+        "last_time": iso_utc(last),
+        "first_time_us": first,
+        "last_time_us": last,
+        "duration_s": None if first is None or last is None else (last - first) / 1e6,
+        "truncated": int((cols.orig_length > cols.length).sum()),
+        "drops": drops,
+        "damaged_bytes": 0,
+        "warnings": warnings,
+    }
 
 
 def read(src: Source) -> Capture:
@@ -617,6 +688,8 @@ def read(src: Source) -> Capture:
     fast = _walk(data, off, size, datalink, buf) if ext is None else None
     if cols is not None or fast is not None:
         off = size  # every record found by the compiled or the lockstep walk
+    if off < size:  # the careful walk (imported here: the fast walks need no polars)
+        from analyzer.capture import DamagedRange
     while off < size:
         # the hot loop: one unpack, five comparisons, one append per record
         if off + REC_LEN <= size:
@@ -687,15 +760,12 @@ def read(src: Source) -> Capture:
     if cols is None:
         rec = fast if fast is not None else np.frombuffer(offs, dtype=np.int64).copy()
         cols = _columns(data, rec, buf, datalink)
-    drops_first, drops_last, drops_max = cols.drops
-    total_drops = drops_last
-    if drops_first > total_drops:
-        total_drops = drops_max
-    if total_drops:
-        warnings.append(f"the capture reports {total_drops} dropped packets")
-    warnings += backwards_warning(cols.time_us)
+    total_drops, found = _drops_and_warnings(cols)
+    warnings += found
     for d in damaged:
         warnings.append(str(d))
+
+    from analyzer.capture import Capture, CaptureMeta, build_frames
 
     frames = build_frames(
         time_us=cols.time_us,

@@ -18,51 +18,82 @@ snoop logs (their ACL headers, so media rates, are intact) and are reported with
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import polars as pl
+import numpy as np
 
-from analyzer.capture import Capture
+from analyzer.codes import K_ACL
+
+if TYPE_CHECKING:
+    from analyzer.capture import Capture
 
 PROHIBITED = b"PROHIBITED"
 #: payload lengths (no H4 byte) of an ACL cut to 9 / 14 bytes with its H4 byte
 FILTER_CUT_LENGTHS = (8, 13)
 MIN_CUT_FRAMES = 3
+#: the longest ACL payload searched for the marker (it replaces the payload: such packets are
+#: short)
+MARKER_MAX = 64
 
 
 def detect(cap: Capture, name: str | None = None) -> str | None:
     """The reason ``cap`` is a filtered snoop log, or None."""
-    base = os.path.basename(name if name is not None else cap.meta.path)
+    f = cap.frames
+    return detect_columns(
+        name if name is not None else cap.meta.path,
+        cap.meta.format,
+        cap.meta.link_type,
+        f["kind"].to_physical().to_numpy(),
+        f["length"].to_numpy(),
+        f["orig_length"].to_numpy(),
+        f["offset"].to_numpy(),
+        cap.buffer,
+    )
+
+
+def detect_columns(
+    name: str,
+    fmt: str,
+    link_type: int | None,
+    kind: np.ndarray,
+    length: np.ndarray,
+    orig_length: np.ndarray,
+    offset: np.ndarray,
+    buffer: object,
+) -> str | None:
+    """:func:`detect` on the frame table's columns (``kind``: integer codes): the file or entry
+    ``name``, its format and link type, and the bytes the offsets point into."""
+    base = os.path.basename(name)
     base = base.split("!")[-1].split("/")[-1]
     if ".filtered" in base.lower():
         return f"file name {base!r} is Android's filtered snoop log"
-    f = cap.frames
-    if f.height == 0:
+    acl = kind == K_ACL
+    if not acl.any():
         return None
-    is_acl = pl.col("kind") == "acl"
-    cut_acl = is_acl & (pl.col("orig_length") > pl.col("length"))
-    counts = f.select(
-        is_acl.sum().alias("acl"),
-        cut_acl.sum().alias("cut"),
-        (cut_acl & pl.col("length").is_in(list(FILTER_CUT_LENGTHS))).sum().alias("filt"),
-    ).row(0)
-    n_acl, n_cut, filt = (int(x) for x in counts)
-    if n_acl == 0:
+    cut = acl & (orig_length > length)
+    n_cut = int(cut.sum())
+    snooz = fmt == "btsnooz" or "btsnooz" in base.lower()
+    if n_cut and not snooz:
+        filt = int((cut & np.isin(length, FILTER_CUT_LENGTHS)).sum())
+        if filt >= MIN_CUT_FRAMES and 2 * filt >= n_cut:
+            return f"{filt} ACL packets cut to ACL + L2CAP headers (Android filtered snoop mode)"
+    # PROHIBITED markers: scan ACL payloads that are long enough to hold it (few, short)
+    if link_type != 1002:  # Android snoop logs only
         return None
-    snooz = cap.meta.format == "btsnooz" or "btsnooz" in base.lower()
-    if n_cut and not snooz and filt >= MIN_CUT_FRAMES and 2 * filt >= n_cut:
-        return f"{filt} ACL packets cut to ACL + L2CAP headers (Android filtered snoop mode)"
-    # PROHIBITED markers: scan ACL payloads that are long enough to hold it (few, short: the
-    # marker replaces the payload)
-    if cap.meta.link_type != 1002:  # Android snoop logs only
-        return None
-    cand = f.filter(is_acl & pl.col("length").is_between(len(PROHIBITED), 64)).select(
-        "offset", "length"
-    )
-    if cand.height:
-        for payload in cap.payloads(cand["offset"].to_numpy(), cand["length"].to_numpy()):
-            if PROHIBITED in payload:
-                return "ACL payloads replaced by PROHIBITED (Android filtered snoop mode)"
+    rows = np.flatnonzero(acl & (length >= len(PROHIBITED)) & (length <= MARKER_MAX))
+    buf = memoryview(buffer)  # type: ignore[arg-type]
+    for o, n in zip(offset[rows].tolist(), length[rows].tolist(), strict=True):
+        if PROHIBITED in buf[o : o + n].tobytes():
+            return "ACL payloads replaced by PROHIBITED (Android filtered snoop mode)"
     return None
+
+
+def warning(reason: str) -> str:
+    """The capture's warning for a filtered snoop log found by ``reason``."""
+    return (
+        f"filtered snoop log ({reason}): payloads cut and media may be dropped; "
+        "media-rate and payload checks are unreliable"
+    )
 
 
 def apply(cap: Capture, name: str | None = None) -> Capture:
@@ -72,8 +103,5 @@ def apply(cap: Capture, name: str | None = None) -> Capture:
     reason = detect(cap, name)
     if reason:
         cap.meta.filtered = True
-        cap.warnings.append(
-            f"filtered snoop log ({reason}): payloads cut and media may be dropped; "
-            "media-rate and payload checks are unreliable"
-        )
+        cap.warnings.append(warning(reason))
     return cap

@@ -25,7 +25,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 
-from analyzer.capture import CaptureError
+from analyzer.codes import CaptureError
 
 MiB = 1 << 20
 #: everything one input may inflate, all nesting levels together

@@ -49,7 +49,9 @@ from analyzer.codes import (  # noqa: F401
     PASS_WINDOW,
     PAYLOAD_HEAD,
     CaptureError,
+    code_counts,
     iso_utc,
+    iter_payloads,
     release_heap,
     release_pages,
     windows,
@@ -130,16 +132,8 @@ class Capture:
 
     def payloads(self, offsets: np.ndarray, lengths: np.ndarray) -> list[bytes]:
         """Payload bytes for many frames given their offset/length columns (read window by
-        window, each window's pages released after it when sorted: :func:`release_pages`)."""
-        buf = self.buffer
-        offs, lens = offsets.tolist(), lengths.tolist()
-        if not isinstance(buf, mmap.mmap) or len(offs) < 2 or offs != sorted(offs):
-            return [bytes(buf[o : o + n]) for o, n in zip(offs, lens, strict=True)]
-        out: list[bytes] = []
-        for a, b in windows(offsets):
-            out += [bytes(buf[o : o + n]) for o, n in zip(offs[a:b], lens[a:b], strict=True)]
-            release_pages(buf, offs[a], offs[b - 1] + lens[b - 1])
-        return out
+        window, each window's pages released after it when sorted: :func:`iter_payloads`)."""
+        return list(iter_payloads(self.buffer, offsets, lengths))
 
     def packed(self, offsets: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The payloads of many frames copied into one array, and where each starts in it —
@@ -157,20 +151,23 @@ class Capture:
         ext = compiled()
         ordered = bool(offs.size < 2 or (np.diff(offs) >= 0).all())
         for a, b in windows(offs) if ordered else [(0, offs.size)]:
-            if ext is not None and b > a:
-                base, end = int(starts[a]), int(starts[b - 1] + lens[b - 1])
-                ext.gather_runs(data, offs[a:b], lens[a:b], out[base:end])
-            for c in range(a, b, PACK_CHUNK) if ext is None else ():
-                d = min(c + PACK_CHUNK, b)
-                ln = lens[c:d]
-                total = int(ln.sum())
-                if not total:
-                    continue
-                base = int(starts[c])
-                # byte k of the chunk's output comes from its frame's offset + k - its start
-                src = np.repeat(offs[c:d] - (starts[c:d] - base), ln) + np.arange(total)
-                out[base : base + total] = data[src]
-            if ordered and b > a:
+            if b == a:
+                continue
+            if ext is not None:
+                end = int(starts[b - 1] + lens[b - 1])
+                ext.gather_runs(data, offs[a:b], lens[a:b], out[int(starts[a]) : end])
+            else:
+                for c in range(a, b, PACK_CHUNK):
+                    d = min(c + PACK_CHUNK, b)
+                    ln = lens[c:d]
+                    total = int(ln.sum())
+                    if not total:
+                        continue
+                    base = int(starts[c])
+                    # byte k of the chunk's output comes from its frame's offset + k - its start
+                    src = np.repeat(offs[c:d] - (starts[c:d] - base), ln) + np.arange(total)
+                    out[base : base + total] = data[src]
+            if ordered:
                 release_pages(self.buffer, int(offs[a]), int(offs[b - 1] + lens[b - 1]))
         return out, starts
 
@@ -202,17 +199,15 @@ class Capture:
     def summary_record(self) -> CaptureSummary:
         """What the analysis result keeps of this capture (no bytes)."""
         f = self.frames
-        by_kind = dict.fromkeys(KINDS, 0)
-        by_dir = dict.fromkeys(DIRECTIONS, 0)
+        by_kind: dict[str, int] = {}
+        by_dir: dict[str, int] = {}
         truncated_frames: list[int] = []
         back_frames: list[int] = []
         backwards = 0
         if f.height:
             # counted on the columns' integer codes (no group-by over the frame table)
-            kind_n = np.bincount(f["kind"].to_physical().to_numpy(), minlength=len(KINDS))
-            by_kind = dict(zip(KINDS, (int(n) for n in kind_n), strict=True))
-            dir_n = np.bincount(f["direction"].to_physical().to_numpy(), minlength=len(DIRECTIONS))
-            by_dir = dict(zip(DIRECTIONS, (int(n) for n in dir_n), strict=True))
+            by_kind = code_counts(f["kind"].to_physical().to_numpy(), KINDS)
+            by_dir = code_counts(f["direction"].to_physical().to_numpy(), DIRECTIONS)
             cut = np.flatnonzero(f["orig_length"].to_numpy() > f["length"].to_numpy())[:3]
             truncated_frames = [int(i) for i in f["index"].gather(cut).to_list()]
             t = f["time_us"].to_numpy()
@@ -230,8 +225,8 @@ class Capture:
             compressed=self.meta.compressed,
             filtered=self.meta.filtered,
             frames=f.height,
-            frames_by_kind={k: v for k, v in by_kind.items() if v},
-            frames_by_direction={k: v for k, v in by_dir.items() if v},
+            frames_by_kind=by_kind,
+            frames_by_direction=by_dir,
             first_time=iso_utc(first),
             last_time=iso_utc(last),
             first_time_us=first,

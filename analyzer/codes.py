@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import mmap
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +62,29 @@ def release_pages(buffer: object, lo: int, hi: int) -> None:
             buffer.madvise(mmap.MADV_DONTNEED, a, b - a)
         except (OSError, ValueError):  # a platform without it: memory stays as before
             return
+
+
+def code_counts(codes: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
+    """How many frames carry each code (an index into ``names``): the names that occur, in
+    ``names``' order (a frame table's kind or direction column as its integer codes)."""
+    counts = np.bincount(codes, minlength=len(names)).tolist()
+    return {name: n for name, n in zip(names, counts, strict=True) if n}
+
+
+def iter_payloads(buffer: Any, offsets: np.ndarray, lengths: np.ndarray) -> Iterator[bytes]:
+    """The bytes of many frames given their offset/length columns, in order: read window by
+    window from a memory-mapped capture with sorted offsets, each window's pages released after
+    it (:func:`release_pages`) — such frames may be scattered over the whole file, and a read
+    maps its whole page-cache folio."""
+    offs, lens = offsets.tolist(), lengths.tolist()
+    if not isinstance(buffer, mmap.mmap) or len(offs) < 2 or offs != sorted(offs):
+        for o, n in zip(offs, lens, strict=True):
+            yield bytes(buffer[o : o + n])
+        return
+    for a, b in windows(offsets):
+        for o, n in zip(offs[a:b], lens[a:b], strict=True):
+            yield bytes(buffer[o : o + n])
+        release_pages(buffer, offs[a], offs[b - 1] + lens[b - 1])
 
 
 _libc: Any = None

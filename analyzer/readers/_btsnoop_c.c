@@ -82,86 +82,83 @@ static Py_ssize_t epb_record(const unsigned char *h, Py_ssize_t avail, const Rul
 /* payload bytes kept per frame by columns() (the frame index's HCI headers) */
 #define HEAD_BYTES 8
 
-/* bytes read ahead of a walk (see run_walk) */
+/* Walks read ahead of themselves: following records is a chain of dependent loads (each header
+ * says where the next one is), so on a cold file every header would wait for memory. One byte
+ * of every cache line up to TOUCH_AHEAD bytes ahead is read first — independent loads the
+ * memory system overlaps — and the walk then reads its headers from the cache. */
 #define TOUCH_AHEAD (256 * 1024)
 static volatile unsigned int touch_sink;
+
+typedef struct {
+    Py_ssize_t touched; /* read ahead up to here */
+    unsigned int sink;  /* what was read (kept so the reads are not optimised away) */
+} ReadAhead;
+
+static void read_ahead(ReadAhead *ra, const unsigned char *data, Py_ssize_t size,
+                       Py_ssize_t off) {
+    if (off + TOUCH_AHEAD / 2 <= ra->touched)
+        return;
+    Py_ssize_t end = ra->touched + TOUCH_AHEAD < size ? ra->touched + TOUCH_AHEAD : size;
+    for (Py_ssize_t p = ra->touched; p < end; p += 64)
+        ra->sink += data[p];
+    ra->touched = end;
+}
+
+/* the first min(have, width) bytes of src into dst, the rest of dst's width bytes zero */
+static void copy_padded(unsigned char *dst, const unsigned char *src, Py_ssize_t have,
+                        Py_ssize_t width) {
+    Py_ssize_t k = have < 0 ? 0 : (have < width ? have : width);
+    if (k > 0)
+        memcpy(dst, src, (size_t)k);
+    if (k < width)
+        memset(dst + k, 0, (size_t)(width - k));
+}
 
 /* Record offsets from start while fn takes them -> (n, stop, status). Status 0: the records end
  * exactly at the end of the buffer; 1: out is full or the walk passed ``limit`` (call again
  * from stop); 2: the record at stop is not one to take (the Python walk reads it). Releases
  * both buffers. */
 static PyObject *run_walk(Py_buffer *buf, Py_ssize_t start, Py_ssize_t limit, RecordFn fn,
-                          const Rules *rules, Py_buffer *out, Py_ssize_t width,
-                          Py_buffer *heads) {
+                          const Rules *rules, Py_buffer *out) {
     const unsigned char *data = (const unsigned char *)buf->buf;
     const Py_ssize_t size = buf->len;
     int64_t *offs = (int64_t *)out->buf;
-    Py_ssize_t cap = out->len / (Py_ssize_t)sizeof(int64_t);
-    unsigned char *dst = NULL;
-    if (width > 0 && heads->buf != NULL) {
-        if (width > 4096) {
-            PyBuffer_Release(buf);
-            PyBuffer_Release(out);
-            PyBuffer_Release(heads);
-            PyErr_SetString(PyExc_ValueError, "walk: head width above 4096");
-            return NULL;
-        }
-        dst = (unsigned char *)heads->buf;
-        if (heads->len / width < cap)
-            cap = heads->len / width;
-    }
+    const Py_ssize_t cap = out->len / (Py_ssize_t)sizeof(int64_t);
     Py_ssize_t n = 0, off = start < 0 ? 0 : start;
     int status = 0;
-    Py_ssize_t touched = off;
-    unsigned int sink = 0;
+    ReadAhead ra = {off, 0};
     Py_BEGIN_ALLOW_THREADS
     while (off < size) {
         if (n >= cap || off >= limit) {
             status = 1;
             break;
         }
-        if (off + TOUCH_AHEAD / 2 > touched) {
-            /* read ahead: one byte of every cache line of the next stretch, independent loads
-             * the memory system overlaps, so the walk's dependent header reads hit the cache */
-            Py_ssize_t end = touched + TOUCH_AHEAD < size ? touched + TOUCH_AHEAD : size;
-            for (Py_ssize_t p = touched; p < end; p += 64)
-                sink += data[p];
-            touched = end;
-        }
+        read_ahead(&ra, data, size, off);
         Py_ssize_t len = fn(data + off, size - off, rules);
         if (len <= 0) {
             status = 2;
             break;
         }
-        if (dst != NULL) { /* the record's first width bytes, while they are in the cache */
-            unsigned char *d = dst + n * width;
-            Py_ssize_t k = size - off < width ? size - off : width;
-            memcpy(d, data + off, (size_t)k);
-            if (k < width)
-                memset(d + k, 0, (size_t)(width - k));
-        }
         offs[n++] = (int64_t)off;
         off += len;
     }
     Py_END_ALLOW_THREADS
-    touch_sink = sink;
+    touch_sink = ra.sink;
     PyBuffer_Release(buf);
     PyBuffer_Release(out);
-    if (heads->buf != NULL)
-        PyBuffer_Release(heads);
     return Py_BuildValue("nni", n, off, status);
 }
 
 /* columns(buf, start, limit, flag_mask, flag_max, max_record, datalink, epoch_delta, luts,
  *         off, time_us, length, orig_length, kind, direction, adapter, heads)
  *   -> (n, stop, status, drops_first, drops_last, drops_max)
- * The btsnoop walk (same rules and statuses as walk) writing the frame table's columns as it
- * steps over each record: payload offset (after a stripped H4 byte), Unix µs, lengths (the
- * original clipped to 0..2**31-1), kind and direction codes, the adapter (monitor logs) and the
- * payload's first bytes (zero past its end). ``luts``: 512 bytes, kind then direction code by
- * H4 type (1002) or monitor opcode (2001), then 6 codes: ACL, event, command, unknown kind,
- * sent, received. ``adapter``/``heads`` may be empty (not wanted). Writes at most the
- * length of ``off`` rows. */
+ * The btsnoop record walk (btsnoop_record's rules; statuses as run_walk) writing the frame
+ * table's columns as it steps over each record: payload offset (after a stripped H4 byte), Unix
+ * µs, lengths (the original clipped to 0..2**31-1), kind and direction codes, the adapter
+ * (monitor logs) and the payload's first HEAD_BYTES bytes (zero past its end). ``luts``: kind
+ * then direction code by H4 type (1002) or monitor opcode (2001), 256 bytes each, then 6 codes:
+ * ACL, event, command, unknown kind, sent, received. ``adapter``/``heads`` may be empty (not
+ * wanted). Writes at most as many rows as the shortest output holds. */
 static PyObject *columns(PyObject *self, PyObject *args) {
     Py_buffer buf, luts, o_off, o_time, o_len, o_orig, o_kind, o_dir, o_adapter, o_heads;
     Py_ssize_t start, limit;
@@ -198,22 +195,17 @@ static PyObject *columns(PyObject *self, PyObject *args) {
     unsigned char *heads_out = (unsigned char *)o_heads.buf;
     const Py_ssize_t size = buf.len;
     Rules r = {1, flag_mask, flag_max, max_record};
-    Py_ssize_t n = 0, off = start < 0 ? 0 : start, touched = off;
+    Py_ssize_t n = 0, off = start < 0 ? 0 : start;
+    ReadAhead ra = {off, 0};
     int status = 0;
     uint32_t d_first = 0, d_last = 0, d_max = 0;
-    unsigned int sink = 0;
     Py_BEGIN_ALLOW_THREADS
     while (off < size) {
         if (n >= cap || off >= limit) {
             status = 1;
             break;
         }
-        if (off + TOUCH_AHEAD / 2 > touched) {
-            Py_ssize_t end = touched + TOUCH_AHEAD < size ? touched + TOUCH_AHEAD : size;
-            for (Py_ssize_t p = touched; p < end; p += 64)
-                sink += data[p];
-            touched = end;
-        }
+        read_ahead(&ra, data, size, off);
         const unsigned char *h = data + off;
         Py_ssize_t len = btsnoop_record(h, size - off, &r);
         if (len <= 0) {
@@ -254,47 +246,27 @@ static PyObject *columns(PyObject *self, PyObject *args) {
         orig_out[n] = (int32_t)(o2 < 0 ? 0 : (o2 > 2147483647 ? 2147483647 : o2));
         kind_out[n] = kind;
         dir_out[n] = dir;
-        if (want_heads) {
-            unsigned char *d = heads_out + n * HEAD_BYTES;
-            Py_ssize_t k = (Py_ssize_t)(incl - strip) < HEAD_BYTES ? (Py_ssize_t)(incl - strip)
-                                                                    : HEAD_BYTES;
-            memcpy(d, h + 24 + strip, (size_t)k);
-            if (k < HEAD_BYTES)
-                memset(d + k, 0, (size_t)(HEAD_BYTES - k));
-        }
+        if (want_heads) /* while the record is in the cache */
+            copy_padded(heads_out + n * HEAD_BYTES, h + 24 + strip, (Py_ssize_t)(incl - strip),
+                        HEAD_BYTES);
         n++;
         off += len;
     }
     Py_END_ALLOW_THREADS
-    touch_sink = sink;
+    touch_sink = ra.sink;
     for (int i = 0; i < 10; i++)
         PyBuffer_Release(all[i]);
     return Py_BuildValue("nniIII", n, off, status, d_first, d_last, d_max);
 }
 
-/* walk(buf, start, limit, flag_mask, flag_max, max_record, out_offsets[, width, out_heads]):
- * btsnoop records; with out_heads, each record's first width bytes too (one row each, zero
- * past the end of the buffer) */
-static PyObject *walk(PyObject *self, PyObject *args) {
-    Py_buffer buf, out, heads = {0};
-    Py_ssize_t start, limit, width = 0;
-    Rules r = {1, 0, 0, 0};
-    if (!PyArg_ParseTuple(args, "y*nnKKKw*|nw*", &buf, &start, &limit, &r.a, &r.b, &r.c, &out,
-                          &width, &heads))
-        return NULL;
-    return run_walk(&buf, start, limit, btsnoop_record, &r, &out, width, &heads);
-}
-
-/* (buf, start, limit, big, a, out_offsets[, width, out_heads]): a walk whose rules are a byte
- * order and one bound */
+/* (buf, start, limit, big, a, out_offsets): a walk whose rules are a byte order and one bound */
 static PyObject *walk_with(PyObject *args, RecordFn fn) {
-    Py_buffer buf, out, heads = {0};
-    Py_ssize_t start, limit, width = 0;
+    Py_buffer buf, out;
+    Py_ssize_t start, limit;
     Rules r = {0, 0, 0, 0};
-    if (!PyArg_ParseTuple(args, "y*nnpKw*|nw*", &buf, &start, &limit, &r.big, &r.a, &out, &width,
-                          &heads))
+    if (!PyArg_ParseTuple(args, "y*nnpKw*", &buf, &start, &limit, &r.big, &r.a, &out))
         return NULL;
-    return run_walk(&buf, start, limit, fn, &r, &out, width, &heads);
+    return run_walk(&buf, start, limit, fn, &r, &out);
 }
 
 /* pcap_walk(buf, start, limit, big, max_incl, out_offsets): classic pcap records */
@@ -311,13 +283,12 @@ static PyObject *gather(PyObject *self, PyObject *args) {
     Py_ssize_t width;
     if (!PyArg_ParseTuple(args, "y*y*nw*", &buf, &offsets, &width, &out))
         return NULL;
-    const Py_ssize_t HEAD_COPY = width;
     const unsigned char *data = (const unsigned char *)buf.buf;
     const Py_ssize_t size = buf.len;
     const int64_t *offs = (const int64_t *)offsets.buf;
     const Py_ssize_t n = offsets.len / (Py_ssize_t)sizeof(int64_t);
     unsigned char *dst = (unsigned char *)out.buf;
-    if (width < 1 || width > 4096 || out.len < n * HEAD_COPY) {
+    if (width < 1 || width > 4096 || out.len < n * width) {
         PyBuffer_Release(&buf);
         PyBuffer_Release(&offsets);
         PyBuffer_Release(&out);
@@ -327,14 +298,8 @@ static PyObject *gather(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t o = offs[i];
-        unsigned char *d = dst + i * HEAD_COPY;
-        if (o >= 0 && o <= size - HEAD_COPY) {
-            memcpy(d, data + o, (size_t)HEAD_COPY);
-        } else {
-            memset(d, 0, (size_t)HEAD_COPY);
-            if (o >= 0 && o < size)
-                memcpy(d, data + o, (size_t)(size - o));
-        }
+        int inside = o >= 0 && o < size;
+        copy_padded(dst + i * width, inside ? data + o : data, inside ? size - o : 0, width);
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&buf);
@@ -374,13 +339,10 @@ static PyObject *gather_runs(PyObject *self, PyObject *args) {
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t o = offs[i], k = lens[i];
-        int64_t have = (o >= 0 && o < size) ? (size - o < k ? size - o : k) : 0;
-        if (have > 0)
-            memcpy(dst, data + o, (size_t)have);
-        if (have < k)
-            memset(dst + have, 0, (size_t)(k - have));
-        dst += k;
+        int64_t o = offs[i];
+        int inside = o >= 0 && o < size;
+        copy_padded(dst, inside ? data + o : data, inside ? size - o : 0, (Py_ssize_t)lens[i]);
+        dst += lens[i];
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&buf);
@@ -391,7 +353,6 @@ static PyObject *gather_runs(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"walk", walk, METH_VARARGS, "btsnoop record offsets from start."},
     {"columns", columns, METH_VARARGS, "btsnoop records walked into the frame table's columns."},
     {"pcap_walk", pcap_walk, METH_VARARGS, "Plausible classic pcap record offsets from start."},
     {"ng_walk", ng_walk, METH_VARARGS, "Option-less pcapng Enhanced Packet Block offsets."},

@@ -41,7 +41,6 @@ from analyzer.codes import (
     PASS_WINDOW,
     PAYLOAD_HEAD,
     CaptureError,
-    release_heap,
     release_pages,
 )
 from analyzer.readers import (
@@ -154,10 +153,8 @@ def _walk(data: np.ndarray, start: int, size: int, datalink: int, buf: object) -
     """Record offsets by the lockstep walk (:func:`_fast_offsets`), one window of the file at a
     time from a proven record boundary, the window's pages released behind it — so the walk
     never holds more than a window of a memory-mapped file resident. None: use the careful
-    record-by-record walk. The compiled walk, when built, replaces the lockstep walk."""
-    ext = compiled()
-    if ext is not None:
-        return _compiled_walk(ext, data, start, size, datalink, buf)
+    record-by-record walk. Where the compiled walk is built, :func:`_compiled_columns` reads the
+    file instead."""
     if size - start < FAST_MIN_SIZE:
         return None
     parts: list[np.ndarray] = []
@@ -174,31 +171,6 @@ def _walk(data: np.ndarray, start: int, size: int, datalink: int, buf: object) -
         release_pages(buf, pos, nxt)
         pos = nxt
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
-
-
-def _compiled_walk(
-    ext: ModuleType, data: np.ndarray, start: int, size: int, datalink: int, buf: object
-) -> np.ndarray | None:
-    """Record offsets by the compiled walk (``_btsnoop_c.walk``: the careful walk's
-    plausibility rules, in C), one window at a time with its pages released behind it. None at
-    the first record it cannot explain: the careful walk then reads the file."""
-    flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF
-    flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
-    out = np.empty(WALK_WINDOW // REC_LEN + 2, dtype=np.int64)
-    parts: list[np.ndarray] = []
-    pos = start
-    while True:
-        n, stop, status = ext.walk(
-            data[:size], pos, pos + WALK_WINDOW, flag_mask, flag_max, MAX_RECORD, out
-        )
-        parts.append(out[:n].copy())
-        release_pages(buf, pos, stop)
-        if status == 2:
-            return None
-        if status == 0:
-            break
-        pos = stop
-    return np.concatenate(parts)
 
 
 def _fast_offsets(
@@ -385,38 +357,44 @@ def _convert(raw: np.ndarray, rec: np.ndarray, datalink: int) -> _Columns:
     return _Columns(time_us, rec, length, orig_length, kind, direction, adapter, heads, drops)
 
 
-def _assemble(pieces: list[_Columns], datalink: int) -> _Columns:
-    """One set of columns from chunks' in file order; the pieces' arrays are dropped column by
-    column as they are joined (the list is emptied), so the peak is the columns plus one."""
-    pieces[:] = [p for p in pieces if p.offset.shape[0]]  # (in place: the caller's list too)
-    if not pieces:
-        return _convert(np.zeros((0, HEAD_WIDTH if KEEP_HEADS else REC_LEN + 1), np.uint8),
-                        np.zeros(0, np.int64), datalink)  # fmt: skip
-    if len(pieces) == 1:
-        return pieces[0]
-    drops = (pieces[0].drops[0], pieces[-1].drops[1], max(p.drops[2] for p in pieces))
-    names = ("time_us", "offset", "length", "orig_length", "kind", "direction", "adapter", "heads")
-    parts = {k: [getattr(p, k) for p in pieces] for k in names}
-    pieces.clear()
-    joined: dict[str, np.ndarray | None] = {}
-    for k in names:
-        arrays = parts.pop(k)
-        joined[k] = None if arrays[0] is None else np.concatenate(arrays)
-        del arrays
-        release_heap()  # the pieces' memory back before the next column is allocated
-    out = _Columns(drops=drops, **joined)  # type: ignore[arg-type]
-    return out
+#: the array columns of :class:`_Columns` (adapter and heads: None where not kept)
+_ARRAYS = ("time_us", "offset", "length", "orig_length", "kind", "direction", "adapter", "heads")
+
+
+def _allocate(rows: int, datalink: int, offset: np.ndarray | None = None) -> _Columns:
+    """Empty columns for ``rows`` records (``offset``: the array to use as the offset column)."""
+    return _Columns(
+        time_us=np.empty(rows, np.int64),
+        offset=np.empty(rows, np.int64) if offset is None else offset,
+        length=np.empty(rows, np.int32),
+        orig_length=np.empty(rows, np.int32),
+        kind=np.empty(rows, np.uint8),
+        direction=np.empty(rows, np.uint8),
+        adapter=np.empty(rows, np.uint16) if datalink == 2001 else None,
+        heads=np.empty((rows, PAYLOAD_HEAD), np.uint8) if KEEP_HEADS else None,
+        drops=(0, 0, 0),
+    )
 
 
 def _columns(data: np.ndarray, rec: np.ndarray, buf: object, datalink: int) -> _Columns:
     """Gather the record headers at ``rec`` and convert them, chunk by chunk, into the frame
-    table's final dtypes (no full-length int64 temporaries beside the table)."""
+    table's final dtypes (no full-length int64 temporaries beside the table; ``rec`` itself
+    becomes the offset column)."""
+    n = int(rec.shape[0])
+    out = _allocate(n, datalink, offset=rec)
     width = HEAD_WIDTH if KEEP_HEADS else HEADER_DTYPE.itemsize
-    pieces = []
-    for a in range(0, int(rec.shape[0]), COLUMN_CHUNK):
+    first = last = most = 0
+    for a in range(0, n, COLUMN_CHUNK):
         part = rec[a : a + COLUMN_CHUNK]
-        pieces.append(_convert(record_heads(data, part, width, buf), part, datalink))
-    return _assemble(pieces, datalink)
+        piece = _convert(record_heads(data, part, width, buf), part, datalink)
+        for name in _ARRAYS:
+            column = getattr(out, name)
+            if column is not None:
+                column[a : a + part.shape[0]] = getattr(piece, name)
+        first = piece.drops[0] if a == 0 else first
+        last, most = piece.drops[1], max(most, piece.drops[2])
+    out.drops = (first, last, most)
+    return out
 
 
 def _luts(datalink: int) -> bytes:
@@ -446,17 +424,9 @@ def _compiled_columns(
     explain: the careful walk reads the file."""
     flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF
     flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
-    most = max((size - start) // REC_LEN, 0) + 1
     try:
-        cols = _Columns(
-            time_us=np.empty(most, np.int64), offset=np.empty(most, np.int64),
-            length=np.empty(most, np.int32), orig_length=np.empty(most, np.int32),
-            kind=np.empty(most, np.uint8), direction=np.empty(most, np.uint8),
-            adapter=np.empty(most, np.uint16) if datalink == 2001 else None,
-            heads=np.empty((most, PAYLOAD_HEAD), np.uint8) if KEEP_HEADS else None,
-            drops=(0, 0, 0),
-        )  # fmt: skip
-    except MemoryError:  # no address space for that many: walk, then gather chunk by chunk
+        cols = _allocate(max((size - start) // REC_LEN, 0) + 1, datalink)
+    except MemoryError:  # no address space for that many: the careful walk reads the file
         return None
     none = np.zeros(0, np.uint8)
     luts = _luts(datalink)
@@ -481,13 +451,12 @@ def _compiled_columns(
         if status == 0:
             break
         pos = stop
-    return _Columns(
-        time_us=cols.time_us[:n], offset=cols.offset[:n], length=cols.length[:n],
-        orig_length=cols.orig_length[:n], kind=cols.kind[:n], direction=cols.direction[:n],
-        adapter=cols.adapter[:n] if cols.adapter is not None else None,
-        heads=cols.heads[:n] if cols.heads is not None else None,
-        drops=(first, last, most_drops),
-    )  # fmt: skip
+    for name in _ARRAYS:  # the filled rows
+        column = getattr(cols, name)
+        if column is not None:
+            setattr(cols, name, column[:n])
+    cols.drops = (first, last, most_drops)
+    return cols
 
 
 def sniff(head: bytes) -> bool:
@@ -616,7 +585,7 @@ def quick_summary(path: str) -> dict[str, Any] | None:
     cols = _compiled_columns(ext, np.frombuffer(buf, np.uint8), HEADER.size, size, datalink, buf)
     if cols is None:
         return None
-    from analyzer.codes import DIRECTIONS, KINDS, iso_utc
+    from analyzer.codes import DIRECTIONS, KINDS, code_counts, iso_utc
     from analyzer.readers import filtered
 
     drops, warnings = _drops_and_warnings(cols)
@@ -625,8 +594,6 @@ def quick_summary(path: str) -> dict[str, Any] | None:
     if reason:
         warnings.append(filtered.warning(reason))
     n = int(cols.offset.size)
-    by_kind = np.bincount(cols.kind, minlength=len(KINDS)).tolist()
-    by_dir = np.bincount(cols.direction, minlength=len(DIRECTIONS)).tolist()
     first = int(cols.time_us.min()) if n else None
     last = int(cols.time_us.max()) if n else None
     return {
@@ -638,8 +605,8 @@ def quick_summary(path: str) -> dict[str, Any] | None:
         "compressed": False,
         "filtered": reason is not None,
         "frames": n,
-        "frames_by_kind": {k: v for k, v in zip(KINDS, by_kind, strict=True) if v},
-        "frames_by_direction": {k: v for k, v in zip(DIRECTIONS, by_dir, strict=True) if v},
+        "frames_by_kind": code_counts(cols.kind, KINDS),
+        "frames_by_direction": code_counts(cols.direction, DIRECTIONS),
         "first_time": iso_utc(first),
         "last_time": iso_utc(last),
         "first_time_us": first,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analyzer.codes import K_ACL, release_pages, windows
+from analyzer.codes import K_ACL, iter_payloads
 
 if TYPE_CHECKING:
     from analyzer.capture import Capture
@@ -81,17 +81,9 @@ def detect_columns(
     if link_type != 1002:  # Android snoop logs only
         return None
     rows = np.flatnonzero(acl & (length >= len(PROHIBITED)) & (length <= MARKER_MAX))
-    offs, lens = offset[rows], length[rows]
-    ordered = bool(offs.size < 2 or (np.diff(offs) >= 0).all())
-    # window by window, each window's pages released behind it: such frames are scattered
-    # over the whole file (the last fragment of every media packet), and a read maps its
-    # whole page-cache folio
-    for a, b in windows(offs) if ordered else [(0, offs.size)]:
-        for o, n in zip(offs[a:b].tolist(), lens[a:b].tolist(), strict=True):
-            if PROHIBITED in bytes(buffer[o : o + n]):  # type: ignore[index]
-                return "ACL payloads replaced by PROHIBITED (Android filtered snoop mode)"
-        if ordered and b > a:
-            release_pages(buffer, int(offs[a]), int(offs[b - 1] + lens[b - 1]))
+    for payload in iter_payloads(buffer, offset[rows], length[rows]):
+        if PROHIBITED in payload:
+            return "ACL payloads replaced by PROHIBITED (Android filtered snoop mode)"
     return None
 
 

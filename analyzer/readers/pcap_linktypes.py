@@ -365,13 +365,15 @@ def _finish(
     )
     ch = cols["channel"]
     rs = cols["rssi"]
-    # (none known: the frame table's null constants stay)
-    frames = frames.with_columns(
-        *([pl.Series("channel", np.where(ch >= 0, ch, np.nan), nan_to_null=True).cast(pl.Int16)]
-          if (ch >= 0).any() else []),
-        *([pl.Series("rssi", np.where(rs > -1000, rs, np.nan), nan_to_null=True).cast(pl.Int16)]
-          if (rs > -1000).any() else []),
-    )  # fmt: skip
+    # per-frame channel and RSSI where the container gives some (else the frame table's null
+    # constants stay)
+    known = []
+    if (ch >= 0).any():
+        known.append(pl.Series("channel", np.where(ch >= 0, ch, np.nan), nan_to_null=True))
+    if (rs > -1000).any():
+        known.append(pl.Series("rssi", np.where(rs > -1000, rs, np.nan), nan_to_null=True))
+    if known:
+        frames = frames.with_columns(s.cast(pl.Int16) for s in known)
     return Capture(
         meta=meta,
         frames=frames,

@@ -4,10 +4,80 @@ Python object per frame."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # ------------------------------------------------------------------------------------------------
 # vectorised hot path
+
+#: payload bytes per frame that :func:`compiled_header_fields` reads (the ACL + L2CAP headers)
+HEAD_WIDTH = 8
+
+
+@dataclass(slots=True)
+class HeaderFields:
+    """The frame index's header columns, -1 where a field does not apply (see
+    :func:`compiled_header_fields`)."""
+
+    code: np.ndarray  # int16: event code
+    subevent: np.ndarray  # int16: LE Meta subevent
+    opcode: np.ndarray  # int32: command opcode
+    handle: np.ndarray  # int16: ACL / SCO / ISO connection handle
+    pb: np.ndarray  # int8: ACL packet-boundary flag
+    l2cap_len: np.ndarray  # int32: L2CAP length of a start fragment
+    cid: np.ndarray  # int32: L2CAP CID, continuation fragments given their start's
+    diag: np.ndarray  # bool: a controller debug-log frame on ACL (no link)
+
+
+def compiled_header_fields(
+    data: np.ndarray,
+    offset: np.ndarray,
+    length: np.ndarray,
+    kind: np.ndarray,
+    direction: np.ndarray,
+    kind_codes: tuple[int, int, int, int, int],
+    heads: np.ndarray | None = None,
+    buf: object = None,
+) -> HeaderFields | None:
+    """Every frame's header fields in one compiled pass over ``heads`` (each frame's first
+    :data:`HEAD_WIDTH` payload bytes as the reader kept them; when not kept, gathered from
+    ``data`` at ``offset``, the pages of ``buf`` released behind the gather; bytes past a
+    frame's end are not read): event code and LE
+    subevent, opcode, handle, PB flag, L2CAP length and CID, with each ACL continuation fragment
+    given the CID of the start fragment before it on the same handle and direction (Vol 4 Part
+    E §5.4.2). ``kind_codes``: the (event, command, acl, sco, iso) codes of ``kind``. The same
+    values as :func:`acl_columns`, :func:`event_columns`, :func:`command_columns`,
+    :func:`sco_columns` and the index's continuation fill; None when the compiled module is not
+    built (or switched off): the caller takes the numpy path."""
+    from analyzer.readers import compiled, record_heads  # (built with the record walks)
+
+    ext = compiled()
+    if ext is None:
+        return None
+    if heads is None or heads.shape[1] < HEAD_WIDTH:
+        heads = record_heads(data, offset, HEAD_WIDTH, buf)
+    n = int(kind.shape[0])
+    out = HeaderFields(
+        np.full(n, -1, np.int16),
+        np.full(n, -1, np.int16),
+        np.full(n, -1, np.int32),
+        np.full(n, -1, np.int16),
+        np.full(n, -1, np.int8),
+        np.full(n, -1, np.int32),
+        np.full(n, -1, np.int32),
+        np.zeros(n, dtype=bool),
+    )
+    ext.hci_fields(
+        np.ascontiguousarray(heads[:, :HEAD_WIDTH], dtype=np.uint8),
+        np.ascontiguousarray(kind, dtype=np.uint8),
+        np.ascontiguousarray(length, dtype=np.int32),
+        np.ascontiguousarray(direction, dtype=np.uint8),
+        kind_codes,
+        out.code, out.subevent, out.opcode, out.handle, out.pb, out.l2cap_len, out.cid,
+        out.diag.view(np.uint8),
+    )  # fmt: skip
+    return out
 
 
 def _block(

@@ -352,12 +352,103 @@ static PyObject *gather_runs(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* HCI header fields of the frame index (Core v5.4 Vol 4 Part E §5.4), from each frame's first
+ * payload bytes (heads: HEAD_BYTES per frame, any bytes past a frame's end are ignored: every
+ * field is checked against the frame's length):
+ * hci_fields(heads, kind u8, length i32, direction u8, kinds, code i16, sub i16, opcode i32,
+ *            handle i16, pb i8, l2len i32, cid i32, diag u8)
+ * kinds = (event, command, acl, sco, iso) codes of the kind column. Outputs are pre-filled with
+ * -1 (diag with 0) by the caller and written where a field applies. An ACL continuation fragment
+ * (PB flag 01) takes the CID of the last start fragment of the same handle and direction (-1
+ * with none before it, §5.4.2). The raw handle field 0x2EDC (Qualcomm's controller debug log on
+ * ACL) is no link: no handle, PB, length or CID, and diag set. Same results as the numpy
+ * columns of decode/hci_columns.py and sessions/index.py's fill_continuations. */
+#define ACL_KEYS ((4096 + 1) * 4)
+static PyObject *hci_fields(PyObject *self, PyObject *args) {
+    Py_buffer b[12];
+    int k_event, k_command, k_acl, k_sco, k_iso;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*(iiiii)w*w*w*w*w*w*w*w*", &b[0], &b[1], &b[2], &b[3],
+                          &k_event, &k_command, &k_acl, &k_sco, &k_iso, &b[4], &b[5], &b[6],
+                          &b[7], &b[8], &b[9], &b[10], &b[11]))
+        return NULL;
+    const Py_ssize_t n = b[1].len;
+    static const Py_ssize_t item[12] = {HEAD_BYTES, 1, 4, 1, 2, 2, 4, 2, 1, 4, 4, 1};
+    int ok = 1;
+    for (int i = 0; i < 12; i++)
+        if (b[i].len != n * item[i])
+            ok = 0;
+    int32_t *last = ok ? PyMem_Malloc(sizeof(int32_t) * ACL_KEYS) : NULL;
+    if (ok && last) {
+        const unsigned char *heads = b[0].buf, *kind = b[1].buf, *dir = b[3].buf;
+        const int32_t *len = b[2].buf;
+        int16_t *code = b[4].buf, *sub = b[5].buf, *handle = b[7].buf;
+        int32_t *opcode = b[6].buf, *l2len = b[9].buf, *cid = b[10].buf;
+        int8_t *pb = b[8].buf;
+        unsigned char *diag = b[11].buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t k = 0; k < ACL_KEYS; k++)
+            last[k] = -1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const unsigned char *h = heads + i * HEAD_BYTES;
+            const int32_t ln = len[i];
+            const int kd = kind[i];
+            if (kd == k_event) {
+                if (ln >= 1)
+                    code[i] = h[0];
+                if (ln >= 3 && h[0] == 0x3E)
+                    sub[i] = h[2];
+            } else if (kd == k_command) {
+                if (ln >= 2)
+                    opcode[i] = h[0] | (h[1] << 8);
+            } else if (kd == k_acl) {
+                int hd = -1, p = -1, c = -1;
+                if (ln >= 2) {
+                    const int raw = h[0] | (h[1] << 8);
+                    if (raw == 0x2EDC) {
+                        diag[i] = 1;
+                    } else {
+                        hd = raw & 0x0FFF;
+                        p = (raw >> 12) & 3;
+                        if (ln >= 8 && (p == 0 || p == 2)) {
+                            c = h[6] | (h[7] << 8);
+                            l2len[i] = h[4] | (h[5] << 8);
+                        }
+                    }
+                }
+                handle[i] = (int16_t)hd;
+                pb[i] = (int8_t)p;
+                const Py_ssize_t key = (Py_ssize_t)(hd + 1) * 4 + (dir[i] & 3);
+                if (p == 1)
+                    c = last[key];
+                else
+                    last[key] = c;
+                cid[i] = c;
+            } else if (kd == k_sco || kd == k_iso) {
+                if (ln >= 2)
+                    handle[i] = (int16_t)((h[0] | (h[1] << 8)) & 0x0FFF);
+            }
+        }
+        Py_END_ALLOW_THREADS
+        PyMem_Free(last);
+    }
+    for (int i = 0; i < 12; i++)
+        PyBuffer_Release(&b[i]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "hci_fields: column buffers of different lengths");
+        return NULL;
+    }
+    if (!last)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS, "btsnoop records walked into the frame table's columns."},
     {"pcap_walk", pcap_walk, METH_VARARGS, "Plausible classic pcap record offsets from start."},
     {"ng_walk", ng_walk, METH_VARARGS, "Option-less pcapng Enhanced Packet Block offsets."},
     {"gather", gather, METH_VARARGS, "Record headers (width bytes each) at the given offsets."},
     {"gather_runs", gather_runs, METH_VARARGS, "Variable-length byte runs, one after another."},
+    {"hci_fields", hci_fields, METH_VARARGS, "The frame index's HCI header fields."},
     {NULL, NULL, 0, NULL},
 };
 

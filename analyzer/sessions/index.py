@@ -13,6 +13,7 @@ import polars as pl
 
 from analyzer.capture import KINDS, Capture, release_pages, windows
 from analyzer.decode.hci import acl_columns, command_columns, event_columns, sco_columns
+from analyzer.decode.hci_columns import HeaderFields, compiled_header_fields
 
 #: the frame index's handle column (ranges joined on it must use the same dtype)
 HANDLE_NP = np.int16
@@ -25,6 +26,9 @@ ADV_SUBEVENTS = frozenset({0x02, 0x0D, 0x0B})
 #: Qualcomm controllers send their debug log as ACL data on this raw handle field (Linux
 #: drivers/bluetooth/hci_qca.c QCA_DEBUG_HANDLE → hci_recv_diag); Android's snoop log keeps it
 QCA_DEBUG_HANDLE = 0x2EDC
+KIND_EVENT, KIND_COMMAND, KIND_ACL, KIND_SCO, KIND_ISO = (
+    KINDS.index(k) for k in ("event", "command", "acl", "sco", "iso")
+)
 
 
 def _gather(
@@ -86,10 +90,44 @@ def frame_index(cap: Capture) -> pl.DataFrame:
     if not f.select(hci.all()).item():  # an HCI log is all HCI: no copy of the frame table
         f = f.filter(hci)
     n = f.height
-    data = cap.data
     off = f["offset"].to_numpy()
     ln = f["length"].to_numpy()
     kind = f["kind"].to_physical().to_numpy()  # codes into KINDS (no string per frame)
+    # the reader's copy of each frame's first bytes, when it kept them for these rows (an
+    # all-HCI log): the file's pages are not read again; dropped once used
+    heads = cap.heads if cap.heads is not None and cap.heads.shape[0] == n else None
+    cap.heads = None
+    codes = (KIND_EVENT, KIND_COMMAND, KIND_ACL, KIND_SCO, KIND_ISO)
+    fields = compiled_header_fields(cap.data, off, ln, kind, direction_codes(f), codes, heads,
+                                    cap.buffer)  # fmt: skip
+    if fields is None:
+        fields = _numpy_fields(cap, f, off, ln, kind, heads)
+    del heads
+    return f.select(
+        "index", "time_us", "direction", "kind", "offset", "length", "orig_length"
+    ).with_columns(
+        pl.Series("code", fields.code),
+        pl.Series("subevent", fields.subevent),
+        pl.Series("opcode", fields.opcode),
+        pl.Series("handle", fields.handle),
+        pl.Series("pb", fields.pb),
+        pl.Series("l2cap_len", fields.l2cap_len),
+        pl.Series("cid", fields.cid),
+        pl.Series("diag", fields.diag),
+    )
+
+
+def _numpy_fields(
+    cap: Capture,
+    f: pl.DataFrame,
+    off: np.ndarray,
+    ln: np.ndarray,
+    kind: np.ndarray,
+    heads: np.ndarray | None,
+) -> HeaderFields:
+    """The header columns by numpy, window by window (the path without the compiled module)."""
+    n = f.height
+    data = cap.data
     # narrow columns, -1 where a field does not apply: a code or a 12-bit handle fits in i16,
     # the PB flag in i8; opcode, L2CAP length and CID take all 16 bits so need i32
     code = np.full(n, -1, np.int16)
@@ -100,33 +138,17 @@ def frame_index(cap: Capture) -> pl.DataFrame:
     l2len = np.full(n, -1, np.int32)
     cid = np.full(n, -1, np.int32)
     diag = np.zeros(n, dtype=bool)
-    # the reader's copy of each frame's first bytes, when it kept them for these rows (an
-    # all-HCI log): the file's pages are not read again; dropped once used
-    heads = cap.heads if cap.heads is not None and cap.heads.shape[0] == n else None
-    cap.heads = None
     for a, b in windows(off):
         _gather(data, off[a:b], ln[a:b], kind[a:b], code[a:b], sub[a:b], opcode[a:b],
                 handle[a:b], pb[a:b], l2len[a:b], cid[a:b], diag[a:b],
                 heads[a:b] if heads is not None else None)  # fmt: skip
         if heads is None:
             release_pages(cap.buffer, int(off[a]), int(off[b - 1]))  # done with these pages
-    del heads
     acl_rows = np.flatnonzero(kind == KINDS.index("acl"))
     if acl_rows.size:
         key = (handle[acl_rows].astype(np.int32) + 1) * 4 + direction_codes(f)[acl_rows]
         cid[acl_rows] = fill_continuations(key, pb[acl_rows] != 1, cid[acl_rows])
-    return f.select(
-        "index", "time_us", "direction", "kind", "offset", "length", "orig_length"
-    ).with_columns(
-        pl.Series("code", code),
-        pl.Series("subevent", sub),
-        pl.Series("opcode", opcode),
-        pl.Series("handle", handle),
-        pl.Series("pb", pb),
-        pl.Series("l2cap_len", l2len),
-        pl.Series("cid", cid),
-        pl.Series("diag", diag),
-    )
+    return HeaderFields(code, sub, opcode, handle, pb, l2len, cid, diag)
 
 
 def direction_codes(frames: pl.DataFrame) -> np.ndarray:

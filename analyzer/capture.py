@@ -49,6 +49,7 @@ from analyzer.codes import (  # noqa: F401
     PASS_WINDOW,
     PAYLOAD_HEAD,
     CaptureError,
+    KeptPayloads,
     code_counts,
     iso_utc,
     iter_payloads,
@@ -113,6 +114,9 @@ class Capture:
     #: them, its rows those of ``frames``: the frame index reads its HCI headers here instead
     #: of faulting the file's pages in again, then drops them
     heads: np.ndarray | None = None
+    #: payloads the reader copied out as it read them (the LE Meta events), read by
+    #: :meth:`packed` instead of the file's released pages
+    kept: KeptPayloads | None = None
 
     # -- access -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -149,6 +153,9 @@ class Capture:
         out = np.empty(int(lens.sum()), dtype=np.uint8)
         data = self.data
         ext = compiled()
+        at = self.kept.find(offs, lens) if self.kept is not None else None
+        if at is not None:  # every one copied out by the reader: no page of the file read
+            data, offs = self.kept.blob, at  # type: ignore[union-attr]
         ordered = bool(offs.size < 2 or (np.diff(offs) >= 0).all())
         for a, b in windows(offs) if ordered else [(0, offs.size)]:
             if b == a:
@@ -167,7 +174,7 @@ class Capture:
                     # byte k of the chunk's output comes from its frame's offset + k - its start
                     src = np.repeat(offs[c:d] - (starts[c:d] - base), ln) + np.arange(total)
                     out[base : base + total] = data[src]
-            if ordered:
+            if ordered and at is None:
                 release_pages(self.buffer, int(offs[a]), int(offs[b - 1] + lens[b - 1]))
         return out, starts
 

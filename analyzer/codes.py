@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import mmap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,6 +112,30 @@ def release_heap() -> None:
 #: payload bytes a reader may keep per frame (:attr:`Capture.heads`): every HCI header field
 #: the frame index reads (Core Vol 4 Part E §5.4: ACL header + L2CAP basic header = 8 bytes)
 PAYLOAD_HEAD = 8
+
+
+@dataclass(slots=True)
+class KeptPayloads:
+    """Payloads a reader copied out while their pages were in memory (the LE Meta events: the
+    advertising reports a later pass reads all of), so that the pass does not fault the
+    released pages of a large file back in. Row k: the frame whose payload starts at
+    ``offset[k]`` in the buffer (sorted) is ``blob[start[k] : start[k + 1]]``."""
+
+    offset: np.ndarray  # int64, the kept frames' payload offsets in the capture buffer
+    start: np.ndarray  # int64, len(offset) + 1: where each payload starts in ``blob``, then its end
+    blob: np.ndarray  # uint8
+
+    def find(self, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
+        """Where each of the frames at ``offsets`` (at most ``lengths`` bytes each) starts in
+        ``blob``; None unless every one was kept."""
+        n = self.offset.size
+        if n == 0 or offsets.size == 0:
+            return None
+        pos = np.minimum(np.searchsorted(self.offset, offsets), n - 1)
+        kept = self.start[pos + 1] - self.start[pos]
+        if not bool(((self.offset[pos] == offsets) & (lengths <= kept)).all()):
+            return None
+        return self.start[pos]
 
 
 def windows(offsets: np.ndarray, span: int = PASS_WINDOW) -> list[tuple[int, int]]:

@@ -41,6 +41,7 @@ from analyzer.codes import (
     PASS_WINDOW,
     PAYLOAD_HEAD,
     CaptureError,
+    KeptPayloads,
     release_pages,
 )
 from analyzer.readers import (
@@ -110,6 +111,9 @@ HEADER_DTYPE = np.dtype(
 #: headers: read while the record's pages are resident, not faulted in again); tests switch
 #: it off to check the frame index read from the file gives the same
 KEEP_HEADS = True
+#: LE Meta event payload bytes the compiled walk keeps (:attr:`Capture.kept`, with the heads):
+#: bounds the copy on a long scan's log, whose later reports are read from the file again
+KEEP_BYTES = 32 << 20
 #: record bytes gathered per record with them: the header, the H4 byte, then the payload's
 HEAD_WIDTH = REC_LEN + 1 + PAYLOAD_HEAD
 
@@ -296,6 +300,7 @@ class _Columns:
     adapter: np.ndarray | None  # uint16 (monitor logs), else None
     heads: np.ndarray | None  # (n, PAYLOAD_HEAD) uint8: each payload's first bytes (KEEP_HEADS)
     drops: tuple[int, int, int]  # cumulative drops of the first and last record, and the most
+    kept: KeptPayloads | None = None  # the LE Meta events copied out as the walk passed them
 
 
 #: records converted per step (the header gather and its int64 temporaries stay this small)
@@ -430,6 +435,8 @@ def _compiled_columns(
         return None
     none = np.zeros(0, np.uint8)
     luts = _luts(datalink)
+    keep = min(KEEP_BYTES, size - start)  # (the payloads are no more than the file)
+    keeper = _Keeper(keep) if cols.heads is not None and keep > 0 else None
     n = 0
     pos = start
     first = last = most_drops = 0
@@ -446,6 +453,8 @@ def _compiled_columns(
         if got:
             first = d0 if n == 0 else first
             last, most_drops = d1, max(most_drops, dmax)
+        if keeper is not None:  # before the pages go
+            keeper.add(ext, data, cols, n, n + got)
         n += got
         release_pages(buf, pos, stop)
         if status == 0:
@@ -456,7 +465,53 @@ def _compiled_columns(
         if column is not None:
             setattr(cols, name, column[:n])
     cols.drops = (first, last, most_drops)
+    cols.kept = keeper.result() if keeper is not None else None
     return cols
+
+
+class _Keeper:
+    """Copies the payloads of the LE Meta events (Core Vol 4 Part E §7.7.65: the advertising
+    reports a later pass reads every one of) out of each window the walk has just read, while
+    its pages are still in memory, into one array of at most :data:`KEEP_BYTES` (allocated
+    once: pages never written are never resident). Stops at the first that does not fit: the
+    later ones are read from the file when needed."""
+
+    def __init__(self, limit: int) -> None:
+        self.blob = np.empty(limit, np.uint8)
+        self.offsets: list[np.ndarray] = []
+        self.lengths: list[np.ndarray] = []
+        self.used = 0
+        self.full = False
+
+    def add(self, ext: ModuleType, data: np.ndarray, cols: _Columns, a: int, b: int) -> None:
+        if self.full or cols.heads is None:
+            return
+        ln = cols.length[a:b]
+        pick = np.flatnonzero((cols.kind[a:b] == K_EVENT) & (ln > 0) & (cols.heads[a:b, 0] == 0x3E))
+        if pick.size == 0:
+            return
+        lens = ln[pick].astype(np.int64)
+        ends = self.used + np.cumsum(lens)
+        fit = int(np.searchsorted(ends, self.blob.size, "right"))
+        if fit < pick.size:
+            self.full = True
+            pick, lens = pick[:fit], lens[:fit]
+        if fit == 0:
+            return
+        offs = cols.offset[a:b][pick]
+        total = int(ends[fit - 1]) - self.used
+        ext.gather_runs(data, offs, lens, self.blob[self.used : self.used + total])
+        self.offsets.append(offs)
+        self.lengths.append(lens)
+        self.used += total
+
+    def result(self) -> KeptPayloads | None:
+        if not self.offsets:
+            return None
+        lens = np.concatenate(self.lengths)
+        start = np.zeros(lens.size + 1, np.int64)
+        np.cumsum(lens, out=start[1:])
+        return KeptPayloads(np.concatenate(self.offsets), start, self.blob[: self.used])
 
 
 def sniff(head: bytes) -> bool:
@@ -754,5 +809,6 @@ def read(src: Source) -> Capture:
         drops=total_drops,
     )
     return Capture(
-        meta=meta, frames=frames, buffer=buf, warnings=warnings, damaged=damaged, heads=cols.heads
-    )
+        meta=meta, frames=frames, buffer=buf, warnings=warnings, damaged=damaged,
+        heads=cols.heads, kept=cols.kept,
+    )  # fmt: skip

@@ -274,3 +274,47 @@ def test_frozen_lookups_agree_with_scans_and_end_with_the_scope() -> None:
         assert memo(a, "n", lambda: len(a.connections)) == len(ids) - 1
     finally:
         a.connections.pop()
+
+
+def test_record_equality_and_repr_are_the_dataclass_ones() -> None:
+    """``record`` writes equality and repr once instead of generating them per class: they
+    must behave as the dataclass ones do (same class and equal field tuple; ``Name(f=v, ...)``;
+    unhashable), for records of no, one and many fields."""
+    import dataclasses
+
+    def both(body: dict[str, object], hints: dict[str, object]) -> tuple[type, type]:
+        ours = record(type("Rec", (), {"__annotations__": hints, **body}))
+        theirs = dataclasses.dataclass(slots=True)(
+            type("Rec", (), {"__annotations__": hints, **body})
+        )
+        return ours, theirs
+
+    nan = float("nan")
+    cases: list[tuple[dict[str, object], dict[str, object], list[tuple[object, ...]]]] = [
+        ({}, {}, [()]),
+        ({}, {"a": "int"}, [(1,), (2,)]),
+        (
+            {"c": field(default_factory=list)},
+            {"a": "int", "b": "str | None", "c": "list[int]"},
+            [(1, None, []), (1, "x", [1]), (1, "x", [2]), (2, None, []), (nan, None, [])],
+        ),
+    ]
+    for body, hints, rows in cases:
+        ours, theirs = both(body, hints)
+        for x in rows:
+            for y in rows:
+                assert (ours(*x) == ours(*y)) == (theirs(*x) == theirs(*y)), (x, y)
+                assert (ours(*x) != ours(*y)) == (theirs(*x) != theirs(*y)), (x, y)
+            assert repr(ours(*x)) == repr(theirs(*x))
+            one = ours(*x)
+            assert one == one  # noqa: PLR0124 (a NaN field: the same object, as in a tuple)
+            with pytest.raises(TypeError):
+                hash(one)
+            assert ours(*x) != theirs(*x)  # another class: never equal
+    # and the model's own: every table record of a real analysis equals its JSON round trip
+    a = analysis_of(CORPUS[0])
+    assert isinstance(a, Analysis)
+    assert Analysis.from_json(json.loads(json.dumps(a.to_json()))) == a
+    other = Analysis.from_json(a.to_json())
+    other.findings = [*other.findings, Finding("x", "info", "t", "m", "e", "f")]
+    assert other != a

@@ -157,6 +157,9 @@ def command(
 ) -> None:
     """Rebuild what happened in one or more captures and say what went wrong (several: a
     header per file, JSON as a list; the exit code is the worst of them)."""
+    from analyzer.readers import btsnoop
+
+    btsnoop.prefetch(files[0])  # the first file's records walked while the rules import
     from analyzer.rules.base import ConfigError, RuleConfig
 
     if len(files) > 1 and (annotate_out or html_out):

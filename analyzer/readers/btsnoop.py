@@ -17,7 +17,10 @@ a plausible record after it); each skipped range becomes a :class:`DamagedRange`
 from __future__ import annotations
 
 import mmap
+import os
+import stat
 import struct
+import threading
 from array import array
 from dataclasses import dataclass
 from types import ModuleType
@@ -301,6 +304,8 @@ class _Columns:
     heads: np.ndarray | None  # (n, PAYLOAD_HEAD) uint8: each payload's first bytes (KEEP_HEADS)
     drops: tuple[int, int, int]  # cumulative drops of the first and last record, and the most
     kept: KeptPayloads | None = None  # the LE Meta events copied out as the walk passed them
+    #: :func:`_drops_and_warnings` of these columns, when a prefetch worked them out already
+    checked: tuple[int, list[str]] | None = None
 
 
 #: records converted per step (the header gather and its int64 temporaries stay this small)
@@ -514,6 +519,72 @@ class _Keeper:
         return KeptPayloads(np.concatenate(self.offsets), start, self.blob[: self.used])
 
 
+# -- prefetch: the walk on a thread while a command imports -------------------------------------
+
+#: files being walked ahead of their read: (device, inode, size, mtime) → the thread, its
+#: result, the file's datalink
+_PREFETCH: dict[tuple[int, int, int, int], tuple[threading.Thread, list[_Columns], int]] = {}
+
+
+def _file_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def prefetch(path: str) -> None:
+    """Start the compiled walk of a btsnoop log on a thread, so that a command's imports
+    (polars, the model, the rules: a good part of a second's start-up) overlap the read — the
+    walk releases the GIL. :func:`read` of the same unchanged file takes its columns (waiting
+    for the thread if need be). Does nothing unless the compiled walk is built and ``path`` is
+    a plain btsnoop file; a walk that fails or declines leaves the read to walk it itself."""
+    ext = compiled()
+    if ext is None:
+        return
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            head = fh.read(HEADER.size)
+            if not stat.S_ISREG(st.st_mode) or len(head) < HEADER.size or head[:8] != MAGIC:
+                return
+            _magic, version, datalink = HEADER.unpack_from(head, 0)
+            if version != 1 or datalink not in (1001, 1002, 2001) or st.st_size <= HEADER.size:
+                return
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return
+    result: list[_Columns] = []
+
+    def walk() -> None:
+        data = np.frombuffer(mapped, dtype=np.uint8)
+        try:
+            cols = _compiled_columns(ext, data, HEADER.size, data.size, datalink, mapped)
+            if cols is not None:
+                cols.checked = _drops_and_warnings(cols)
+                result.append(cols)
+        except Exception:  # (the read walks the file itself)
+            pass
+
+    thread = threading.Thread(target=walk, name="btsnoop-prefetch", daemon=True)
+    _PREFETCH[_file_key(st)] = (thread, result, datalink)
+    thread.start()
+
+
+def _prefetched(src: Source) -> tuple[_Columns, int] | None:
+    """The columns a :func:`prefetch` of this very file walked and the datalink it walked them
+    as (None: none, or the file is not the one prefetched: compressed, changed since)."""
+    if not _PREFETCH or src.compressed:
+        return None
+    try:
+        key = _file_key(os.stat(src.path))
+    except (OSError, ValueError):
+        return None
+    found = _PREFETCH.pop(key, None)
+    if found is None or key[2] != len(src.buffer):
+        return None
+    thread, result, walked_as = found
+    thread.join()
+    return (result[0], walked_as) if result else None
+
+
 def sniff(head: bytes) -> bool:
     return head[:8] == MAGIC
 
@@ -675,6 +746,7 @@ def quick_summary(path: str) -> dict[str, Any] | None:
 
 
 def read(src: Source) -> Capture:
+    prefetched = _prefetched(src)  # (taken whatever happens next: its columns are large)
     buf = src.buffer
     size = len(buf)
     if size < HEADER.size:
@@ -705,7 +777,9 @@ def read(src: Source) -> Capture:
     append = offs.append
     data = np.frombuffer(buf, dtype=np.uint8) if size else np.zeros(0, np.uint8)
     ext = compiled()
-    cols = _compiled_columns(ext, data, off, size, datalink, buf) if ext is not None else None
+    cols = prefetched[0] if prefetched is not None and prefetched[1] == datalink else None
+    if cols is None and ext is not None:
+        cols = _compiled_columns(ext, data, off, size, datalink, buf)
     # (the compiled walk declined: the lockstep walk would stop at the same record)
     fast = _walk(data, off, size, datalink, buf) if ext is None else None
     if cols is not None or fast is not None:
@@ -782,7 +856,7 @@ def read(src: Source) -> Capture:
     if cols is None:
         rec = fast if fast is not None else np.frombuffer(offs, dtype=np.int64).copy()
         cols = _columns(data, rec, buf, datalink)
-    total_drops, found = _drops_and_warnings(cols)
+    total_drops, found = cols.checked or _drops_and_warnings(cols)
     warnings += found
     for d in damaged:
         warnings.append(str(d))

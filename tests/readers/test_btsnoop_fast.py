@@ -6,6 +6,7 @@ small captures are cut into many chains, false guesses inside payloads included.
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +175,63 @@ def test_kept_le_meta_payloads_are_the_files_bytes(
         got, _starts = cap.packed(offs[rows], lens[rows])
         want = b"".join(raw[offs[i] : offs[i] + lens[i]] for i in rows.tolist())
         assert got.tobytes() == want
+
+
+def _same_capture(a: object, b: object) -> None:
+    from analyzer.capture import Capture
+
+    assert isinstance(a, Capture) and isinstance(b, Capture)
+    assert a.frames.equals(b.frames)
+    assert a.warnings == b.warnings and a.damaged == b.damaged
+    assert replace(a.meta, path="") == replace(b.meta, path="")
+    assert (a.heads is None) == (b.heads is None)
+    if a.heads is not None and b.heads is not None:
+        assert np.array_equal(a.heads, b.heads)
+    assert (a.kept is None) == (b.kept is None)
+    if a.kept is not None and b.kept is not None:
+        assert np.array_equal(a.kept.offset, b.kept.offset)
+        assert np.array_equal(a.kept.blob, b.kept.blob)
+
+
+@pytest.mark.skipif(readers._ext is None, reason="compiled module not built")
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_prefetched_read_equals_plain_read(path: Path, tmp_path: Path) -> None:
+    """``btsnoop.prefetch`` (the walk on a thread while a command imports) gives the capture a
+    plain read gives — damaged copies included, where the prefetch's walk declines — and is
+    taken once."""
+    copies = [path.read_bytes()]
+    if len(copies[0]) >= 1024:
+        copies += list(damaged_copies(copies[0], path.name, 2))
+    for k, raw in enumerate(copies):
+        f = tmp_path / f"copy{k}.log"
+        f.write_bytes(raw)
+        try:
+            plain = readers.load(f)
+        except readers.CaptureError:
+            btsnoop.prefetch(str(f))
+            with pytest.raises(readers.CaptureError):
+                readers.load(f)
+            btsnoop._PREFETCH.clear()
+            continue
+        btsnoop.prefetch(str(f))
+        _same_capture(readers.load(f), plain)
+        assert not btsnoop._PREFETCH  # taken
+
+
+@pytest.mark.skipif(readers._ext is None, reason="compiled module not built")
+def test_prefetch_of_a_changed_or_other_file_is_not_used(tmp_path: Path) -> None:
+    """A file rewritten after its prefetch is read afresh (its own records, not the walked
+    ones); anything that is not a btsnoop file, or no file, is not prefetched."""
+    one, two = CAPTURES[0].read_bytes(), CAPTURES[1].read_bytes()
+    f = tmp_path / "log"
+    f.write_bytes(one)
+    btsnoop.prefetch(str(f))
+    for thread, _result, _datalink in btsnoop._PREFETCH.values():
+        thread.join()  # (a file cut while it is walked ends the process: SIGBUS)
+    f.write_bytes(two)
+    _same_capture(readers.load(f), readers.load(CAPTURES[1]))
+    btsnoop._PREFETCH.clear()
+    (tmp_path / "text").write_bytes(b"not a capture at all, nothing to walk")
+    for other in (tmp_path / "text", tmp_path / "missing", tmp_path):
+        btsnoop.prefetch(str(other))
+        assert not btsnoop._PREFETCH

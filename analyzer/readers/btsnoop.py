@@ -539,18 +539,25 @@ def prefetch(path: str) -> None:
     ext = compiled()
     if ext is None:
         return
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            head = fh.read(HEADER.size)
-            if not stat.S_ISREG(st.st_mode) or len(head) < HEADER.size or head[:8] != MAGIC:
-                return
-            _magic, version, datalink = HEADER.unpack_from(head, 0)
-            if version != 1 or datalink not in (1001, 1002, 2001) or st.st_size <= HEADER.size:
-                return
-            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    try:  # (non-blocking: a FIFO's open would wait for a writer; only regular files go on)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except (OSError, ValueError):
         return
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size <= HEADER.size:
+            return
+        head = os.pread(fd, HEADER.size, 0)
+        if len(head) < HEADER.size or head[:8] != MAGIC:
+            return
+        _magic, version, datalink = HEADER.unpack_from(head, 0)
+        if version != 1 or datalink not in (1001, 1002, 2001):
+            return
+        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return
+    finally:
+        os.close(fd)
     result: list[_Columns] = []
 
     def walk() -> None:

@@ -5,6 +5,7 @@ small captures are cut into many chains, false guesses inside payloads included.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import replace
 from pathlib import Path
@@ -232,6 +233,7 @@ def test_prefetch_of_a_changed_or_other_file_is_not_used(tmp_path: Path) -> None
     _same_capture(readers.load(f), readers.load(CAPTURES[1]))
     btsnoop._PREFETCH.clear()
     (tmp_path / "text").write_bytes(b"not a capture at all, nothing to walk")
-    for other in (tmp_path / "text", tmp_path / "missing", tmp_path):
+    os.mkfifo(tmp_path / "fifo")  # no writer: opening it to read must not wait
+    for other in (tmp_path / "text", tmp_path / "missing", tmp_path, tmp_path / "fifo"):
         btsnoop.prefetch(str(other))
         assert not btsnoop._PREFETCH

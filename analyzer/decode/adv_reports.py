@@ -37,22 +37,24 @@ def ad_flags_columnar(data: np.ndarray, start: np.ndarray, length: np.ndarray) -
     """The AD Flags value (CSS Part A §1.3; AD type 0x01) of each report's advertising data
     at ``start`` (``length`` bytes), or -1 when it has none: the AD structures (Core Vol 3
     Part C §11: length, type, data) are walked for every report at once."""
-    n = start.size
-    flags = np.full(n, -1, dtype=np.int64)
-    pos = np.zeros(n, dtype=np.int64)
-    live = length >= 3
+    flags = np.full(start.size, -1, dtype=np.int64)
     last = max(data.size - 1, 0)
+    # the reports still being walked (no Flags found yet, more structures to read): usually
+    # Flags is the first structure, so after one step few are left
+    rows = np.flatnonzero(length >= 3)
+    at = start[rows].astype(np.int64)
+    end = at + length[rows]
     for _ in range(_MAX_AD):
-        if not live.any():
+        if rows.size == 0:
             break
-        ln = data[np.minimum(start + pos, last)].astype(np.int64)
-        typ = data[np.minimum(start + pos + 1, last)].astype(np.int64)
-        val = data[np.minimum(start + pos + 2, last)].astype(np.int64)
-        live &= (ln > 0) & (pos + 1 + ln <= length)
-        hit = live & (typ == 0x01) & (ln >= 2) & (flags < 0)
-        flags[hit] = val[hit]
-        pos += ln + 1
-        live &= pos + 2 < length
+        ln = data[np.minimum(at, last)].astype(np.int64)
+        typ = data[np.minimum(at + 1, last)]
+        ok = (ln > 0) & (at + 1 + ln <= end)
+        hit = ok & (typ == 0x01) & (ln >= 2)
+        flags[rows[hit]] = data[np.minimum(at[hit] + 2, last)]
+        at = at + ln + 1
+        go = ok & ~hit & (at + 2 < end)
+        rows, at, end = rows[go], at[go], end[go]
     return flags
 
 
@@ -109,7 +111,10 @@ def advertising_reports(
         key = np.zeros(fi.size, dtype=np.int64)
         for k in range(6):  # little-endian BD_ADDR → integer, formatted once per address
             key |= data[o + 6 + k].astype(np.int64) << (8 * k)
-        uniq, inv = np.unique(key, return_inverse=True)
+        # (the few distinct addresses by hashing, then each report's by a binary search:
+        # np.unique's inverse would sort every report)
+        uniq = np.sort(pl.Series(key).unique().to_numpy())
+        inv = np.searchsorted(uniq, key)
         names = pl.Series("address", [addr_str(int(u)) for u in uniq.tolist()], pl.String)
         et = data[o + 4].astype(np.int64)
         rssi = data[o + 13 + dl[fi]].astype(np.int16)

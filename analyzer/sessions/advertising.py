@@ -226,7 +226,9 @@ def _hci_advertisers(
     if reports.height == 0:
         return []
     # every report heard (any advertiser): was the scanner working during a long gap?
-    all_us = np.sort(reports["time_us"].to_numpy())
+    all_us = reports["time_us"].to_numpy()  # (in frame order: sorted unless time went back)
+    if all_us.size > 1 and not bool((all_us[1:] >= all_us[:-1]).all()):
+        all_us = np.sort(all_us)
     # integer codes for the addresses and PDU types (no string per report), the reports sorted
     # by (address, time, frame) as an index permutation applied to the numeric columns only
     names = reports["address"].unique().sort()

@@ -14,6 +14,9 @@ The interval of each advertiser comes from :mod:`analyzer.sessions.adv_interval`
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
 import numpy as np
 import polars as pl
 
@@ -274,6 +277,7 @@ def _hci_advertisers(
     release_heap()
     filtering = [(s0, s1) for s0, s1, f in sessions if f]
     out: list[Advertiser] = []
+    estimates: list[partial[None]] = []  # each advertiser's interval, done below
     for s0, s1 in zip(starts.tolist(), ends.tolist(), strict=True):
         a = addr_of[int(code[s0])]
         acc = _Acc(int(at[s0]))
@@ -297,12 +301,30 @@ def _hci_advertisers(
         if filt:
             adv.segments = whole_train(train, adv.interval_note)
         else:
-            _interval(
-                adv, ev_t, scan=_scan_for(scan_params, adv.first_frame), train=train,
+            estimates.append(partial(
+                _interval, adv, ev_t, scan=_scan_for(scan_params, adv.first_frame), train=train,
                 all_us=all_us, scan_on=scan_on, scan_at=scan_at,
-            )  # fmt: skip
+            ))  # fmt: skip
         out.append(adv)
+    _run_all(estimates, sum(len(e.args[1]) for e in estimates))
     return out
+
+
+#: heard advertising events from which the advertisers' intervals are estimated on two threads
+PARALLEL_EVENTS = 20_000
+
+
+def _run_all(jobs: list[partial[None]], events: int) -> None:
+    """Run the interval estimates (each writes its own advertiser; they share only read-only
+    arrays): on two threads when there are several and enough events — the estimator is numpy
+    on arrays large enough to release the GIL — else one after the other."""
+    if len(jobs) < 2 or events < PARALLEL_EVENTS:
+        for job in jobs:
+            job()
+        return
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="adv-interval") as pool:
+        for done in [pool.submit(job) for job in jobs]:
+            done.result()  # (an estimate's exception is raised here)
 
 
 def _scan_on_times(

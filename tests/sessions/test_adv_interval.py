@@ -11,10 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analyzer.analysis import analyze
+from analyzer.analysis import analyze, analyze_capture
+from analyzer.capture import CaptureError
+from analyzer.readers import load
+from analyzer.sessions import advertising
 from analyzer.sessions.advertising import estimate_interval
 from tests.builders import h4_phdr, pcap_file
-from tests.conftest import REPO
+from tests.conftest import REPO, corpus
 
 SCENARIOS = REPO / "captures" / "scenarios"
 
@@ -248,3 +251,25 @@ def test_seeds_refined_together_as_one_by_one(seed: int, strict_k: bool) -> None
         if fit is not None and ref is not None:
             assert fit[0] == pytest.approx(ref[0], abs=1e-9)
             assert np.array_equal(fit[1], ref[1]) and np.array_equal(fit[2], ref[2])
+
+
+def test_intervals_on_two_threads_equal_one_after_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The advertisers' interval estimates run on two threads on a large log: the same
+    advertisers (intervals, confidences, segments, histograms) as one after the other, on every
+    capture of the corpus with several HCI advertisers."""
+    checked = 0
+    for path in corpus():
+        if not path.exists():
+            continue
+        try:
+            one = analyze_capture(load(path))
+        except CaptureError:
+            continue
+        if sum(a.source == "hci" for a in one.advertisers) < 2:
+            continue
+        with monkeypatch.context() as mp:
+            mp.setattr(advertising, "PARALLEL_EVENTS", 0)
+            two = analyze_capture(load(path))
+        assert json.dumps(two.to_json()["advertisers"]) == json.dumps(one.to_json()["advertisers"])
+        checked += 1
+    assert checked >= 3

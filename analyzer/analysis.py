@@ -28,6 +28,16 @@ class CaptureAnalysis:
         return self.capture.payload(frame)
 
 
+def load_stages() -> None:
+    """Import the build stages and the rules an analysis runs (each module registers itself):
+    a command may do it while something else is under way (a prefetched read)."""
+    from analyzer.rules.base import load_all
+    from analyzer.sessions.build import load_session_modules
+
+    load_session_modules()
+    load_all()
+
+
 def analyze_capture(
     cap: Capture,
     config: RuleConfig | None = None,

@@ -159,8 +159,11 @@ def command(
     header per file, JSON as a list; the exit code is the worst of them)."""
     from analyzer.readers import btsnoop
 
-    btsnoop.prefetch(files[0])  # the first file's records walked while the rules import
+    btsnoop.prefetch(files[0])  # the first file's records are walked while these import
+    from analyzer.analysis import load_stages
     from analyzer.rules.base import ConfigError, RuleConfig
+
+    load_stages()
 
     if len(files) > 1 and (annotate_out or html_out):
         fail_input("--annotate and --html write one file: give one capture with them")

@@ -92,7 +92,8 @@ def stage_order(stages: dict[str, Stage]) -> list[Stage]:
     return done
 
 
-def _load_session_modules() -> None:
+def load_session_modules() -> None:
+    """Import every session module (each registers its build stages)."""
     global _SESSION_MODULES_LOADED
     if _SESSION_MODULES_LOADED:
         return
@@ -158,7 +159,7 @@ def rebuild(
     progress: Callable[[str], None] | None = None,
 ) -> Analysis:
     """Rebuild sessions from a capture (optionally narrowed to a device and a time window)."""
-    _load_session_modules()
+    load_session_modules()
     analysis = Analysis(
         capture=cap.summary_record(),
         scope=Scope(time_from_us=time_from_us, time_to_us=time_to_us),

@@ -72,9 +72,9 @@ def test_upper_layers_register_their_channels_in_one_registry() -> None:
     """Each session module claims its PSM / fixed CID itself (sessions.l2cap.on_psm/on_cid);
     decode/ keeps no second registry."""
     from analyzer.sessions import l2cap as sessions_l2cap
-    from analyzer.sessions.build import _load_session_modules
+    from analyzer.sessions.build import load_session_modules
 
-    _load_session_modules()
+    load_session_modules()
     owners = {p: f.__module__ for p, f in sessions_l2cap.PSM_CONSUMERS.items()}
     assert owners == {
         0x0001: "analyzer.sessions.sdp",

@@ -13,7 +13,7 @@ from analyzer.sessions.build import (
     STAGES,
     PipelineError,
     Stage,
-    _load_session_modules,
+    load_session_modules,
     stage_order,
 )
 from tests.conftest import REPO
@@ -26,7 +26,7 @@ def _noop(_ctx: object) -> None:
 
 
 def test_stages_run_after_what_they_read() -> None:
-    _load_session_modules()
+    load_session_modules()
     order = [s.name for s in stage_order(STAGES)]
     assert set(order) == {
         "a2dp_media", "advertising", "le_air", "smp", "att", "rfcomm", "sco", "benign"

@@ -371,8 +371,11 @@ def _convert(raw: np.ndarray, rec: np.ndarray, datalink: int) -> _Columns:
 _ARRAYS = ("time_us", "offset", "length", "orig_length", "kind", "direction", "adapter", "heads")
 
 
-def _allocate(rows: int, datalink: int, offset: np.ndarray | None = None) -> _Columns:
-    """Empty columns for ``rows`` records (``offset``: the array to use as the offset column)."""
+def _allocate(
+    rows: int, datalink: int, offset: np.ndarray | None = None, *, heads: bool = True
+) -> _Columns:
+    """Empty columns for ``rows`` records (``offset``: the array to use as the offset column;
+    ``heads``: with the payloads' first bytes when :data:`KEEP_HEADS`)."""
     return _Columns(
         time_us=np.empty(rows, np.int64),
         offset=np.empty(rows, np.int64) if offset is None else offset,
@@ -381,7 +384,7 @@ def _allocate(rows: int, datalink: int, offset: np.ndarray | None = None) -> _Co
         kind=np.empty(rows, np.uint8),
         direction=np.empty(rows, np.uint8),
         adapter=np.empty(rows, np.uint16) if datalink == 2001 else None,
-        heads=np.empty((rows, PAYLOAD_HEAD), np.uint8) if KEEP_HEADS else None,
+        heads=np.empty((rows, PAYLOAD_HEAD), np.uint8) if KEEP_HEADS and heads else None,
         drops=(0, 0, 0),
     )
 
@@ -424,18 +427,26 @@ def _luts(datalink: int) -> bytes:
 
 
 def _compiled_columns(
-    ext: ModuleType, data: np.ndarray, start: int, size: int, datalink: int, buf: object
+    ext: ModuleType,
+    data: np.ndarray,
+    start: int,
+    size: int,
+    datalink: int,
+    buf: object,
+    *,
+    for_analysis: bool = True,
 ) -> _Columns | None:
     """The frame table's columns in one pass of the compiled walk, which writes each record's
-    fields (and its payload's first bytes) into the columns as it steps over it, a window of
-    the file at a time with its pages released behind it. The columns are allocated for the
+    fields (and, ``for_analysis``, its payload's first bytes and the LE Meta events' payloads)
+    into the columns as it steps over it, a window of the file at a time with its pages
+    released behind it. The columns are allocated for the
     most records the file could hold (24 bytes each): pages never written are never resident,
     and the filled part is returned as views. None at the first record the walk cannot
     explain: the careful walk reads the file."""
     flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF
     flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
     try:
-        cols = _allocate(max((size - start) // REC_LEN, 0) + 1, datalink)
+        cols = _allocate(max((size - start) // REC_LEN, 0) + 1, datalink, heads=for_analysis)
     except MemoryError:  # no address space for that many: the careful walk reads the file
         return None
     none = np.zeros(0, np.uint8)
@@ -715,7 +726,8 @@ def quick_summary(path: str) -> dict[str, Any] | None:
         return None
     if size > HEADER.size and not _plausible(buf, HEADER.size, size, datalink, None, strict=True):
         return None
-    cols = _compiled_columns(ext, np.frombuffer(buf, np.uint8), HEADER.size, size, datalink, buf)
+    data = np.frombuffer(buf, np.uint8)
+    cols = _compiled_columns(ext, data, HEADER.size, size, datalink, buf, for_analysis=False)
     if cols is None:
         return None
     from analyzer.codes import DIRECTIONS, KINDS, code_counts, iso_utc

@@ -259,6 +259,12 @@ def _int32(v: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(v, dtype=np.int64), 0, INT32_MAX).astype(np.int32)
 
 
+#: each kind / direction once, in code order: the frame table's columns gather from them
+#: (made at import: polars' one-time set-up for enums is paid while a command still imports)
+_KIND_VALUES = pl.Series("kind", KINDS, dtype=KIND_DTYPE)
+_DIRECTION_VALUES = pl.Series("direction", DIRECTIONS, dtype=DIRECTION_DTYPE)
+
+
 def build_frames(
     *,
     time_us: np.ndarray,
@@ -276,12 +282,8 @@ def build_frames(
     n = len(time_us)
 
     # the codes pick from the enum's own values: a gather of small integers, no string per frame
-    kinds = pl.Series("kind", KINDS, dtype=KIND_DTYPE).gather(
-        pl.Series(np.asarray(kind, dtype=np.uint8))
-    )
-    dirs = pl.Series("direction", DIRECTIONS, dtype=DIRECTION_DTYPE).gather(
-        pl.Series(np.asarray(direction, dtype=np.uint8))
-    )
+    kinds = _KIND_VALUES.gather(pl.Series(np.asarray(kind, dtype=np.uint8)))
+    dirs = _DIRECTION_VALUES.gather(pl.Series(np.asarray(direction, dtype=np.uint8)))
     columns: dict[str, Any] = {
         # flagged sorted: a later sort or as-of join by frame number is then free
         "index": pl.Series("index", np.arange(1, n + 1, dtype=np.int64)).set_sorted(),

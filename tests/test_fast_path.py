@@ -43,6 +43,8 @@ def _both(path: Path) -> tuple[str, str]:
     if readers._ext is not None:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(build, "JOIN_CHUNK", 1000)
+            mp.setattr(btsnoop, "COMPILED_CALL", 16384)  # the walk resumed call after call
+            mp.setattr(btsnoop, "WALK_WINDOW", 16384)  # pages released often behind it
             compiled = _json(path)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(readers, "USE_COMPILED", False)  # the numpy lockstep walk, Python pcap walks

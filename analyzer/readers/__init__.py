@@ -122,9 +122,12 @@ def zero_run_end(data: np.ndarray, off: int, chunk: int = 1 << 20) -> int:
     return int(data.size)
 
 
-def backwards_warning(time_us: np.ndarray) -> list[str]:
-    """A warning when timestamps go backwards (seen in real Android and Ubertooth logs)."""
-    back = int((np.diff(time_us) < 0).sum()) if time_us.size > 1 else 0
+def backwards_warning(time_us: np.ndarray, count: int | None = None) -> list[str]:
+    """A warning when timestamps go backwards (seen in real Android and Ubertooth logs);
+    ``count``: how many times, when the reader counted them already."""
+    back = count
+    if back is None:
+        back = int((np.diff(time_us) < 0).sum()) if time_us.size > 1 else 0
     return [f"time goes backwards {back} times"] if back else []
 
 

@@ -17,6 +17,8 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static uint32_t be32(const unsigned char *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -150,27 +152,43 @@ static PyObject *run_walk(Py_buffer *buf, Py_ssize_t start, Py_ssize_t limit, Re
 }
 
 /* columns(buf, start, limit, flag_mask, flag_max, max_record, datalink, epoch_delta, luts,
- *         off, time_us, length, orig_length, kind, direction, adapter, heads)
- *   -> (n, stop, status, drops_first, drops_last, drops_max)
+ *         off, time_us, length, orig_length, kind, direction, adapter, heads,
+ *         keep, keep_at, keep_n, keep_used, keep_full, release)
+ *   -> (n, stop, status, drops_first, drops_last, drops_max, keep_n, keep_used, keep_full,
+ *       backwards)
  * The btsnoop record walk (btsnoop_record's rules; statuses as run_walk) writing the frame
  * table's columns as it steps over each record: payload offset (after a stripped H4 byte), Unix
  * µs, lengths (the original clipped to 0..2**31-1), kind and direction codes, the adapter
  * (monitor logs) and the payload's first HEAD_BYTES bytes (zero past its end). ``luts``: kind
  * then direction code by H4 type (1002) or monitor opcode (2001), 256 bytes each, then 6 codes:
  * ACL, event, command, unknown kind, sent, received. ``adapter``/``heads`` may be empty (not
- * wanted). Writes at most as many rows as the shortest output holds. */
+ * wanted). Writes at most as many rows as the shortest output holds. ``backwards``: how many
+ * records of this call have an earlier timestamp than the record before them.
+ *
+ * While a record is in the cache, the payload of each LE Meta event (an event whose first byte
+ * is 0x3E: the advertising reports a later pass reads all of) is appended to ``keep`` and
+ * (payload offset, end in ``keep``) to ``keep_at`` (int64 pairs), from entry ``keep_n`` and
+ * byte ``keep_used`` on; at the first that does not fit, ``keep_full`` is set and no more are
+ * kept. ``release`` > 0 (``buf`` is a memory-mapped file): the pages walked are dropped
+ * (MADV_DONTNEED: clean file pages, read back from the page cache if needed) every
+ * ``release`` bytes and at the end, so a pass never holds the whole file resident. All of it
+ * runs without the GIL. */
 static PyObject *columns(PyObject *self, PyObject *args) {
-    Py_buffer buf, luts, o_off, o_time, o_len, o_orig, o_kind, o_dir, o_adapter, o_heads;
-    Py_ssize_t start, limit;
+    Py_buffer buf, luts, o_off, o_time, o_len, o_orig, o_kind, o_dir, o_adapter, o_heads, o_keep,
+        o_keep_at;
+    Py_ssize_t start, limit, keep_n, keep_used, release;
+    int keep_full;
     unsigned long long flag_mask, flag_max, max_record;
     int datalink;
     long long epoch;
-    if (!PyArg_ParseTuple(args, "y*nnKKKiLy*w*w*w*w*w*w*w*w*", &buf, &start, &limit, &flag_mask,
-                          &flag_max, &max_record, &datalink, &epoch, &luts, &o_off, &o_time,
-                          &o_len, &o_orig, &o_kind, &o_dir, &o_adapter, &o_heads))
+    if (!PyArg_ParseTuple(args, "y*nnKKKiLy*w*w*w*w*w*w*w*w*w*w*nnpn", &buf, &start, &limit,
+                          &flag_mask, &flag_max, &max_record, &datalink, &epoch, &luts, &o_off,
+                          &o_time, &o_len, &o_orig, &o_kind, &o_dir, &o_adapter, &o_heads,
+                          &o_keep, &o_keep_at, &keep_n, &keep_used, &keep_full, &release))
         return NULL;
-    Py_buffer *all[] = {&buf, &luts, &o_off, &o_time, &o_len, &o_orig, &o_kind, &o_dir,
-                        &o_adapter, &o_heads};
+    Py_buffer *all[] = {&buf,   &luts,  &o_off,     &o_time,    &o_len,  &o_orig,
+                        &o_kind, &o_dir, &o_adapter, &o_heads, &o_keep, &o_keep_at};
+    const int n_all = 12;
     Py_ssize_t cap = o_off.len / 8;
     if (o_time.len / 8 < cap) cap = o_time.len / 8;
     if (o_len.len / 4 < cap) cap = o_len.len / 4;
@@ -180,9 +198,11 @@ static PyObject *columns(PyObject *self, PyObject *args) {
     int want_adapter = o_adapter.len > 0, want_heads = o_heads.len > 0;
     if (want_adapter && o_adapter.len / 2 < cap) cap = o_adapter.len / 2;
     if (want_heads && o_heads.len / HEAD_BYTES < cap) cap = o_heads.len / HEAD_BYTES;
-    if (luts.len < 518) {
-        for (int i = 0; i < 10; i++) PyBuffer_Release(all[i]);
-        PyErr_SetString(PyExc_ValueError, "columns: luts must hold 518 bytes");
+    const Py_ssize_t keep_cap = o_keep.len, keep_at_cap = o_keep_at.len / 16;
+    if (luts.len < 518 || keep_n < 0 || keep_used < 0 || keep_n > keep_at_cap ||
+        keep_used > keep_cap) {
+        for (int i = 0; i < n_all; i++) PyBuffer_Release(all[i]);
+        PyErr_SetString(PyExc_ValueError, "columns: bad luts or keep state");
         return NULL;
     }
     const unsigned char *data = (const unsigned char *)buf.buf;
@@ -193,17 +213,32 @@ static PyObject *columns(PyObject *self, PyObject *args) {
     unsigned char *kind_out = (unsigned char *)o_kind.buf, *dir_out = (unsigned char *)o_dir.buf;
     uint16_t *adapter_out = (uint16_t *)o_adapter.buf;
     unsigned char *heads_out = (unsigned char *)o_heads.buf;
+    unsigned char *keep_out = (unsigned char *)o_keep.buf;
+    int64_t *keep_at = (int64_t *)o_keep_at.buf;
+    if (keep_cap == 0 || keep_at_cap == 0)
+        keep_full = 1;
     const Py_ssize_t size = buf.len;
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || ((uintptr_t)data % (uintptr_t)page) != 0)
+        release = 0; /* not a page-aligned mapping: nothing to release */
     Rules r = {1, flag_mask, flag_max, max_record};
     Py_ssize_t n = 0, off = start < 0 ? 0 : start;
+    Py_ssize_t released = page > 0 ? (off + page - 1) / page * page : off;
     ReadAhead ra = {off, 0};
     int status = 0;
     uint32_t d_first = 0, d_last = 0, d_max = 0;
+    Py_ssize_t backwards = 0;
+    int64_t prev_ts = 0;
     Py_BEGIN_ALLOW_THREADS
     while (off < size) {
         if (n >= cap || off >= limit) {
             status = 1;
             break;
+        }
+        if (release > 0 && off - released >= release) {
+            Py_ssize_t upto = off / page * page;
+            madvise((void *)(data + released), (size_t)(upto - released), MADV_DONTNEED);
+            released = upto;
         }
         read_ahead(&ra, data, size, off);
         const unsigned char *h = data + off;
@@ -236,27 +271,48 @@ static PyObject *columns(PyObject *self, PyObject *args) {
         }
         if (n == 0)
             d_first = drops;
+        else if (ts < prev_ts)
+            backwards++;
+        prev_ts = ts;
         d_last = drops;
         if (drops > d_max)
             d_max = drops;
         int64_t o2 = (int64_t)orig - (int64_t)strip;
+        const Py_ssize_t plen = (Py_ssize_t)(incl - strip);
+        const unsigned char *payload = h + 24 + strip;
         off_out[n] = (int64_t)off + 24 + strip;
         time_out[n] = ts - (int64_t)epoch;
-        len_out[n] = (int32_t)(incl - strip);
+        len_out[n] = (int32_t)plen;
         orig_out[n] = (int32_t)(o2 < 0 ? 0 : (o2 > 2147483647 ? 2147483647 : o2));
         kind_out[n] = kind;
         dir_out[n] = dir;
         if (want_heads) /* while the record is in the cache */
-            copy_padded(heads_out + n * HEAD_BYTES, h + 24 + strip, (Py_ssize_t)(incl - strip),
-                        HEAD_BYTES);
+            copy_padded(heads_out + n * HEAD_BYTES, payload, plen, HEAD_BYTES);
+        if (!keep_full && kind == codes[1] && plen > 0 && payload[0] == 0x3E) {
+            if (keep_n < keep_at_cap && plen <= keep_cap - keep_used) {
+                memcpy(keep_out + keep_used, payload, (size_t)plen);
+                keep_used += plen;
+                keep_at[2 * keep_n] = off_out[n];
+                keep_at[2 * keep_n + 1] = (int64_t)keep_used;
+                keep_n++;
+            } else {
+                keep_full = 1;
+            }
+        }
         n++;
         off += len;
     }
+    if (release > 0) {
+        Py_ssize_t upto = off / page * page;
+        if (upto > released)
+            madvise((void *)(data + released), (size_t)(upto - released), MADV_DONTNEED);
+    }
     Py_END_ALLOW_THREADS
     touch_sink = ra.sink;
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < n_all; i++)
         PyBuffer_Release(all[i]);
-    return Py_BuildValue("nniIII", n, off, status, d_first, d_last, d_max);
+    return Py_BuildValue("nniIIInnin", n, off, status, d_first, d_last, d_max, keep_n, keep_used,
+                         keep_full, backwards);
 }
 
 /* (buf, start, limit, big, a, out_offsets): a walk whose rules are a byte order and one bound */

@@ -153,7 +153,11 @@ def _windows(data: np.ndarray) -> np.ndarray:
 
 
 #: the lockstep walk runs window by window over this many bytes, releasing each behind it
+#: (the compiled walk releases its pages as often)
 WALK_WINDOW = PASS_WINDOW
+#: bytes the compiled walk covers per call: all (it releases pages itself, so one call without
+#: the GIL reads the file); tests make it small to check the walk resumes where it stopped
+COMPILED_CALL = 1 << 62
 
 
 def _walk(data: np.ndarray, start: int, size: int, datalink: int, buf: object) -> np.ndarray | None:
@@ -304,8 +308,8 @@ class _Columns:
     heads: np.ndarray | None  # (n, PAYLOAD_HEAD) uint8: each payload's first bytes (KEEP_HEADS)
     drops: tuple[int, int, int]  # cumulative drops of the first and last record, and the most
     kept: KeptPayloads | None = None  # the LE Meta events copied out as the walk passed them
-    #: :func:`_drops_and_warnings` of these columns, when a prefetch worked them out already
-    checked: tuple[int, list[str]] | None = None
+    #: how many records have an earlier timestamp than the one before (None: not counted yet)
+    backwards: int | None = None
 
 
 #: records converted per step (the header gather and its int64 temporaries stay this small)
@@ -437,12 +441,12 @@ def _compiled_columns(
     for_analysis: bool = True,
 ) -> _Columns | None:
     """The frame table's columns in one pass of the compiled walk, which writes each record's
-    fields (and, ``for_analysis``, its payload's first bytes and the LE Meta events' payloads)
-    into the columns as it steps over it, a window of the file at a time with its pages
-    released behind it. The columns are allocated for the
-    most records the file could hold (24 bytes each): pages never written are never resident,
-    and the filled part is returned as views. None at the first record the walk cannot
-    explain: the careful walk reads the file."""
+    fields (and, ``for_analysis``, its payload's first bytes and the LE Meta events' payloads
+    while they are in memory) into the columns as it steps over it, releasing the pages of a
+    mapped file every :data:`WALK_WINDOW` bytes behind it — in one call without the GIL. The
+    columns are allocated for the most records the file could hold (24 bytes each): pages never
+    written are never resident, and the filled part is returned as views. None at the first
+    record the walk cannot explain: the careful walk reads the file."""
     flag_mask = 0xFFFF if datalink == 2001 else 0xFFFFFFFF
     flag_max = MONITOR_MAX_OPCODE if datalink == 2001 else 3
     try:
@@ -451,28 +455,33 @@ def _compiled_columns(
         return None
     none = np.zeros(0, np.uint8)
     luts = _luts(datalink)
-    keep = min(KEEP_BYTES, size - start)  # (the payloads are no more than the file)
-    keeper = _Keeper(keep) if cols.heads is not None and keep > 0 else None
+    # the LE Meta events' payloads (no more than the file) and their (offset, end) pairs; an
+    # event holds at least 16 bytes that matter, so a pair per 16 bytes is room enough
+    keep = min(KEEP_BYTES, max(size - start, 0)) if cols.heads is not None else 0
+    blob = np.empty(keep, np.uint8)
+    kept_at = np.empty((keep // 16 + 1, 2), np.int64)
+    keep_n = keep_used = 0
+    keep_full = keep == 0
+    release = WALK_WINDOW if isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED") else 0
     n = 0
     pos = start
-    first = last = most_drops = 0
+    first = last = most_drops = backwards = 0
     while True:
-        got, stop, status, d0, d1, dmax = ext.columns(
-            data[:size], pos, pos + WALK_WINDOW, flag_mask, flag_max, MAX_RECORD, datalink,
+        got, stop, status, d0, d1, dmax, keep_n, keep_used, keep_full, back = ext.columns(
+            data[:size], pos, pos + COMPILED_CALL, flag_mask, flag_max, MAX_RECORD, datalink,
             EPOCH_DELTA_US, luts, cols.offset[n:], cols.time_us[n:], cols.length[n:],
             cols.orig_length[n:], cols.kind[n:], cols.direction[n:],
             cols.adapter[n:] if cols.adapter is not None else none,
             cols.heads[n:] if cols.heads is not None else none,
+            blob, kept_at, keep_n, keep_used, keep_full, release,
         )  # fmt: skip
         if status == 2:
             return None
         if got:
             first = d0 if n == 0 else first
             last, most_drops = d1, max(most_drops, dmax)
-        if keeper is not None:  # before the pages go
-            keeper.add(ext, data, cols, n, n + got)
+            backwards += back + int(n > 0 and cols.time_us[n] < cols.time_us[n - 1])
         n += got
-        release_pages(buf, pos, stop)
         if status == 0:
             break
         pos = stop
@@ -481,53 +490,12 @@ def _compiled_columns(
         if column is not None:
             setattr(cols, name, column[:n])
     cols.drops = (first, last, most_drops)
-    cols.kept = keeper.result() if keeper is not None else None
+    cols.backwards = backwards
+    if keep_n:
+        start_at = np.zeros(keep_n + 1, np.int64)
+        start_at[1:] = kept_at[:keep_n, 1]
+        cols.kept = KeptPayloads(kept_at[:keep_n, 0].copy(), start_at, blob[:keep_used])
     return cols
-
-
-class _Keeper:
-    """Copies the payloads of the LE Meta events (Core Vol 4 Part E §7.7.65: the advertising
-    reports a later pass reads every one of) out of each window the walk has just read, while
-    its pages are still in memory, into one array of at most :data:`KEEP_BYTES` (allocated
-    once: pages never written are never resident). Stops at the first that does not fit: the
-    later ones are read from the file when needed."""
-
-    def __init__(self, limit: int) -> None:
-        self.blob = np.empty(limit, np.uint8)
-        self.offsets: list[np.ndarray] = []
-        self.lengths: list[np.ndarray] = []
-        self.used = 0
-        self.full = False
-
-    def add(self, ext: ModuleType, data: np.ndarray, cols: _Columns, a: int, b: int) -> None:
-        if self.full or cols.heads is None:
-            return
-        ln = cols.length[a:b]
-        pick = np.flatnonzero((cols.kind[a:b] == K_EVENT) & (ln > 0) & (cols.heads[a:b, 0] == 0x3E))
-        if pick.size == 0:
-            return
-        lens = ln[pick].astype(np.int64)
-        ends = self.used + np.cumsum(lens)
-        fit = int(np.searchsorted(ends, self.blob.size, "right"))
-        if fit < pick.size:
-            self.full = True
-            pick, lens = pick[:fit], lens[:fit]
-        if fit == 0:
-            return
-        offs = cols.offset[a:b][pick]
-        total = int(ends[fit - 1]) - self.used
-        ext.gather_runs(data, offs, lens, self.blob[self.used : self.used + total])
-        self.offsets.append(offs)
-        self.lengths.append(lens)
-        self.used += total
-
-    def result(self) -> KeptPayloads | None:
-        if not self.offsets:
-            return None
-        lens = np.concatenate(self.lengths)
-        start = np.zeros(lens.size + 1, np.int64)
-        np.cumsum(lens, out=start[1:])
-        return KeptPayloads(np.concatenate(self.offsets), start, self.blob[: self.used])
 
 
 # -- prefetch: the walk on a thread while a command imports -------------------------------------
@@ -576,7 +544,6 @@ def prefetch(path: str) -> None:
         try:
             cols = _compiled_columns(ext, data, HEADER.size, data.size, datalink, mapped)
             if cols is not None:
-                cols.checked = _drops_and_warnings(cols)
                 result.append(cols)
         except Exception:  # (the read walks the file itself)
             pass
@@ -702,7 +669,7 @@ def _drops_and_warnings(cols: _Columns) -> tuple[int, list[str]]:
     drops_first, drops_last, drops_max = cols.drops
     total = drops_max if drops_first > drops_last else drops_last
     warnings = [f"the capture reports {total} dropped packets"] if total else []
-    return total, warnings + backwards_warning(cols.time_us)
+    return total, warnings + backwards_warning(cols.time_us, cols.backwards)
 
 
 def quick_summary(path: str) -> dict[str, Any] | None:
@@ -875,7 +842,7 @@ def read(src: Source) -> Capture:
     if cols is None:
         rec = fast if fast is not None else np.frombuffer(offs, dtype=np.int64).copy()
         cols = _columns(data, rec, buf, datalink)
-    total_drops, found = cols.checked or _drops_and_warnings(cols)
+    total_drops, found = _drops_and_warnings(cols)
     warnings += found
     for d in damaged:
         warnings.append(str(d))

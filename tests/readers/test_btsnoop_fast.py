@@ -116,6 +116,7 @@ def test_one_pass_columns_equal_the_record_walks(
     if readers._ext is None:
         pytest.skip("the compiled walk is not built in this install")
     monkeypatch.setattr(btsnoop, "WALK_WINDOW", window)
+    monkeypatch.setattr(btsnoop, "COMPILED_CALL", window)
     checked = 0
     for path in CAPTURES:
         whole = path.read_bytes()
@@ -150,7 +151,7 @@ def test_kept_le_meta_payloads_are_the_files_bytes(
     those events in frame order within the limit (a small limit stops it part way), and
     ``Capture.packed`` gives the same bytes from them as from the file — mixed requests, with
     frames that were not kept, included."""
-    monkeypatch.setattr(btsnoop, "WALK_WINDOW", 16384)  # many windows: kept window by window
+    monkeypatch.setattr(btsnoop, "COMPILED_CALL", 16384)  # many calls: keeping resumes
     monkeypatch.setattr(btsnoop, "KEEP_BYTES", limit)
     cap = readers.load(path)
     f = cap.frames
@@ -237,3 +238,27 @@ def test_prefetch_of_a_changed_or_other_file_is_not_used(tmp_path: Path) -> None
     for other in (tmp_path / "text", tmp_path / "missing", tmp_path, tmp_path / "fifo"):
         btsnoop.prefetch(str(other))
         assert not btsnoop._PREFETCH
+
+
+@pytest.mark.skipif(readers._ext is None, reason="compiled module not built")
+@pytest.mark.parametrize("call", [btsnoop.COMPILED_CALL, 700])
+def test_compiled_walk_counts_time_going_backwards(
+    call: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled walk counts the records stamped earlier than the one before them (across
+    its calls too) as the numpy count over the time column does: the same warning."""
+    raw = bytearray(CAPTURES[0].read_bytes())
+    offs = _slow_offsets(bytes(raw))
+    assert offs is not None and len(offs) > 20
+    for k, off in enumerate(offs):
+        if k % 7 == 3 or k % 11 == 5:  # stamped 1 s before the record before it
+            prev = struct.unpack_from(">q", raw, offs[k - 1] + 16)[0]
+            struct.pack_into(">q", raw, off + 16, prev - 1_000_000)
+    f = tmp_path / "back.log"
+    f.write_bytes(bytes(raw))
+    monkeypatch.setattr(btsnoop, "COMPILED_CALL", call)
+    fast = readers.load(f)
+    monkeypatch.setattr(readers, "USE_COMPILED", False)
+    plain = readers.load(f)
+    want = [w for w in plain.warnings if "backwards" in w]
+    assert want and [w for w in fast.warnings if "backwards" in w] == want

@@ -33,7 +33,10 @@ def load_or_exit(path: str, *, log: str | None = None) -> Capture:
 
 
 def print_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, default=str))
+    """JSON on stdout: indented for a person at a terminal, else on one line (the C encoder:
+    a large analysis piped to a file or a tool is written several times faster)."""
+    indent = 2 if sys.stdout.isatty() else None
+    click.echo(json.dumps(obj, indent=indent, default=str))
 
 
 def annotate_findings(cap: Capture, findings: list[Finding]) -> None:

@@ -21,7 +21,9 @@ Generated from the model (`analyzer/model/`) by `python -m analyzer.model.docs`;
 `schema` names the version: `{SCHEMA}`. Keys may be added, never renamed (the schema-1 keys
 scripts use are all still here). Times are integer Unix microseconds (`*_time_us`); every item
 that stands for packets carries its frame numbers (1-based, as Wireshark numbers frames). HCI
-status and reason codes are integers with their Core-spec names beside them (`*_name`).
+status and reason codes are integers with their Core-spec names beside them (`*_name`). The
+command prints it indented on a terminal and on one line when its output is piped or redirected
+(`| jq .` indents it).
 
 `Analysis.from_json(doc)` rebuilds the analysis from this document exactly; `Analysis.table(name)`
 gives each table as a polars DataFrame with a fixed schema (maps become lists of `key`/`value`,

@@ -116,7 +116,7 @@ HEADER_DTYPE = np.dtype(
 KEEP_HEADS = True
 #: LE Meta event payload bytes the compiled walk keeps (:attr:`Capture.kept`, with the heads):
 #: bounds the copy on a long scan's log, whose later reports are read from the file again
-KEEP_BYTES = 32 << 20
+KEEP_BYTES = 16 << 20
 #: record bytes gathered per record with them: the header, the H4 byte, then the payload's
 HEAD_WIDTH = REC_LEN + 1 + PAYLOAD_HEAD
 

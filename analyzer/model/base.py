@@ -111,11 +111,25 @@ def _is_detail_map(tp: object) -> bool:
 # -- to JSON -------------------------------------------------------------------------------------
 
 
+#: the public field names of each record class met by :func:`to_jsonable` (None: not a record)
+_JSON_FIELDS: dict[type, tuple[str, ...] | None] = {}
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_jsonable(obj: object) -> JsonValue:
     """A record (recursively) as JSON-ready dicts and lists."""
     cls: type = type(obj)
-    if is_record(cls):
-        return {name: to_jsonable(getattr(obj, name)) for name, _ in field_types(cls)}
+    if cls in _PLAIN:
+        return typing.cast(JsonValue, obj)
+    names = _JSON_FIELDS.get(cls, ())
+    if names == ():  # (first meeting: only the names are needed, not the resolved types)
+        names = _JSON_FIELDS[cls] = (
+            tuple(f.name for f in dataclasses.fields(cls) if not f.name.startswith("_"))
+            if is_record(cls)
+            else None
+        )
+    if names is not None:
+        return {name: to_jsonable(getattr(obj, name)) for name in names}
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

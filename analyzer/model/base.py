@@ -66,7 +66,8 @@ def record(cls: type[T]) -> type[T]:
         "__hash__": None,
     }
     for name, value in methods.items():
-        setattr(out, name, value)
+        if name not in cls.__dict__:  # (a record's own method stays, as with dataclasses)
+            setattr(out, name, value)
     return out
 
 

@@ -269,11 +269,14 @@ static PyObject *columns(PyObject *self, PyObject *args) {
             if (want_adapter)
                 adapter_out[n] = (uint16_t)(flags >> 16);
         }
+        /* Unix µs, wrapping as numpy's int64 subtraction does (no signed overflow in C); the
+         * backwards count compares these, as the numpy path compares its time column */
+        const int64_t t_us = (int64_t)((uint64_t)ts - (uint64_t)epoch);
         if (n == 0)
             d_first = drops;
-        else if (ts < prev_ts)
+        else if (t_us < prev_ts)
             backwards++;
-        prev_ts = ts;
+        prev_ts = t_us;
         d_last = drops;
         if (drops > d_max)
             d_max = drops;
@@ -281,7 +284,7 @@ static PyObject *columns(PyObject *self, PyObject *args) {
         const Py_ssize_t plen = (Py_ssize_t)(incl - strip);
         const unsigned char *payload = h + 24 + strip;
         off_out[n] = (int64_t)off + 24 + strip;
-        time_out[n] = ts - (int64_t)epoch;
+        time_out[n] = t_us;
         len_out[n] = (int32_t)plen;
         orig_out[n] = (int32_t)(o2 < 0 ? 0 : (o2 > 2147483647 ? 2147483647 : o2));
         kind_out[n] = kind;

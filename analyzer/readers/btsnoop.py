@@ -500,13 +500,14 @@ def _compiled_columns(
 
 # -- prefetch: the walk on a thread while a command imports -------------------------------------
 
-#: files being walked ahead of their read: (device, inode, size, mtime) → the thread, its
-#: result, the file's datalink
-_PREFETCH: dict[tuple[int, int, int, int], tuple[threading.Thread, list[_Columns], int]] = {}
+#: files being walked ahead of their read: (device, inode, size, mtime, ctime) → the thread,
+#: its result, the file's datalink
+_PREFETCH: dict[tuple[int, int, int, int, int], tuple[threading.Thread, list[_Columns], int]] = {}
 
 
-def _file_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+def _file_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    # (ctime too: a file rewritten in place with its mtime restored still changes it)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def prefetch(path: str) -> None:
@@ -518,7 +519,9 @@ def prefetch(path: str) -> None:
     ext = compiled()
     if ext is None:
         return
-    try:  # (non-blocking: a FIFO's open would wait for a writer; only regular files go on)
+    try:  # only a regular file: opening a FIFO would take (and then drop) its writer
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except (OSError, ValueError):
         return

@@ -49,12 +49,18 @@ PAGE = mmap.PAGESIZE
 PASS_WINDOW = 32 << 20
 
 
+def releasable(buffer: object) -> bool:
+    """Can :func:`release_pages` (or the compiled walk, which does the same) drop this
+    buffer's pages: a memory-mapped file on a platform with ``MADV_DONTNEED``."""
+    return isinstance(buffer, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED")
+
+
 def release_pages(buffer: object, lo: int, hi: int) -> None:
     """Drop the resident pages of a memory-mapped capture between byte offsets ``lo`` and
     ``hi`` (whole pages only) once a sequential pass is done with them: they are clean file
     pages, read back from the page cache if a later stage needs them, so peak memory is one
     window of the file instead of all of it. No-op for in-memory buffers."""
-    if not isinstance(buffer, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+    if not isinstance(buffer, mmap.mmap) or not releasable(buffer):
         return
     a = -(-max(lo, 0) // PAGE) * PAGE
     b = (min(hi, len(buffer)) // PAGE) * PAGE

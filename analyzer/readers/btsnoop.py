@@ -45,6 +45,7 @@ from analyzer.codes import (
     PAYLOAD_HEAD,
     CaptureError,
     KeptPayloads,
+    releasable,
     release_pages,
 )
 from analyzer.readers import (
@@ -462,7 +463,7 @@ def _compiled_columns(
     kept_at = np.empty((keep // 16 + 1, 2), np.int64)
     keep_n = keep_used = 0
     keep_full = keep == 0
-    release = WALK_WINDOW if isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED") else 0
+    release = WALK_WINDOW if releasable(buf) else 0
     n = 0
     pos = start
     first = last = most_drops = backwards = 0
